@@ -1,0 +1,177 @@
+// Reverse-mode autograd, define-by-run. Each op's result holds the Node that made it; the Node holds
+// its inputs. backward() orders that graph once, runs each Node's rule from the root down, then
+// frees the graph as PyTorch does (retain_graph=False).
+//
+// Gradients accumulate until zero_grad(). zero_grad() does not launch a fill: it marks the buffer
+// "logically zero" and the next rule that writes to it overwrites instead of adding. That saves a
+// kernel per parameter per step and keeps a captured step correct on every replay.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "backend/kernels.hpp"
+#include "error.hpp"
+#include "shape.hpp"
+
+namespace minigrad {
+namespace detail {
+
+template <class B, class T>
+struct TensorImpl;
+
+template <class B, class T>
+struct Node {
+    std::array<std::shared_ptr<TensorImpl<B, T>>, 3> inputs{};  // also what the rule reads; unused are null
+    virtual ~Node() = default;
+    // Reads out.grad and adds each input's share to that input's grad.
+    virtual void backward(TensorImpl<B, T>& out) = 0;
+};
+
+// One tensor's storage and autograd state. Storage comes from the backend's caching allocator.
+template <class B, class T>
+struct TensorImpl {
+    Shape shape;
+    T* data = nullptr;
+    int device = 0;
+    bool requires_grad = false;
+    bool grad_is_zero = true;  // grad holds no value yet: the next accumulation overwrites it
+    std::shared_ptr<TensorImpl> grad;
+    std::shared_ptr<Node<B, T>> grad_fn;  // null for leaves
+    std::uint64_t visit_mark = 0;
+    std::shared_ptr<TensorImpl> storage_owner;  // set for a view (detach) of another tensor's storage
+
+    TensorImpl(const Shape& s, int dev) : shape(s), device(dev) {
+        data = static_cast<T*>(B::allocate(bytes(), device));
+    }
+    explicit TensorImpl(std::shared_ptr<TensorImpl> owner)
+        : shape(owner->shape), data(owner->data), device(owner->device), storage_owner(std::move(owner)) {}
+    TensorImpl(const TensorImpl&) = delete;
+    TensorImpl& operator=(const TensorImpl&) = delete;
+    ~TensorImpl() {
+        if (!storage_owner) B::deallocate(data, bytes(), device);
+    }
+
+    std::size_t bytes() const { return static_cast<std::size_t>(shape.numel()) * sizeof(T); }
+    std::int64_t numel() const { return shape.numel(); }
+};
+
+inline bool& grad_mode_flag() {
+    static bool enabled = true;
+    return enabled;
+}
+
+// Where a rule writes its gradient for `impl`, and whether it overwrites (first write since
+// zero_grad) or adds.
+template <class B, class T>
+struct GradSlot {
+    T* data;
+    bool overwrite;
+};
+
+template <class B, class T>
+GradSlot<B, T> grad_slot(TensorImpl<B, T>& impl) {
+    if (!impl.grad) {
+        impl.grad = std::make_shared<TensorImpl<B, T>>(impl.shape, impl.device);
+        impl.grad_is_zero = true;
+    }
+    GradSlot<B, T> slot{impl.grad->data, impl.grad_is_zero};
+    impl.grad_is_zero = false;
+    return slot;
+}
+
+// Makes a logically-zero gradient real, for a user who reads it.
+template <class B, class T>
+void materialize_grad(TensorImpl<B, T>& impl) {
+    if (impl.grad && impl.grad_is_zero) {
+        B::launch(impl.numel(), kernels::Fill<T>{impl.grad->data, T(0)}, impl.device);
+        impl.grad_is_zero = false;
+    }
+}
+
+template <class B, class T>
+bool needs_grad(const std::shared_ptr<TensorImpl<B, T>>& impl) {
+    return impl && impl->requires_grad;
+}
+
+// Whether an op on these tensors records a Node: grad mode is on and some input needs a gradient.
+template <class... Tensors>
+bool wants_grad(const Tensors&... tensors) {
+    return grad_mode_flag() && (... || (tensors.defined() && tensors.requires_grad()));
+}
+
+template <class B, class T, class N>
+void attach(TensorImpl<B, T>& out, std::shared_ptr<N> node) {
+    out.requires_grad = true;
+    out.grad_fn = std::move(node);
+}
+
+template <class B, class T>
+void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
+    if (root->numel() != 1) {
+        fail<ShapeError>(
+            "backward: the tensor has shape {} ({} elements), expected a scalar (1 element); "
+            "reduce it first, e.g. with sum() or mean()",
+            root->shape, root->numel());
+    }
+    if (!root->requires_grad) {
+        fail<Error>("backward: the tensor does not require grad and has no grad_fn; "
+                    "was it computed under no_grad, or from tensors without requires_grad?");
+    }
+    static std::uint64_t mark = 0;
+    static std::vector<TensorImpl<B, T>*> order;  // children before parents
+    static std::vector<std::pair<TensorImpl<B, T>*, int>> stack;
+    ++mark;
+    order.clear();
+    stack.clear();
+    stack.emplace_back(root.get(), 0);
+    root->visit_mark = mark;
+    while (!stack.empty()) {
+        auto& [impl, next] = stack.back();
+        Node<B, T>* node = impl->grad_fn.get();
+        if (node && next < static_cast<int>(node->inputs.size())) {
+            TensorImpl<B, T>* child = node->inputs[next++].get();
+            if (child && child->requires_grad && child->visit_mark != mark) {
+                child->visit_mark = mark;
+                stack.emplace_back(child, 0);
+            }
+            continue;
+        }
+        order.push_back(impl);
+        stack.pop_back();
+    }
+
+    auto seed = grad_slot(*root);
+    B::launch(1, kernels::AddScalar<T>{seed.data, T(1), seed.overwrite}, root->device);
+    for (auto it = order.rbegin(); it != order.rend(); ++it)
+        if ((*it)->grad_fn) (*it)->grad_fn->backward(**it);
+
+    // Free the graph children-first, so every pointer in `order` stays valid while we walk it.
+    for (TensorImpl<B, T>* impl : order) {
+        if (impl->grad_fn) {
+            impl->grad_fn.reset();
+            impl->grad.reset();  // as PyTorch, only leaves keep their .grad
+        }
+    }
+}
+
+}  // namespace detail
+
+// Turns graph recording off for its lifetime, as torch.no_grad(): for evaluation.
+class NoGradGuard {
+  public:
+    NoGradGuard() : previous_(detail::grad_mode_flag()) { detail::grad_mode_flag() = false; }
+    ~NoGradGuard() { detail::grad_mode_flag() = previous_; }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+  private:
+    bool previous_;
+};
+
+inline bool is_grad_enabled() { return detail::grad_mode_flag(); }
+
+}  // namespace minigrad

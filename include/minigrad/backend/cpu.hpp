@@ -1,0 +1,189 @@
+// CpuBackend: plain C++ on the host. Tensor storage is host memory from the caching allocator;
+// kernels are the shared functors of kernels.hpp run in a loop, except matmul, which has
+// cache-friendly loops of its own (the per-element functor is the GPU's shape of the work).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "../counters.hpp"
+#include "../error.hpp"
+#include "caching_allocator.hpp"
+#include "kernels.hpp"
+
+namespace minigrad {
+
+struct Cuda;  // declared for every compiler so mixing backends gives a readable compile error
+
+namespace detail {
+// Four lanes of T as a GCC/Clang vector; GCC drops vector_size on a dependent alias, hence these.
+template <class T>
+struct Vec4;
+template <>
+struct Vec4<float> {
+    typedef float type __attribute__((vector_size(16)));
+};
+template <>
+struct Vec4<double> {
+    typedef double type __attribute__((vector_size(32)));
+};
+}  // namespace detail
+
+struct Cpu {
+    static constexpr std::string_view name = "Cpu";
+    static constexpr bool is_host = true;  // its storage can be read by host code directly
+    static constexpr bool supports_graphs = false;  // StepGraph just runs the step
+    using GraphHandle = std::nullptr_t;
+
+    static detail::CachingAllocator& allocator() {
+        static detail::CachingAllocator cache(
+            [](std::size_t bytes) -> void* {
+                void* p = std::aligned_alloc(detail::CachingAllocator::granule, bytes);
+                if (!p) throw std::bad_alloc();
+                return p;
+            },
+            [](void* p) { std::free(p); }, /*is_device=*/false);
+        return cache;
+    }
+
+    static void* allocate(std::size_t bytes, int /*device*/) { return allocator().allocate(bytes); }
+    static void deallocate(void* p, std::size_t bytes, int /*device*/) {
+        allocator().deallocate(p, bytes);
+    }
+    static int current_device() { return 0; }
+
+    // Copies in from host memory / out to host memory / within this backend.
+    static void upload(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+        if (bytes) std::memcpy(dst, src, bytes);
+    }
+    static void download(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+        if (bytes) std::memcpy(dst, src, bytes);
+    }
+    static void copy(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+        if (bytes) std::memcpy(dst, src, bytes);
+    }
+    static void synchronize(int /*device*/) {}
+
+    template <class F>
+    static void launch(std::int64_t n, const F& f, int /*device*/) {
+        ++counters().kernel_launches;
+        const F local = f;  // a local copy lets the compiler keep its fields in registers
+#pragma GCC ivdep
+        for (std::int64_t i = 0; i < n; ++i) local(i);
+    }
+
+    // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
+    // Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
+    // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
+    // (n <= 16) the row is a fixed-size register accumulator the compiler unrolls and vectorises.
+    template <class T>
+    static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
+        ++counters().kernel_launches;
+        const T* b = g.b;
+        if (g.trans_b) {
+            static std::vector<T> scratch;  // grows once to the largest b: no per-step allocation
+            scratch.resize(static_cast<std::size_t>(g.k * g.n));
+            for (std::int64_t j = 0; j < g.n; ++j)
+                for (std::int64_t p = 0; p < g.k; ++p) scratch[static_cast<std::size_t>(p * g.n + j)] = g.b[j * g.k + p];
+            b = scratch.data();
+        }
+        if (g.n <= 16) {
+            gemm_narrow<T>(g, b, std::make_integer_sequence<int, 17>{});
+        } else {
+            gemm_rows<T, 0>(g, b);
+        }
+    }
+
+    // out[0] = scale * sum(x), written or added.
+    template <class T>
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/) {
+        ++counters().kernel_launches;
+        T acc = 0;
+        for (std::int64_t i = 0; i < n; ++i) acc += x[i];
+        out[0] = kernels::write(out[0], acc * scale, overwrite);
+    }
+
+    // N > 0: the row width is N, known at compile time; N == 0: width g.n at run time.
+    template <class T, int N>
+    static void gemm_rows(const kernels::GemmElement<T>& g, const T* b) {
+        const std::int64_t m = g.m, k = g.k, n = N > 0 ? N : g.n;
+        // a(r, p) = a[r * a_row + p * a_col]: strides instead of a branch keep the loops vectorisable
+        const std::int64_t a_row = g.trans_a ? 1 : k, a_col = g.trans_a ? m : 1;
+        if constexpr (N > 0) {
+            // Four rows at once, held as one vector (GCC/Clang vector extension): acc[j] lane i is
+            // c(r + i, j). Narrow outputs then use full vector width whatever N is; a last block
+            // of fewer than four rows runs with its missing lanes at zero.
+            using V = typename detail::Vec4<T>::type;
+            for (std::int64_t r = 0; r < m; r += 4) {
+                const int lanes = m - r < 4 ? static_cast<int>(m - r) : 4;
+                V acc[N];
+                for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
+                const T* a0 = g.a + r * a_row;
+                if (lanes == 4) {
+                    for (std::int64_t p = 0; p < k; ++p) {
+                        const T* ap = a0 + p * a_col;
+                        const V av = {ap[0], ap[a_row], ap[2 * a_row], ap[3 * a_row]};
+                        const T* __restrict bp = b + p * N;
+                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
+                    }
+                } else {
+                    for (std::int64_t p = 0; p < k; ++p) {
+                        const T* ap = a0 + p * a_col;
+                        V av{};
+                        for (int i = 0; i < lanes; ++i) av[i] = ap[i * a_row];
+                        const T* __restrict bp = b + p * N;
+                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
+                    }
+                }
+                for (int i = 0; i < lanes; ++i) {
+                    T* __restrict cr = g.c + (r + i) * N;
+                    if (g.overwrite)
+                        for (int j = 0; j < N; ++j) cr[j] = acc[j][i];
+                    else
+                        for (int j = 0; j < N; ++j) cr[j] += acc[j][i];
+                }
+            }
+        } else {
+            for (std::int64_t r = 0; r < m; ++r) {
+                T* __restrict cr = g.c + r * n;
+                if (g.overwrite)
+                    for (std::int64_t j = 0; j < n; ++j) cr[j] = g.bias ? g.bias[j] : T(0);
+                else if (g.bias)
+                    for (std::int64_t j = 0; j < n; ++j) cr[j] += g.bias[j];
+                for (std::int64_t p = 0; p < k; ++p) {
+                    const T av = g.a[r * a_row + p * a_col];
+                    const T* __restrict bp = b + p * n;
+                    for (std::int64_t j = 0; j < n; ++j) cr[j] += av * bp[j];
+                }
+            }
+        }
+    }
+    template <class T, int... Ns>
+    static void gemm_narrow(const kernels::GemmElement<T>& g, const T* b, std::integer_sequence<int, Ns...>) {
+        ((g.n == Ns ? (gemm_rows<T, Ns>(g, b), true) : false) || ...);
+    }
+
+    // Class labels must lie in [0, classes). The host can look at them right away.
+    template <class L>
+    static void check_labels(const L* target, std::int64_t n, std::int64_t classes,
+                             std::string_view op, int /*device*/) {
+        for (std::int64_t i = 0; i < n; ++i) {
+            if (target[i] < 0 || target[i] >= classes) {
+                detail::fail<ValueError>(
+                    "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
+                    "(the input has {} columns)",
+                    op, static_cast<std::int64_t>(target[i]), i, classes, classes);
+            }
+        }
+    }
+};
+
+using CpuBackend = Cpu;
+
+}  // namespace minigrad

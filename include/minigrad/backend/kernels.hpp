@@ -1,0 +1,287 @@
+// The arithmetic of every op, written once as per-index functors. CpuBackend runs them in a loop;
+// CudaBackend runs them one index per GPU thread. Both backends therefore compute the same thing,
+// and CI, which has no GPU, tests the GPU's arithmetic by running these on the host.
+//
+// Each functor's operator()(i) handles index i of the range it is launched over; the comment above
+// it gives the shapes and what i is. `overwrite` is false when the result is added to what is there
+// (gradient accumulation).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "../config.hpp"
+
+namespace minigrad::kernels {
+
+using index_t = std::int64_t;
+
+template <class T>
+MINIGRAD_HD inline T write(T old, T value, bool overwrite) {
+    return overwrite ? value : old + value;
+}
+
+// y is (n); i over n
+template <class T>
+struct Fill {
+    T* y;
+    T value;
+    MINIGRAD_HD void operator()(index_t i) const { y[i] = value; }
+};
+
+// y is (n); i over n
+template <class T>
+struct AddScalar {
+    T* y;
+    T value;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], value, overwrite); }
+};
+
+// a is (n), b is (period) repeated along a (period = n for same shapes, = cols for a bias row),
+// y is (n); i over n
+template <class T>
+struct AddForward {
+    const T* a;
+    const T* b;
+    T* y;
+    index_t period;
+    MINIGRAD_HD void operator()(index_t i) const { y[i] = a[i] + b[i % period]; }
+};
+
+// dy, dx are (n); i over n
+template <class T>
+struct AccumulateGrad {
+    const T* dy;
+    T* dx;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], dy[i], overwrite); }
+};
+
+// dy is (rows, cols), db is (cols): the gradient of a broadcast row; j over cols
+template <class T>
+struct SumRows {
+    const T* dy;
+    T* db;
+    index_t rows, cols;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t j) const {
+        T acc = 0;
+        for (index_t r = 0; r < rows; ++r) acc += dy[r * cols + j];
+        db[j] = write(db[j], acc, overwrite);
+    }
+};
+
+// x, y are (n); i over n
+template <class T>
+struct ReluForward {
+    const T* x;
+    T* y;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const T v = x[i];
+        y[i] = v > T(0) ? v : T(0);
+    }
+};
+
+// y (the forward output), dy, dx are (n); i over n
+template <class T>
+struct ReluBackward {
+    const T* y;
+    const T* dy;
+    T* dx;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const T g = dy[i];  // loaded unconditionally so the host loop vectorises
+        dx[i] = write(dx[i], y[i] > T(0) ? g : T(0), overwrite);
+    }
+};
+
+// dy is (1), dx is (n): the gradient of sum (scale 1) or mean (scale 1/n); i over n
+template <class T>
+struct BroadcastScalarGrad {
+    const T* dy;
+    T* dx;
+    T scale;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], dy[0] * scale, overwrite); }
+};
+
+// x, y are (rows, cols); r over rows
+template <class T>
+struct LogSoftmaxForward {
+    const T* x;
+    T* y;
+    index_t cols;
+    MINIGRAD_HD void operator()(index_t r) const {
+        const T* xr = x + r * cols;
+        T max = xr[0];
+        for (index_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+        T sum = 0;
+        for (index_t c = 0; c < cols; ++c) sum += std::exp(xr[c] - max);
+        const T lse = max + std::log(sum);
+        for (index_t c = 0; c < cols; ++c) y[r * cols + c] = xr[c] - lse;
+    }
+};
+
+// y (the forward output), dy, dx are (rows, cols); r over rows.
+// d/dx_j of sum_k dy_k * (x_k - lse) = dy_j - softmax_j * sum_k dy_k
+template <class T>
+struct LogSoftmaxBackward {
+    const T* y;
+    const T* dy;
+    T* dx;
+    index_t cols;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t r) const {
+        T total = 0;
+        for (index_t c = 0; c < cols; ++c) total += dy[r * cols + c];
+        for (index_t c = 0; c < cols; ++c) {
+            const index_t i = r * cols + c;
+            dx[i] = write(dx[i], dy[i] - std::exp(y[i]) * total, overwrite);
+        }
+    }
+};
+
+// logits and probs are (rows, cols), target is (rows) class indices, row_loss is (rows); r over rows.
+// row_loss = logsumexp(logits_r) - logits_r[target_r]; the softmax is kept for the backward rule.
+template <class T, class L>
+struct CrossEntropyForward {
+    const T* logits;
+    const L* target;
+    T* row_loss;
+    T* probs;
+    index_t cols;
+    MINIGRAD_HD void operator()(index_t r) const {
+        const T* xr = logits + r * cols;
+        T* pr = probs + r * cols;
+        T max = xr[0];
+        for (index_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+        T sum = 0;
+        for (index_t c = 0; c < cols; ++c) {
+            pr[c] = std::exp(xr[c] - max);
+            sum += pr[c];
+        }
+        const T inv = T(1) / sum;
+        for (index_t c = 0; c < cols; ++c) pr[c] *= inv;
+        row_loss[r] = max + std::log(sum) - xr[target[r]];
+    }
+};
+
+// probs, dlogits are (rows, cols), target is (rows), dloss is (1); i over rows*cols.
+// The loss is the mean over rows: dlogits = (softmax - onehot(target)) * dloss / rows.
+template <class T, class L>
+struct CrossEntropyBackward {
+    const T* probs;
+    const L* target;
+    const T* dloss;
+    T* dlogits;
+    index_t cols;
+    T inv_rows;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t r = i / cols, c = i % cols;
+        const T p = probs[i] - (target[r] == c ? T(1) : T(0));
+        dlogits[i] = write(dlogits[i], p * dloss[0] * inv_rows, overwrite);
+    }
+};
+
+// x is (rows, cols), out is (rows); r over rows. Ties go to the first maximum, as in PyTorch.
+template <class T, class L>
+struct ArgmaxRows {
+    const T* x;
+    L* out;
+    index_t cols;
+    MINIGRAD_HD void operator()(index_t r) const {
+        index_t best = 0;
+        for (index_t c = 1; c < cols; ++c)
+            if (x[r * cols + c] > x[r * cols + best]) best = c;
+        out[r] = static_cast<L>(best);
+    }
+};
+
+// c is (m, n) = op(a) op(b) [+ bias row (n)], where op(a) is (m, k) and op(b) is (k, n); a is
+// stored (k, m) when trans_a, b is stored (n, k) when trans_b. i over m*n (one output each).
+template <class T>
+struct GemmElement {
+    const T* a;
+    const T* b;
+    const T* bias;  // may be null
+    T* c;
+    index_t m, n, k;
+    bool trans_a, trans_b, overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t row = i / n, col = i % n;
+        T acc = bias ? bias[col] : T(0);
+        for (index_t p = 0; p < k; ++p) {
+            const T av = trans_a ? a[p * m + row] : a[row * k + p];
+            const T bv = trans_b ? b[col * k + p] : b[p * n + col];
+            acc += av * bv;
+        }
+        c[i] = write(c[i], acc, overwrite);
+    }
+};
+
+// Up to `capacity` tensors updated in one launch; offsets are their starts in one flat index range.
+template <class T>
+struct SgdTable {
+    static constexpr int capacity = 8;
+    T* param[capacity];
+    const T* grad[capacity];
+    T* momentum[capacity];  // null when momentum is 0
+    index_t offset[capacity + 1];
+    int count;
+};
+
+// As torch.optim.SGD: g = grad + wd*p; buf = first ? g : mu*buf + (1-dampening)*g;
+// p -= lr * (nesterov ? g + mu*buf : buf) (buf = g without momentum). i over the table's elements.
+template <class T>
+struct SgdUpdate {
+    SgdTable<T> table;
+    T lr, momentum, dampening, weight_decay;
+    bool nesterov, first_step;
+    MINIGRAD_HD void operator()(index_t i) const {
+        int t = 0;
+        while (i >= table.offset[t + 1]) ++t;
+        const index_t j = i - table.offset[t];
+        T* p = table.param[t];
+        T g = table.grad[t][j] + weight_decay * p[j];
+        if (table.momentum[t]) {
+            T* buf = table.momentum[t];
+            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
+            g = nesterov ? g + momentum * buf[j] : buf[j];
+        }
+        p[j] -= lr * g;
+    }
+};
+
+// Where a loss log writes: one slot per record, the count kept beside the data so that a replayed
+// graph appends instead of overwriting.
+struct LogSlots {
+    float* values;
+    index_t count;
+    index_t capacity;
+};
+
+// src is (1); one index
+template <class T>
+struct RecordScalar {
+    const T* src;
+    LogSlots* log;
+    MINIGRAD_HD void operator()(index_t) const {
+        if (log->count < log->capacity) log->values[log->count] = static_cast<float>(src[0]);
+        ++log->count;
+    }
+};
+
+// Points a log at new (larger) storage, keeping its count; one index
+struct SetLogStorage {
+    LogSlots* log;
+    float* values;
+    index_t capacity;
+    MINIGRAD_HD void operator()(index_t) const {
+        log->values = values;
+        log->capacity = capacity;
+    }
+};
+
+}  // namespace minigrad::kernels

@@ -1,0 +1,29 @@
+// Process-wide counters of the costs a training loop should not pay per step: host reads and syncs,
+// transfers, launches and real allocations. The Iris example prints them; the benchmark and tests
+// read them to prove a loop makes no host sync and no allocation after its first step.
+#pragma once
+
+#include <cstdint>
+
+namespace minigrad {
+
+struct Counters {
+    std::uint64_t host_reads = 0;       // item() / to_vector() / LossLog::values(): any read of tensor data on the host
+    std::uint64_t host_syncs = 0;       // times the host waited for a device (always 0 on the CPU backend)
+    std::uint64_t device_to_host_bytes = 0;
+    std::uint64_t host_to_device_bytes = 0;
+    std::uint64_t kernel_launches = 0;  // backend kernels started (CPU: loops run; CUDA: kernels and graph launches)
+    std::uint64_t storage_allocs = 0;   // tensor storage the caching allocator had to take from the system
+    std::uint64_t storage_frees = 0;    // tensor storage given back to the system
+    std::uint64_t device_allocs = 0;    // of storage_allocs, those made with cudaMalloc
+};
+
+// Single-threaded by design, as the rest of minigrad's state is.
+inline Counters& counters() {
+    static Counters c;
+    return c;
+}
+
+inline void reset_counters() { counters() = Counters{}; }
+
+}  // namespace minigrad

@@ -1,0 +1,44 @@
+// Host-side tables for loading data before it becomes a tensor: a row-major float Matrix and a
+// Dataset of features, integer class labels and their names.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../error.hpp"
+
+namespace minigrad::data {
+
+struct Matrix {
+    std::int64_t rows = 0;
+    std::int64_t cols = 0;
+    std::vector<float> values;  // rows * cols, row-major
+
+    float at(std::int64_t r, std::int64_t c) const { return values[static_cast<std::size_t>(r * cols + c)]; }
+};
+
+struct Dataset {
+    Matrix x;                              // (rows, features)
+    std::vector<std::int32_t> y;           // (rows) class index of each row
+    std::vector<std::string> feature_names;
+    std::vector<std::string> class_names;  // index -> name, in order of first appearance
+
+    std::int64_t size() const { return x.rows; }
+
+    // The given rows, in the given order.
+    Dataset subset(const std::vector<std::int64_t>& rows) const {
+        Dataset out{Matrix{static_cast<std::int64_t>(rows.size()), x.cols, {}}, {}, feature_names, class_names};
+        out.x.values.reserve(rows.size() * static_cast<std::size_t>(x.cols));
+        for (auto r : rows) {
+            if (r < 0 || r >= x.rows) {
+                minigrad::detail::fail<ValueError>("Dataset::subset: row {} is out of range for a dataset of {} rows", r, x.rows);
+            }
+            for (std::int64_t c = 0; c < x.cols; ++c) out.x.values.push_back(x.at(r, c));
+            out.y.push_back(y[static_cast<std::size_t>(r)]);
+        }
+        return out;
+    }
+};
+
+}  // namespace minigrad::data

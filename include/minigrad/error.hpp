@@ -1,0 +1,49 @@
+// Exceptions for user mistakes. Every message names the op, the argument and both sides.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace minigrad {
+
+// Base of every error minigrad throws on purpose.
+class Error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// A tensor of the wrong shape reached an op.
+class ShapeError : public Error {
+  public:
+    using Error::Error;
+};
+
+// A value is out of its allowed range (labels, hyper-parameters, NaN/Inf in data).
+class ValueError : public Error {
+  public:
+    using Error::Error;
+};
+
+// A file could not be read or written, or its contents are malformed.
+class IoError : public Error {
+  public:
+    using Error::Error;
+};
+
+// Anything about a device: a missing GPU, a bad index, out of memory, a failed CUDA call.
+class DeviceError : public Error {
+  public:
+    using Error::Error;
+};
+
+namespace detail {
+template <class E = Error, class... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {
+    throw E(fmt::format(format, std::forward<Args>(args)...));
+}
+}  // namespace detail
+
+}  // namespace minigrad

@@ -1,0 +1,75 @@
+// StepGraph: records one whole training step (forward, backward, optimizer, loss logging) and
+// replays it. On a backend with graphs (CUDA) the first replay runs the step eagerly (a warm-up that
+// creates gradients, optimizer state and the allocator's cache), the second captures it into a
+// graph, and every replay from then on is one graph launch. On the CPU replay() just runs the step.
+// Either way, each replay() is exactly one training step.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+
+#include "backend/caching_allocator.hpp"
+#include "loss_log.hpp"
+
+namespace minigrad {
+
+template <class B>
+class StepGraph {
+  public:
+    explicit StepGraph(std::function<void()> step, bool use_graph = true, int device = B::current_device())
+        : step_(std::move(step)), use_graph_(use_graph && B::supports_graphs), device_(device) {}
+    StepGraph(const StepGraph&) = delete;
+    StepGraph& operator=(const StepGraph&) = delete;
+    ~StepGraph() {
+        if constexpr (B::supports_graphs) {
+            if (captured_) B::destroy_graph(graph_, &pool_, device_);
+        }
+    }
+
+    void replay() {
+        if constexpr (B::supports_graphs) {
+            if (use_graph_ && replays_ > 0) {
+                if (!captured_) capture();
+                for (auto* hook : capture_state_.hooks) hook->before_replay();
+                B::launch_graph(graph_, device_);
+                ++replays_;
+                return;
+            }
+        }
+        step_();
+        ++replays_;
+    }
+
+    bool uses_graph() const { return use_graph_; }
+    std::int64_t replays() const { return replays_; }
+
+  private:
+    void capture() {
+        if constexpr (B::supports_graphs) {
+            detail::active_capture() = &capture_state_;
+            B::begin_capture(&pool_, device_);
+            try {
+                step_();
+            } catch (...) {
+                detail::active_capture() = nullptr;
+                B::abort_capture(device_);
+                throw;
+            }
+            detail::active_capture() = nullptr;
+            graph_ = B::end_capture(device_);
+            captured_ = true;
+        }
+    }
+
+    std::function<void()> step_;
+    bool use_graph_;
+    int device_;
+    std::int64_t replays_ = 0;
+    bool captured_ = false;
+    detail::CaptureState capture_state_;
+    detail::Pool pool_;  // the captured step's private memory
+    typename B::GraphHandle graph_{};
+};
+
+}  // namespace minigrad

@@ -1,0 +1,154 @@
+// LossLog: records scalar losses where they live (device memory on a GPU) without a host sync, and
+// hands them all back in one read at the end. This is the fix for PyTorch's per-epoch loss.item().
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <memory>
+#include <typeinfo>
+#include <vector>
+
+#include "backend/kernels.hpp"
+#include "counters.hpp"
+#include "error.hpp"
+#include "tensor.hpp"
+
+namespace minigrad {
+
+namespace detail {
+// Called by a graph capture each time it replays a step that recorded into a log.
+struct ReplayHook {
+    virtual ~ReplayHook() = default;
+    virtual void before_replay() = 0;
+};
+// The capture in progress, if any (set by StepGraph); a log recorded during capture registers here.
+struct CaptureState {
+    std::vector<ReplayHook*> hooks;
+};
+inline CaptureState*& active_capture() {
+    static CaptureState* state = nullptr;
+    return state;
+}
+}  // namespace detail
+
+class LossLog : private detail::ReplayHook {
+  public:
+    explicit LossLog(std::int64_t initial_capacity = 1024) : initial_capacity_(std::max<std::int64_t>(initial_capacity, 1)) {}
+    LossLog(const LossLog&) = delete;
+    LossLog& operator=(const LossLog&) = delete;
+
+    // Appends loss (a 1-element tensor) on its own backend: no host read, no sync.
+    template <class B, class T>
+    void record(const Tensor<B, T>& loss) {
+        if (loss.numel() != 1) {
+            detail::fail<ShapeError>("LossLog::record: the loss has shape {}, expected a scalar (1 element)", loss.shape());
+        }
+        auto& storage = storage_for<B>(loss.device());
+        if (auto* capture = detail::active_capture()) {
+            // Inside a capture nothing runs now: each replay appends one value.
+            capture->hooks.push_back(this);
+        } else {
+            reserve_one();
+        }
+        B::launch(1, kernels::RecordScalar<T>{loss.data(), storage.slots}, loss.device());
+    }
+
+    std::int64_t size() const { return count_; }
+
+    // Every recorded value, in order: one host read (and one sync on a device backend).
+    std::vector<float> values() const {
+        std::vector<float> out(static_cast<std::size_t>(count_));
+        if (storage_ && count_ > 0) storage_->read(out.data(), count_);
+        ++counters().host_reads;
+        return out;
+    }
+
+    // The most recent value: one host read of one float (use it sparingly, e.g. for progress lines).
+    float latest() const {
+        if (count_ == 0) detail::fail<Error>("LossLog::latest: nothing has been recorded yet");
+        float value = 0;
+        storage_->read_at(&value, count_ - 1);
+        ++counters().host_reads;
+        return value;
+    }
+
+    void clear() {
+        count_ = 0;
+        if (storage_) storage_->reset();
+    }
+
+  private:
+    struct StorageBase {
+        virtual ~StorageBase() = default;
+        virtual void grow(std::int64_t count, std::int64_t capacity) = 0;
+        virtual void read(float* dst, std::int64_t count) const = 0;
+        virtual void read_at(float* dst, std::int64_t index) const = 0;
+        virtual void reset() = 0;
+        kernels::LogSlots* slots = nullptr;  // backend memory
+        float* values = nullptr;             // backend memory
+        std::int64_t capacity = 0;
+        int device = 0;
+    };
+
+    template <class B>
+    struct Storage : StorageBase {
+        Storage(std::int64_t cap, int dev) {
+            this->device = dev;
+            this->capacity = cap;
+            this->values = static_cast<float*>(B::allocate(sizeof(float) * cap, dev));
+            this->slots = static_cast<kernels::LogSlots*>(B::allocate(sizeof(kernels::LogSlots), dev));
+            const kernels::LogSlots init{this->values, 0, cap};
+            B::upload(this->slots, &init, sizeof init, dev);
+        }
+        ~Storage() override {
+            B::deallocate(this->values, sizeof(float) * this->capacity, this->device);
+            B::deallocate(this->slots, sizeof(kernels::LogSlots), this->device);
+        }
+        void grow(std::int64_t count, std::int64_t cap) override {
+            auto* bigger = static_cast<float*>(B::allocate(sizeof(float) * cap, this->device));
+            B::copy(bigger, this->values, sizeof(float) * count, this->device);
+            B::launch(1, kernels::SetLogStorage{this->slots, bigger, cap}, this->device);
+            B::deallocate(this->values, sizeof(float) * this->capacity, this->device);
+            this->values = bigger;
+            this->capacity = cap;
+        }
+        void read(float* dst, std::int64_t count) const override {
+            B::download(dst, this->values, sizeof(float) * count, this->device);
+        }
+        void read_at(float* dst, std::int64_t index) const override {
+            B::download(dst, this->values + index, sizeof(float), this->device);
+        }
+        void reset() override {
+            const kernels::LogSlots init{this->values, 0, this->capacity};
+            B::upload(this->slots, &init, sizeof init, this->device);
+        }
+    };
+
+    template <class B>
+    StorageBase& storage_for(int device) {
+        if (!storage_) {
+            storage_ = std::make_unique<Storage<B>>(initial_capacity_, device);
+            backend_ = &typeid(B);
+            device_ = device;
+        } else if (*backend_ != typeid(B) || device_ != device) {
+            detail::fail<DeviceError>("LossLog::record: this log holds losses from another backend or device; "
+                                      "use one LossLog per backend and device");
+        }
+        return *storage_;
+    }
+
+    // Makes room for one more value, growing in stream order (no sync) when full.
+    void reserve_one() {
+        if (count_ == storage_->capacity) storage_->grow(count_, storage_->capacity * 2);
+        ++count_;
+    }
+    void before_replay() override { reserve_one(); }
+
+    std::int64_t initial_capacity_;
+    std::int64_t count_ = 0;
+    std::unique_ptr<StorageBase> storage_;
+    const std::type_info* backend_ = nullptr;
+    int device_ = 0;
+};
+
+}  // namespace minigrad

@@ -1,0 +1,34 @@
+// minigrad: a header-only tensor and reverse-mode autograd library with a compile-time backend.
+// Include this one header. CpuBackend needs only a C++20 compiler and fmt; CudaBackend is added
+// when the including file is compiled by nvcc.
+#pragma once
+
+#include "autograd.hpp"
+#include "backend/cpu.hpp"
+#include "counters.hpp"
+#include "data/csv.hpp"
+#include "data/dataset.hpp"
+#include "data/scaler.hpp"
+#include "data/split.hpp"
+#include "error.hpp"
+#include "graph.hpp"
+#include "io/serialize.hpp"
+#include "loss_log.hpp"
+#include "nn/activation.hpp"
+#include "nn/linear.hpp"
+#include "nn/loss.hpp"
+#include "nn/module.hpp"
+#include "nn/sequential.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/matmul.hpp"
+#include "ops/reduce.hpp"
+#include "ops/softmax.hpp"
+#include "optim/sgd.hpp"
+#include "random.hpp"
+#include "shape.hpp"
+#include "tensor.hpp"
+#include "version.hpp"
+
+#if defined(__CUDACC__)
+#include "backend/cuda.cuh"
+#endif

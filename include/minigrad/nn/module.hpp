@@ -1,0 +1,217 @@
+// Module: the base of every layer and model. A model lists its members once with
+// MINIGRAD_MODULE(fc1, fc2); that gives it parameters()/named_parameters() (names as PyTorch's:
+// "fc1.weight"), operator() calling its forward(), and to<B2>() that rebuilds it on another
+// backend with the same parameter values.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#include "../io/serialize.hpp"
+#include "../tensor.hpp"
+
+namespace minigrad::nn {
+
+// Sees every parameter of a module tree. Type-erased so that a model's visit function, written by
+// MINIGRAD_MODULE inside a class template, needs no dependent types.
+class ParameterVisitor {
+  public:
+    virtual ~ParameterVisitor() = default;
+    virtual void parameter(const std::string& name, void* tensor, const std::type_info& type) = 0;
+};
+
+namespace detail {
+// While set, a layer's constructor skips random initialisation: its values are about to be
+// overwritten (to<B2>(), loading), and drawing them would move the global generator.
+inline bool& skip_init_flag() {
+    static bool skip = false;
+    return skip;
+}
+struct SkipInitGuard {
+    bool previous = skip_init_flag();
+    SkipInitGuard() { skip_init_flag() = true; }
+    ~SkipInitGuard() { skip_init_flag() = previous; }
+};
+}  // namespace detail
+
+template <class B, class T = float>
+class Module {
+  public:
+    using backend_type = B;
+    using value_type = T;
+    using Parameter = Tensor<B, T>;
+
+    virtual ~Module() = default;
+
+    // Reports each parameter (and recurses into child modules) with its dotted name.
+    virtual void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) = 0;
+
+    std::vector<std::pair<std::string, Parameter>> named_parameters() const {
+        struct Collect : ParameterVisitor {
+            std::vector<std::pair<std::string, Parameter>> out;
+            void parameter(const std::string& name, void* tensor, const std::type_info& type) override {
+                if (type != typeid(Parameter)) {
+                    minigrad::detail::fail<Error>("named_parameters: parameter '{}' has another backend or element type than its module", name);
+                }
+                out.emplace_back(name, *static_cast<Parameter*>(tensor));
+            }
+        } collect;
+        const_cast<Module*>(this)->visit_parameters(collect, "");
+        return std::move(collect.out);
+    }
+    std::vector<Parameter> parameters() const {
+        std::vector<Parameter> out;
+        for (auto& [name, p] : named_parameters()) out.push_back(p);
+        return out;
+    }
+    void zero_grad() {
+        for (auto& p : parameters()) {
+            if (p.impl().grad) p.impl().grad_is_zero = true;
+        }
+    }
+
+    // Host copies of every parameter by name (host reads).
+    std::map<std::string, std::vector<T>> parameter_values() const {
+        std::map<std::string, std::vector<T>> out;
+        for (auto& [name, p] : named_parameters()) out[name] = p.to_vector();
+        return out;
+    }
+
+    // Sets parameters from host arrays by name. Every name and size is checked before any
+    // parameter is written, so a bad argument changes nothing.
+    void load_parameters(const std::map<std::string, std::vector<T>>& values) {
+        auto params = named_parameters();
+        for (auto& [name, p] : params) {
+            auto it = values.find(name);
+            if (it == values.end()) {
+                minigrad::detail::fail<ValueError>("load_parameters: no values given for parameter '{}' (shape {})", name, p.shape());
+            }
+            if (static_cast<std::int64_t>(it->second.size()) != p.numel()) {
+                minigrad::detail::fail<ShapeError>("load_parameters: '{}' has {} values, expected {} for shape {}", name,
+                                                   it->second.size(), p.numel(), p.shape());
+            }
+        }
+        if (values.size() != params.size()) {
+            for (auto& [name, v] : values) {
+                bool known = false;
+                for (auto& [pname, p] : params) known = known || pname == name;
+                if (!known) minigrad::detail::fail<ValueError>("load_parameters: '{}' is not a parameter of this model", name);
+            }
+        }
+        for (auto& [name, p] : params) {
+            const auto& v = values.at(name);
+            B::upload(p.data(), v.data(), v.size() * sizeof(T), p.device());
+        }
+    }
+
+    // Copies every parameter's values from a module of the same structure on any backend.
+    template <class B2>
+    void load_parameters_from(const Module<B2, T>& other) {
+        auto mine = named_parameters();
+        auto theirs = other.named_parameters();
+        if (mine.size() != theirs.size()) {
+            minigrad::detail::fail<ShapeError>("load_parameters_from: the source has {} parameters, this model has {}", theirs.size(), mine.size());
+        }
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+            if (mine[i].first != theirs[i].first || mine[i].second.shape() != theirs[i].second.shape()) {
+                minigrad::detail::fail<ShapeError>("load_parameters_from: parameter #{} is '{}' {} here but '{}' {} in the source", i,
+                                                   mine[i].first, mine[i].second.shape(), theirs[i].first, theirs[i].second.shape());
+            }
+        }
+        for (std::size_t i = 0; i < mine.size(); ++i) {
+            const auto& src = theirs[i].second;
+            auto& dst = mine[i].second;
+            minigrad::detail::transfer<B, B2>(dst.data(), dst.device(), src.data(), src.device(), src.impl().bytes());
+        }
+    }
+
+    // Writes every parameter to `path` atomically.
+    void save(const std::filesystem::path& path) const {
+        std::vector<io::NamedArray<T>> arrays;
+        for (auto& [name, p] : named_parameters()) {
+            arrays.push_back({name, std::vector<std::int64_t>(p.shape().begin(), p.shape().end()), p.to_vector()});
+        }
+        io::save_arrays(path, arrays);
+    }
+    // Reads parameters saved by save(); the file is checked whole before any parameter changes.
+    void load(const std::filesystem::path& path) {
+        auto arrays = io::load_arrays<T>(path);
+        std::map<std::string, std::vector<T>> values;
+        for (auto& [name, p] : named_parameters()) {
+            for (auto& a : arrays) {
+                if (a.name == name && !std::equal(a.shape.begin(), a.shape.end(), p.shape().begin(), p.shape().end())) {
+                    minigrad::detail::fail<ShapeError>("load: '{}' stores '{}' with shape [{}], this model's is {}", path.string(),
+                                                       name, fmt::join(a.shape, ", "), p.shape());
+                }
+            }
+        }
+        for (auto& a : arrays) values[a.name] = std::move(a.values);
+        load_parameters(values);
+    }
+};
+
+namespace detail {
+// A member is a parameter (a Tensor), a child module (recursed into), or stateless (ReLU): skipped.
+template <class X>
+void visit_member(ParameterVisitor& v, const std::string& name, X& member) {
+    if constexpr (minigrad::detail::is_tensor<X>::value) {
+        if (member.defined()) v.parameter(name, &member, typeid(X));
+    } else if constexpr (requires { member.visit_parameters(v, name); }) {
+        member.visit_parameters(v, name + ".");
+    }
+}
+
+// names is the stringised member list "fc1, fc2"; members are those members in order.
+template <class... Members>
+void visit_members(ParameterVisitor& v, const std::string& prefix, std::string_view names, Members&... members) {
+    auto next_name = [&names]() {
+        while (!names.empty() && (names.front() == ' ' || names.front() == ',')) names.remove_prefix(1);
+        const auto end = names.find(',');
+        std::string_view name = names.substr(0, end);
+        while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+        names.remove_prefix(end == std::string_view::npos ? names.size() : end);
+        return std::string(name);
+    };
+    (visit_member(v, prefix + next_name(), members), ...);
+}
+
+template <class M, class B2>
+struct rebind_backend;
+template <template <class, class...> class M, class B, class... Rest, class B2>
+struct rebind_backend<M<B, Rest...>, B2> {
+    using type = M<B2, Rest...>;
+};
+}  // namespace detail
+
+// `module` rebuilt on backend B2 (constructed with `args`, no random init) with its values.
+template <class B2, class M, class... Args>
+auto to(const M& module, Args&&... args) {
+    using Out = typename detail::rebind_backend<M, B2>::type;
+    auto out = [&] {
+        detail::SkipInitGuard skip;
+        return Out(std::forward<Args>(args)...);
+    }();
+    out.load_parameters_from(module);
+    return out;
+}
+
+}  // namespace minigrad::nn
+
+// Lists a model's members (layers, parameters; stateless layers may be listed or not).
+#define MINIGRAD_MODULE(...)                                                                          \
+    void visit_parameters(::minigrad::nn::ParameterVisitor& visitor, const std::string& prefix) override { \
+        ::minigrad::nn::detail::visit_members(visitor, prefix, #__VA_ARGS__, __VA_ARGS__);            \
+    }                                                                                                 \
+    template <class Input>                                                                            \
+    auto operator()(const Input& input) {                                                             \
+        return this->forward(input);                                                                  \
+    }                                                                                                 \
+    template <class ToBackend, class... Args>                                                         \
+    auto to(Args&&... args) const {                                                                   \
+        return ::minigrad::nn::to<ToBackend>(*this, std::forward<Args>(args)...);                     \
+    }

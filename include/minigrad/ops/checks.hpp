@@ -1,0 +1,93 @@
+// Argument checks shared by every op. Mixing backends is a compile error (the types say it all);
+// what only run time can know (shapes, GPU indices) is a minigrad::Error naming both sides.
+#pragma once
+
+#include <string_view>
+#include <type_traits>
+
+#include <fmt/format.h>
+
+#include "../backend/cpu.hpp"
+#include "../error.hpp"
+#include "../tensor.hpp"
+
+namespace minigrad::detail {
+
+template <class...>
+inline constexpr bool always_false = false;
+
+// Instantiated only when argument #Arg's backend `Other` differs from argument #1's `First`.
+template <class First, class Other, int Arg, class Delay = void>
+struct BackendMismatch {
+    static_assert(always_false<Delay>,
+                  "minigrad: the arguments of this op are on different backends; move one with "
+                  ".to<mg::Cpu>() or .to<mg::Cuda>()");
+};
+template <class D>
+struct BackendMismatch<Cpu, Cuda, 2, D> {
+    static_assert(always_false<D>,
+                  "minigrad: argument #2 is on Cuda but argument #1 is on Cpu; move it with "
+                  ".to<mg::Cpu>() (a model: model.to<mg::Cpu>()), or move argument #1 with .to<mg::Cuda>()");
+};
+template <class D>
+struct BackendMismatch<Cuda, Cpu, 2, D> {
+    static_assert(always_false<D>,
+                  "minigrad: argument #2 is on Cpu but argument #1 is on Cuda; move it with "
+                  ".to<mg::Cuda>() (a model: model.to<mg::Cuda>()), or move argument #1 with .to<mg::Cpu>()");
+};
+template <class D>
+struct BackendMismatch<Cpu, Cuda, 3, D> {
+    static_assert(always_false<D>,
+                  "minigrad: argument #3 is on Cuda but argument #1 is on Cpu; move it with "
+                  ".to<mg::Cpu>() (a model: model.to<mg::Cpu>()), or move argument #1 with .to<mg::Cuda>()");
+};
+template <class D>
+struct BackendMismatch<Cuda, Cpu, 3, D> {
+    static_assert(always_false<D>,
+                  "minigrad: argument #3 is on Cpu but argument #1 is on Cuda; move it with "
+                  ".to<mg::Cuda>() (a model: model.to<mg::Cuda>()), or move argument #1 with .to<mg::Cpu>()");
+};
+
+template <class First, class Other, int Arg, class Delay = void>
+struct DtypeMismatch {
+    static_assert(always_false<Delay>,
+                  "minigrad: the arguments of this op have different element types (float vs "
+                  "double?); make them the same, e.g. build both as Tensor<B, float>");
+};
+
+// Used by the mismatch overloads of each op: fires the static_assert that names the problem.
+template <class BA, class TA, class BB, class TB, int Arg>
+constexpr void reject_mix() {
+    if constexpr (!std::is_same_v<BA, BB>)
+        (void)BackendMismatch<BA, BB, Arg>{};
+    else if constexpr (!std::is_same_v<TA, TB>)
+        (void)DtypeMismatch<TA, TB, Arg>{};
+}
+
+template <class BA, class TA, class BB, class TB>
+concept Mixed = !std::is_same_v<BA, BB> || !std::is_same_v<TA, TB>;
+
+inline std::string device_label(std::string_view backend, int device) {
+    return backend == "Cpu" ? std::string("cpu") : fmt::format("cuda:{}", device);
+}
+
+// Tensors of one backend may still sit on different GPUs.
+template <class B, class TA, class TB>
+void check_same_device(std::string_view op, const Tensor<B, TA>& first, std::string_view first_name,
+                       const Tensor<B, TB>& other, int arg, std::string_view other_name) {
+    if (first.device() != other.device()) {
+        fail<DeviceError>("{}: argument #{} '{}' is on {} but argument #1 '{}' is on {}; move it with .to<mg::{}>({})",
+                          op, arg, other_name, device_label(B::name, other.device()), first_name,
+                          device_label(B::name, first.device()), B::name, first.device());
+    }
+}
+
+template <class B, class T>
+void check_ndim(std::string_view op, const Tensor<B, T>& t, int arg, std::string_view name, int ndim,
+                std::string_view expected) {
+    if (t.ndim() != ndim) {
+        fail<ShapeError>("{}: argument #{} '{}' has shape {}, expected {}", op, arg, name, t.shape(), expected);
+    }
+}
+
+}  // namespace minigrad::detail

@@ -1,0 +1,132 @@
+// matmul and linear (x w^T + b, fused into one gemm with a bias epilogue), forward and backward.
+#pragma once
+
+#include <memory>
+
+#include "checks.hpp"
+
+namespace minigrad {
+namespace detail {
+
+template <class B, class T>
+void gemm(T* c, const T* a, bool trans_a, const T* b, bool trans_b, const T* bias, std::int64_t m,
+          std::int64_t n, std::int64_t k, bool overwrite, int device) {
+    B::gemm(kernels::GemmElement<T>{a, b, bias, c, m, n, k, trans_a, trans_b, overwrite}, device);
+}
+
+// a is (m,k), b is (k,n), y is (m,n)
+template <class B, class T>
+struct MatmulNode : Node<B, T> {
+    void backward(TensorImpl<B, T>& out) override {
+        auto& a = *this->inputs[0];
+        auto& b = *this->inputs[1];
+        const auto m = a.shape[0], k = a.shape[1], n = b.shape[1];
+        const T* dy = out.grad->data;
+        if (a.requires_grad) {  // da (m,k) = dy (m,n) b^T
+            auto da = grad_slot(a);
+            gemm<B>(da.data, dy, false, b.data, true, (const T*)nullptr, m, k, n, da.overwrite, a.device);
+        }
+        if (b.requires_grad) {  // db (k,n) = a^T dy (m,n)
+            auto db = grad_slot(b);
+            gemm<B>(db.data, a.data, true, dy, false, (const T*)nullptr, k, n, m, db.overwrite, b.device);
+        }
+    }
+};
+
+// x is (n,in), w is (out,in), bias is (out) or undefined, y is (n,out)
+template <class B, class T>
+struct LinearNode : Node<B, T> {
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto& w = *this->inputs[1];
+        const auto rows = x.shape[0], in = x.shape[1], outs = w.shape[0];
+        const T* dy = out.grad->data;
+        if (x.requires_grad) {  // dx (n,in) = dy (n,out) w (out,in)
+            auto dx = grad_slot(x);
+            gemm<B>(dx.data, dy, false, w.data, false, (const T*)nullptr, rows, in, outs, dx.overwrite, x.device);
+        }
+        if (w.requires_grad) {  // dw (out,in) = dy^T (out,n) x (n,in)
+            auto dw = grad_slot(w);
+            gemm<B>(dw.data, dy, true, x.data, false, (const T*)nullptr, outs, in, rows, dw.overwrite, w.device);
+        }
+        if (this->inputs[2] && this->inputs[2]->requires_grad) {  // dbias (out) = sum over rows of dy
+            auto db = grad_slot(*this->inputs[2]);
+            B::launch(outs, kernels::SumRows<T>{dy, db.data, rows, outs, db.overwrite}, out.device);
+        }
+    }
+};
+
+}  // namespace detail
+
+// a is (m,k), b is (k,n), result is (m,n)
+template <class B, class T>
+Tensor<B, T> matmul(const Tensor<B, T>& a, const Tensor<B, T>& b) {
+    detail::check_ndim("matmul", a, 1, "input", 2, "a matrix [m, k]");
+    detail::check_ndim("matmul", b, 2, "other", 2, "a matrix [k, n]");
+    detail::check_same_device("matmul", a, "input", b, 2, "other");
+    if (a.size(1) != b.size(0)) {
+        detail::fail<ShapeError>("matmul: argument #2 'other' has shape {}, expected [{}, *] to match argument #1 'input' of shape {}",
+                                 b.shape(), a.size(1), a.shape());
+    }
+    const auto m = a.size(0), k = a.size(1), n = b.size(1);
+    auto y = Tensor<B, T>::empty(Shape{m, n}, a.device());
+    detail::gemm<B>(y.data(), a.data(), false, b.data(), false, (const T*)nullptr, m, n, k, true, a.device());
+    if (detail::wants_grad(a, b)) {
+        auto node = std::make_shared<detail::MatmulNode<B, T>>();
+        node->inputs = {a.impl_ptr(), b.impl_ptr(), nullptr};
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> matmul(const Tensor<BA, TA>&, const Tensor<BB, TB>&) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+
+// As torch.nn.functional.linear: x is (n,in), weight is (out,in), bias is (out) or undefined,
+// result is (n,out)
+template <class B, class T>
+Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}) {
+    detail::check_ndim("linear", weight, 2, "weight", 2, "a matrix [out, in]");
+    if (x.ndim() != 2 || x.size(1) != weight.size(1)) {
+        detail::fail<ShapeError>("linear: argument #1 'input' has shape {}, expected [*, {}] (weight has shape {})",
+                                 x.shape(), weight.size(1), weight.shape());
+    }
+    detail::check_same_device("linear", x, "input", weight, 2, "weight");
+    if (bias.defined()) {
+        detail::check_same_device("linear", x, "input", bias, 3, "bias");
+        if (bias.ndim() != 1 || bias.size(0) != weight.size(0)) {
+            detail::fail<ShapeError>("linear: argument #3 'bias' has shape {}, expected [{}] (weight has shape {})",
+                                     bias.shape(), weight.size(0), weight.shape());
+        }
+    }
+    const auto rows = x.size(0), in = x.size(1), outs = weight.size(0);
+    auto y = Tensor<B, T>::empty(Shape{rows, outs}, x.device());
+    detail::gemm<B>(y.data(), x.data(), false, weight.data(), true, bias.defined() ? bias.data() : nullptr,
+                    rows, outs, in, true, x.device());
+    if (detail::wants_grad(x, weight, bias)) {
+        auto node = std::make_shared<detail::LinearNode<B, T>>();
+        node->inputs = {x.impl_ptr(), weight.impl_ptr(), bias.defined() ? bias.impl_ptr() : nullptr};
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> linear(const Tensor<BA, TA>&, const Tensor<BB, TB>&) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+template <class BA, class TA, class BB, class TB, class BC, class TC>
+    requires(detail::Mixed<BA, TA, BB, TB> || detail::Mixed<BA, TA, BC, TC>)
+Tensor<BA, TA> linear(const Tensor<BA, TA>&, const Tensor<BB, TB>&, const Tensor<BC, TC>&) {
+    if constexpr (detail::Mixed<BA, TA, BB, TB>)
+        detail::reject_mix<BA, TA, BB, TB, 2>();
+    else
+        detail::reject_mix<BA, TA, BC, TC, 3>();
+    return {};
+}
+
+}  // namespace minigrad

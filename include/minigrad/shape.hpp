@@ -1,0 +1,68 @@
+// Shape: up to four dimensions held inline, so creating a tensor never allocates for its shape.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+
+#include <fmt/format.h>
+
+#include "error.hpp"
+
+namespace minigrad {
+
+class Shape {
+  public:
+    static constexpr int max_dims = 4;
+
+    Shape() = default;
+    Shape(std::initializer_list<std::int64_t> dims) {
+        if (dims.size() > max_dims) {
+            detail::fail<ShapeError>("Shape: {} dimensions given, at most {} are supported",
+                                     dims.size(), max_dims);
+        }
+        for (auto d : dims) {
+            if (d < 0) detail::fail<ShapeError>("Shape: dimension {} is negative", d);
+            dims_[ndim_++] = d;
+        }
+    }
+
+    int ndim() const { return ndim_; }
+    std::int64_t operator[](int axis) const { return dims_[axis]; }
+    std::int64_t numel() const {
+        std::int64_t n = 1;
+        for (int i = 0; i < ndim_; ++i) n *= dims_[i];
+        return n;
+    }
+    const std::int64_t* begin() const { return dims_.data(); }
+    const std::int64_t* end() const { return dims_.data() + ndim_; }
+
+    friend bool operator==(const Shape& a, const Shape& b) {
+        if (a.ndim_ != b.ndim_) return false;
+        for (int i = 0; i < a.ndim_; ++i)
+            if (a.dims_[i] != b.dims_[i]) return false;
+        return true;
+    }
+
+  private:
+    std::array<std::int64_t, max_dims> dims_{};
+    int ndim_ = 0;
+};
+
+}  // namespace minigrad
+
+// Prints as PyTorch does in its messages: [120, 4]
+template <>
+struct fmt::formatter<minigrad::Shape> : fmt::formatter<std::string_view> {
+    template <class Ctx>
+    auto format(const minigrad::Shape& s, Ctx& ctx) const {
+        auto out = ctx.out();
+        *out++ = '[';
+        for (int i = 0; i < s.ndim(); ++i) {
+            if (i) out = fmt::format_to(out, ", ");
+            out = fmt::format_to(out, "{}", s[i]);
+        }
+        *out++ = ']';
+        return out;
+    }
+};

@@ -1,0 +1,216 @@
+// Tensor<Backend, T>: a handle (shared, like torch.Tensor) to storage on one backend plus its
+// autograd state. Generic code never reads elements on the host; the reads a user asks for
+// (item, to_vector, printing) are counted in minigrad::counters().host_reads.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "autograd.hpp"
+#include "counters.hpp"
+#include "error.hpp"
+#include "random.hpp"
+#include "shape.hpp"
+
+namespace minigrad {
+
+template <class B, class T = float>
+class Tensor;
+
+namespace detail {
+template <class X>
+struct is_tensor : std::false_type {};
+template <class B, class T>
+struct is_tensor<Tensor<B, T>> : std::true_type {};
+
+// A host-side table with rows/cols/values, such as data::Matrix.
+template <class M, class T>
+concept HostMatrix = requires(const M& m) {
+    { m.rows } -> std::convertible_to<std::int64_t>;
+    { m.cols } -> std::convertible_to<std::int64_t>;
+    { m.values.data() } -> std::convertible_to<const T*>;
+};
+
+// Copies `bytes` between backends, staying on the host side of whichever is a device.
+template <class To, class From>
+void transfer(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {
+    if constexpr (std::is_same_v<To, From>) {
+        if (dst_device == src_device) return To::copy(dst, src, bytes, dst_device);
+        std::vector<unsigned char> staging(bytes);  // between two GPUs, through the host
+        From::download(staging.data(), src, bytes, src_device);
+        To::upload(dst, staging.data(), bytes, dst_device);
+    } else if constexpr (From::is_host) {
+        To::upload(dst, src, bytes, dst_device);
+    } else {
+        static_assert(To::is_host, "minigrad: copies between two device backends are not supported");
+        From::download(dst, src, bytes, src_device);
+    }
+}
+}  // namespace detail
+
+template <class B, class T>
+class Tensor {
+    static_assert(std::is_arithmetic_v<T>, "minigrad: Tensor holds float, double or an integer type");
+
+  public:
+    using backend_type = B;
+    using value_type = T;
+    using Impl = detail::TensorImpl<B, T>;
+
+    Tensor() = default;  // an undefined tensor, as an absent .grad
+    explicit Tensor(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+    // ---- creation -------------------------------------------------------------------------
+    static Tensor empty(const Shape& shape, int device = B::current_device()) {
+        return Tensor(std::make_shared<Impl>(shape, device));
+    }
+    static Tensor from(std::span<const T> values, const Shape& shape,
+                       int device = B::current_device()) {
+        if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
+            detail::fail<ShapeError>("Tensor::from: {} values given for shape {}, which holds {}",
+                                     values.size(), shape, shape.numel());
+        }
+        Tensor t = empty(shape, device);
+        B::upload(t.impl_->data, values.data(), t.impl_->bytes(), device);
+        counters().host_to_device_bytes += B::is_host ? 0 : t.impl_->bytes();
+        return t;
+    }
+    static Tensor from(const std::vector<T>& values) {
+        return from(std::span<const T>(values), Shape{static_cast<std::int64_t>(values.size())});
+    }
+    static Tensor from(const std::vector<T>& values, const Shape& shape) {
+        return from(std::span<const T>(values), shape);
+    }
+    template <detail::HostMatrix<T> M>
+    static Tensor from(const M& matrix) {
+        return from(std::span<const T>(matrix.values.data(), matrix.values.size()),
+                    Shape{static_cast<std::int64_t>(matrix.rows), static_cast<std::int64_t>(matrix.cols)});
+    }
+    static Tensor full(const Shape& shape, T value, int device = B::current_device()) {
+        Tensor t = empty(shape, device);
+        B::launch(t.numel(), kernels::Fill<T>{t.impl_->data, value}, device);
+        return t;
+    }
+    static Tensor zeros(const Shape& shape, int device = B::current_device()) {
+        return full(shape, T(0), device);
+    }
+    static Tensor ones(const Shape& shape, int device = B::current_device()) {
+        return full(shape, T(1), device);
+    }
+    // Uniform in [lo, hi), drawn on the host from `gen` so every backend gets the same values.
+    static Tensor uniform(const Shape& shape, double lo, double hi,
+                          Generator& gen = default_generator(), int device = B::current_device()) {
+        std::vector<T> values(static_cast<std::size_t>(shape.numel()));
+        for (auto& v : values) v = static_cast<T>(gen.uniform(lo, hi));
+        return from(std::span<const T>(values), shape, device);
+    }
+
+    // ---- facts ----------------------------------------------------------------------------
+    bool defined() const { return impl_ != nullptr; }
+    const Shape& shape() const { return impl().shape; }
+    std::int64_t numel() const { return impl().numel(); }
+    int ndim() const { return impl().shape.ndim(); }
+    std::int64_t size(int axis) const { return impl().shape[axis]; }
+    int device() const { return impl().device; }
+    T* data() { return impl().data; }  // backend memory: a device pointer on a GPU backend
+    const T* data() const { return impl().data; }
+    Impl& impl() const {
+        if (!impl_) detail::fail<Error>("Tensor: this tensor is undefined (default-constructed, or an absent grad)");
+        return *impl_;
+    }
+    const std::shared_ptr<Impl>& impl_ptr() const { return impl_; }
+
+    // ---- moving and reading ---------------------------------------------------------------
+    // A copy on another backend (or the same one): not part of the autograd graph.
+    template <class B2>
+    Tensor<B2, T> to(int device = B2::current_device()) const {
+        auto out = Tensor<B2, T>::empty(shape(), device);
+        detail::transfer<B2, B>(out.data(), device, data(), this->device(), impl().bytes());
+        if constexpr (!B::is_host) counters().device_to_host_bytes += B2::is_host ? impl().bytes() : 0;
+        if constexpr (!B2::is_host) counters().host_to_device_bytes += B::is_host ? impl().bytes() : 0;
+        return out;
+    }
+    Tensor clone() const { return to<B>(device()); }
+
+    // Reads every element on the host: a host read (and a sync on a device backend).
+    std::vector<T> to_vector() const {
+        std::vector<T> out(static_cast<std::size_t>(numel()));
+        B::download(out.data(), data(), impl().bytes(), device());
+        ++counters().host_reads;
+        return out;
+    }
+    T item() const {
+        if (numel() != 1) {
+            detail::fail<ShapeError>("item: the tensor has shape {} ({} elements), expected exactly 1 element",
+                                     shape(), numel());
+        }
+        T value{};
+        B::download(&value, data(), sizeof(T), device());
+        ++counters().host_reads;
+        return value;
+    }
+
+    // ---- autograd -------------------------------------------------------------------------
+    bool requires_grad() const { return impl().requires_grad; }
+    Tensor& requires_grad_(bool on = true) {
+        static_assert(std::is_floating_point_v<T>, "minigrad: only floating-point tensors can require grad");
+        if (impl().grad_fn && !on) {
+            detail::fail<Error>("requires_grad_: this tensor is the result of an op; use detach() instead");
+        }
+        impl().requires_grad = on;
+        return *this;
+    }
+    // The accumulated gradient, or an undefined tensor if none was computed yet.
+    Tensor grad() const {
+        detail::materialize_grad(impl());
+        return Tensor(impl().grad);
+    }
+    // Shares storage with this tensor but has no history and needs no gradient.
+    Tensor detach() const { return Tensor(std::make_shared<Impl>(impl_ptr_checked())); }
+    void backward() const { detail::run_backward(impl_ptr_checked()); }
+
+  private:
+    const std::shared_ptr<Impl>& impl_ptr_checked() const {
+        impl();
+        return impl_;
+    }
+    std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace minigrad
+
+// Printing, as torch prints: values, then the backend and shape. Reading values is a host read.
+template <class B, class T>
+struct fmt::formatter<minigrad::Tensor<B, T>> : fmt::formatter<std::string_view> {
+    template <class Ctx>
+    auto format(const minigrad::Tensor<B, T>& t, Ctx& ctx) const {
+        auto out = ctx.out();
+        if (!t.defined()) return fmt::format_to(out, "tensor(undefined)");
+        const auto values = t.to_vector();
+        const auto& shape = t.shape();
+        const std::int64_t cols = shape.ndim() >= 1 ? shape[shape.ndim() - 1] : 1;
+        out = fmt::format_to(out, "tensor(");
+        if (shape.ndim() == 0) {
+            out = fmt::format_to(out, "{:.4g}", values.empty() ? T{} : values[0]);
+        } else {
+            const bool matrix = shape.ndim() >= 2;
+            if (matrix) *out++ = '[';
+            for (std::size_t i = 0; i < values.size(); ++i) {
+                const bool row_start = i % cols == 0, row_end = (i + 1) % cols == 0;
+                if (row_start) out = fmt::format_to(out, "{}[", i ? (matrix ? ",\n        " : "") : "");
+                out = fmt::format_to(out, "{}{:.4g}", row_start ? "" : ", ", values[i]);
+                if (row_end) *out++ = ']';
+            }
+            if (matrix) *out++ = ']';
+        }
+        return fmt::format_to(out, ", backend={}, shape={}{})", B::name, shape,
+                              t.requires_grad() ? ", requires_grad" : "");
+    }
+};
