@@ -47,7 +47,7 @@ inline std::string escape(const std::string& s) {
 inline void write_svg(const std::string& path, const LineChart& chart) {
     const double width = 640, height = 480, left = 80, right = 24, top = 48, bottom = 64;
     const double plot_w = width - left - right, plot_h = height - top - bottom;
-    double x_lo = chart.x.empty() ? 0 : *std::min_element(chart.x.begin(), chart.x.end());
+    double x_lo = chart.x.empty() ? 0 : std::min(0.0, *std::min_element(chart.x.begin(), chart.x.end()));
     double x_hi = chart.x.empty() ? 1 : *std::max_element(chart.x.begin(), chart.x.end());
     double y_lo = 0;  // a loss curve reads best against zero
     double y_hi = chart.y.empty() ? 1 : *std::max_element(chart.y.begin(), chart.y.end());

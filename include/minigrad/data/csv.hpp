@@ -62,18 +62,19 @@ inline Dataset read_csv(const std::string& path, const CsvOptions& options = {})
     };
 
     if (!next_line()) fail<IoError>("read_csv: '{}' is empty: expected a header row", path);
-    const auto header = detail::split_fields(line, options.delimiter);
+    std::vector<std::string> header;  // copied: `line` is reused for every row
+    for (const auto& f : detail::split_fields(line, options.delimiter)) header.emplace_back(f.text);
     std::ptrdiff_t label_col = -1;
     Dataset ds;
     for (std::size_t i = 0; i < header.size(); ++i) {
-        if (header[i].text == options.label)
+        if (header[i] == options.label)
             label_col = static_cast<std::ptrdiff_t>(i);
         else
-            ds.feature_names.emplace_back(header[i].text);
+            ds.feature_names.push_back(header[i]);
     }
     if (label_col < 0) {
         std::string names;
-        for (const auto& h : header) names += (names.empty() ? "" : ", ") + std::string(h.text);
+        for (const auto& h : header) names += (names.empty() ? "" : ", ") + h;
         fail<ValueError>("read_csv: '{}' has no label column '{}'; its columns are: {}", path, options.label, names);
     }
 
@@ -95,11 +96,11 @@ inline Dataset read_csv(const std::string& path, const CsvOptions& options = {})
             const auto* end = f.text.data() + f.text.size();
             const auto [ptr, ec] = std::from_chars(f.text.data(), end, value);
             if (f.text.empty() || ec != std::errc() || ptr != end) {
-                fail<IoError>("read_csv: {}:{}:{}: '{}' in column '{}' is not a number", path, line_no, f.column, f.text, header[i].text);
+                fail<IoError>("read_csv: {}:{}:{}: '{}' in column '{}' is not a number", path, line_no, f.column, f.text, header[i]);
             }
             if (!std::isfinite(value) || !std::isfinite(static_cast<float>(value))) {
                 fail<ValueError>("read_csv: {}:{}:{}: '{}' in column '{}' is not a finite number (NaN/Inf are not allowed in the data)",
-                                 path, line_no, f.column, f.text, header[i].text);
+                                 path, line_no, f.column, f.text, header[i]);
             }
             ds.x.values.push_back(static_cast<float>(value));
         }

@@ -3,6 +3,7 @@
 // launches, not one per tensor.
 #pragma once
 
+#include <initializer_list>
 #include <vector>
 
 #include "../backend/kernels.hpp"
@@ -21,6 +22,8 @@ struct SgdOptions {
 template <class B, class T>
 class SGD {
   public:
+    SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
+        : SGD(std::vector<Tensor<B, T>>(params), options) {}
     SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : params_(std::move(params)), options_(options) {
         if (!(options.lr >= 0)) minigrad::detail::fail<ValueError>("SGD: lr={} must be >= 0", options.lr);
         if (!(options.momentum >= 0)) minigrad::detail::fail<ValueError>("SGD: momentum={} must be >= 0", options.momentum);

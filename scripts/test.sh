@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: installs what is missing, then builds and runs the suite twice, as a release
+# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+for preset in release asan; do
+  echo "=== ${preset}"
+  cmake --preset "${preset}"
+  cmake --build --preset "${preset}" -j"${jobs}"
+  ctest --preset "${preset}" -j"${jobs}"
+done

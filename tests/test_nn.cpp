@@ -1,0 +1,212 @@
+// Layers, modules, the optimizer, and saving/loading parameters.
+#include <filesystem>
+#include <fstream>
+
+#include "helpers.hpp"
+
+template <class B>
+struct TinyMLP : mg::nn::Module<B> {
+    mg::nn::Linear<B> fc1, fc2;
+    mg::nn::ReLU relu;
+    explicit TinyMLP(std::int64_t hidden = 5) : fc1(4, hidden), fc2(hidden, 3) {}
+    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
+    MINIGRAD_MODULE(fc1, relu, fc2)
+};
+
+static std::filesystem::path temp_path(const std::string& name) {
+    return std::filesystem::temp_directory_path() / ("minigrad_test_" + std::to_string(::getpid()) + "_" + name);
+}
+
+TEST_CASE("Linear: PyTorch's init range +-1/sqrt(in), weight (out, in), reproducible by seed") {
+    mg::manual_seed(7);
+    mg::nn::Linear<mg::Cpu> a(16, 8);
+    CHECK(a.weight.shape() == mg::Shape{8, 16});
+    CHECK(a.bias.shape() == mg::Shape{8});
+    for (float v : a.weight.to_vector()) CHECK(std::abs(v) <= 0.25f);
+    for (float v : a.bias.to_vector()) CHECK(std::abs(v) <= 0.25f);
+    mg::manual_seed(7);
+    mg::nn::Linear<mg::Cpu> b(16, 8);
+    CHECK(a.weight.to_vector() == b.weight.to_vector());
+    CHECK(a.bias.to_vector() == b.bias.to_vector());
+    mg::nn::Linear<mg::Cpu> c(16, 8);
+    CHECK(a.weight.to_vector() != c.weight.to_vector());
+    // The values cover the range rather than bunching: over 128 draws the extremes come near the bounds.
+    auto w = a.weight.to_vector();
+    CHECK(*std::max_element(w.begin(), w.end()) > 0.2f);
+    CHECK(*std::min_element(w.begin(), w.end()) < -0.2f);
+}
+
+TEST_CASE("Linear rejects non-positive sizes") {
+    CHECK(error_message([] { mg::nn::Linear<mg::Cpu>(0, 3); }) == "Linear: in_features=0 and out_features=3 must both be positive");
+}
+
+TEST_CASE("Module: named_parameters in declaration order with PyTorch names") {
+    TinyMLP<mg::Cpu> model;
+    auto named = model.named_parameters();
+    REQUIRE(named.size() == 4);
+    CHECK(named[0].first == "fc1.weight");
+    CHECK(named[1].first == "fc1.bias");
+    CHECK(named[2].first == "fc2.weight");
+    CHECK(named[3].first == "fc2.bias");
+    CHECK(model.parameters().size() == 4);
+    CHECK(model(mg::Tensor<mg::Cpu>::zeros({7, 4})).shape() == mg::Shape{7, 3});
+}
+
+TEST_CASE("Sequential names its layers 0, 1, 2 and applies them in order") {
+    mg::manual_seed(1);
+    mg::nn::Sequential seq(mg::nn::Linear<mg::Cpu>(4, 6), mg::nn::ReLU{}, mg::nn::Linear<mg::Cpu>(6, 2));
+    auto named = seq.named_parameters();
+    REQUIRE(named.size() == 4);
+    CHECK(named[0].first == "0.weight");
+    CHECK(named[3].first == "2.bias");
+    auto x = mg::Tensor<mg::Cpu>::ones({3, 4});
+    auto expected = seq.layer<2>()(mg::relu(seq.layer<0>()(x))).to_vector();
+    CHECK(seq(x).to_vector() == expected);
+}
+
+TEST_CASE("SGD: one step with momentum and weight decay, by hand") {
+    auto two = mg::Tensor<mg::Cpu>::full({1, 1}, 2.0f);
+    // loss = 2w (linear of x = [[2]] with weight w = [[1]]): d loss/dw = 2; lr 0.1, momentum
+    // 0.9, weight decay 0.5.
+    auto w = tensor<float>({1.0f}, {1, 1}, true);
+    mg::optim::SGD opt2({w}, {.lr = 0.1, .momentum = 0.9, .weight_decay = 0.5});
+    auto run_step = [&] {
+        opt2.zero_grad();
+        mg::sum(mg::linear(two, w)).backward();
+        opt2.step();
+    };
+    run_step();
+    // g = 2 + 0.5*1 = 2.5; buf = g = 2.5 (first step); p = 1 - 0.1*2.5 = 0.75
+    CHECK(w.to_vector()[0] == doctest::Approx(0.75));
+    run_step();
+    // g = 2 + 0.5*0.75 = 2.375; buf = 0.9*2.5 + 2.375 = 4.625; p = 0.75 - 0.4625 = 0.2875
+    CHECK(w.to_vector()[0] == doctest::Approx(0.2875));
+}
+
+TEST_CASE("SGD: plain, Nesterov and dampening follow torch.optim.SGD") {
+    auto two = mg::Tensor<mg::Cpu>::full({1, 1}, 2.0f);
+    auto run = [&](mg::optim::SgdOptions o, int steps) {
+        auto w = tensor<float>({1.0f}, {1, 1}, true);
+        mg::optim::SGD opt({w}, o);
+        for (int i = 0; i < steps; ++i) {
+            opt.zero_grad();
+            mg::sum(mg::linear(two, w)).backward();
+            opt.step();
+        }
+        return static_cast<double>(w.to_vector()[0]);
+    };
+    CHECK(run({.lr = 0.1}, 2) == doctest::Approx(1 - 0.4));
+    // Nesterov, mu 0.5: step 1 buf = 2, update g + mu*buf = 3 -> 0.7; step 2 buf = 0.5*2 + 2 = 3,
+    // update 2 + 1.5 = 3.5 -> 0.35
+    CHECK(run({.lr = 0.1, .momentum = 0.5, .nesterov = true}, 2) == doctest::Approx(0.35));
+    // Dampening 0.5, mu 0.5: step 1 buf = 2 -> 0.8; step 2 buf = 1 + 0.5*2 = 2 -> 0.6
+    CHECK(run({.lr = 0.1, .momentum = 0.5, .dampening = 0.5}, 2) == doctest::Approx(0.6));
+}
+
+TEST_CASE("SGD skips parameters that received no gradient, and checks its options") {
+    auto used = tensor<float>({1.0f}, {1, 1}, true), unused = tensor<float>({5.0f}, {1}, true);
+    mg::optim::SGD opt({used, unused}, {.lr = 0.1, .weight_decay = 1.0});
+    mg::sum(mg::linear(mg::Tensor<mg::Cpu>::ones({1, 1}), used)).backward();
+    opt.step();
+    CHECK(unused.to_vector()[0] == 5.0f);
+    CHECK(used.to_vector()[0] == doctest::Approx(1 - 0.1 * 2));
+    CHECK(error_message([&] { mg::optim::SGD({used}, {.lr = -1}); }) == "SGD: lr=-1 must be >= 0");
+    CHECK(error_message([&] { mg::optim::SGD({used}, {.lr = 0.1, .nesterov = true}); }) ==
+          "SGD: nesterov needs momentum > 0 and dampening = 0 (got momentum=0, dampening=0)");
+    auto frozen = mg::Tensor<mg::Cpu>::ones({1});
+    CHECK(error_message([&] { mg::optim::SGD({frozen}, {.lr = 0.1}); }) == "SGD: parameter #0 does not require grad; optimizing it would do nothing");
+}
+
+TEST_CASE("save and load round-trip every parameter exactly") {
+    const auto path = temp_path("roundtrip.mgp");
+    mg::manual_seed(3);
+    TinyMLP<mg::Cpu> saved_model;
+    saved_model.save(path);
+    CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));  // the temporary was renamed away
+    mg::manual_seed(4);
+    TinyMLP<mg::Cpu> loaded;
+    CHECK(loaded.parameter_values() != saved_model.parameter_values());
+    loaded.load(path);
+    CHECK(loaded.parameter_values() == saved_model.parameter_values());
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("a corrupt, truncated or mismatched parameter file is refused and changes nothing") {
+    const auto path = temp_path("bad.mgp");
+    mg::manual_seed(3);
+    TinyMLP<mg::Cpu> model;
+    model.save(path);
+    std::vector<char> bytes;
+    {
+        std::ifstream in(path, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    auto write = [&](const std::vector<char>& b) {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(b.data(), static_cast<std::streamsize>(b.size()));
+    };
+    mg::manual_seed(4);
+    TinyMLP<mg::Cpu> target;
+    const auto original = target.parameter_values();
+
+    SUBCASE("truncated") {
+        write(std::vector<char>(bytes.begin(), bytes.begin() + 60));
+        CHECK(error_message([&] { target.load(path); }).find("is truncated") != std::string::npos);
+    }
+    SUBCASE("a flipped data byte fails the checksum") {
+        auto b = bytes;
+        b[b.size() - 20] ^= 0x40;
+        write(b);
+        CHECK(error_message([&] { target.load(path); }).find("checksum does not match") != std::string::npos);
+    }
+    SUBCASE("not a minigrad file") {
+        write({'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '!'});
+        CHECK(error_message([&] { target.load(path); }).find("is not a minigrad parameter file") != std::string::npos);
+    }
+    SUBCASE("a model of another shape") {
+        TinyMLP<mg::Cpu> wider(6);
+        wider.save(path);
+        CHECK(error_message([&] { target.load(path); }).find("stores 'fc1.weight' with shape [6, 4], this model's is [5, 4]") !=
+              std::string::npos);
+    }
+    SUBCASE("a missing file") {
+        std::filesystem::remove(path);
+        CHECK(error_message([&] { target.load(path); }).find("cannot open") != std::string::npos);
+    }
+    CHECK(target.parameter_values() == original);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("load_parameters from host arrays by name checks everything first") {
+    TinyMLP<mg::Cpu> model;
+    auto values = model.parameter_values();
+    values["fc2.bias"] = {1, 2, 3};
+    model.load_parameters(values);
+    CHECK(model.fc2.bias.to_vector() == std::vector<float>{1, 2, 3});
+
+    const auto before = model.parameter_values();
+    auto missing = values;
+    missing.erase("fc1.bias");
+    missing["fc2.bias"] = {7, 7, 7};
+    CHECK(error_message([&] { model.load_parameters(missing); }) == "load_parameters: no values given for parameter 'fc1.bias' (shape [5])");
+    auto wrong = values;
+    wrong["fc1.weight"].pop_back();
+    CHECK(error_message([&] { model.load_parameters(wrong); }) == "load_parameters: 'fc1.weight' has 19 values, expected 20 for shape [5, 4]");
+    auto extra = values;
+    extra["fc3.weight"] = {1};
+    CHECK(error_message([&] { model.load_parameters(extra); }) == "load_parameters: 'fc3.weight' is not a parameter of this model");
+    CHECK(model.parameter_values() == before);
+}
+
+TEST_CASE("to<Cpu>() rebuilds a model with the same values and does not move the generator") {
+    mg::manual_seed(11);
+    TinyMLP<mg::Cpu> model(5);
+    const auto next_before = mg::Tensor<mg::Cpu>::uniform({1}, 0, 1).to_vector();
+    mg::manual_seed(11);
+    TinyMLP<mg::Cpu> again(5);
+    auto copy = again.to<mg::Cpu>(5);
+    CHECK(copy.parameter_values() == model.parameter_values());
+    CHECK(mg::Tensor<mg::Cpu>::uniform({1}, 0, 1).to_vector() == next_before);
+    copy.fc1.bias.data()[0] = 100;  // a copy, not a view
+    CHECK(model.fc1.bias.to_vector()[0] != 100);
+}
