@@ -4,6 +4,13 @@
 #include <cstdio>
 #include <cstdlib>
 
+// fmt turns its constexpr support off under nvcc but keeps its consteval format-string check, which
+// then cannot compile; with constexpr on, both work (checked with nvcc 13 and fmt 9). This must
+// precede fmt's first inclusion: the CMake target also defines it for CUDA sources.
+#if defined(__CUDACC__) && !defined(FMT_USE_CONSTEXPR)
+#define FMT_USE_CONSTEXPR 1
+#endif
+
 // Kernels are written once as functors and run on the host (CpuBackend, tests) and on the GPU
 // (CudaBackend). The annotation is empty for a host compiler, so g++ never sees CUDA keywords.
 #if defined(__CUDACC__)

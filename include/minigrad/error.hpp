@@ -1,8 +1,11 @@
 // Exceptions for user mistakes. Every message names the op, the argument and both sides.
 #pragma once
 
+#include "config.hpp"
+
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>

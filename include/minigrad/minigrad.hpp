@@ -31,4 +31,7 @@
 
 #if defined(__CUDACC__)
 #include "backend/cuda.cuh"
+#ifndef MINIGRAD_HAS_CUDA
+#define MINIGRAD_HAS_CUDA 1
+#endif
 #endif

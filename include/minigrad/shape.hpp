@@ -1,6 +1,8 @@
 // Shape: up to four dimensions held inline, so creating a tensor never allocates for its shape.
 #pragma once
 
+#include "config.hpp"
+
 #include <array>
 #include <cstdint>
 #include <initializer_list>

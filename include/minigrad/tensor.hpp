@@ -79,7 +79,6 @@ class Tensor {
         }
         Tensor t = empty(shape, device);
         B::upload(t.impl_->data, values.data(), t.impl_->bytes(), device);
-        counters().host_to_device_bytes += B::is_host ? 0 : t.impl_->bytes();
         return t;
     }
     static Tensor from(const std::vector<T>& values) {
@@ -133,8 +132,6 @@ class Tensor {
     Tensor<B2, T> to(int device = B2::current_device()) const {
         auto out = Tensor<B2, T>::empty(shape(), device);
         detail::transfer<B2, B>(out.data(), device, data(), this->device(), impl().bytes());
-        if constexpr (!B::is_host) counters().device_to_host_bytes += B2::is_host ? impl().bytes() : 0;
-        if constexpr (!B2::is_host) counters().host_to_device_bytes += B::is_host ? impl().bytes() : 0;
         return out;
     }
     Tensor clone() const { return to<B>(device()); }

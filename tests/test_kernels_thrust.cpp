@@ -1,0 +1,140 @@
+// The GPU's arithmetic, tested on the CPU: every functor CudaBackend launches (kernels.hpp) is run
+// here through Thrust's CPP system, as thrust::for_each over the index range a kernel would cover,
+// and compared with plain reference loops. CI has no GPU; this is what checks the kernels there.
+#include <thrust/execution_policy.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+#include <thrust/system/cpp/execution_policy.h>
+
+#include <cmath>
+#include <vector>
+
+#include "helpers.hpp"
+
+namespace k = minigrad::kernels;
+
+template <class F>
+static void run(std::int64_t n, const F& f) {
+    thrust::for_each(thrust::cpp::par, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n), f);
+}
+
+static std::vector<float> random_values(std::size_t n, std::uint64_t seed) {
+    mg::Generator gen(seed);
+    std::vector<float> v(n);
+    for (auto& x : v) x = static_cast<float>(gen.uniform(-2, 2));
+    return v;
+}
+
+TEST_CASE("GemmElement (the GPU's matmul) equals a reference product in every transpose, bias and accumulate mode") {
+    const std::int64_t m = 7, n = 5, kk = 6;
+    const auto a = random_values(m * kk, 1), b = random_values(kk * n, 2), bias = random_values(n, 3), init = random_values(m * n, 4);
+    for (bool ta : {false, true})
+        for (bool tb : {false, true})
+            for (bool with_bias : {false, true})
+                for (bool overwrite : {false, true}) {
+                    CAPTURE(ta);
+                    CAPTURE(tb);
+                    CAPTURE(with_bias);
+                    CAPTURE(overwrite);
+                    std::vector<float> c = init;
+                    run(m * n, k::GemmElement<float>{a.data(), b.data(), with_bias ? bias.data() : nullptr, c.data(), m, n, kk, ta, tb, overwrite});
+                    for (std::int64_t r = 0; r < m; ++r)
+                        for (std::int64_t j = 0; j < n; ++j) {
+                            double ref = with_bias ? bias[j] : 0.0;
+                            for (std::int64_t p = 0; p < kk; ++p) ref += double(ta ? a[p * m + r] : a[r * kk + p]) * (tb ? b[j * kk + p] : b[p * n + j]);
+                            if (!overwrite) ref += init[r * n + j];
+                            CHECK(c[r * n + j] == doctest::Approx(ref).epsilon(1e-5));
+                        }
+                    // ...and the CPU backend's own gemm agrees with it.
+                    std::vector<float> cpu = init;
+                    mg::Cpu::gemm(k::GemmElement<float>{a.data(), b.data(), with_bias ? bias.data() : nullptr, cpu.data(), m, n, kk, ta, tb, overwrite}, 0);
+                    for (std::size_t i = 0; i < c.size(); ++i) CHECK(cpu[i] == doctest::Approx(c[i]).epsilon(1e-5));
+                }
+}
+
+TEST_CASE("elementwise kernels: add with a broadcast row, relu forward/backward, gradient accumulation") {
+    const auto a = random_values(12, 5), row = random_values(4, 6), dy = random_values(12, 7);
+    std::vector<float> y(12);
+    run(12, k::AddForward<float>{a.data(), row.data(), y.data(), 4});
+    for (int i = 0; i < 12; ++i) CHECK(y[i] == a[i] + row[i % 4]);
+    run(12, k::ReluForward<float>{a.data(), y.data()});
+    for (int i = 0; i < 12; ++i) CHECK(y[i] == (a[i] > 0 ? a[i] : 0.0f));
+    std::vector<float> dx(12, 1.0f);
+    run(12, k::ReluBackward<float>{y.data(), dy.data(), dx.data(), false});
+    for (int i = 0; i < 12; ++i) CHECK(dx[i] == 1.0f + (y[i] > 0 ? dy[i] : 0.0f));
+    run(12, k::AccumulateGrad<float>{dy.data(), dx.data(), true});
+    CHECK(dx == dy);
+    std::vector<float> db(4, 0.5f);
+    run(4, k::SumRows<float>{dy.data(), db.data(), 3, 4, false});
+    for (int j = 0; j < 4; ++j) CHECK(db[j] == doctest::Approx(0.5f + dy[j] + dy[4 + j] + dy[8 + j]));
+    std::vector<float> scalar{3.0f}, out(5, 1.0f);
+    run(5, k::BroadcastScalarGrad<float>{scalar.data(), out.data(), 0.5f, false});
+    CHECK(out == std::vector<float>(5, 2.5f));
+    run(5, k::Fill<float>{out.data(), 7.0f});
+    run(5, k::AddScalar<float>{out.data(), 1.0f, false});
+    CHECK(out == std::vector<float>(5, 8.0f));
+}
+
+TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference math") {
+    const std::int64_t rows = 6, cols = 4;
+    const auto x = random_values(rows * cols, 8), dy = random_values(rows * cols, 9);
+    const std::vector<std::int32_t> target{0, 3, 1, 2, 2, 0};
+    std::vector<float> y(rows * cols), dx(rows * cols), row_loss(rows), probs(rows * cols), dlogits(rows * cols);
+    std::vector<std::int32_t> best(rows);
+    run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
+    run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
+    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), probs.data(), cols});
+    const std::vector<float> dloss{2.0f};
+    run(rows * cols, k::CrossEntropyBackward<float, std::int32_t>{probs.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
+    run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
+    for (std::int64_t r = 0; r < rows; ++r) {
+        double lse = 0, dsum = 0;
+        for (std::int64_t c = 0; c < cols; ++c) lse += std::exp(double(x[r * cols + c]));
+        lse = std::log(lse);
+        for (std::int64_t c = 0; c < cols; ++c) dsum += dy[r * cols + c];
+        std::int64_t arg = 0;
+        for (std::int64_t c = 0; c < cols; ++c) {
+            const auto i = r * cols + c;
+            const double p = std::exp(x[i] - lse);
+            CHECK(y[i] == doctest::Approx(x[i] - lse).epsilon(1e-5));
+            CHECK(dx[i] == doctest::Approx(dy[i] - p * dsum).epsilon(1e-5));
+            CHECK(probs[i] == doctest::Approx(p).epsilon(1e-5));
+            CHECK(dlogits[i] == doctest::Approx((p - (target[r] == c)) * 2.0 / rows).epsilon(1e-5));
+            if (x[i] > x[r * cols + arg]) arg = c;
+        }
+        CHECK(row_loss[r] == doctest::Approx(lse - x[r * cols + target[r]]).epsilon(1e-5));
+        CHECK(best[r] == arg);
+    }
+}
+
+TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim.SGD") {
+    std::vector<float> p1{1, 2}, g1{0.5f, -1}, m1(2), p2{3}, g2{2}, m2(1);
+    k::SgdTable<float> table{};
+    table.param[0] = p1.data(), table.grad[0] = g1.data(), table.momentum[0] = m1.data();
+    table.param[1] = p2.data(), table.grad[1] = g2.data(), table.momentum[1] = m2.data();
+    table.offset[1] = 2, table.offset[2] = 3, table.count = 2;
+    run(3, k::SgdUpdate<float>{table, 0.1f, 0.9f, 0.0f, 0.1f, false, true});
+    // first step: buf = g + wd*p; p -= lr*buf
+    CHECK(p1[0] == doctest::Approx(1 - 0.1 * (0.5 + 0.1)));
+    CHECK(p2[0] == doctest::Approx(3 - 0.1 * (2 + 0.3)));
+    const float buf = m2[0];
+    run(3, k::SgdUpdate<float>{table, 0.1f, 0.9f, 0.0f, 0.1f, false, false});
+    const double g = 2 + 0.1 * (3 - 0.1 * 2.3);
+    CHECK(m2[0] == doctest::Approx(0.9 * buf + g));
+    CHECK(p2[0] == doctest::Approx(3 - 0.23 - 0.1 * (0.9 * buf + g)));
+}
+
+TEST_CASE("RecordScalar and SetLogStorage: a log appends, grows, and never writes past its capacity") {
+    std::vector<float> first(2), second(4);
+    k::LogSlots slots{first.data(), 0, 2};
+    const std::vector<float> loss{1.5f};
+    run(1, k::RecordScalar<float>{loss.data(), &slots});
+    run(1, k::RecordScalar<float>{loss.data(), &slots});
+    run(1, k::RecordScalar<float>{loss.data(), &slots});  // past capacity: counted, not written
+    CHECK(slots.count == 3);
+    CHECK(first == std::vector<float>{1.5f, 1.5f});
+    run(1, k::SetLogStorage{&slots, second.data(), 4});
+    CHECK(slots.values == second.data());
+    CHECK(slots.capacity == 4);
+    CHECK(slots.count == 3);
+}
