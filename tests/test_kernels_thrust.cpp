@@ -85,7 +85,7 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
     run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), probs.data(), cols});
     const std::vector<float> dloss{2.0f};
-    run(rows * cols, k::CrossEntropyBackward<float, std::int32_t>{probs.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t>{probs.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
     run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;

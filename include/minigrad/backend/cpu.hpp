@@ -125,7 +125,14 @@ struct Cpu {
                 V acc[N];
                 for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
                 const T* a0 = g.a + r * a_row;
-                if (lanes == 4) {
+                if (lanes == 4 && a_row == 1) {  // a stored transposed: four rows are contiguous
+                    for (std::int64_t p = 0; p < k; ++p) {
+                        V av;
+                        std::memcpy(&av, a0 + p * a_col, sizeof(V));
+                        const T* __restrict bp = b + p * N;
+                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
+                    }
+                } else if (lanes == 4) {
                     for (std::int64_t p = 0; p < k; ++p) {
                         const T* ap = a0 + p * a_col;
                         const V av = {ap[0], ap[a_row], ap[2 * a_row], ap[3 * a_row]};

@@ -56,7 +56,7 @@ Tensor<B, T> add(const Tensor<B, T>& a, const Tensor<B, T>& b) {
                                  b.shape(), a.shape(), cols, a.shape());
     }
     auto y = Tensor<B, T>::empty(a.shape(), a.device());
-    B::launch(a.numel(), kernels::AddForward<T>{a.data(), b.data(), y.data(), b.numel()}, a.device());
+    B::launch(a.numel(), kernels::AddForward<T>{a.data(), b.data(), y.data(), same ? 0 : b.numel()}, a.device());
     if (detail::wants_grad(a, b)) {
         auto node = std::make_shared<detail::AddNode<B, T>>();
         node->inputs = {a.impl_ptr(), b.impl_ptr(), nullptr};

@@ -31,7 +31,7 @@ struct CrossEntropyNode : Node<B, T> {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
-        B::launch(rows * cols,
+        B::launch(rows,
                   kernels::CrossEntropyBackward<T, L>{probs.data(), target->data, out.grad->data,
                                                       dlogits.data, cols, T(1) / static_cast<T>(rows), dlogits.overwrite},
                   logits.device);
