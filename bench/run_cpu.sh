@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The CPU benchmark: minigrad's generic path and the PyTorch original (Debian's python3-torch, one
 # thread) in the same run, then the ratio and the Iris example's peak memory.
-# Usage: bench/run_cpu.sh [build dir, default build/release]
+# Usage: bench/run_cpu.sh   (builds the "cpu" preset: g++ only, as a CPU-only user gets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build=${1:-build/release}
+build=build/cpu
 scripts/install-deps.sh python3-torch python3-sklearn
-cmake --preset release >/dev/null
+cmake --preset cpu >/dev/null
 cmake --build "$build" --target iris_bench iris -j"$(nproc)" >/dev/null
 python=/usr/bin/python3  # Debian's, where python3-torch is
 mine=$("$build/bench/iris_bench" --device cpu --repeats 5)

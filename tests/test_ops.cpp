@@ -155,3 +155,16 @@ TEST_CASE("backward needs a scalar") {
     CHECK(error_message([&] { mg::relu(x).backward(); }) ==
           "backward: the tensor has shape [2] (2 elements), expected a scalar (1 element); reduce it first, e.g. with sum() or mean()");
 }
+
+TEST_CASE("the kernels' inline exp is within 2 ulp of std::exp where softmax uses it") {
+    double worst_ulp = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.01f) {
+        const double reference = std::exp(static_cast<double>(x));
+        const float ref_f = static_cast<float>(reference);
+        const double ulp = std::nextafter(ref_f, INFINITY) - ref_f;
+        worst_ulp = std::max(worst_ulp, std::abs(mg::kernels::exp_float(x) - reference) / ulp);
+    }
+    CHECK(worst_ulp < 2.0);
+    CHECK(mg::kernels::exp_float(-1000.0f) < 1e-37f);  // clamped, never garbage bits
+    CHECK(mg::kernels::exp_float(0.0f) == 1.0f);
+}

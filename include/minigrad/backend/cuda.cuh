@@ -335,7 +335,9 @@ struct Cuda {
     static void begin_capture(detail::Pool* pool, int device) {
         auto& s = state(device);
         s.allocator->push_pool(pool);
-        const cudaError_t err = cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeThreadLocal);
+        // Relaxed: the private pool may cudaMalloc during capture on purpose. That call is not
+        // recorded, but its block stays reserved for the graph's life, which is all a replay needs.
+        const cudaError_t err = cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeRelaxed);
         if (err != cudaSuccess) s.allocator->pop_pool();
         MINIGRAD_CUDA_CHECK(err);
     }

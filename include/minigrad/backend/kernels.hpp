@@ -29,8 +29,10 @@ MINIGRAD_HD inline T write(T old, T value, bool overwrite) {
 // the same code runs on both backends, so their softmaxes agree.
 MINIGRAD_HD inline float exp_float(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // Round x/ln2 to the nearest integer by truncation of t +- 0.5 (floor() would be a libm call
+    // without SSE4.1; the add-and-subtract-2^23 trick breaks under -ffast-math).
     const float t = x * 1.44269504088896341f;
-    const float n = static_cast<float>(static_cast<std::int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f)));  // round, no libm floor
+    const float n = static_cast<float>(static_cast<std::int32_t>(t + (t >= 0.0f ? 0.5f : -0.5f)));
     float r = x - n * 0.693359375f;
     r = r + n * 2.12194440e-4f;
     const float p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
