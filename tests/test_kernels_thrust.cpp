@@ -79,13 +79,13 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     const std::int64_t rows = 6, cols = 4;
     const auto x = random_values(rows * cols, 8), dy = random_values(rows * cols, 9);
     const std::vector<std::int32_t> target{0, 3, 1, 2, 2, 0};
-    std::vector<float> y(rows * cols), dx(rows * cols), row_loss(rows), probs(rows * cols), dlogits(rows * cols);
+    std::vector<float> y(rows * cols), dx(rows * cols), row_loss(rows), exps(rows * cols), inv_sum(rows), dlogits(rows * cols);
     std::vector<std::int32_t> best(rows);
     run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
     run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
-    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), probs.data(), cols});
+    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
     const std::vector<float> dloss{2.0f};
-    run(rows, k::CrossEntropyBackward<float, std::int32_t>{probs.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
     run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;
@@ -98,7 +98,7 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
             const double p = std::exp(x[i] - lse);
             CHECK(y[i] == doctest::Approx(x[i] - lse).epsilon(1e-5));
             CHECK(dx[i] == doctest::Approx(dy[i] - p * dsum).epsilon(1e-5));
-            CHECK(probs[i] == doctest::Approx(p).epsilon(1e-5));
+            CHECK(exps[i] * inv_sum[r] == doctest::Approx(p).epsilon(1e-5));
             CHECK(dlogits[i] == doctest::Approx((p - (target[r] == c)) * 2.0 / rows).epsilon(1e-5));
             if (x[i] > x[r * cols + arg]) arg = c;
         }

@@ -22,17 +22,17 @@ struct LogSoftmaxNode : Node<B, T> {
     }
 };
 
-// logits and probs are (rows, cols), target is (rows), y is ()
+// logits and exps are (rows, cols), target and inv_sum are (rows), y is ()
 template <class B, class T, class L>
 struct CrossEntropyNode : Node<B, T> {
     std::shared_ptr<TensorImpl<B, L>> target;
-    Tensor<B, T> probs;  // softmax of the logits, from the forward pass
+    Tensor<B, T> exps, inv_sum;  // the softmax, as exps * inv_sum, from the forward pass
     void backward(TensorImpl<B, T>& out) override {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
         B::launch(rows,
-                  kernels::CrossEntropyBackward<T, L>{probs.data(), target->data, out.grad->data,
+                  kernels::CrossEntropyBackward<T, L>{exps.data(), inv_sum.data(), target->data, out.grad->data,
                                                       dlogits.data, cols, T(1) / static_cast<T>(rows), dlogits.overwrite},
                   logits.device);
     }
@@ -70,11 +70,12 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
         detail::fail<ShapeError>("cross_entropy: argument #1 'input' has shape {}, expected at least one row and one class", logits.shape());
     }
     B::check_labels(target.data(), rows, cols, "cross_entropy", target.device());
-    auto probs = Tensor<B, T>::empty(logits.shape(), logits.device());
+    auto exps = Tensor<B, T>::empty(logits.shape(), logits.device());
+    auto inv_sum = Tensor<B, T>::empty(Shape{rows}, logits.device());
     auto loss = Tensor<B, T>::empty(Shape{}, logits.device());
     {
         auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
-        B::launch(rows, kernels::CrossEntropyForward<T, L>{logits.data(), target.data(), row_loss.data(), probs.data(), cols},
+        B::launch(rows, kernels::CrossEntropyForward<T, L>{logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols},
                   logits.device());
         B::sum(row_loss.data(), rows, loss.data(), T(1) / static_cast<T>(rows), true, logits.device());
     }
@@ -82,7 +83,8 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
         auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
         node->inputs = {logits.impl_ptr(), nullptr, nullptr};
         node->target = target.impl_ptr();
-        node->probs = std::move(probs);
+        node->exps = std::move(exps);
+        node->inv_sum = std::move(inv_sum);
         detail::attach(loss.impl(), std::move(node));
     }
     return loss;
