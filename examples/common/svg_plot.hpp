@@ -55,7 +55,7 @@ inline void write_svg(const std::string& path, const LineChart& chart) {
     const auto x_ticks = detail::nice_ticks(x_lo, x_hi), y_ticks = detail::nice_ticks(y_lo, y_hi * 1.05);
     x_lo = std::min(x_lo, x_ticks.front());
     x_hi = std::max(x_hi, x_ticks.back());
-    y_hi = std::max(y_hi, y_ticks.back());
+    y_hi = std::max(y_hi * 1.05, y_ticks.back());  // headroom above the curve
     auto px = [&](double v) { return left + (v - x_lo) / (x_hi - x_lo) * plot_w; };
     auto py = [&](double v) { return top + plot_h - (v - y_lo) / (y_hi - y_lo) * plot_h; };
 

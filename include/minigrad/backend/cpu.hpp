@@ -24,7 +24,7 @@ struct Cuda;  // declared for every compiler so mixing backends gives a readable
 // On x86-64 with GCC or Clang the hot loops are compiled twice, for the baseline ISA and for
 // AVX2+FMA, and the second is used when the CPU has it (checked once). Same source, same results up
 // to rounding; a -march=native build gets the same effect without the check.
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__CUDACC__) && \
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && \
     !defined(__AVX2__) && !defined(MINIGRAD_NO_CPU_DISPATCH)
 #define MINIGRAD_CPU_DISPATCH 1
 #define MINIGRAD_TARGET_AVX2 [[gnu::target("avx2,fma")]]
@@ -40,16 +40,25 @@ inline bool cpu_has_avx2_fma() {
 }
 #endif
 
-// Four lanes of T as a GCC/Clang vector; GCC drops vector_size on a dependent alias, hence these.
-template <class T>
-struct Vec4;
+// Lanes of T as a GCC/Clang vector (4 for the baseline build, 8 for AVX2); GCC drops vector_size
+// on a dependent alias, hence these.
+template <class T, int Lanes>
+struct Vec;
 template <>
-struct Vec4<float> {
+struct Vec<float, 4> {
     typedef float type __attribute__((vector_size(16)));
 };
 template <>
-struct Vec4<double> {
+struct Vec<float, 8> {
+    typedef float type __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<double, 4> {
     typedef double type __attribute__((vector_size(32)));
+};
+template <>
+struct Vec<double, 8> {
+    typedef double type __attribute__((vector_size(64)));
 };
 }  // namespace detail
 
@@ -107,7 +116,7 @@ struct Cpu {
 #if MINIGRAD_CPU_DISPATCH
         if (detail::cpu_has_avx2_fma()) return gemm_avx2(g);
 #endif
-        gemm_body(g);
+        gemm_body<T, 4>(g);
     }
 
     // out[0] = scale * sum(x), written or added.
@@ -133,11 +142,12 @@ struct Cpu {
     }
     template <class T>
     MINIGRAD_TARGET_AVX2 static void gemm_avx2(const kernels::GemmElement<T>& g) {
-        gemm_body(g);
+        gemm_body<T, 8>(g);
     }
 #endif
 
-    template <class T>
+    // Lanes: output rows held in one vector (4 = 128-bit SSE, 8 = 256-bit AVX).
+    template <class T, int Lanes>
     [[gnu::always_inline]] static inline void gemm_body(const kernels::GemmElement<T>& g) {
         const T* b = g.b;
         if (g.trans_b) {
@@ -148,39 +158,40 @@ struct Cpu {
             b = scratch.data();
         }
         if (g.n <= 16) {
-            gemm_narrow<T>(g, b, std::make_integer_sequence<int, 17>{});
+            gemm_narrow<T, Lanes>(g, b, std::make_integer_sequence<int, 17>{});
         } else {
-            gemm_rows<T, 0>(g, b);
+            gemm_rows<T, 0, Lanes>(g, b);
         }
     }
 
     // N > 0: the row width is N, known at compile time; N == 0: width g.n at run time.
-    template <class T, int N>
+    template <class T, int N, int Lanes>
     [[gnu::always_inline]] static inline void gemm_rows(const kernels::GemmElement<T>& g, const T* b) {
         const std::int64_t m = g.m, k = g.k, n = N > 0 ? N : g.n;
         // a(r, p) = a[r * a_row + p * a_col]: strides instead of a branch keep the loops vectorisable
         const std::int64_t a_row = g.trans_a ? 1 : k, a_col = g.trans_a ? m : 1;
         if constexpr (N > 0) {
-            // Four rows at once, held as one vector (GCC/Clang vector extension): acc[j] lane i is
+            // Lanes rows at once, held as one vector (GCC/Clang vector extension): acc[j] lane i is
             // c(r + i, j). Narrow outputs then use full vector width whatever N is; a last block
-            // of fewer than four rows runs with its missing lanes at zero.
-            using V = typename detail::Vec4<T>::type;
-            for (std::int64_t r = 0; r < m; r += 4) {
-                const int lanes = m - r < 4 ? static_cast<int>(m - r) : 4;
+            // of fewer rows runs with its missing lanes at zero.
+            using V = typename detail::Vec<T, Lanes>::type;
+            for (std::int64_t r = 0; r < m; r += Lanes) {
+                const int lanes = m - r < Lanes ? static_cast<int>(m - r) : Lanes;
                 V acc[N];
                 for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
                 const T* a0 = g.a + r * a_row;
-                if (lanes == 4 && a_row == 1) {  // a stored transposed: four rows are contiguous
+                if (lanes == Lanes && a_row == 1) {  // a stored transposed: the rows are contiguous
                     for (std::int64_t p = 0; p < k; ++p) {
                         V av;
                         std::memcpy(&av, a0 + p * a_col, sizeof(V));
                         const T* __restrict bp = b + p * N;
                         for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
                     }
-                } else if (lanes == 4) {
+                } else if (lanes == Lanes) {  // a gather with a constant trip count, unrolled
                     for (std::int64_t p = 0; p < k; ++p) {
                         const T* ap = a0 + p * a_col;
-                        const V av = {ap[0], ap[a_row], ap[2 * a_row], ap[3 * a_row]};
+                        V av;
+                        for (int i = 0; i < Lanes; ++i) av[i] = ap[i * a_row];
                         const T* __restrict bp = b + p * N;
                         for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
                     }
@@ -216,9 +227,9 @@ struct Cpu {
             }
         }
     }
-    template <class T, int... Ns>
+    template <class T, int Lanes, int... Ns>
     [[gnu::always_inline]] static inline void gemm_narrow(const kernels::GemmElement<T>& g, const T* b, std::integer_sequence<int, Ns...>) {
-        ((g.n == Ns ? (gemm_rows<T, Ns>(g, b), true) : false) || ...);
+        ((g.n == Ns ? (gemm_rows<T, Ns, Lanes>(g, b), true) : false) || ...);
     }
 
   public:
