@@ -11,16 +11,9 @@
 #include <fmt/format.h>
 #include <minigrad/minigrad.hpp>
 
-namespace mg = minigrad;
+#include "../examples/common/iris.hpp"
 
-template <class B>
-struct MLP : mg::nn::Module<B> {
-    mg::nn::Linear<B> fc1, fc2;
-    mg::nn::ReLU relu;
-    explicit MLP(std::int64_t hidden) : fc1(4, hidden), fc2(hidden, 3) {}
-    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
-    MINIGRAD_MODULE(fc1, relu, fc2)
-};
+namespace mg = minigrad;
 
 struct Result {
     double us_per_epoch;
@@ -32,7 +25,7 @@ struct Result {
 template <class B>
 Result run_once(const mg::data::Matrix& xs, const std::vector<std::int32_t>& ys, int epochs, int log_every, bool use_graph) {
     mg::manual_seed(42);
-    MLP<B> model(10);
+    examples::IrisMLP<B> model(10);
     auto x = mg::Tensor<mg::Cpu>::from(xs).template to<B>();
     auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(ys).template to<B>();
     mg::nn::CrossEntropyLoss loss_fn;
@@ -96,18 +89,14 @@ int main(int argc, char** argv) {
     app.add_flag("--graph", graph, "capture the step as a CUDA graph (records every epoch)");
     app.add_option("--data", data);
     CLI11_PARSE(app, argc, argv);
-    auto iris = mg::data::read_csv(data, {.label = "species"});
-    auto [train, test] = mg::data::train_test_split(iris, {.test_size = 0.2, .seed = 42});
-    mg::data::MinMaxScaler scaler;
-    scaler.fit(train.x);
-    const auto xs = scaler.transform(train.x);
+    const auto split = examples::load_iris(data);
 #if defined(MINIGRAD_HAS_CUDA)
-    if (device == "cuda") return bench<mg::Cuda>(xs, train.y, epochs, log_every, repeats, graph);
+    if (device == "cuda") return bench<mg::Cuda>(split.x_train, split.y_train, epochs, log_every, repeats, graph);
 #else
     if (device == "cuda") {
         fmt::print(stderr, "error: this build has no CUDA backend\n");
         return 2;
     }
 #endif
-    return bench<mg::Cpu>(xs, train.y, epochs, log_every, repeats, graph);
+    return bench<mg::Cpu>(split.x_train, split.y_train, epochs, log_every, repeats, graph);
 }

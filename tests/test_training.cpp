@@ -1,16 +1,12 @@
 // End to end: the Iris model trains to a loss bound, a steady-state step allocates nothing and
 // reads nothing on the host, and the loss log and step graph do what they say.
 #include "helpers.hpp"
+#include "iris.hpp"
 
 static const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
 
 template <class B>
-struct IrisMLP : mg::nn::Module<B> {
-    mg::nn::Linear<B> fc1{4, 10}, fc2{10, 3};
-    mg::nn::ReLU relu;
-    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
-    MINIGRAD_MODULE(fc1, relu, fc2)
-};
+using IrisMLP = examples::IrisMLP<B>;
 
 struct IrisData {
     mg::Tensor<mg::Cpu> x;
@@ -18,11 +14,8 @@ struct IrisData {
 };
 
 static IrisData iris_train() {
-    auto iris = mg::data::read_csv(iris_path, {.label = "species"});
-    auto [train, test] = mg::data::train_test_split(iris, {.test_size = 0.2, .seed = 42});
-    mg::data::MinMaxScaler scaler;
-    scaler.fit(train.x);
-    return {mg::Tensor<mg::Cpu>::from(scaler.transform(train.x)), mg::Tensor<mg::Cpu, std::int32_t>::from(train.y)};
+    const auto split = examples::load_iris(iris_path);
+    return {mg::Tensor<mg::Cpu>::from(split.x_train), mg::Tensor<mg::Cpu, std::int32_t>::from(split.y_train)};
 }
 
 TEST_CASE("Iris: 3000 epochs of SGD bring the loss under 0.4, recorded without host reads") {

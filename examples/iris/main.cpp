@@ -15,18 +15,10 @@
 #include <fmt/format.h>
 #include <minigrad/minigrad.hpp>
 
+#include "../common/iris.hpp"
 #include "../common/svg_plot.hpp"
 
 namespace mg = minigrad;
-
-template <class B>
-struct MLP : mg::nn::Module<B> {
-    mg::nn::Linear<B> fc1, fc2;
-    mg::nn::ReLU relu;
-    explicit MLP(std::int64_t hidden) : fc1(4, hidden), fc2(hidden, 3) {}
-    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
-    MINIGRAD_MODULE(fc1, relu, fc2)
-};
 
 struct Options {
     std::string device = "cpu";
@@ -41,20 +33,6 @@ struct Options {
     std::string out = "out";
 };
 
-struct Split {
-    mg::data::Matrix x_train, x_test;
-    std::vector<std::int32_t> y_train, y_test;
-    std::vector<std::string> class_names;
-};
-
-Split load(const Options& o) {
-    auto iris = mg::data::read_csv(o.data, {.label = "species"});
-    auto [train, test] = mg::data::train_test_split(iris, {.test_size = 0.2, .seed = o.seed});
-    mg::data::MinMaxScaler scaler;
-    scaler.fit(train.x);
-    return {scaler.transform(train.x), scaler.transform(test.x), train.y, test.y, iris.class_names};
-}
-
 double peak_rss_mb() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
@@ -62,9 +40,9 @@ double peak_rss_mb() {
 }
 
 template <class B>
-int train(const Options& o, const Split& split) {
+int train(const Options& o, const examples::IrisSplit& split) {
     mg::manual_seed(o.seed);
-    MLP<B> model(o.hidden);
+    examples::IrisMLP<B> model(o.hidden);
     auto x = mg::Tensor<mg::Cpu>::from(split.x_train).template to<B>();
     auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(split.y_train).template to<B>();
     mg::nn::CrossEntropyLoss loss_fn;
@@ -175,7 +153,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        const auto split = load(o);
+        const auto split = examples::load_iris(o.data, o.seed);
 #if defined(MINIGRAD_HAS_CUDA)
         if (o.device == "auto") o.device = mg::cuda::is_available() ? "cuda" : "cpu";
         if (o.device == "cuda") {

@@ -1,27 +1,14 @@
 // CudaBackend against the CPU backend, and the promises of the GPU issue: no host sync in the
 // loop, no cudaMalloc after the first step, graph replay, clear runtime errors.
-#include <doctest/doctest.h>
-
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include <minigrad/minigrad.hpp>
+#include "../helpers.hpp"
+#include "iris.hpp"
 
-namespace mg = minigrad;
 using CpuT = mg::Tensor<mg::Cpu>;
 using GpuT = mg::Tensor<mg::Cuda>;
-
-template <class F>
-static std::string error_message(F&& f) {
-    try {
-        f();
-    } catch (const mg::Error& e) {
-        return e.what();
-    }
-    FAIL("expected a minigrad::Error");
-    return {};
-}
 
 static void check_close(const std::vector<float>& a, const std::vector<float>& b, double tol = 1e-5) {
     REQUIRE(a.size() == b.size());
@@ -32,12 +19,7 @@ static void check_close(const std::vector<float>& a, const std::vector<float>& b
 }
 
 template <class B>
-struct IrisMLP : mg::nn::Module<B> {
-    mg::nn::Linear<B> fc1{4, 10}, fc2{10, 3};
-    mg::nn::ReLU relu;
-    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
-    MINIGRAD_MODULE(fc1, relu, fc2)
-};
+using IrisMLP = examples::IrisMLP<B>;
 
 static const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
 
@@ -46,11 +28,8 @@ struct Iris {
     mg::Tensor<mg::Cpu, std::int32_t> y;
 };
 static Iris iris() {
-    auto ds = mg::data::read_csv(iris_path, {.label = "species"});
-    auto [train, test] = mg::data::train_test_split(ds, {.test_size = 0.2, .seed = 42});
-    mg::data::MinMaxScaler scaler;
-    scaler.fit(train.x);
-    return {CpuT::from(scaler.transform(train.x)), mg::Tensor<mg::Cpu, std::int32_t>::from(train.y)};
+    const auto split = examples::load_iris(iris_path);
+    return {CpuT::from(split.x_train), mg::Tensor<mg::Cpu, std::int32_t>::from(split.y_train)};
 }
 
 TEST_CASE("device facts") {
