@@ -107,6 +107,15 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     }
 }
 
+TEST_CASE("CrossEntropyForward never reads outside its row for a bad label (the GPU reports it later)") {
+    const std::vector<float> x{1, 2, 3, 4, 5, 6};
+    const std::vector<std::int32_t> target{0, 7};
+    std::vector<float> row_loss(2), exps(6), inv_sum(2);
+    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3});
+    CHECK(std::isfinite(row_loss[1]));
+    CHECK(row_loss[0] == doctest::Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1).epsilon(1e-5));
+}
+
 TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim.SGD") {
     std::vector<float> p1{1, 2}, g1{0.5f, -1}, m1(2), p2{3}, g2{2}, m2(1);
     k::SgdTable<float> table{};

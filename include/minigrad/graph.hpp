@@ -23,7 +23,10 @@ class StepGraph {
     StepGraph& operator=(const StepGraph&) = delete;
     ~StepGraph() {
         if constexpr (B::supports_graphs) {
-            if (captured_) B::destroy_graph(graph_, &pool_, device_);
+            if (captured_)
+                B::destroy_graph(graph_, &pool_, device_);
+            else
+                B::release_pool(&pool_, device_);  // a capture that failed may have left blocks there
         }
     }
 

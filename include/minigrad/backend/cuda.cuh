@@ -368,7 +368,10 @@ struct Cuda {
     static void destroy_graph(GraphHandle exec, detail::Pool* pool, int device) {
         (void)cudaStreamSynchronize(stream(device));  // the pool's blocks may be in use until the last replay ends
         (void)cudaGraphExecDestroy(exec);
-        state(device).allocator->merge_into_default(*pool);
+        release_pool(pool, device);
+    }
+    static void release_pool(detail::Pool* pool, int device) {
+        if (!pool->free_blocks.empty()) state(device).allocator->merge_into_default(*pool);
     }
 };
 

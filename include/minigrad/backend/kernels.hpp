@@ -200,7 +200,9 @@ struct CrossEntropyForward {
             sum += er[c];
         }
         inv_sum[r] = T(1) / sum;
-        row_loss[r] = max + std::log(sum) - xr[target[r]];
+        // A label outside [0, cols) is reported by the backend's check; never read out of the row.
+        const index_t t = static_cast<index_t>(target[r]);
+        row_loss[r] = max + std::log(sum) - (t >= 0 && t < cols ? xr[t] : T(0));
     }
 };
 
