@@ -92,11 +92,6 @@ void materialize_grad(TensorImpl<B, T>& impl) {
     }
 }
 
-template <class B, class T>
-bool needs_grad(const std::shared_ptr<TensorImpl<B, T>>& impl) {
-    return impl && impl->requires_grad;
-}
-
 // Whether an op on these tensors records a Node: grad mode is on and some input needs a gradient.
 template <class... Tensors>
 bool wants_grad(const Tensors&... tensors) {
