@@ -3,15 +3,11 @@
 #include <fstream>
 
 #include "helpers.hpp"
+#include "iris.hpp"
 
-template <class B>
-struct TinyMLP : mg::nn::Module<B> {
-    mg::nn::Linear<B> fc1, fc2;
-    mg::nn::ReLU relu;
-    explicit TinyMLP(std::int64_t hidden = 5) : fc1(4, hidden), fc2(hidden, 3) {}
-    auto forward(const mg::Tensor<B>& x) { return fc2(relu(fc1(x))); }
-    MINIGRAD_MODULE(fc1, relu, fc2)
-};
+// The Iris model with a hidden width of 5, so shapes in messages differ from the defaults.
+constexpr std::int64_t tiny_hidden = 5;
+using TinyMLP = examples::IrisMLP<mg::Cpu>;
 
 static std::filesystem::path temp_path(const std::string& name) {
     return std::filesystem::temp_directory_path() / ("minigrad_test_" + std::to_string(::getpid()) + "_" + name);
@@ -41,7 +37,7 @@ TEST_CASE("Linear rejects non-positive sizes") {
 }
 
 TEST_CASE("Module: named_parameters in declaration order with PyTorch names") {
-    TinyMLP<mg::Cpu> model;
+    TinyMLP model(tiny_hidden);
     auto named = model.named_parameters();
     REQUIRE(named.size() == 4);
     CHECK(named[0].first == "fc1.weight");
@@ -120,11 +116,11 @@ TEST_CASE("SGD skips parameters that received no gradient, and checks its option
 TEST_CASE("save and load round-trip every parameter exactly") {
     const auto path = temp_path("roundtrip.mgp");
     mg::manual_seed(3);
-    TinyMLP<mg::Cpu> saved_model;
+    TinyMLP saved_model(tiny_hidden);
     saved_model.save(path);
     CHECK_FALSE(std::filesystem::exists(path.string() + ".tmp"));  // the temporary was renamed away
     mg::manual_seed(4);
-    TinyMLP<mg::Cpu> loaded;
+    TinyMLP loaded(tiny_hidden);
     CHECK(loaded.parameter_values() != saved_model.parameter_values());
     loaded.load(path);
     CHECK(loaded.parameter_values() == saved_model.parameter_values());
@@ -134,7 +130,7 @@ TEST_CASE("save and load round-trip every parameter exactly") {
 TEST_CASE("a corrupt, truncated or mismatched parameter file is refused and changes nothing") {
     const auto path = temp_path("bad.mgp");
     mg::manual_seed(3);
-    TinyMLP<mg::Cpu> model;
+    TinyMLP model(tiny_hidden);
     model.save(path);
     std::vector<char> bytes;
     {
@@ -146,7 +142,7 @@ TEST_CASE("a corrupt, truncated or mismatched parameter file is refused and chan
         out.write(b.data(), static_cast<std::streamsize>(b.size()));
     };
     mg::manual_seed(4);
-    TinyMLP<mg::Cpu> target;
+    TinyMLP target(tiny_hidden);
     const auto original = target.parameter_values();
 
     SUBCASE("truncated") {
@@ -164,7 +160,7 @@ TEST_CASE("a corrupt, truncated or mismatched parameter file is refused and chan
         CHECK(error_message([&] { target.load(path); }).find("is not a minigrad parameter file") != std::string::npos);
     }
     SUBCASE("a model of another shape") {
-        TinyMLP<mg::Cpu> wider(6);
+        TinyMLP wider(6);
         wider.save(path);
         CHECK(error_message([&] { target.load(path); }).find("stores 'fc1.weight' with shape [6, 4], this model's is [5, 4]") !=
               std::string::npos);
@@ -178,7 +174,7 @@ TEST_CASE("a corrupt, truncated or mismatched parameter file is refused and chan
 }
 
 TEST_CASE("load_parameters from host arrays by name checks everything first") {
-    TinyMLP<mg::Cpu> model;
+    TinyMLP model(tiny_hidden);
     auto values = model.parameter_values();
     values["fc2.bias"] = {1, 2, 3};
     model.load_parameters(values);
@@ -200,11 +196,11 @@ TEST_CASE("load_parameters from host arrays by name checks everything first") {
 
 TEST_CASE("to<Cpu>() rebuilds a model with the same values and does not move the generator") {
     mg::manual_seed(11);
-    TinyMLP<mg::Cpu> model(5);
+    TinyMLP model(tiny_hidden);
     const auto next_before = mg::Tensor<mg::Cpu>::uniform({1}, 0, 1).to_vector();
     mg::manual_seed(11);
-    TinyMLP<mg::Cpu> again(5);
-    auto copy = again.to<mg::Cpu>(5);
+    TinyMLP again(tiny_hidden);
+    auto copy = again.to<mg::Cpu>(tiny_hidden);
     CHECK(copy.parameter_values() == model.parameter_values());
     CHECK(mg::Tensor<mg::Cpu>::uniform({1}, 0, 1).to_vector() == next_before);
     copy.fc1.bias.data()[0] = 100;  // a copy, not a view
