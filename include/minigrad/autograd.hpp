@@ -42,6 +42,7 @@ struct TensorImpl {
     std::shared_ptr<TensorImpl> grad;
     std::shared_ptr<Node<B, T>> grad_fn;  // null for leaves
     std::uint64_t visit_mark = 0;
+    bool graph_freed = false;  // an op's result whose Node a backward() has run and freed
     std::shared_ptr<TensorImpl> storage_owner;  // set for a view (detach) of another tensor's storage
 
     TensorImpl(const Shape& s, int dev) : shape(s), device(dev) {
@@ -104,6 +105,10 @@ void attach(TensorImpl<B, T>& out, std::shared_ptr<N> node) {
     out.grad_fn = std::move(node);
 }
 
+inline constexpr const char* freed_graph_message =
+    "backward: this graph was already run and freed by an earlier backward(); compute the result again "
+    "from its inputs (as in PyTorch without retain_graph, a graph is freed once backward() has run through it)";
+
 template <class B, class T>
 void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
     if (root->numel() != 1) {
@@ -116,6 +121,7 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
         fail<Error>("backward: the tensor does not require grad and has no grad_fn; "
                     "was it computed under no_grad, or from tensors without requires_grad?");
     }
+    if (root->graph_freed) throw Error(freed_graph_message);
     static std::uint64_t mark = 0;
     static std::vector<TensorImpl<B, T>*> order;  // children before parents
     static std::vector<std::pair<TensorImpl<B, T>*, int>> stack;
@@ -130,6 +136,8 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
         if (node && next < static_cast<int>(node->inputs.size())) {
             TensorImpl<B, T>* child = node->inputs[next++].get();
             if (child && child->requires_grad && child->visit_mark != mark) {
+                // Found before any rule runs, so a refused backward() changes no gradient.
+                if (child->graph_freed) throw Error(freed_graph_message);
                 child->visit_mark = mark;
                 stack.emplace_back(child, 0);
             }
@@ -148,6 +156,7 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
     for (TensorImpl<B, T>* impl : order) {
         if (impl->grad_fn) {
             impl->grad_fn.reset();
+            impl->graph_freed = true;
             impl->grad.reset();  // as PyTorch, only leaves keep their .grad
         }
     }

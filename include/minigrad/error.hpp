@@ -42,6 +42,13 @@ class DeviceError : public Error {
     using Error::Error;
 };
 
+// An allocation failed (or would exceed the memory the machine has); the message names the size
+// and what is free. Nothing the caller held is lost.
+class OutOfMemoryError : public DeviceError {
+  public:
+    using DeviceError::DeviceError;
+};
+
 namespace detail {
 template <class E = Error, class... Args>
 [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) {

@@ -5,9 +5,11 @@
 
 #include <array>
 #include <cstdint>
+#include <climits>
 #include <initializer_list>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "error.hpp"
 
@@ -16,6 +18,10 @@ namespace minigrad {
 class Shape {
   public:
     static constexpr int max_dims = 4;
+
+    // The most elements a shape may hold: its bytes must fit in a signed 64-bit size for every
+    // element type minigrad stores (8 bytes at most), so no size computation downstream overflows.
+    static constexpr std::int64_t max_numel = INT64_MAX / 8;
 
     Shape() = default;
     Shape(std::initializer_list<std::int64_t> dims) {
@@ -27,10 +33,22 @@ class Shape {
             if (d < 0) detail::fail<ShapeError>("Shape: dimension {} is negative", d);
             dims_[ndim_++] = d;
         }
+        // Checked once here, so numel() and every byte count after it can be computed unchecked.
+        std::int64_t n = 1;
+        bool overflow = false;
+        for (int i = 0; i < ndim_; ++i) overflow = overflow || __builtin_mul_overflow(n, dims_[i], &n);
+        if (overflow || n > max_numel) {
+            ndim_ = 0;  // never let a caller see the half-built shape
+            detail::fail<ShapeError>("Shape: [{}] holds more elements than can be addressed (at most {})",
+                                     fmt::join(dims, ", "), max_numel);
+        }
     }
 
     int ndim() const { return ndim_; }
-    std::int64_t operator[](int axis) const { return dims_[axis]; }
+    std::int64_t operator[](int axis) const {
+        MINIGRAD_ASSERT(axis >= 0 && axis < ndim_);
+        return dims_[axis];
+    }
     std::int64_t numel() const {
         std::int64_t n = 1;
         for (int i = 0; i < ndim_; ++i) n *= dims_[i];

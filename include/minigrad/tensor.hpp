@@ -3,6 +3,8 @@
 // (item, to_vector, printing) are counted in minigrad::counters().host_reads.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <memory>
@@ -106,9 +108,23 @@ class Tensor {
     // Uniform in [lo, hi), drawn on the host from `gen` so every backend gets the same values.
     static Tensor uniform(const Shape& shape, double lo, double hi,
                           Generator& gen = default_generator(), int device = B::current_device()) {
-        std::vector<T> values(static_cast<std::size_t>(shape.numel()));
-        for (auto& v : values) v = static_cast<T>(gen.uniform(lo, hi));
-        return from(std::span<const T>(values), shape, device);
+        if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi)) {
+            detail::fail<ValueError>("Tensor::uniform: the range [{}, {}) must be finite with lo <= hi", lo, hi);
+        }
+        Tensor t = empty(shape, device);
+        if constexpr (B::is_host) {
+            T* data = t.data();
+            for (std::int64_t i = 0; i < t.numel(); ++i) data[i] = static_cast<T>(gen.uniform(lo, hi));
+        } else {  // staged through a bounded host buffer, so a large tensor needs no host copy of itself
+            constexpr std::int64_t chunk = 1 << 16;
+            std::vector<T> staging(static_cast<std::size_t>(std::min(chunk, t.numel())));
+            for (std::int64_t start = 0; start < t.numel(); start += chunk) {
+                const std::int64_t n = std::min(chunk, t.numel() - start);
+                for (std::int64_t i = 0; i < n; ++i) staging[static_cast<std::size_t>(i)] = static_cast<T>(gen.uniform(lo, hi));
+                B::upload(t.data() + start, staging.data(), static_cast<std::size_t>(n) * sizeof(T), device);
+            }
+        }
+        return t;
     }
 
     // ---- facts ----------------------------------------------------------------------------
@@ -116,7 +132,16 @@ class Tensor {
     const Shape& shape() const { return impl().shape; }
     std::int64_t numel() const { return impl().numel(); }
     int ndim() const { return impl().shape.ndim(); }
-    std::int64_t size(int axis) const { return impl().shape[axis]; }
+    // The size of one dimension; a negative axis counts from the end, as in PyTorch.
+    std::int64_t size(int axis) const {
+        const int n = ndim();
+        if (n == 0) detail::fail<ShapeError>("size: axis {} asked of a scalar (shape []), which has no dimensions", axis);
+        if (axis < -n || axis >= n) {
+            detail::fail<ShapeError>("size: axis {} is out of range for a tensor of shape {} ({} dimension{}; valid: {}..{})",
+                                     axis, shape(), n, n == 1 ? "" : "s", -n, n - 1);
+        }
+        return impl().shape[axis < 0 ? axis + n : axis];
+    }
     int device() const { return impl().device; }
     T* data() { return impl().data; }  // backend memory: a device pointer on a GPU backend
     const T* data() const { return impl().data; }

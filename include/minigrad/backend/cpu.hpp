@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -33,6 +34,30 @@ struct Cuda;  // declared for every compiler so mixing backends gives a readable
 #endif
 
 namespace detail {
+// What the machine can still give: MemAvailable + SwapFree and MemTotal + SwapTotal from
+// /proc/meminfo (known = false where there is none).
+struct HostMemory {
+    bool known = false;
+    std::size_t available_bytes = 0;
+    std::size_t total_bytes = 0;
+};
+inline HostMemory host_memory() {
+    HostMemory mem;
+    std::FILE* f = std::fopen("/proc/meminfo", "r");
+    if (!f) return mem;
+    char key[64];
+    unsigned long long kib = 0;
+    int found = 0;
+    while (std::fscanf(f, "%63s %llu kB", key, &kib) == 2) {
+        const std::string_view k(key);
+        if (k == "MemAvailable:" || k == "SwapFree:") mem.available_bytes += kib * 1024, ++found;
+        if (k == "MemTotal:" || k == "SwapTotal:") mem.total_bytes += kib * 1024, ++found;
+    }
+    std::fclose(f);
+    mem.known = found == 4;
+    return mem;
+}
+
 #if MINIGRAD_CPU_DISPATCH
 inline bool cpu_has_avx2_fma() {
     static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -69,14 +94,29 @@ struct Cpu {
     using GraphHandle = std::nullptr_t;
 
     static detail::CachingAllocator& allocator() {
-        static detail::CachingAllocator cache(
-            [](std::size_t bytes) -> void* {
-                void* p = std::aligned_alloc(detail::CachingAllocator::granule, bytes);
-                if (!p) throw std::bad_alloc();
-                return p;
-            },
-            [](void* p) { std::free(p); }, /*is_device=*/false);
+        static detail::CachingAllocator cache(&raw_allocate, [](void* p) { std::free(p); }, /*is_device=*/false);
         return cache;
+    }
+
+    // Host memory for tensor storage. A request larger than the memory the machine could still
+    // give is refused up front: with overcommit, malloc would succeed and the first write would
+    // bring the kernel's OOM killer instead of an error.
+    static void* raw_allocate(std::size_t bytes) {
+        if (bytes >= (std::size_t{64} << 20)) {
+            const auto mem = detail::host_memory();
+            if (mem.known && bytes > mem.available_bytes) out_of_memory(bytes, mem);
+        }
+        void* p = std::aligned_alloc(detail::CachingAllocator::granule, bytes);
+        if (!p) out_of_memory(bytes, detail::host_memory());
+        return p;
+    }
+    [[noreturn]] static void out_of_memory(std::size_t bytes, const detail::HostMemory& mem) {
+        if (!mem.known) {
+            minigrad::detail::fail<OutOfMemoryError>("out of memory: tried to allocate {:.2f} MiB on cpu", bytes / 1048576.0);
+        }
+        minigrad::detail::fail<OutOfMemoryError>(
+            "out of memory: tried to allocate {:.2f} MiB on cpu ({:.2f} MiB available of {:.2f} MiB total, swap included)",
+            bytes / 1048576.0, mem.available_bytes / 1048576.0, mem.total_bytes / 1048576.0);
     }
 
     static void* allocate(std::size_t bytes, int /*device*/) { return allocator().allocate(bytes); }

@@ -234,7 +234,7 @@ struct Cuda {
             (void)cudaGetDevice(&device);
             std::size_t free_bytes = 0, total = 0;
             (void)cudaMemGetInfo(&free_bytes, &total);
-            minigrad::detail::fail<DeviceError>(
+            minigrad::detail::fail<OutOfMemoryError>(
                 "CUDA out of memory: tried to allocate {:.2f} MiB on cuda:{} ({:.2f} MiB free of {:.2f} MiB total; "
                 "minigrad's cache holds memory it has freed: free it with mg::Cuda::empty_cache())",
                 bytes / 1048576.0, device, free_bytes / 1048576.0, total / 1048576.0);

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "../error.hpp"
@@ -16,6 +17,16 @@ struct Matrix {
     std::vector<float> values;  // rows * cols, row-major
 
     float at(std::int64_t r, std::int64_t c) const { return values[static_cast<std::size_t>(r * cols + c)]; }
+
+    // A Matrix is a plain struct anyone can fill: code that indexes it first checks that rows,
+    // cols and values agree, so an inconsistent one is an error, never a read past the end.
+    void check(std::string_view who) const {
+        std::int64_t n = 0;
+        if (rows < 0 || cols < 0 || __builtin_mul_overflow(rows, cols, &n) || n != static_cast<std::int64_t>(values.size())) {
+            minigrad::detail::fail<ShapeError>("{}: the matrix says {} rows x {} columns but holds {} values", who, rows, cols,
+                                               values.size());
+        }
+    }
 };
 
 struct Dataset {
@@ -28,6 +39,10 @@ struct Dataset {
 
     // The given rows, in the given order.
     Dataset subset(const std::vector<std::int64_t>& rows) const {
+        x.check("Dataset::subset");
+        if (static_cast<std::int64_t>(y.size()) != x.rows) {
+            minigrad::detail::fail<ShapeError>("Dataset::subset: the dataset has {} rows of features but {} labels", x.rows, y.size());
+        }
         Dataset out{Matrix{static_cast<std::int64_t>(rows.size()), x.cols, {}}, {}, feature_names, class_names};
         out.x.values.reserve(rows.size() * static_cast<std::size_t>(x.cols));
         for (auto r : rows) {

@@ -2,7 +2,9 @@
 // [0, 1]; a constant column gets scale 1, as sklearn does.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "dataset.hpp"
@@ -11,10 +13,11 @@ namespace minigrad::data {
 
 class MinMaxScaler {
   public:
+    // Changes nothing unless the whole matrix is good.
     void fit(const Matrix& x) {
+        x.check("MinMaxScaler::fit");
         if (x.rows == 0) minigrad::detail::fail<ValueError>("MinMaxScaler::fit: the matrix has no rows");
-        min_.assign(static_cast<std::size_t>(x.cols), 0.0);
-        scale_.assign(static_cast<std::size_t>(x.cols), 1.0);
+        std::vector<double> min(static_cast<std::size_t>(x.cols), 0.0), scale(static_cast<std::size_t>(x.cols), 1.0);
         for (std::int64_t c = 0; c < x.cols; ++c) {
             double lo = x.at(0, c), hi = x.at(0, c);
             for (std::int64_t r = 0; r < x.rows; ++r) {
@@ -25,13 +28,17 @@ class MinMaxScaler {
                 lo = std::min(lo, v);
                 hi = std::max(hi, v);
             }
-            min_[static_cast<std::size_t>(c)] = lo;
-            scale_[static_cast<std::size_t>(c)] = hi > lo ? 1.0 / (hi - lo) : 1.0;
+            min[static_cast<std::size_t>(c)] = lo;
+            scale[static_cast<std::size_t>(c)] = hi > lo ? 1.0 / (hi - lo) : 1.0;
         }
+        min_ = std::move(min);
+        scale_ = std::move(scale);
+        fitted_ = true;
     }
 
     Matrix transform(const Matrix& x) const {
-        if (min_.empty()) minigrad::detail::fail<Error>("MinMaxScaler::transform: call fit() first");
+        if (!fitted_) minigrad::detail::fail<Error>("MinMaxScaler::transform: call fit() first");
+        x.check("MinMaxScaler::transform");
         if (x.cols != static_cast<std::int64_t>(min_.size())) {
             minigrad::detail::fail<ShapeError>("MinMaxScaler::transform: the matrix has {} columns, the scaler was fit on {}",
                                                x.cols, min_.size());
@@ -40,7 +47,13 @@ class MinMaxScaler {
         for (std::int64_t r = 0; r < x.rows; ++r)
             for (std::int64_t c = 0; c < x.cols; ++c) {
                 const auto i = static_cast<std::size_t>(c);
-                out.values[static_cast<std::size_t>(r * x.cols + c)] = static_cast<float>((x.at(r, c) - min_[i]) * scale_[i]);
+                const float v = static_cast<float>((x.at(r, c) - min_[i]) * scale_[i]);
+                if (!std::isfinite(v)) {
+                    minigrad::detail::fail<ValueError>(
+                        "MinMaxScaler::transform: row {} column {} is {}, which scales to {} (expected a finite number)", r, c,
+                        x.at(r, c), v);
+                }
+                out.values[static_cast<std::size_t>(r * x.cols + c)] = v;
             }
         return out;
     }
@@ -52,6 +65,7 @@ class MinMaxScaler {
 
   private:
     std::vector<double> min_, scale_;
+    bool fitted_ = false;
 };
 
 }  // namespace minigrad::data

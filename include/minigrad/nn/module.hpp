@@ -5,6 +5,8 @@
 #pragma once
 
 #include <filesystem>
+#include <limits>
+#include <type_traits>
 #include <map>
 #include <string>
 #include <string_view>
@@ -187,6 +189,25 @@ struct rebind_backend<M<B, Rest...>, B2> {
     using type = M<B2, Rest...>;
 };
 }  // namespace detail
+
+// A module built with no random draws, as torch.nn.utils.skip_init: for weights about to be loaded
+// (load(), load_parameters()). Construction does not move the generator, so what a program draws
+// afterwards does not depend on whether it loaded a model. Until loaded, every parameter is NaN, so
+// a forgotten load shows as a NaN loss instead of training on whatever memory held.
+//   auto model = mg::nn::skip_init<MLP<mg::Cpu>>(hidden);  model.load("model.safetensors");
+template <class M, class... Args>
+M skip_init(Args&&... args) {
+    M module = [&] {
+        detail::SkipInitGuard skip;
+        return M(std::forward<Args>(args)...);
+    }();
+    for (auto& p : module.parameters()) {
+        using P = std::remove_cvref_t<decltype(p)>;
+        using T = typename P::value_type;
+        P::backend_type::launch(p.numel(), kernels::Fill<T>{p.data(), std::numeric_limits<T>::quiet_NaN()}, p.device());
+    }
+    return module;
+}
 
 // `module` rebuilt on backend B2 (constructed with `args`, no random init) with its values.
 template <class B2, class M, class... Args>

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <initializer_list>
+#include <limits>
 #include <vector>
 
 #include "../backend/kernels.hpp"
+#include "checks.hpp"
 #include "../tensor.hpp"
 
 namespace minigrad::optim {
@@ -25,23 +27,24 @@ class SGD {
     SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
         : SGD(std::vector<Tensor<B, T>>(params), options) {}
     SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : params_(std::move(params)), options_(options) {
-        if (!(options.lr >= 0)) minigrad::detail::fail<ValueError>("SGD: lr={} must be >= 0", options.lr);
-        if (!(options.momentum >= 0)) minigrad::detail::fail<ValueError>("SGD: momentum={} must be >= 0", options.momentum);
-        if (!(options.weight_decay >= 0)) minigrad::detail::fail<ValueError>("SGD: weight_decay={} must be >= 0", options.weight_decay);
+        detail::check_hyper<T>("SGD", "lr", options.lr, 0.0);
+        detail::check_hyper<T>("SGD", "momentum", options.momentum, 0.0);
+        detail::check_hyper<T>("SGD", "dampening", options.dampening, -std::numeric_limits<double>::infinity());
+        detail::check_hyper<T>("SGD", "weight_decay", options.weight_decay, 0.0);
         if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) {
             minigrad::detail::fail<ValueError>("SGD: nesterov needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})",
                                                options.momentum, options.dampening);
         }
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            if (!params_[i].defined() || !params_[i].requires_grad()) {
-                minigrad::detail::fail<ValueError>("SGD: parameter #{} does not require grad; optimizing it would do nothing", i);
-            }
-        }
+        detail::check_params("SGD", params_);
         momentum_.resize(params_.size());
     }
 
     const SgdOptions& options() const { return options_; }
-    void set_lr(double lr) { options_.lr = lr; }
+    // Refused unless finite, >= 0 and finite as T; a refused value changes nothing.
+    void set_lr(double lr) {
+        detail::check_hyper<T>("SGD", "lr", lr, 0.0);
+        options_.lr = lr;
+    }
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {

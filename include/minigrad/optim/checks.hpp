@@ -1,0 +1,51 @@
+// Checks every optimizer makes where its settings and parameters enter: a hyper-parameter must be
+// a finite number that the parameters' element type can hold (1e39 is finite as a double but
+// infinite as a float), and each parameter is listed once and can receive a gradient.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <string_view>
+#include <vector>
+
+#include "../error.hpp"
+#include "../tensor.hpp"
+
+namespace minigrad::optim::detail {
+
+template <class T>
+constexpr std::string_view type_name() {
+    return sizeof(T) == 4 ? "float" : "double";
+}
+
+// value must be finite, finite as T, and at least `lo`.
+template <class T>
+void check_hyper(std::string_view optimizer, std::string_view name, double value, double lo) {
+    if (!std::isfinite(value)) {
+        minigrad::detail::fail<ValueError>("{}: {}={} must be a finite number", optimizer, name, value);
+    }
+    if (!std::isfinite(static_cast<T>(value))) {
+        minigrad::detail::fail<ValueError>("{}: {}={} does not fit the parameters' type {} (at most {})", optimizer, name, value,
+                                           type_name<T>(), std::numeric_limits<T>::max());
+    }
+    if (value < lo) minigrad::detail::fail<ValueError>("{}: {}={} must be >= {}", optimizer, name, value, lo);
+}
+
+// Every parameter defined, requiring grad, and listed once (two handles to one storage would be
+// updated twice per step).
+template <class B, class T>
+void check_params(std::string_view optimizer, const std::vector<Tensor<B, T>>& params) {
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        if (!params[i].defined() || !params[i].requires_grad()) {
+            minigrad::detail::fail<ValueError>("{}: parameter #{} does not require grad; optimizing it would do nothing", optimizer, i);
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (params[j].data() == params[i].data() && params[j].device() == params[i].device()) {
+                minigrad::detail::fail<ValueError>("{}: parameter #{} is the same tensor as parameter #{} (shape {}); list each parameter once",
+                                                   optimizer, i, j, params[i].shape());
+            }
+        }
+    }
+}
+
+}  // namespace minigrad::optim::detail

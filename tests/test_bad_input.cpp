@@ -1,0 +1,176 @@
+// Bad input to the core (shapes, sizes, memory, autograd, optimizers, host tables) is a clear
+// minigrad::Error that changes nothing, never a crash or a silent wrong result.
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "helpers.hpp"
+#include "iris.hpp"
+
+TEST_CASE("a shape whose element count overflows is a ShapeError, not a wrapped count") {
+    const std::int64_t big = std::int64_t{1} << 32;
+    CHECK(error_message([&] { mg::Shape{big, big}; }) ==
+          "Shape: [4294967296, 4294967296] holds more elements than can be addressed (at most 1152921504606846975)");
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu>::zeros({big, big})), mg::ShapeError);
+    // Products that wrap to a small number or to zero are caught as well.
+    CHECK_THROWS_AS((mg::Shape{std::int64_t{1} << 62, 4, 0}), mg::ShapeError);
+    CHECK_THROWS_AS((mg::Shape{3, std::int64_t{1} << 61}), mg::ShapeError);
+    CHECK(mg::Shape{std::int64_t{1} << 30, std::int64_t{1} << 29}.numel() == std::int64_t{1} << 59);
+    CHECK_THROWS_AS((mg::Shape{std::int64_t{1} << 30, std::int64_t{1} << 30}), mg::ShapeError);  // 2^60 > max_numel
+    CHECK(mg::Shape{0, std::int64_t{1} << 40}.numel() == 0);
+}
+
+TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
+    const std::int64_t big = std::int64_t{1} << 40;
+    CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);
+}
+
+TEST_CASE("an allocation larger than the machine can give is an OutOfMemoryError naming the size") {
+    // 2^59 floats: a valid shape whose 2 EiB no machine of this kind has.
+    const std::int64_t n = std::int64_t{1} << 30, m = std::int64_t{1} << 29;
+    const auto message = error_message([&] { mg::Tensor<mg::Cpu>::empty({n, m}); });
+    CHECK(message.rfind("out of memory: tried to allocate 2199023255552.00 MiB on cpu (", 0) == 0);
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu>::empty({n, m})), mg::OutOfMemoryError);
+    // The library still works afterwards.
+    CHECK(mg::Tensor<mg::Cpu>::ones({2}).to_vector() == std::vector<float>{1, 1});
+}
+
+TEST_CASE("a zero-size tensor is created, moved and read without touching memory") {
+    auto empty = mg::Tensor<mg::Cpu>::from(std::vector<float>{});
+    CHECK(empty.numel() == 0);
+    CHECK(empty.to<mg::Cpu>().to_vector().empty());
+    CHECK(mg::Tensor<mg::Cpu>::zeros({0, 3}).to_vector().empty());
+    CHECK(mg::Tensor<mg::Cpu>::uniform({0}, -1, 1).numel() == 0);
+}
+
+TEST_CASE("size(axis) checks the axis and counts a negative one from the end") {
+    auto t = mg::Tensor<mg::Cpu>::zeros({2, 3});
+    CHECK(t.size(0) == 2);
+    CHECK(t.size(-1) == 3);
+    CHECK(t.size(-2) == 2);
+    CHECK(error_message([&] { t.size(2); }) == "size: axis 2 is out of range for a tensor of shape [2, 3] (2 dimensions; valid: -2..1)");
+    CHECK(error_message([&] { t.size(-3); }) == "size: axis -3 is out of range for a tensor of shape [2, 3] (2 dimensions; valid: -2..1)");
+    auto scalar = mg::Tensor<mg::Cpu>::zeros({});
+    CHECK(error_message([&] { scalar.size(0); }) == "size: axis 0 asked of a scalar (shape []), which has no dimensions");
+}
+
+TEST_CASE("uniform refuses a non-finite or reversed range") {
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    CHECK(error_message([&] { mg::Tensor<mg::Cpu>::uniform({2}, nan, 1); }) ==
+          "Tensor::uniform: the range [nan, 1) must be finite with lo <= hi");
+    CHECK(error_message([&] { mg::Tensor<mg::Cpu>::uniform({2}, 1, -1); }) ==
+          "Tensor::uniform: the range [1, -1) must be finite with lo <= hi");
+}
+
+TEST_CASE("a second backward() through a freed graph is an error that changes no gradient") {
+    auto w = tensor({1.0, 2.0}, {2}, true);
+    auto loss = mg::sum(mg::relu(w));
+    loss.backward();
+    const auto grad = w.grad().to_vector();
+    const auto message = error_message([&] { loss.backward(); });
+    CHECK(message == "backward: this graph was already run and freed by an earlier backward(); compute the result again from "
+                     "its inputs (as in PyTorch without retain_graph, a graph is freed once backward() has run through it)");
+    CHECK(w.grad().to_vector() == grad);  // not accumulated a second time
+
+    // An intermediate result whose graph was freed cannot be built on either.
+    auto h = mg::relu(w);
+    mg::sum(h).backward();
+    auto again = mg::sum(h);
+    CHECK(error_message([&] { again.backward(); }) == message);
+    CHECK(w.grad().to_vector() == std::vector<double>{2, 2});
+
+    // A fresh forward pass works as usual.
+    mg::sum(mg::relu(w)).backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{3, 3});
+}
+
+TEST_CASE("SGD refuses NaN, infinite and out-of-float-range settings where they enter") {
+    mg::manual_seed(1);
+    mg::nn::Linear<mg::Cpu> layer(2, 2);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = nan}); }) == "SGD: lr=nan must be a finite number");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = inf}); }) == "SGD: lr=inf must be a finite number");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 1e39}); }) ==
+          "SGD: lr=1e+39 does not fit the parameters' type float (at most 3.4028235e+38)");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .momentum = nan}); }) ==
+          "SGD: momentum=nan must be a finite number");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .dampening = inf}); }) ==
+          "SGD: dampening=inf must be a finite number");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .weight_decay = -1}); }) ==
+          "SGD: weight_decay=-1 must be >= 0");
+
+    // 1e39 fits a double model's parameters.
+    mg::nn::Linear<mg::Cpu, double> wide(2, 2);
+    CHECK_NOTHROW(mg::optim::SGD(wide.parameters(), {.lr = 1e39}));
+
+    mg::optim::SGD opt(layer.parameters(), {.lr = 0.1});
+    CHECK(error_message([&] { opt.set_lr(nan); }) == "SGD: lr=nan must be a finite number");
+    CHECK(error_message([&] { opt.set_lr(-0.5); }) == "SGD: lr=-0.5 must be >= 0");
+    CHECK(opt.options().lr == 0.1);  // a refused value changes nothing
+    opt.set_lr(0.2);
+    CHECK(opt.options().lr == 0.2);
+}
+
+TEST_CASE("a parameter listed twice in an optimizer is refused, not updated twice per step") {
+    mg::manual_seed(1);
+    mg::nn::Linear<mg::Cpu> layer(2, 3);
+    CHECK(error_message([&] { mg::optim::SGD({layer.weight, layer.bias, layer.weight}, {.lr = 0.1}); }) ==
+          "SGD: parameter #2 is the same tensor as parameter #0 (shape [3, 2]); list each parameter once");
+    // A detached handle shares the storage, so it counts as the same tensor.
+    auto alias = layer.bias.detach();
+    alias.requires_grad_();
+    CHECK(error_message([&] { mg::optim::SGD({layer.bias, alias}, {.lr = 0.1}); }) ==
+          "SGD: parameter #1 is the same tensor as parameter #0 (shape [3]); list each parameter once");
+}
+
+TEST_CASE("host tables: an inconsistent Matrix is an error in every reader, never a read past the end") {
+    mg::data::Matrix bad{3, 2, {1, 2, 3}};  // says 6 values, holds 3
+    mg::data::MinMaxScaler scaler;
+    CHECK(error_message([&] { scaler.fit(bad); }) == "MinMaxScaler::fit: the matrix says 3 rows x 2 columns but holds 3 values");
+    mg::data::Matrix good{2, 2, {1, 2, 3, 4}};
+    scaler.fit(good);
+    CHECK(error_message([&] { (void)scaler.transform(bad); }) ==
+          "MinMaxScaler::transform: the matrix says 3 rows x 2 columns but holds 3 values");
+    mg::data::Matrix negative{-1, 2, {}};
+    CHECK(error_message([&] { scaler.fit(negative); }) == "MinMaxScaler::fit: the matrix says -1 rows x 2 columns but holds 0 values");
+    CHECK(error_message([&] { mg::Tensor<mg::Cpu>::from(bad); }) == "Tensor::from: 3 values given for shape [3, 2], which holds 6");
+
+    mg::data::Dataset ds{good, {0}, {"a", "b"}, {"x"}};  // two rows, one label
+    CHECK(error_message([&] { (void)ds.subset({0}); }) == "Dataset::subset: the dataset has 2 rows of features but 1 labels");
+}
+
+TEST_CASE("MinMaxScaler: a failed fit keeps the previous fit; a value scaling past float range is refused") {
+    mg::data::MinMaxScaler scaler;
+    CHECK(error_message([&] { (void)scaler.transform(mg::data::Matrix{1, 1, {1}}); }) == "MinMaxScaler::transform: call fit() first");
+    scaler.fit(mg::data::Matrix{2, 1, {0, 2}});
+    CHECK_THROWS_AS(scaler.fit(mg::data::Matrix{2, 1, {0, std::numeric_limits<float>::quiet_NaN()}}), mg::ValueError);
+    CHECK(scaler.transform(mg::data::Matrix{1, 1, {1}}).values == std::vector<float>{0.5f});
+
+    scaler.fit(mg::data::Matrix{2, 1, {0, 1e-30f}});
+    CHECK(error_message([&] { (void)scaler.transform(mg::data::Matrix{1, 1, {1e30f}}); }) ==
+          "MinMaxScaler::transform: row 0 column 0 is 1e+30, which scales to inf (expected a finite number)");
+
+    // A scaler fit on zero columns is fitted, and maps zero columns.
+    mg::data::MinMaxScaler none;
+    none.fit(mg::data::Matrix{2, 0, {}});
+    CHECK(none.transform(mg::data::Matrix{3, 0, {}}).rows == 3);
+}
+
+TEST_CASE("skip_init builds a model with no random draws, NaN until loaded") {
+    mg::manual_seed(3);
+    const auto first = mg::Tensor<mg::Cpu>::uniform({4}, 0, 1).to_vector();
+    mg::manual_seed(3);
+    auto model = mg::nn::skip_init<examples::IrisMLP<mg::Cpu>>(7);
+    CHECK(mg::Tensor<mg::Cpu>::uniform({4}, 0, 1).to_vector() == first);  // the generator did not move
+    REQUIRE(model.parameters().size() == 4);
+    CHECK(model.fc1.weight.shape() == mg::Shape{7, 4});
+    for (auto& p : model.parameters())
+        for (float v : p.to_vector()) CHECK(std::isnan(v));
+    CHECK(model.fc1.weight.requires_grad());
+    // Once loaded it is an ordinary model.
+    examples::IrisMLP<mg::Cpu> trained(7);
+    model.load_parameters_from(trained);
+    auto x = mg::Tensor<mg::Cpu>::ones({2, 4});
+    CHECK(model(x).to_vector() == trained(x).to_vector());
+}
