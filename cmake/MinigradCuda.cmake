@@ -19,13 +19,4 @@ if(NOT MINIGRAD_CUDA STREQUAL "OFF")
   endif()
 endif()
 
-# Compiles `source` (a .cpp shared with the Cpu build) with nvcc and links the CUDA runtime.
-function(minigrad_cuda_sources target)
-  set_source_files_properties(${ARGN} PROPERTIES LANGUAGE CUDA)
-  target_compile_definitions(${target} PRIVATE MINIGRAD_HAS_CUDA=1)
-  # -std=c++20 by hand: CMake 3.25 does not know nvcc 13's C++20 flag for CUDA_STANDARD.
-  # 20208: "long double is treated as double in device code", raised by fmt/std headers that no
-  # kernel uses.
-  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --extended-lambda --expt-relaxed-constexpr -diag-suppress=20208>)
-  target_link_libraries(${target} PRIVATE CUDA::cudart)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/minigradCudaSources.cmake)

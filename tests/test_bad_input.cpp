@@ -43,6 +43,11 @@ TEST_CASE("a zero-size tensor is created, moved and read without touching memory
     CHECK(mg::Tensor<mg::Cpu>::uniform({0}, -1, 1).numel() == 0);
 }
 
+TEST_CASE("the Cpu backend has one device: another index is refused, not recorded") {
+    CHECK(error_message([] { mg::Tensor<mg::Cpu>::zeros({2}, 1); }) == "Cpu: device index 1 given, but the Cpu backend has one device, 0");
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu>::from(std::vector<float>{1}, mg::Shape{1}, -1)), mg::DeviceError);
+}
+
 TEST_CASE("size(axis) checks the axis and counts a negative one from the end") {
     auto t = mg::Tensor<mg::Cpu>::zeros({2, 3});
     CHECK(t.size(0) == 2);

@@ -119,7 +119,12 @@ struct Cpu {
             bytes / 1048576.0, mem.available_bytes / 1048576.0, mem.total_bytes / 1048576.0);
     }
 
-    static void* allocate(std::size_t bytes, int /*device*/) { return allocator().allocate(bytes); }
+    static void* allocate(std::size_t bytes, int device) {
+        if (device != 0) {
+            minigrad::detail::fail<DeviceError>("Cpu: device index {} given, but the Cpu backend has one device, 0", device);
+        }
+        return allocator().allocate(bytes);
+    }
     static void deallocate(void* p, std::size_t bytes, int /*device*/) {
         allocator().deallocate(p, bytes);
     }
