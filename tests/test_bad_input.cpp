@@ -179,3 +179,12 @@ TEST_CASE("skip_init builds a model with no random draws, NaN until loaded") {
     auto x = mg::Tensor<mg::Cpu>::ones({2, 4});
     CHECK(model(x).to_vector() == trained(x).to_vector());
 }
+
+TEST_CASE("LossLog: a capacity whose byte count would overflow is refused, not wrapped to a tiny buffer") {
+    CHECK(error_message([] { mg::LossLog log(std::int64_t{1} << 62); }) ==
+          "LossLog: initial_capacity=4611686018427387904 is more values than can be addressed (at most 576460752303423487)");
+    mg::LossLog small(-5);  // taken as 1, and grows
+    auto loss = mg::Tensor<mg::Cpu>::full({}, 2.5f);
+    for (int i = 0; i < 3; ++i) small.record(loss);
+    CHECK(small.values() == std::vector<float>{2.5f, 2.5f, 2.5f});
+}

@@ -33,7 +33,14 @@ inline CaptureState*& active_capture() {
 
 class LossLog : private detail::ReplayHook {
   public:
-    explicit LossLog(std::int64_t initial_capacity = 1024) : initial_capacity_(std::max<std::int64_t>(initial_capacity, 1)) {}
+    // Room for initial_capacity values before the first growth (at least 1; at most what a
+    // tensor may hold, so the byte count cannot overflow).
+    explicit LossLog(std::int64_t initial_capacity = 1024) : initial_capacity_(std::max<std::int64_t>(initial_capacity, 1)) {
+        if (initial_capacity_ > Shape::max_numel / 2) {
+            detail::fail<ValueError>("LossLog: initial_capacity={} is more values than can be addressed (at most {})",
+                                     initial_capacity, Shape::max_numel / 2);
+        }
+    }
     LossLog(const LossLog&) = delete;
     LossLog& operator=(const LossLog&) = delete;
 
