@@ -107,7 +107,7 @@ class Tensor {
     static Tensor uniform(const Shape& shape, double lo, double hi,
                           Generator& gen = default_generator(), int device = B::current_device()) {
         std::vector<T> values(static_cast<std::size_t>(shape.numel()));
-        for (auto& v : values) v = static_cast<T>(gen.uniform(lo, hi));
+        gen.fill_uniform(std::span<T>(values), lo, hi);
         return from(std::span<const T>(values), shape, device);
     }
 
