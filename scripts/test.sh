@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the suite twice, as a release
-# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan.
+# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan, then the thread
+# tests alone under ThreadSanitizer (their own build: TSan cannot share a binary with ASan).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
-for preset in release asan; do
+for preset in release asan tsan; do
   echo "=== ${preset}"
   cmake --preset "${preset}"
   cmake --build --preset "${preset}" -j"${jobs}"

@@ -14,7 +14,8 @@ template <class B>
 struct IrisMLP : minigrad::nn::Module<B> {
     minigrad::nn::Linear<B> fc1, fc2;
     minigrad::nn::ReLU relu;
-    explicit IrisMLP(std::int64_t hidden = 10) : fc1(4, hidden), fc2(hidden, 3) {}
+    explicit IrisMLP(std::int64_t hidden = 10, minigrad::Generator& gen = minigrad::default_generator())
+        : fc1(4, hidden, true, gen), fc2(hidden, 3, true, gen) {}
     auto forward(const minigrad::Tensor<B>& x) { return fc2(relu(fc1(x))); }
     MINIGRAD_MODULE(fc1, relu, fc2)
 };

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -60,9 +61,17 @@ struct TensorImpl {
     std::int64_t numel() const { return shape.numel(); }
 };
 
+// Per thread, as PyTorch's grad mode: a NoGradGuard in one thread leaves the others recording.
 inline bool& grad_mode_flag() {
-    static bool enabled = true;
+    thread_local bool enabled = true;
     return enabled;
+}
+
+// Each backward() takes a mark no other walk, in any thread, has used, so a tensor marked by one
+// walk is never mistaken for visited by another (tensors may change threads between walks).
+inline std::uint64_t next_visit_mark() {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
 }
 
 // Where a rule writes its gradient for `impl`, and whether it overwrites (first write since
@@ -122,10 +131,10 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
                     "was it computed under no_grad, or from tensors without requires_grad?");
     }
     if (root->graph_freed) throw Error(freed_graph_message);
-    static std::uint64_t mark = 0;
-    static std::vector<TensorImpl<B, T>*> order;  // children before parents
-    static std::vector<std::pair<TensorImpl<B, T>*, int>> stack;
-    ++mark;
+    // Per-thread buffers, kept between calls so a step's walk allocates nothing.
+    thread_local std::vector<TensorImpl<B, T>*> order;  // children before parents
+    thread_local std::vector<std::pair<TensorImpl<B, T>*, int>> stack;
+    const std::uint64_t mark = next_visit_mark();
     order.clear();
     stack.clear();
     stack.emplace_back(root.get(), 0);
@@ -164,7 +173,7 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
 
 }  // namespace detail
 
-// Turns graph recording off for its lifetime, as torch.no_grad(): for evaluation.
+// Turns graph recording off in this thread for its lifetime, as torch.no_grad(): for evaluation.
 class NoGradGuard {
   public:
     NoGradGuard() : previous_(detail::grad_mode_flag()) { detail::grad_mode_flag() = false; }
@@ -176,6 +185,7 @@ class NoGradGuard {
     bool previous_;
 };
 
+// Whether this thread records graphs.
 inline bool is_grad_enabled() { return detail::grad_mode_flag(); }
 
 }  // namespace minigrad

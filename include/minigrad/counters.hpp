@@ -1,6 +1,10 @@
-// Process-wide counters of the costs a training loop should not pay per step: host reads and syncs,
+// Per-thread counters of the costs a training loop should not pay per step: host reads and syncs,
 // transfers, launches and real allocations. The Iris example prints them; the benchmark and tests
 // read them to prove a loop makes no host sync and no allocation after its first step.
+//
+// Each thread has its own: counters() is this thread's work only, so a loop's counts are not
+// disturbed by other threads, and counting costs no atomic. (storage_frees counts blocks this
+// thread's cache gave back; a thread's cache is emptied when the thread ends.)
 #pragma once
 
 #include <cstdint>
@@ -18,12 +22,13 @@ struct Counters {
     std::uint64_t device_allocs = 0;    // of storage_allocs, those made with cudaMalloc
 };
 
-// Single-threaded by design, as the rest of minigrad's state is.
+// This thread's counters.
 inline Counters& counters() {
-    static Counters c;
+    thread_local Counters c;
     return c;
 }
 
+// Resets this thread's counters.
 inline void reset_counters() { counters() = Counters{}; }
 
 }  // namespace minigrad

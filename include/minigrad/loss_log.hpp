@@ -21,12 +21,13 @@ struct ReplayHook {
     virtual ~ReplayHook() = default;
     virtual void before_replay() = 0;
 };
-// The capture in progress, if any (set by StepGraph); a log recorded during capture registers here.
+// This thread's capture in progress, if any (set by StepGraph); a log recorded during capture
+// registers here.
 struct CaptureState {
     std::vector<ReplayHook*> hooks;
 };
 inline CaptureState*& active_capture() {
-    static CaptureState* state = nullptr;
+    thread_local CaptureState* state = nullptr;
     return state;
 }
 }  // namespace detail

@@ -113,14 +113,13 @@ class Tensor {
         }
         Tensor t = empty(shape, device);
         if constexpr (B::is_host) {
-            T* data = t.data();
-            for (std::int64_t i = 0; i < t.numel(); ++i) data[i] = static_cast<T>(gen.uniform(lo, hi));
+            gen.fill_uniform(std::span<T>(t.data(), static_cast<std::size_t>(t.numel())), lo, hi);
         } else {  // staged through a bounded host buffer, so a large tensor needs no host copy of itself
             constexpr std::int64_t chunk = 1 << 16;
             std::vector<T> staging(static_cast<std::size_t>(std::min(chunk, t.numel())));
             for (std::int64_t start = 0; start < t.numel(); start += chunk) {
                 const std::int64_t n = std::min(chunk, t.numel() - start);
-                for (std::int64_t i = 0; i < n; ++i) staging[static_cast<std::size_t>(i)] = static_cast<T>(gen.uniform(lo, hi));
+                gen.fill_uniform(std::span<T>(staging.data(), static_cast<std::size_t>(n)), lo, hi);
                 B::upload(t.data() + start, staging.data(), static_cast<std::size_t>(n) * sizeof(T), device);
             }
         }

@@ -93,9 +93,12 @@ struct Cpu {
     static constexpr bool supports_graphs = false;  // StepGraph just runs the step
     using GraphHandle = std::nullptr_t;
 
+    // This thread's cache: no lock on the hot path. A block freed by another thread than the one
+    // that allocated it joins the freeing thread's cache; a thread's cache is given back to the
+    // system when the thread ends.
     static detail::CachingAllocator& allocator() {
-        static detail::CachingAllocator cache(&raw_allocate, [](void* p) { std::free(p); }, /*is_device=*/false);
-        return cache;
+        thread_local ThreadCache cache;
+        return cache.allocator;
     }
 
     // Host memory for tensor storage. A request larger than the memory the machine could still
@@ -123,9 +126,17 @@ struct Cpu {
         if (device != 0) {
             minigrad::detail::fail<DeviceError>("Cpu: device index {} given, but the Cpu backend has one device, 0", device);
         }
+        if (thread_cache_gone()) [[unlikely]] {
+            ++counters().storage_allocs;
+            return raw_allocate(detail::CachingAllocator::round_up(bytes));
+        }
         return allocator().allocate(bytes);
     }
     static void deallocate(void* p, std::size_t bytes, int /*device*/) {
+        if (thread_cache_gone()) [[unlikely]] {
+            if (p) ++counters().storage_frees;
+            return raw_release(p);
+        }
         allocator().deallocate(p, bytes);
     }
     static int current_device() { return 0; }
@@ -174,6 +185,20 @@ struct Cpu {
     }
 
   private:
+    static void raw_release(void* p) { std::free(p); }
+
+    struct ThreadCache {
+        detail::CachingAllocator allocator{&raw_allocate, &raw_release, /*is_device=*/false};
+        ~ThreadCache() { thread_cache_gone() = true; }
+    };
+    // True once this thread's cache has been destroyed at thread (or program) exit: a tensor that
+    // outlives it (a static, destroyed after the main thread's thread_locals) goes straight to the
+    // system instead of into a destroyed cache.
+    static bool& thread_cache_gone() {
+        thread_local bool gone = false;
+        return gone;
+    }
+
     template <class F>
     [[gnu::always_inline]] static inline void run(std::int64_t n, const F& f) {
         const F local = f;  // a local copy lets the compiler keep its fields in registers
@@ -196,7 +221,7 @@ struct Cpu {
     [[gnu::always_inline]] static inline void gemm_body(const kernels::GemmElement<T>& g) {
         const T* b = g.b;
         if (g.trans_b) {
-            static std::vector<T> scratch;  // grows once to the largest b: no per-step allocation
+            thread_local std::vector<T> scratch;  // grows once to the largest b: no per-step allocation
             scratch.resize(static_cast<std::size_t>(g.k * g.n));
             for (std::int64_t j = 0; j < g.n; ++j)
                 for (std::int64_t p = 0; p < g.k; ++p) scratch[static_cast<std::size_t>(p * g.n + j)] = g.b[j * g.k + p];

@@ -14,8 +14,10 @@
 #include <cuda_runtime.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -89,12 +91,14 @@ inline void require_device(int index) {
 }
 
 namespace detail {
-inline int& selected_device() {
-    static int device = 0;
+inline std::atomic<int>& selected_device() {  // process-wide: set_device in one thread is seen by all
+    static std::atomic<int> device{0};
     return device;
 }
-inline int& active_device() {  // what cudaSetDevice was last called with by minigrad (-1: not yet)
-    static int device = -1;
+// What cudaSetDevice was last called with by minigrad in this thread (-1: not yet). Per thread
+// because the CUDA runtime's current device is per host thread.
+inline int& active_device() {
+    thread_local int device = -1;
     return device;
 }
 inline void activate(int device) {
@@ -106,10 +110,10 @@ inline void activate(int device) {
 }
 }  // namespace detail
 
-inline int current_device() { return detail::selected_device(); }
+inline int current_device() { return detail::selected_device().load(std::memory_order_relaxed); }
 inline void set_device(int index) {
     require_device(index);
-    detail::selected_device() = index;
+    detail::selected_device().store(index, std::memory_order_relaxed);
     detail::activate(index);
 }
 inline std::string device_name(int index) {
@@ -197,19 +201,23 @@ struct Cuda {
     static constexpr int threads = 256;
 
     // ---- per-device state -----------------------------------------------------------------
+    // Shared by every thread that uses the device: one stream (so work from several threads is
+    // serialised on it, in launch order) and one allocator, locked per call.
     struct DeviceState {
         cudaStream_t stream = nullptr;
         std::unique_ptr<detail::CachingAllocator> allocator;
+        std::mutex allocator_mutex;
         cuda::detail::LabelError* label_error_host = nullptr;  // mapped pinned memory
         cuda::detail::LabelError* label_error_device = nullptr;
         int max_grid = 0;
+        std::once_flag initialised;
     };
     static DeviceState& state(int device) {
         static std::array<DeviceState, max_devices> states;
         if (device < 0 || device >= max_devices) cuda::require_device(device);
         DeviceState& s = states[device];
         cuda::detail::activate(device);
-        if (!s.stream) {
+        std::call_once(s.initialised, [&] {  // a throw leaves it to the next call to try again
             MINIGRAD_CUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
             s.allocator = std::make_unique<detail::CachingAllocator>(&raw_allocate, &raw_release, /*is_device=*/true);
             MINIGRAD_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&s.label_error_host), sizeof(cuda::detail::LabelError), cudaHostAllocMapped));
@@ -218,8 +226,15 @@ struct Cuda {
             int sms = 0;
             MINIGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
             s.max_grid = sms * 8;
-        }
+        });
         return s;
+    }
+    // Runs f(allocator) under the device's allocator lock.
+    template <class F>
+    static decltype(auto) with_allocator(int device, F&& f) {
+        auto& s = state(device);
+        std::lock_guard lock(s.allocator_mutex);
+        return f(*s.allocator);
     }
     static cudaStream_t stream(int device) { return state(device).stream; }
     static int current_device() { return cuda::current_device(); }
@@ -245,13 +260,15 @@ struct Cuda {
     static void raw_release(void* p) {
         if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();  // also at exit, when the runtime may be gone
     }
-    static void* allocate(std::size_t bytes, int device) { return state(device).allocator->allocate(bytes); }
+    static void* allocate(std::size_t bytes, int device) {
+        return with_allocator(device, [&](detail::CachingAllocator& a) { return a.allocate(bytes); });
+    }
     static void deallocate(void* p, std::size_t bytes, int device) {
-        if (p) state(device).allocator->deallocate(p, bytes);
+        if (p) with_allocator(device, [&](detail::CachingAllocator& a) { a.deallocate(p, bytes); });
     }
     static void empty_cache(int device = cuda::current_device()) {
         synchronize(device);
-        state(device).allocator->empty_cache();
+        with_allocator(device, [](detail::CachingAllocator& a) { a.empty_cache(); });
     }
 
     // ---- copies and syncs ---------------------------------------------------------------------
@@ -332,20 +349,22 @@ struct Cuda {
                                           what);
         }
     }
+    // A capture owns its device: while it runs, other threads' launches on the device would be
+    // recorded into it and their allocations served from its pool (see design.md, Threads).
     static void begin_capture(detail::Pool* pool, int device) {
         auto& s = state(device);
-        s.allocator->push_pool(pool);
+        with_allocator(device, [&](detail::CachingAllocator& a) { a.push_pool(pool); });
         // Relaxed: the private pool may cudaMalloc during capture on purpose. That call is not
         // recorded, but its block stays reserved for the graph's life, which is all a replay needs.
         const cudaError_t err = cudaStreamBeginCapture(s.stream, cudaStreamCaptureModeRelaxed);
-        if (err != cudaSuccess) s.allocator->pop_pool();
+        if (err != cudaSuccess) with_allocator(device, [](detail::CachingAllocator& a) { a.pop_pool(); });
         MINIGRAD_CUDA_CHECK(err);
     }
     static GraphHandle end_capture(int device) {
         auto& s = state(device);
         cudaGraph_t graph = nullptr;
         const cudaError_t err = cudaStreamEndCapture(s.stream, &graph);
-        s.allocator->pop_pool();
+        with_allocator(device, [](detail::CachingAllocator& a) { a.pop_pool(); });
         MINIGRAD_CUDA_CHECK(err);
         GraphHandle exec = nullptr;
         const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
@@ -359,7 +378,7 @@ struct Cuda {
         (void)cudaStreamEndCapture(s.stream, &graph);
         if (graph) (void)cudaGraphDestroy(graph);
         (void)cudaGetLastError();
-        s.allocator->pop_pool();
+        with_allocator(device, [](detail::CachingAllocator& a) { a.pop_pool(); });
     }
     static void launch_graph(GraphHandle exec, int device) {
         MINIGRAD_CUDA_CHECK(cudaGraphLaunch(exec, stream(device)));
@@ -371,7 +390,9 @@ struct Cuda {
         release_pool(pool, device);
     }
     static void release_pool(detail::Pool* pool, int device) {
-        if (!pool->free_blocks.empty()) state(device).allocator->merge_into_default(*pool);
+        with_allocator(device, [&](detail::CachingAllocator& a) {
+            if (!pool->free_blocks.empty()) a.merge_into_default(*pool);
+        });
     }
 };
 

@@ -29,9 +29,10 @@ class ParameterVisitor {
 
 namespace detail {
 // While set, a layer's constructor skips random initialisation: its values are about to be
-// overwritten (to<B2>(), loading), and drawing them would move the global generator.
+// overwritten (to<B2>(), loading), and drawing them would move the global generator. Per thread:
+// another thread's constructions still draw.
 inline bool& skip_init_flag() {
-    static bool skip = false;
+    thread_local bool skip = false;
     return skip;
 }
 struct SkipInitGuard {
