@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the suite twice, as a release
-# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan.
+# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan, then runs each
+# libFuzzer harness for 60 seconds (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -11,3 +12,5 @@ for preset in release asan; do
   cmake --build --preset "${preset}" -j"${jobs}"
   ctest --preset "${preset}" -j"${jobs}"
 done
+echo "=== fuzz"
+scripts/fuzz.sh 60
