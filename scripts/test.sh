@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the suite twice, as a release
 # build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan, then the thread
-# tests alone under ThreadSanitizer (their own build: TSan cannot share a binary with ASan).
+# tests alone under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then
+# runs each libFuzzer harness for 60 seconds (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,3 +13,5 @@ for preset in release asan tsan; do
   cmake --build --preset "${preset}" -j"${jobs}"
   ctest --preset "${preset}" -j"${jobs}"
 done
+echo "=== fuzz"
+scripts/fuzz.sh 60

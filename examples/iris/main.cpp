@@ -4,12 +4,19 @@
 //
 // This file is compiled by g++ (Cpu only) or, when CMake finds CUDA, by nvcc (Cpu and Cuda).
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <new>
 #include <string>
+#include <system_error>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -17,26 +24,43 @@
 
 #include "../common/iris.hpp"
 #include "../common/svg_plot.hpp"
+#include "options.hpp"
 
 namespace mg = minigrad;
 
-struct Options {
-    std::string device = "cpu";
-    int epochs = 20000;
-    double lr = 0.01;
-    std::int64_t hidden = 10;
-    std::uint32_t seed = 42;
-    int log_every = 200;
-    int print_every = 1000;
-    bool graph = true;
-    std::string data = "data/iris.csv";
-    std::string out = "out";
-};
+using Options = examples::IrisOptions;
 
 double peak_rss_mb() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// Creates the output folder and proves it writable, so that a bad --out fails before training,
+// not after it.
+void prepare_out_dir(const std::filesystem::path& out) {
+    std::error_code ec;
+    if (std::filesystem::exists(out, ec) && !std::filesystem::is_directory(out, ec)) {
+        mg::detail::fail<mg::IoError>("--out '{}' exists and is not a folder", out.string());
+    }
+    std::filesystem::create_directories(out, ec);
+    if (ec) mg::detail::fail<mg::IoError>("--out '{}': cannot create the folder: {}", out.string(), ec.message());
+    const auto probe = out / fmt::format(".iris-write-probe-{}", ::getpid());
+    bool written = false;
+    {
+        std::ofstream file(probe, std::ios::binary);
+        written = file && file.write("x", 1) && file.flush();
+    }
+    std::filesystem::remove(probe, ec);
+    if (!written) mg::detail::fail<mg::IoError>("--out '{}': cannot write into the folder: {}", out.string(), std::strerror(errno));
+}
+
+void write_loss_csv(const std::filesystem::path& path, const std::vector<double>& epochs, const std::vector<double>& losses) {
+    std::ofstream csv(path);
+    csv << "epoch,loss\n";
+    for (std::size_t i = 0; i < losses.size(); ++i) csv << fmt::format("{},{:.9g}\n", epochs[i], losses[i]);
+    csv.close();
+    if (!csv) mg::detail::fail<mg::IoError>("cannot write '{}'", path.string());
 }
 
 template <class B>
@@ -48,9 +72,15 @@ int train(const Options& o, const examples::IrisSplit& split) {
     mg::nn::CrossEntropyLoss loss_fn;
     mg::optim::SGD opt(model.parameters(), {.lr = o.lr});
     const bool use_graph = o.graph && B::supports_graphs;
-    // A captured step records every epoch (the graph is one fixed step); otherwise every log_every.
-    const int record_every = use_graph ? 1 : o.log_every;
-    mg::LossLog log(o.epochs / record_every + 1);
+    // A captured step records every epoch (the graph is one fixed step); otherwise every log_every
+    // epochs and the last one, so that a run shorter than log_every still has a final loss.
+    const bool logged_last = o.epochs % o.log_every != 0;
+    auto recorded_epoch = [&](std::size_t i) {  // the epoch of the i-th recorded loss
+        if (use_graph) return static_cast<int>(i) + 1;
+        const auto epoch = (static_cast<std::int64_t>(i) + 1) * o.log_every;
+        return static_cast<int>(std::min<std::int64_t>(epoch, o.epochs));
+    };
+    mg::LossLog log(use_graph ? o.epochs : o.epochs / o.log_every + 1);
 
     fmt::print("Training on {} ({}): {} train rows, {} test rows, {} epochs, lr {}, hidden {}{}\n", B::name,
                B::is_host ? "host" : "device", split.x_train.rows, split.x_test.rows, o.epochs, o.lr, o.hidden,
@@ -71,7 +101,7 @@ int train(const Options& o, const examples::IrisSplit& split) {
         if (use_graph)
             graph.replay();
         else
-            step_and_log((epoch + 1) % o.log_every == 0);
+            step_and_log((epoch + 1) % o.log_every == 0 || (logged_last && epoch + 1 == o.epochs));
         if (o.print_every > 0 && (epoch + 1) % o.print_every == 0) {
             fmt::print("epoch {:>6}  loss {:.6f}\n", epoch + 1, log.latest());
             ++progress_reads;
@@ -82,12 +112,24 @@ int train(const Options& o, const examples::IrisSplit& split) {
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     const auto recorded = log.values();  // the one read of every recorded loss
+    // The curve: every log_every epochs, and the last epoch.
     std::vector<double> epochs, losses;
     for (std::size_t i = 0; i < recorded.size(); ++i) {
-        const auto epoch = static_cast<int>((i + 1) * record_every);
-        if (epoch % o.log_every != 0) continue;
+        const auto epoch = recorded_epoch(i);
+        if (epoch % o.log_every != 0 && epoch != o.epochs) continue;
         epochs.push_back(epoch);
         losses.push_back(recorded[i]);
+    }
+    fmt::print("Training time: {:.3f} s ({:.2f} us/epoch)\n", seconds, seconds * 1e6 / o.epochs);
+    for (std::size_t i = 0; i < recorded.size(); ++i) {
+        if (!std::isfinite(recorded[i])) {
+            fmt::print(stderr, "error: the loss became {}: first non-finite recorded loss at epoch {} (losses are recorded {}); "
+                               "try a smaller --lr than {}\n",
+                       std::isnan(recorded[i]) ? "NaN" : "infinite", recorded_epoch(i),
+                       use_graph || o.log_every == 1 ? "every epoch" : fmt::format("every {} epochs and at the last epoch", o.log_every),
+                       o.lr);
+            return 3;
+        }
     }
 
     double accuracy = 0;
@@ -100,18 +142,7 @@ int train(const Options& o, const examples::IrisSplit& split) {
         accuracy = static_cast<double>(right) / static_cast<double>(predicted.size());
     }
 
-    std::filesystem::create_directories(o.out);
-    {
-        std::ofstream csv(std::filesystem::path(o.out) / "loss.csv");
-        csv << "epoch,loss\n";
-        for (std::size_t i = 0; i < losses.size(); ++i) csv << fmt::format("{},{:.9g}\n", epochs[i], losses[i]);
-    }
-    examples::write_svg((std::filesystem::path(o.out) / "loss.svg").string(),
-                        {fmt::format("Iris MLP training loss ({}, SGD lr {})", B::name, o.lr), "Epoch", "Cross-entropy loss",
-                         epochs, losses});
-
-    fmt::print("Training time: {:.3f} s ({:.2f} us/epoch)\n", seconds, seconds * 1e6 / o.epochs);
-    fmt::print("Final loss: {:.6f}\n", losses.empty() ? recorded.back() : losses.back());
+    fmt::print("Final loss: {:.6f}\n", recorded.back());
     fmt::print("Test accuracy: {:.4f} ({} of {} rows)\n", accuracy,
                static_cast<int>(accuracy * static_cast<double>(split.x_test.rows) + 0.5), split.x_test.rows);
     fmt::print("Host reads in the training loop: {} ({} for progress lines; --print-every 0 makes it 0)\n",
@@ -122,57 +153,52 @@ int train(const Options& o, const examples::IrisSplit& split) {
                after.host_to_device_bytes - before.host_to_device_bytes, after.kernel_launches - before.kernel_launches,
                after.storage_allocs - before.storage_allocs);
     fmt::print("Peak resident memory: {:.1f} MB\n", peak_rss_mb());
+    std::fflush(stdout);  // the results stay printed whatever happens to the files below
+
+    const std::filesystem::path out(o.out);
+    write_loss_csv(out / "loss.csv", epochs, losses);
+    examples::write_svg((out / "loss.svg").string(),
+                        {fmt::format("Iris MLP training loss ({}, SGD lr {})", B::name, o.lr), "Epoch", "Cross-entropy loss",
+                         epochs, losses});
     fmt::print("Wrote {}/loss.csv and {}/loss.svg\n", o.out, o.out);
     return 0;
 }
 
-int main(int argc, char** argv) {
-    Options o;
-    CLI::App app{"Train the Iris MLP (4 -> hidden -> ReLU -> 3) with minigrad"};
-    app.add_option("--device", o.device, "cpu, cuda, or auto (cuda when a GPU is usable, else cpu)")
-        ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
-        ->capture_default_str();
-    app.add_option("--epochs", o.epochs, "training epochs (full batch)")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--lr", o.lr, "SGD learning rate")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--hidden", o.hidden, "hidden layer width")->check(CLI::PositiveNumber)->capture_default_str();
-    app.add_option("--seed", o.seed, "seed of the weights and of the train/test split")->capture_default_str();
-    app.add_option("--log-every", o.log_every, "record the loss every N epochs (the curve's resolution)")
-        ->check(CLI::PositiveNumber)
-        ->capture_default_str();
-    app.add_option("--print-every", o.print_every, "print a progress line every N epochs (0: none; each is one host read)")
-        ->check(CLI::NonNegativeNumber)
-        ->capture_default_str();
-    app.add_flag("--graph,!--no-graph", o.graph, "capture the step as a CUDA graph (CUDA only; default on)");
-    app.add_option("--data", o.data, "the Iris CSV file")->capture_default_str();
-    app.add_option("--out", o.out, "folder for loss.csv and loss.svg")->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-
-    if (o.print_every > 0 && o.print_every % o.log_every != 0) {
-        fmt::print(stderr, "error: --print-every {} must be a multiple of --log-every {} (progress lines show the last recorded loss)\n",
-                   o.print_every, o.log_every);
+int run(Options o) {
+    prepare_out_dir(o.out);
+    const auto split = examples::load_iris(o.data, o.seed);
+#if defined(MINIGRAD_HAS_CUDA)
+    if (o.device == "auto") o.device = mg::cuda::is_available() ? "cuda" : "cpu";
+    if (o.device == "cuda") {
+        mg::cuda::require_device(0);
+        return train<mg::Cuda>(o, split);
+    }
+#else
+    if (o.device == "auto") o.device = "cpu";
+    if (o.device == "cuda") {
+        fmt::print(stderr,
+                   "error: --device cuda: this build of the example has no CUDA backend (it was compiled without nvcc, "
+                   "so only the Cpu backend exists). Rebuild on a machine with the CUDA Toolkit, or use --device cpu "
+                   "(or --device auto, which picks the GPU when there is one).\n");
         return 2;
     }
-    try {
-        const auto split = examples::load_iris(o.data, o.seed);
-#if defined(MINIGRAD_HAS_CUDA)
-        if (o.device == "auto") o.device = mg::cuda::is_available() ? "cuda" : "cpu";
-        if (o.device == "cuda") {
-            mg::cuda::require_device(0);
-            return train<mg::Cuda>(o, split);
-        }
-#else
-        if (o.device == "auto") o.device = "cpu";
-        if (o.device == "cuda") {
-            fmt::print(stderr,
-                       "error: --device cuda: this build of the example has no CUDA backend (it was compiled without nvcc, "
-                       "so only the Cpu backend exists). Rebuild on a machine with the CUDA Toolkit, or use --device cpu "
-                       "(or --device auto, which picks the GPU when there is one).\n");
-            return 2;
-        }
 #endif
-        return train<mg::Cpu>(o, split);
-    } catch (const mg::Error& e) {
+    return train<mg::Cpu>(o, split);
+}
+
+int main(int argc, char** argv) {
+    // Every failure ends here as "error: ..." and a non-zero exit; nothing aborts, and what was
+    // printed stays printed (stdout is flushed on return).
+    try {
+        const auto parsed = examples::parse_options(argc, argv, std::cout, std::cerr);
+        if (!parsed.options) return parsed.exit_code;
+        return run(*parsed.options);
+    } catch (const std::bad_alloc&) {
+        fmt::print(stderr, "error: out of memory\n");
+    } catch (const std::exception& e) {  // minigrad::Error, a failed file write, anything else from the standard library
         fmt::print(stderr, "error: {}\n", e.what());
-        return 1;
+    } catch (...) {
+        fmt::print(stderr, "error: an unknown exception\n");
     }
+    return 1;
 }
