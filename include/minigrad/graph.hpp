@@ -34,6 +34,11 @@ class StepGraph {
         if constexpr (B::supports_graphs) {
             if (use_graph_ && replays_ > 0) {
                 if (!captured_) capture();
+                if (capture_state_.hook_destroyed) {
+                    detail::fail<Error>("StepGraph: a LossLog that the captured step records into was destroyed, so a replay "
+                                        "would write freed memory; keep the LossLog alive as long as the StepGraph "
+                                        "(declare the log before the graph)");
+                }
                 for (auto* hook : capture_state_.hooks) hook->before_replay();
                 B::launch_graph(graph_, device_);
                 ++replays_;
@@ -48,19 +53,29 @@ class StepGraph {
     std::int64_t replays() const { return replays_; }
 
   private:
+    // A capture that fails leaves nothing behind: no capture marked in progress, no hooks (a
+    // retry registers each log once), and the next replay() tries again.
     void capture() {
         if constexpr (B::supports_graphs) {
-            detail::active_capture() = &capture_state_;
+            capture_state_.clear();
+            capture_state_.hook_destroyed = false;
             B::begin_capture(&pool_, device_);
+            detail::active_capture() = &capture_state_;
             try {
                 step_();
             } catch (...) {
                 detail::active_capture() = nullptr;
+                capture_state_.clear();
                 B::abort_capture(device_);
                 throw;
             }
             detail::active_capture() = nullptr;
-            graph_ = B::end_capture(device_);
+            try {
+                graph_ = B::end_capture(device_);
+            } catch (...) {
+                capture_state_.clear();
+                throw;
+            }
             captured_ = true;
         }
     }

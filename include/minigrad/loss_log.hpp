@@ -16,16 +16,40 @@
 namespace minigrad {
 
 namespace detail {
-// Called by a graph capture each time it replays a step that recorded into a log.
+struct CaptureState;
+
+// Called by a graph capture each time it replays a step that recorded into a log. A hook and the
+// captures it is registered with know each other, so whichever is destroyed first tells the other:
+// a replay never calls a destroyed log, and never writes into its freed storage.
 struct ReplayHook {
-    virtual ~ReplayHook() = default;
+    virtual ~ReplayHook();
     virtual void before_replay() = 0;
+    std::vector<CaptureState*> registered_with;
 };
-// This thread's capture in progress, if any (set by StepGraph); a log recorded during capture
-// registers here.
+// A StepGraph's capture: the hooks its replays call. The capture in progress in this thread, if
+// any, is active_capture(); a log recorded during capture registers there.
 struct CaptureState {
     std::vector<ReplayHook*> hooks;
+    bool hook_destroyed = false;  // a log this graph records into is gone: replaying would write freed memory
+
+    void add(ReplayHook* hook) {
+        hooks.push_back(hook);
+        if (std::find(hook->registered_with.begin(), hook->registered_with.end(), this) == hook->registered_with.end())
+            hook->registered_with.push_back(this);
+    }
+    // Forgets every hook (a failed capture, or the graph is gone).
+    void clear() {
+        for (auto* hook : hooks) std::erase(hook->registered_with, this);
+        hooks.clear();
+    }
+    ~CaptureState() { clear(); }
 };
+inline ReplayHook::~ReplayHook() {
+    for (auto* capture : registered_with) {
+        std::erase(capture->hooks, this);
+        capture->hook_destroyed = true;
+    }
+}
 inline CaptureState*& active_capture() {
     thread_local CaptureState* state = nullptr;
     return state;
@@ -54,7 +78,7 @@ class LossLog : private detail::ReplayHook {
         auto& storage = storage_for<B>(loss.device());
         if (auto* capture = detail::active_capture()) {
             // Inside a capture nothing runs now: each replay appends one value.
-            capture->hooks.push_back(this);
+            capture->add(this);
         } else {
             reserve_one();
         }

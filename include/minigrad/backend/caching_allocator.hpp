@@ -39,22 +39,32 @@ class CachingAllocator {
 
     void* allocate(std::size_t bytes) {
         const std::size_t size = round_up(bytes);
-        auto& list = current_pool().free_blocks[size];
+        Pool& pool = current_pool();
+        auto& list = pool.free_blocks[size];
+        void* p;
         if (!list.empty()) {
-            void* p = list.back();
+            p = list.back();
             list.pop_back();
-            return p;
+        } else {
+            p = raw_allocate_(size);
+            ++counters().storage_allocs;
+            if (is_device_) ++counters().device_allocs;
         }
-        void* p = raw_allocate_(size);
-        ++counters().storage_allocs;
-        if (is_device_) ++counters().device_allocs;
+        if (&pool != &default_pool_) private_owner_[p] = &pool;
         return p;
     }
 
     // Blocks freed on the device's one stream may be reused at once: later work on that stream
-    // runs after the work that used the block.
+    // runs after the work that used the block. A block that has been in a private pool goes back
+    // to that pool wherever it is freed: a graph's replays keep writing it after the capture ends.
     void deallocate(void* ptr, std::size_t bytes) {
-        if (ptr) current_pool().free_blocks[round_up(bytes)].push_back(ptr);
+        if (!ptr) return;
+        Pool* pool = &current_pool();
+        if (!private_owner_.empty()) {  // empty unless a graph holds a pool: no lookup on the CPU
+            if (auto it = private_owner_.find(ptr); it != private_owner_.end()) pool = it->second;
+        }
+        if (pool != &default_pool_) private_owner_[ptr] = pool;
+        pool->free_blocks[round_up(bytes)].push_back(ptr);
     }
 
     void push_pool(Pool* pool) { pool_stack_.push_back(pool); }
@@ -63,12 +73,14 @@ class CachingAllocator {
         pool_stack_.pop_back();
     }
     // Hands a private pool's blocks back to the shared cache (its graph is gone).
+    // Blocks of it still in use go back to the shared cache when they are freed.
     void merge_into_default(Pool& pool) {
         for (auto& [size, blocks] : pool.free_blocks) {
             auto& dst = default_pool_.free_blocks[size];
             dst.insert(dst.end(), blocks.begin(), blocks.end());
         }
         pool.free_blocks.clear();
+        std::erase_if(private_owner_, [&](const auto& entry) { return entry.second == &pool; });
     }
     // Returns every cached block of the shared cache to the system (as torch.cuda.empty_cache).
     void empty_cache() { release_cached(default_pool_); }
@@ -91,6 +103,7 @@ class CachingAllocator {
     bool is_device_;
     Pool default_pool_;
     std::vector<Pool*> pool_stack_;
+    std::unordered_map<void*, Pool*> private_owner_;  // blocks that belong to a graph's private pool
 };
 
 }  // namespace minigrad::detail

@@ -1,0 +1,99 @@
+// A test backend: the Cpu backend with graphs that behave as CUDA's do. While a capture is open,
+// launches and copies are recorded (their functors by value, as a CUDA graph records kernel
+// arguments), not run; a replay runs the recording; host reads are refused. It lets the CPU test
+// the logic of StepGraph, LossLog and the optimizers under capture, which on CUDA only a GPU runs.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string_view>
+#include <vector>
+
+#include <minigrad/minigrad.hpp>
+
+struct EmulatedGraphs : minigrad::Cpu {
+    static constexpr std::string_view name = "EmulatedGraphs";
+    static constexpr bool supports_graphs = true;
+    struct Recording {
+        std::vector<std::function<void()>> ops;
+    };
+    using GraphHandle = Recording*;
+
+    // Test knobs: make the next begin_capture fail, as a CUDA error would.
+    static bool& fail_next_begin_capture() {
+        static bool fail = false;
+        return fail;
+    }
+
+    static minigrad::detail::CachingAllocator& allocator() {
+        static minigrad::detail::CachingAllocator cache(&minigrad::Cpu::raw_allocate, [](void* p) { std::free(p); }, false);
+        return cache;
+    }
+    static void* allocate(std::size_t bytes, int) { return allocator().allocate(bytes); }
+    static void deallocate(void* p, std::size_t bytes, int) { allocator().deallocate(p, bytes); }
+
+    template <class F>
+    static void launch(std::int64_t n, const F& f, int device) {
+        if (auto* r = recording()) return r->ops.push_back([n, f] { minigrad::Cpu::launch(n, f, 0); });
+        minigrad::Cpu::launch(n, f, device);
+    }
+    template <class T>
+    static void gemm(const minigrad::kernels::GemmElement<T>& g, int device) {
+        if (auto* r = recording()) return r->ops.push_back([g] { minigrad::Cpu::gemm(g, 0); });
+        minigrad::Cpu::gemm(g, device);
+    }
+    template <class T>
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
+        if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::sum(x, n, out, scale, overwrite, 0); });
+        minigrad::Cpu::sum(x, n, out, scale, overwrite, device);
+    }
+    static void copy(void* dst, const void* src, std::size_t bytes, int device) {
+        if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::copy(dst, src, bytes, 0); });
+        minigrad::Cpu::copy(dst, src, bytes, device);
+    }
+    static void upload(void* dst, const void* src, std::size_t bytes, int device) {
+        refuse_during_capture("copying host memory in (its source may be gone when the graph replays)");
+        minigrad::Cpu::upload(dst, src, bytes, device);
+    }
+    static void download(void* dst, const void* src, std::size_t bytes, int device) {
+        refuse_during_capture("reading a tensor on the host");
+        minigrad::Cpu::download(dst, src, bytes, device);
+    }
+    static void synchronize(int) { refuse_during_capture("synchronizing"); }
+
+    static bool capturing(int) { return recording() != nullptr; }
+    static void refuse_during_capture(std::string_view what) {
+        if (recording()) minigrad::detail::fail<minigrad::Error>("EmulatedGraphs: {} inside a captured step", what);
+    }
+    static void begin_capture(minigrad::detail::Pool* pool, int) {
+        if (fail_next_begin_capture()) {
+            fail_next_begin_capture() = false;
+            throw minigrad::DeviceError("EmulatedGraphs: begin_capture failed (injected)");
+        }
+        allocator().push_pool(pool);
+        recording() = new Recording;
+    }
+    static GraphHandle end_capture(int) {
+        allocator().pop_pool();
+        return std::exchange(recording(), nullptr);
+    }
+    static void abort_capture(int) {
+        allocator().pop_pool();
+        delete std::exchange(recording(), nullptr);
+    }
+    static void launch_graph(GraphHandle graph, int) {
+        for (auto& op : graph->ops) op();
+    }
+    static void destroy_graph(GraphHandle graph, minigrad::detail::Pool* pool, int device) {
+        delete graph;
+        release_pool(pool, device);
+    }
+    static void release_pool(minigrad::detail::Pool* pool, int) { allocator().merge_into_default(*pool); }
+
+  private:
+    static Recording*& recording() {
+        static Recording* r = nullptr;
+        return r;
+    }
+};

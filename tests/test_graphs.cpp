@@ -1,0 +1,131 @@
+// StepGraph and LossLog under capture, on the CPU: EmulatedGraphs records launches while a capture
+// is open and replays the recording, as a CUDA graph does, so the capture logic that only a GPU
+// used to run is tested here.
+#include "emulated_graphs.hpp"
+#include "helpers.hpp"
+#include "iris.hpp"
+
+namespace {
+const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
+
+template <class B>
+struct IrisRun {
+    mg::Tensor<B> x;
+    mg::Tensor<B, std::int32_t> y;
+    examples::IrisMLP<B> model;
+    mg::optim::SGD<B, float> opt;
+    mg::nn::CrossEntropyLoss loss_fn;
+
+    explicit IrisRun(double momentum = 0.0) : IrisRun(examples::load_iris(iris_path), momentum) {}
+    IrisRun(const examples::IrisSplit& split, double momentum)
+        : x(mg::Tensor<B>::from(std::span<const float>(split.x_train.values), {split.x_train.rows, split.x_train.cols})),
+          y(mg::Tensor<B, std::int32_t>::from(std::span<const std::int32_t>(split.y_train), {split.x_train.rows})),
+          model(10, seeded()),
+          opt(model.parameters(), {.lr = 0.05, .momentum = momentum}) {}
+    static mg::Generator& seeded() {
+        static mg::Generator gen;
+        gen.seed(42);
+        return gen;
+    }
+    void step(mg::LossLog& log) {
+        auto loss = loss_fn(model(x), y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        log.record(loss);
+    }
+};
+}  // namespace
+
+TEST_CASE("EmulatedGraphs: a captured Iris step replays to the same losses and weights as eager steps, bit for bit") {
+    IrisRun<mg::Cpu> eager(0.9);
+    IrisRun<EmulatedGraphs> graphed(0.9);
+    mg::LossLog eager_log, graph_log;
+    mg::StepGraph<EmulatedGraphs> graph([&] { graphed.step(graph_log); });
+    for (int i = 0; i < 30; ++i) {
+        eager.step(eager_log);
+        graph.replay();
+    }
+    CHECK(graph.uses_graph());
+    CHECK(graph_log.values() == eager_log.values());
+    CHECK(graphed.model.parameter_values() == eager.model.parameter_values());
+}
+
+TEST_CASE("StepGraph: a capture that fails leaves nothing behind, and the next replay captures again") {
+    IrisRun<mg::Cpu> eager;
+    IrisRun<EmulatedGraphs> graphed;
+    mg::LossLog eager_log, graph_log;
+    int calls = 0;
+    mg::StepGraph<EmulatedGraphs> graph([&] {
+        if (++calls == 2) throw mg::ValueError("step failed once");  // the first capture attempt
+        graphed.step(graph_log);
+    });
+    graph.replay();  // warm-up, eager
+    eager.step(eager_log);
+    CHECK(error_message([&] { graph.replay(); }) == "step failed once");
+    CHECK(mg::detail::active_capture() == nullptr);
+    for (int i = 0; i < 10; ++i) {  // the retry captures; each replay logs exactly one value
+        graph.replay();
+        eager.step(eager_log);
+    }
+    CHECK(graph_log.size() == 11);
+    CHECK(graph_log.values() == eager_log.values());
+}
+
+TEST_CASE("StepGraph: a begin_capture that throws leaves no capture in progress") {
+    IrisRun<EmulatedGraphs> graphed;
+    mg::LossLog graph_log, other_log;
+    mg::StepGraph<EmulatedGraphs> graph([&] { graphed.step(graph_log); });
+    graph.replay();
+    EmulatedGraphs::fail_next_begin_capture() = true;
+    CHECK(error_message([&] { graph.replay(); }) == "EmulatedGraphs: begin_capture failed (injected)");
+    CHECK(mg::detail::active_capture() == nullptr);
+    // A log recorded now runs at once, as outside any capture.
+    other_log.record(mg::Tensor<EmulatedGraphs>::full({}, 4.0f));
+    CHECK(other_log.values() == std::vector<float>{4.0f});
+    for (int i = 0; i < 3; ++i) graph.replay();
+    CHECK(graph_log.size() == 4);
+}
+
+TEST_CASE("StepGraph: replaying after its LossLog was destroyed is refused, not a write into freed memory") {
+    IrisRun<EmulatedGraphs> graphed;
+    auto log = std::make_unique<mg::LossLog>();
+    mg::StepGraph<EmulatedGraphs> graph([&] { graphed.step(*log); });
+    graph.replay();
+    graph.replay();  // captured: the graph now writes into the log's storage
+    log.reset();
+    CHECK(error_message([&] { graph.replay(); }) ==
+          "StepGraph: a LossLog that the captured step records into was destroyed, so a replay would write freed memory; "
+          "keep the LossLog alive as long as the StepGraph (declare the log before the graph)");
+}
+
+TEST_CASE("StepGraph destroyed before its LossLog: the log forgets it and keeps working") {
+    IrisRun<EmulatedGraphs> graphed;
+    mg::LossLog log;
+    {
+        mg::StepGraph<EmulatedGraphs> graph([&] { graphed.step(log); });
+        for (int i = 0; i < 3; ++i) graph.replay();
+    }
+    graphed.step(log);
+    CHECK(log.size() == 4);
+}
+
+TEST_CASE("caching allocator: a block from a graph's private pool goes back to that pool wherever it is freed") {
+    mg::detail::CachingAllocator cache(&mg::Cpu::raw_allocate, [](void* p) { std::free(p); }, false);
+    mg::detail::Pool graph_pool;
+    cache.push_pool(&graph_pool);
+    void* captured = cache.allocate(1024);
+    cache.pop_pool();
+    cache.deallocate(captured, 1024);  // freed after the capture ended
+    void* outside = cache.allocate(1024);
+    CHECK(outside != captured);  // still reserved for the graph's replays
+    cache.push_pool(&graph_pool);
+    CHECK(cache.allocate(1024) == captured);
+    cache.pop_pool();
+    cache.deallocate(captured, 1024);
+    cache.merge_into_default(graph_pool);  // the graph is gone: its blocks join the shared cache
+    void* reused = cache.allocate(1024);
+    CHECK(reused == captured);
+    cache.deallocate(reused, 1024);
+    cache.deallocate(outside, 1024);
+}
