@@ -384,7 +384,8 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
     for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
     out += text;
     out.reserve(out.size() + offset);
-    for (const auto& t : tensors) out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    for (const auto& t : tensors)
+        if (!t.bytes.empty()) out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
     return out;
 }
 }  // namespace detail
