@@ -124,6 +124,12 @@ TEST_CASE("load_safetensors refuses a malformed file with a message naming the f
           fmt::format("load_safetensors: '{}' is truncated: the header length is 2 bytes, but only 1 follow it", p));
     CHECK(refused(raw_file("{") ).starts_with(fmt::format("load_safetensors: '{}' has a header that is not valid JSON: '[json.exception.parse_error.101]", p)));
     CHECK(refused(raw_file("{\"a\xff\":{}}")).find("not valid JSON") != std::string::npos);  // not UTF-8
+    SUBCASE("nlohmann's message is quoted cut short too") {
+        const auto message = refused(raw_file("{\"" + std::string(1'000'000, 'k')));  // an unterminated 1 MB key
+        CHECK(message.size() < 600);
+        CHECK(message.find("missing closing quote") != std::string::npos);
+        CHECK(message.ends_with(" bytes)"));
+    }
     CHECK(refused(raw_file("[1, 2]")) == fmt::format("load_safetensors: '{}' has a malformed header: it is not a JSON object", p));
     CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[[[1]]],"data_offsets":[0,4]}})")) ==
           fmt::format("load_safetensors: '{}' has a malformed header: it nests deeper than a safetensors header does", p));

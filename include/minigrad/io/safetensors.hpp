@@ -112,9 +112,9 @@ inline constexpr std::uint64_t max_header_bytes = 100'000'000;  // as the refere
 inline constexpr std::size_t max_quoted = 64;
 
 // `s` quoted for a message, cut (at a UTF-8 boundary) when long: a 10 MB name is not echoed whole.
-inline std::string quote(std::string_view s) {
-    if (s.size() <= max_quoted) return fmt::format("'{}'", s);
-    std::size_t cut = max_quoted;
+inline std::string quote(std::string_view s, std::size_t max_bytes = max_quoted) {
+    if (s.size() <= max_bytes) return fmt::format("'{}'", s);
+    std::size_t cut = max_bytes;
     while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
     return fmt::format("'{}...' ({} bytes)", s.substr(0, cut), s.size());
 }
@@ -236,7 +236,7 @@ class SafetensorsReader {
         try {
             root = json::parse(header.begin(), header.end(), callback);
         } catch (const json::exception& e) {
-            fail("has a header that is not valid JSON: {}", detail::quote(e.what()));
+            fail("has a header that is not valid JSON: {}", detail::quote(e.what(), 4 * detail::max_quoted));
         }
         if (!root.is_object()) fail("has a malformed header: it is not a JSON object");
         for (auto& [name, value] : root.items()) {
@@ -377,7 +377,7 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
     try {
         text = header.dump();
     } catch (const nlohmann::json::exception& e) {  // a name or metadata that is not UTF-8
-        minigrad::detail::fail<IoError>("save_safetensors: '{}': cannot encode the header: {}", path, quote(e.what()));
+        minigrad::detail::fail<IoError>("save_safetensors: '{}': cannot encode the header: {}", path, quote(e.what(), 4 * max_quoted));
     }
     text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-aligned, as the reference writer pads
     std::string out(8, '\0');
