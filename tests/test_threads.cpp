@@ -32,7 +32,7 @@ struct RunSpec {
 };
 
 struct RunResult {
-    std::map<std::string, std::vector<float>> parameters;
+    std::map<std::string, mg::nn::HostArray<float>> parameters;
     std::vector<float> losses;
     mg::Counters counts;  // this thread's, over the whole run
 };

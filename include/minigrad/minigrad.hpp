@@ -12,7 +12,7 @@
 #include "data/split.hpp"
 #include "error.hpp"
 #include "graph.hpp"
-#include "io/serialize.hpp"
+#include "io/safetensors.hpp"
 #include "loss_log.hpp"
 #include "nn/activation.hpp"
 #include "nn/linear.hpp"

@@ -1,7 +1,7 @@
 // Module: the base of every layer and model. A model lists its members once with
 // MINIGRAD_MODULE(fc1, fc2); that gives it parameters()/named_parameters() (names as PyTorch's:
-// "fc1.weight"), operator() calling its forward(), and to<B2>() that rebuilds it on another
-// backend with the same parameter values.
+// "fc1.weight"), operator() calling its forward(), to<B2>() that rebuilds it on another backend
+// with the same parameter values, and save()/load() in safetensors with PyTorch's state_dict names.
 #pragma once
 
 #include <filesystem>
@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "../io/serialize.hpp"
+#include "../io/safetensors.hpp"
 #include "../tensor.hpp"
 
 namespace minigrad::nn {
@@ -25,6 +25,14 @@ class ParameterVisitor {
   public:
     virtual ~ParameterVisitor() = default;
     virtual void parameter(const std::string& name, void* tensor, const std::type_info& type) = 0;
+};
+
+// A parameter's values on the host with their shape.
+template <class T>
+struct HostArray {
+    Shape shape;
+    std::vector<T> values;
+    friend bool operator==(const HostArray&, const HostArray&) = default;
 };
 
 namespace detail {
@@ -78,37 +86,39 @@ class Module {
         }
     }
 
-    // Host copies of every parameter by name (host reads).
-    std::map<std::string, std::vector<T>> parameter_values() const {
-        std::map<std::string, std::vector<T>> out;
-        for (auto& [name, p] : named_parameters()) out[name] = p.to_vector();
+    // Host copies of every parameter by name, with shapes (host reads).
+    std::map<std::string, HostArray<T>> parameter_values() const {
+        std::map<std::string, HostArray<T>> out;
+        for (auto& [name, p] : named_parameters()) out[name] = {p.shape(), p.to_vector()};
         return out;
     }
 
-    // Sets parameters from host arrays by name. Every name and size is checked before any
+    // Sets parameters from host arrays by name. Every name, shape and size is checked before any
     // parameter is written, so a bad argument changes nothing.
-    void load_parameters(const std::map<std::string, std::vector<T>>& values) {
+    void load_parameters(const std::map<std::string, HostArray<T>>& values) {
         auto params = named_parameters();
         for (auto& [name, p] : params) {
             auto it = values.find(name);
             if (it == values.end()) {
                 minigrad::detail::fail<ValueError>("load_parameters: no values given for parameter '{}' (shape {})", name, p.shape());
             }
-            if (static_cast<std::int64_t>(it->second.size()) != p.numel()) {
+            if (it->second.shape != p.shape()) {
+                minigrad::detail::fail<ShapeError>("load_parameters: '{}' is given with shape {}, this model's is {}", name,
+                                                   it->second.shape, p.shape());
+            }
+            if (static_cast<std::int64_t>(it->second.values.size()) != p.numel()) {
                 minigrad::detail::fail<ShapeError>("load_parameters: '{}' has {} values, expected {} for shape {}", name,
-                                                   it->second.size(), p.numel(), p.shape());
+                                                   it->second.values.size(), p.numel(), p.shape());
             }
         }
-        if (values.size() != params.size()) {
-            for (auto& [name, v] : values) {
-                bool known = false;
-                for (auto& [pname, p] : params) known = known || pname == name;
-                if (!known) minigrad::detail::fail<ValueError>("load_parameters: '{}' is not a parameter of this model", name);
-            }
+        for (auto& [name, v] : values) {
+            bool known = false;
+            for (auto& [pname, p] : params) known = known || pname == name;
+            if (!known) minigrad::detail::fail<ValueError>("load_parameters: '{}' is not a parameter of this model", name);
         }
         for (auto& [name, p] : params) {
-            const auto& v = values.at(name);
-            B::upload(p.data(), v.data(), v.size() * sizeof(T), p.device());
+            const auto& v = values.at(name).values;
+            if (!v.empty()) B::upload(p.data(), v.data(), v.size() * sizeof(T), p.device());
         }
     }
 
@@ -133,27 +143,37 @@ class Module {
         }
     }
 
-    // Writes every parameter to `path` atomically.
+    // Writes every parameter to `path` as safetensors, atomically, named as PyTorch's state_dict
+    // ("fc1.weight") and with its metadata {"format": "pt"}, so safetensors.torch.load_file and
+    // load_state_dict take it as it is.
     void save(const std::filesystem::path& path) const {
-        std::vector<io::NamedArray<T>> arrays;
+        std::vector<io::TensorData> tensors;
         for (auto& [name, p] : named_parameters()) {
-            arrays.push_back({name, std::vector<std::int64_t>(p.shape().begin(), p.shape().end()), p.to_vector()});
+            const auto values = p.to_vector();
+            tensors.push_back(io::TensorData::from<T>(name, std::vector<std::int64_t>(p.shape().begin(), p.shape().end()), values));
         }
-        io::save_arrays(path, arrays);
+        io::save_safetensors(path, tensors, {{"format", "pt"}});
     }
-    // Reads parameters saved by save(); the file is checked whole before any parameter changes.
+
+    // Reads a safetensors file of exactly this model's parameters (F32 or F64, converted to T as
+    // load_state_dict converts). The file is checked whole before any parameter changes.
     void load(const std::filesystem::path& path) {
-        auto arrays = io::load_arrays<T>(path);
-        std::map<std::string, std::vector<T>> values;
+        const auto file = io::load_safetensors(path);
+        std::map<std::string, HostArray<T>> values;
         for (auto& [name, p] : named_parameters()) {
-            for (auto& a : arrays) {
-                if (a.name == name && !std::equal(a.shape.begin(), a.shape.end(), p.shape().begin(), p.shape().end())) {
-                    minigrad::detail::fail<ShapeError>("load: '{}' stores '{}' with shape [{}], this model's is {}", path.string(),
-                                                       name, fmt::join(a.shape, ", "), p.shape());
-                }
+            const auto* t = file.find(name);
+            if (!t) minigrad::detail::fail<IoError>("load: '{}' has no tensor '{}' (shape {}) for this model", path.string(), name, p.shape());
+            if (!std::equal(t->shape.begin(), t->shape.end(), p.shape().begin(), p.shape().end())) {
+                minigrad::detail::fail<ShapeError>("load: '{}' stores '{}' with shape {}, this model's is {}", path.string(), name,
+                                                   io::detail::shape_text(t->shape), p.shape());
+            }
+            values[name] = {p.shape(), io::to_floating<T>(*t, "load", path)};
+        }
+        for (const auto& t : file.tensors) {
+            if (!values.count(t.name)) {
+                minigrad::detail::fail<IoError>("load: '{}' stores {}, which is not a parameter of this model", path.string(), io::detail::quote(t.name));
             }
         }
-        for (auto& a : arrays) values[a.name] = std::move(a.values);
         load_parameters(values);
     }
 };

@@ -1,13 +1,18 @@
 // SGD as torch.optim.SGD: learning rate, momentum (with dampening, Nesterov) and weight decay.
 // One launch updates up to eight parameters (a multi-tensor kernel), so a step costs one or two
-// launches, not one per tensor.
+// launches, not one per tensor. save_state/load_state keep its state in a safetensors file, so
+// training resumes exactly.
 #pragma once
 
+#include <charconv>
+#include <filesystem>
 #include <initializer_list>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "../backend/kernels.hpp"
+#include "../io/safetensors.hpp"
 #include "checks.hpp"
 #include "../tensor.hpp"
 
@@ -89,6 +94,86 @@ class SGD {
             table.offset[t + 1] = table.offset[t] + impl.numel();
         }
         flush();
+    }
+
+    // Writes the optimizer's state as PyTorch's SGD state_dict names it: a tensor
+    // "state.<i>.momentum_buffer" for each parameter i (by position) whose buffer exists yet, and
+    // in the metadata the hyper-parameters ("lr", "momentum", "dampening", "weight_decay",
+    // "nesterov", printed so they read back exactly) and "param_shapes", the JSON list of every
+    // parameter's shape, which load_state checks. Atomic, as every save (host reads).
+    void save_state(const std::filesystem::path& path) const {
+        std::vector<io::TensorData> tensors;
+        nlohmann::json shapes = nlohmann::json::array();
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
+            shapes.push_back(shape);
+            if (!momentum_[i].defined()) continue;
+            const auto values = momentum_[i].to_vector();
+            tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.momentum_buffer", i), shape, values));
+        }
+        io::save_safetensors(path, tensors,
+                             {{"optimizer", "SGD"},
+                              {"lr", fmt::format("{}", options_.lr)},
+                              {"momentum", fmt::format("{}", options_.momentum)},
+                              {"dampening", fmt::format("{}", options_.dampening)},
+                              {"weight_decay", fmt::format("{}", options_.weight_decay)},
+                              {"nesterov", options_.nesterov ? "true" : "false"},
+                              {"param_shapes", shapes.dump()}});
+    }
+
+    // Restores what save_state wrote: the momentum buffers (and which exist) and the
+    // hyper-parameters, lr included, as PyTorch's load_state_dict does. The parameters' count and
+    // shapes must match this optimizer's. Checks the whole file before changing anything.
+    void load_state(const std::filesystem::path& path) {
+        const auto file = io::load_safetensors(path);
+        auto fail = [&](const std::string& why) { minigrad::detail::fail<IoError>("SGD::load_state: '{}' {}", path.string(), why); };
+        auto meta = [&](const std::string& key) -> const std::string& {
+            auto it = file.metadata.find(key);
+            if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an SGD state file", key));
+            return it->second;
+        };
+        if (meta("optimizer") != "SGD") fail(fmt::format("holds the state of optimizer {}, not SGD", io::detail::quote(meta("optimizer"))));
+        auto number = [&](const std::string& key) {
+            const auto& text = meta(key);
+            double value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (ec != std::errc() || end != text.data() + text.size() || !(value >= 0) || value > 1e30) {
+                fail(fmt::format("has {} = {}, expected a finite number >= 0", key, io::detail::quote(text)));
+            }
+            return value;
+        };
+        SgdOptions options{number("lr"), number("momentum"), number("dampening"), number("weight_decay"), meta("nesterov") == "true"};
+        if (meta("nesterov") != "true" && meta("nesterov") != "false") fail(fmt::format("has nesterov = {}, expected true or false", io::detail::quote(meta("nesterov"))));
+        if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) fail("has nesterov = true with momentum <= 0 or dampening != 0");
+
+        std::string expected_shapes;
+        {
+            nlohmann::json shapes = nlohmann::json::array();
+            for (auto& p : params_) shapes.push_back(std::vector<std::int64_t>(p.shape().begin(), p.shape().end()));
+            expected_shapes = shapes.dump();
+        }
+        if (meta("param_shapes") != expected_shapes) {
+            fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(meta("param_shapes")), expected_shapes));
+        }
+        std::vector<std::vector<T>> buffers(params_.size());
+        std::vector<bool> present(params_.size(), false);
+        for (const auto& t : file.tensors) {
+            std::size_t i = 0;
+            for (; i < params_.size(); ++i)
+                if (t.name == fmt::format("state.{}.momentum_buffer", i)) break;
+            if (i == params_.size()) fail(fmt::format("stores {}, which is no momentum buffer of this optimizer's {} parameters", io::detail::quote(t.name), params_.size()));
+            if (!std::equal(t.shape.begin(), t.shape.end(), params_[i].shape().begin(), params_[i].shape().end())) {
+                fail(fmt::format("stores '{}' with shape {}, parameter #{} has {}", t.name, io::detail::shape_text(t.shape), i, params_[i].shape()));
+            }
+            buffers[i] = io::to_floating<T>(t, "SGD::load_state", path);
+            present[i] = true;
+        }
+        if (options.momentum == 0 && file.tensors.size() > 0) fail("stores momentum buffers but its momentum is 0");
+
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            momentum_[i] = present[i] ? Tensor<B, T>::from(std::span<const T>(buffers[i]), params_[i].shape(), params_[i].device()) : Tensor<B, T>();
+        }
+        options_ = options;
     }
 
   private:

@@ -1,0 +1,447 @@
+// safetensors, minigrad's one on-disk format (the format of Hugging Face's `safetensors`, so
+// PyTorch reads what minigrad writes and the other way round):
+//
+//   u64 little-endian N | N bytes of JSON header | data section (raw little-endian elements)
+//   header: {"name": {"dtype": "F32", "shape": [3, 4], "data_offsets": [begin, end]}, ...,
+//            "__metadata__": {"key": "value", ...}}   (offsets relative to the data section)
+//
+// Reading checks before it allocates: the file's size comes first (fstat), the header length is
+// checked against it and a cap, every entry's shape, byte count and offsets against the data
+// section, which the entries must cover exactly (no overlaps, no holes). Writing is atomic: an
+// anonymous (O_TMPFILE) or uniquely named file in the target folder, written, fsynced, renamed
+// over the target, then the folder fsynced; every failure removes what it created.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "../error.hpp"
+
+namespace minigrad::io {
+
+static_assert(std::endian::native == std::endian::little,
+              "minigrad: safetensors stores little-endian data; this host is not little-endian");
+
+enum class Dtype { F32, F64, I32, I64 };
+
+inline std::string_view dtype_name(Dtype d) {
+    switch (d) {
+        case Dtype::F32: return "F32";
+        case Dtype::F64: return "F64";
+        case Dtype::I32: return "I32";
+        case Dtype::I64: return "I64";
+    }
+    return "?";
+}
+inline std::size_t dtype_size(Dtype d) { return d == Dtype::F32 || d == Dtype::I32 ? 4 : 8; }
+
+template <class T>
+constexpr Dtype dtype_of() {
+    if constexpr (std::is_same_v<T, float>) return Dtype::F32;
+    else if constexpr (std::is_same_v<T, double>) return Dtype::F64;
+    else if constexpr (std::is_same_v<T, std::int32_t>) return Dtype::I32;
+    else if constexpr (std::is_same_v<T, std::int64_t>) return Dtype::I64;
+    else static_assert(sizeof(T) == 0, "minigrad: safetensors stores float, double, int32_t and int64_t");
+}
+
+using Metadata = std::map<std::string, std::string>;
+
+// One named array as stored: its element type, shape and raw little-endian bytes.
+struct TensorData {
+    std::string name;
+    Dtype dtype = Dtype::F32;
+    std::vector<std::int64_t> shape;
+    std::vector<std::byte> bytes;
+
+    template <class T>
+    static TensorData from(std::string name, std::vector<std::int64_t> shape, std::span<const T> values) {
+        TensorData t{std::move(name), dtype_of<T>(), std::move(shape), std::vector<std::byte>(values.size_bytes())};
+        if (!values.empty()) std::memcpy(t.bytes.data(), values.data(), values.size_bytes());
+        return t;
+    }
+    // The elements as T; the stored dtype must be T's.
+    template <class T>
+    std::vector<T> values() const {
+        if (dtype != dtype_of<T>()) {
+            minigrad::detail::fail<ValueError>("TensorData::values: '{}' is {}, asked for {}", name, dtype_name(dtype),
+                                               dtype_name(dtype_of<T>()));
+        }
+        std::vector<T> out(bytes.size() / sizeof(T));
+        if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+        return out;
+    }
+};
+
+struct SafetensorsFile {
+    std::vector<TensorData> tensors;  // in the order of their data in the file
+    Metadata metadata;
+
+    const TensorData* find(std::string_view name) const {
+        for (const auto& t : tensors)
+            if (t.name == name) return &t;
+        return nullptr;
+    }
+};
+
+namespace detail {
+inline constexpr std::uint64_t max_header_bytes = 100'000'000;  // as the reference implementation
+inline constexpr std::size_t max_quoted = 64;
+
+// `s` quoted for a message, cut (at a UTF-8 boundary) when long: a 10 MB name is not echoed whole.
+inline std::string quote(std::string_view s, std::size_t max_bytes = max_quoted) {
+    if (s.size() <= max_bytes) return fmt::format("'{}'", s);
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return fmt::format("'{}...' ({} bytes)", s.substr(0, cut), s.size());
+}
+
+inline std::string shape_text(const std::vector<std::int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+
+// Closes a descriptor on every path out of a scope.
+struct Fd {
+    int fd = -1;
+    explicit Fd(int f) : fd(f) {}
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+    int release() { return std::exchange(fd, -1); }
+};
+}  // namespace detail
+
+// Reads a safetensors file: the constructor reads and checks the header against the file's size;
+// read() then reads one entry's bytes. Every error is an IoError naming the file and the entry.
+class SafetensorsReader {
+  public:
+    struct Entry {
+        std::string name;
+        Dtype dtype;
+        std::vector<std::int64_t> shape;
+        std::uint64_t begin, end;  // within the data section
+    };
+
+    explicit SafetensorsReader(const std::filesystem::path& path) : path_(path.string()), file_(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) {
+        if (file_.fd < 0) fail("cannot open it: {}", std::strerror(errno));
+        struct stat st {};
+        if (::fstat(file_.fd, &st) != 0) fail("cannot stat it: {}", std::strerror(errno));
+        if (!S_ISREG(st.st_mode)) fail("is not a regular file ({})", S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
+        const auto size = static_cast<std::uint64_t>(st.st_size);
+        if (size < 8) fail("is truncated: {} bytes, but the header length alone takes 8", size);
+        unsigned char length_bytes[8];
+        read_at(length_bytes, 8, 0, "the header length");
+        std::uint64_t header_bytes = 0;
+        for (int i = 7; i >= 0; --i) header_bytes = header_bytes << 8 | length_bytes[i];
+        if (header_bytes > size - 8) fail("is truncated: the header length is {} bytes, but only {} follow it", header_bytes, size - 8);
+        if (header_bytes > detail::max_header_bytes) fail("has a header of {} bytes, more than the limit of {}", header_bytes, detail::max_header_bytes);
+        data_start_ = 8 + header_bytes;
+        data_bytes_ = size - data_start_;
+        std::string header(header_bytes, '\0');
+        read_at(header.data(), header.size(), 8, "the header");
+        parse(header);
+    }
+
+    const std::string& path() const { return path_; }
+    const std::vector<Entry>& entries() const { return entries_; }  // in the order of their data
+    const Metadata& metadata() const { return metadata_; }
+    const Entry* find(std::string_view name) const {
+        for (const auto& e : entries_)
+            if (e.name == name) return &e;
+        return nullptr;
+    }
+
+    TensorData read(const Entry& e) const {
+        TensorData t{e.name, e.dtype, e.shape, std::vector<std::byte>(e.end - e.begin)};
+        read_at(t.bytes.data(), t.bytes.size(), data_start_ + e.begin, "the data of " + detail::quote(e.name));
+        return t;
+    }
+    SafetensorsFile read_all() const {
+        SafetensorsFile out{{}, metadata_};
+        for (const auto& e : entries_) out.tensors.push_back(read(e));
+        return out;
+    }
+
+  private:
+    template <class... Args>
+    [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) const {
+        minigrad::detail::fail<IoError>("load_safetensors: '{}' {}", path_, fmt::format(format, std::forward<Args>(args)...));
+    }
+
+    void read_at(void* dst, std::size_t n, std::uint64_t offset, const std::string& what) const {
+        auto* out = static_cast<char*>(dst);
+        for (std::size_t done = 0; done < n;) {
+            const auto got = ::pread(file_.fd, out + done, n - done, static_cast<off_t>(offset + done));
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) fail("cannot be read ({}): {}", what, std::strerror(errno));
+            if (got == 0) fail("is truncated: {} ends at byte {}, the file now ends at {}", what, offset + n, offset + done);
+            done += static_cast<std::size_t>(got);
+        }
+    }
+
+    void parse(const std::string& header) {
+        using json = nlohmann::json;
+        // nlohmann keeps the last of duplicate keys silently, so the callback sees each key first.
+        // Nesting is at most 3 deep (header, entry, shape), which the callback enforces early.
+        std::vector<std::set<std::string>> keys_in_object;
+        int depth = 0;
+        auto callback = [&](int, json::parse_event_t event, json& parsed) {
+            switch (event) {
+                case json::parse_event_t::object_start:
+                case json::parse_event_t::array_start:
+                    if (++depth > 3) fail("has a malformed header: it nests deeper than a safetensors header does");
+                    if (event == json::parse_event_t::object_start) keys_in_object.emplace_back();
+                    break;
+                case json::parse_event_t::object_end:
+                    keys_in_object.pop_back();
+                    --depth;
+                    break;
+                case json::parse_event_t::array_end: --depth; break;
+                case json::parse_event_t::key: {
+                    const auto& key = parsed.get_ref<const std::string&>();
+                    if (!keys_in_object.back().insert(key).second) {
+                        fail("has a malformed header: the key {} appears twice{}", detail::quote(key),
+                             keys_in_object.size() == 1 ? " (a duplicate tensor name)" : "");
+                    }
+                    break;
+                }
+                case json::parse_event_t::value: break;
+            }
+            return true;
+        };
+        json root;
+        try {
+            root = json::parse(header.begin(), header.end(), callback);
+        } catch (const json::exception& e) {
+            fail("has a header that is not valid JSON: {}", detail::quote(e.what(), 4 * detail::max_quoted));
+        }
+        if (!root.is_object()) fail("has a malformed header: it is not a JSON object");
+        for (auto& [name, value] : root.items()) {
+            if (name == "__metadata__") {
+                if (!value.is_object()) fail("has a malformed header: '__metadata__' is not an object");
+                for (auto& [key, text] : value.items()) {
+                    if (!text.is_string()) fail("has a malformed header: metadata {} is not a string", detail::quote(key));
+                    metadata_[key] = text.get<std::string>();
+                }
+                continue;
+            }
+            entries_.push_back(parse_entry(name, value));
+        }
+        check_layout();
+    }
+
+    Entry parse_entry(const std::string& name, const nlohmann::json& value) const {
+        const auto who = "tensor " + detail::quote(name);
+        if (!value.is_object()) fail("has a malformed header: {} is not an object", who);
+        for (auto& [key, v] : value.items()) {
+            if (key != "dtype" && key != "shape" && key != "data_offsets") {
+                fail("has a malformed header: {} has the unknown key {} (expected dtype, shape, data_offsets)", who, detail::quote(key));
+            }
+        }
+        for (const char* key : {"dtype", "shape", "data_offsets"}) {
+            if (!value.contains(key)) fail("has a malformed header: {} has no '{}'", who, key);
+        }
+        Entry e{name, Dtype::F32, {}, 0, 0};
+        const auto& dtype = value["dtype"];
+        if (!dtype.is_string()) fail("has a malformed header: {} has a dtype that is not a string", who);
+        const auto& dname = dtype.get_ref<const std::string&>();
+        bool known = false;
+        for (Dtype d : {Dtype::F32, Dtype::F64, Dtype::I32, Dtype::I64}) {
+            if (dname == dtype_name(d)) e.dtype = d, known = true;
+        }
+        if (!known) fail("stores {} as dtype {}, which minigrad does not read (it reads F32, F64, I32, I64)", who, detail::quote(dname));
+
+        const auto& shape = value["shape"];
+        if (!shape.is_array()) fail("has a malformed header: {} has a shape that is not an array", who);
+        std::uint64_t numel = 1;
+        for (const auto& d : shape) {
+            if (!d.is_number_unsigned()) fail("has a malformed header: {} has shape {}, whose entries must be non-negative integers", who, detail::quote(shape.dump()));
+            const auto dim = d.get<std::uint64_t>();
+            if (dim > static_cast<std::uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel)) {
+                fail("has a malformed header: {} has shape {}, whose element count overflows", who, detail::quote(shape.dump()));
+            }
+            e.shape.push_back(static_cast<std::int64_t>(dim));
+        }
+        std::uint64_t expected_bytes = 0;
+        if (__builtin_mul_overflow(numel, dtype_size(e.dtype), &expected_bytes)) {
+            fail("has a malformed header: {} has shape {}, whose byte count overflows", who, detail::quote(shape.dump()));
+        }
+
+        const auto& offsets = value["data_offsets"];
+        if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
+            fail("has a malformed header: {} has data_offsets {}, expected two non-negative integers", who, detail::quote(offsets.dump()));
+        }
+        e.begin = offsets[0].get<std::uint64_t>();
+        e.end = offsets[1].get<std::uint64_t>();
+        if (e.begin > e.end) fail("has a malformed header: {} has data_offsets [{}, {}], which end before they begin", who, e.begin, e.end);
+        if (e.end > data_bytes_) fail("is truncated: {} has data_offsets [{}, {}], but the data section has {} bytes", who, e.begin, e.end, data_bytes_);
+        if (e.end - e.begin != expected_bytes) {
+            fail("has a malformed header: {} has {} bytes of data, but shape {} of {} needs {}", who, e.end - e.begin,
+                 detail::shape_text(e.shape), dtype_name(e.dtype), expected_bytes);
+        }
+        return e;
+    }
+
+    // The entries, in order of their data, must tile the data section: no overlap, no hole.
+    void check_layout() {
+        std::sort(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
+        std::uint64_t covered = 0;
+        const Entry* previous = nullptr;
+        for (const auto& e : entries_) {
+            if (e.begin < covered) {
+                fail("has a malformed header: tensor {} (bytes [{}, {})) overlaps tensor {} (bytes [{}, {}))", detail::quote(e.name), e.begin, e.end,
+                     detail::quote(previous->name), previous->begin, previous->end);
+            }
+            if (e.begin > covered) fail("has a malformed header: bytes [{}, {}) of the data section belong to no tensor", covered, e.begin);
+            covered = e.end;
+            previous = &e;
+        }
+        if (covered != data_bytes_) fail("has a malformed header: bytes [{}, {}) of the data section belong to no tensor", covered, data_bytes_);
+    }
+
+    std::string path_;
+    detail::Fd file_;
+    std::uint64_t data_start_ = 0, data_bytes_ = 0;
+    std::vector<Entry> entries_;
+    Metadata metadata_;
+};
+
+// Reads and checks a whole safetensors file.
+inline SafetensorsFile load_safetensors(const std::filesystem::path& path) { return SafetensorsReader(path).read_all(); }
+
+namespace detail {
+// Writes all of `bytes` to `fd`; returns 0 or an errno.
+inline int write_all(int fd, const std::string& bytes) {
+    for (std::size_t done = 0; done < bytes.size();) {
+        const auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno;
+        done += static_cast<std::size_t>(n);
+    }
+    return 0;
+}
+
+// A name for a temporary file beside `path` that no other save (thread or process) picks.
+inline std::filesystem::path temp_name(const std::filesystem::path& path) {
+    static std::atomic<std::uint64_t> counter{0};
+    static const std::uint64_t salt = std::random_device{}();
+    return path.parent_path() / fmt::format(".{}.{}.{}.{:x}.tmp", path.filename().string(), ::getpid(), counter++, salt);
+}
+
+inline std::string encode(const std::vector<TensorData>& tensors, const Metadata& metadata, const std::string& path) {
+    nlohmann::json header = nlohmann::json::object();
+    std::set<std::string> names;
+    std::uint64_t offset = 0;
+    for (const auto& t : tensors) {
+        if (t.name == "__metadata__") minigrad::detail::fail<IoError>("save_safetensors: '{}': a tensor cannot be named '__metadata__'", path);
+        if (!names.insert(t.name).second) minigrad::detail::fail<IoError>("save_safetensors: '{}': the tensor name {} appears twice", path, quote(t.name));
+        std::uint64_t numel = 1;
+        for (auto d : t.shape) {
+            if (d < 0 || __builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel)) {
+                minigrad::detail::fail<IoError>("save_safetensors: '{}': tensor {} has an invalid shape {}", path, quote(t.name), shape_text(t.shape));
+            }
+        }
+        std::uint64_t expected = 0;
+        if (__builtin_mul_overflow(numel, dtype_size(t.dtype), &expected) || expected != t.bytes.size()) {
+            minigrad::detail::fail<IoError>("save_safetensors: '{}': tensor {} has shape {} of {}, which needs {} bytes, but {} were given", path,
+                                            quote(t.name), shape_text(t.shape), dtype_name(t.dtype), numel * dtype_size(t.dtype), t.bytes.size());
+        }
+        header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}, {"data_offsets", {offset, offset + expected}}};
+        offset += expected;
+    }
+    if (!metadata.empty()) header["__metadata__"] = metadata;
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {  // a name or metadata that is not UTF-8
+        minigrad::detail::fail<IoError>("save_safetensors: '{}': cannot encode the header: {}", path, quote(e.what(), 4 * max_quoted));
+    }
+    text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-aligned, as the reference writer pads
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);
+    out += text;
+    out.reserve(out.size() + offset);
+    for (const auto& t : tensors)
+        if (!t.bytes.empty()) out.append(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+    return out;
+}
+}  // namespace detail
+
+// The elements of a floating-point tensor as T: F32 and F64 convert to either (rounding to
+// nearest, as PyTorch's copy_ does); integer dtypes are refused. `op` and `path` name the caller.
+template <class T>
+std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::filesystem::path& path) {
+    static_assert(std::is_floating_point_v<T>);
+    auto convert = [&](auto stored) {
+        const auto values = t.values<decltype(stored)>();
+        return std::vector<T>(values.begin(), values.end());
+    };
+    if (t.dtype == Dtype::F32) return convert(float{});
+    if (t.dtype == Dtype::F64) return convert(double{});
+    minigrad::detail::fail<IoError>("{}: '{}' stores {} as {}; expected floating point (F32 or F64)", op, path.string(),
+                                    detail::quote(t.name), dtype_name(t.dtype));
+}
+
+// Writes `tensors` (in this order) and `metadata` to `path` atomically: `path` is either left as
+// it was or holds the whole new file, even if the process is killed.
+inline void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata = {}) {
+    const std::string target = path.string();
+    const std::string bytes = detail::encode(tensors, metadata, target);
+    const std::filesystem::path folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    auto fail = [&](std::string_view what, int err) {
+        minigrad::detail::fail<IoError>("save_safetensors: cannot {} '{}': {}", what, target, std::strerror(err));
+    };
+
+    // An O_TMPFILE file has no name until linkat gives it one, so a save killed while writing
+    // leaves nothing behind. Where the filesystem lacks it, a uniquely named file is used.
+    const std::string temp = detail::temp_name(path).string();
+    bool named = false;
+    detail::Fd file(::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+    if (file.fd < 0) {
+        file.fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (file.fd < 0) fail("create a temporary file for", errno);
+        named = true;
+    }
+    auto give_up = [&](std::string_view what, int err) {
+        if (named) ::unlink(temp.c_str());
+        fail(what, err);  // `file`, if still open, closes on the way out
+    };
+    if (const int err = detail::write_all(file.fd, bytes)) give_up("write", err);
+    if (::fsync(file.fd) != 0) give_up("fsync", errno);
+    if (!named) {
+        const std::string proc = fmt::format("/proc/self/fd/{}", file.fd);
+        if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) != 0) give_up("link a temporary file for", errno);
+        named = true;
+    }
+    if (::close(file.release()) != 0) give_up("close", errno);
+    if (std::rename(temp.c_str(), target.c_str()) != 0) give_up("rename a temporary file to", errno);
+    // The rename is durable only once the folder's entry is on disk.
+    detail::Fd dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.fd < 0) fail("open the folder of", errno);
+    if (::fsync(dir.fd) != 0 && errno != EINVAL) fail("fsync the folder of", errno);
+}
+
+}  // namespace minigrad::io

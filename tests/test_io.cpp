@@ -1,0 +1,517 @@
+// safetensors: round trips, every refusal with its message, atomic saves, Module save/load, SGD
+// state for an exact resume, and files PyTorch wrote (tests/data, made by
+// tools/make_safetensors_fixtures.py).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "helpers.hpp"
+#include "iris.hpp"
+
+namespace fs = std::filesystem;
+namespace io = mg::io;
+using IrisMLP = examples::IrisMLP<mg::Cpu>;
+
+namespace {
+
+// A fresh, empty folder per test, removed at the end.
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        static int counter = 0;
+        path = fs::temp_directory_path() / fmt::format("minigrad_io_{}_{}", ::getpid(), counter++);
+        fs::remove_all(path);
+        fs::create_directories(path);
+    }
+    ~TempDir() { fs::remove_all(path); }
+    fs::path operator/(const std::string& name) const { return path / name; }
+    std::vector<std::string> files() const {
+        std::vector<std::string> out;
+        for (auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+};
+
+std::string read_bytes(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), {}};
+}
+void write_bytes(const fs::path& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+// A safetensors file by hand: the header's length, the header, then `data`.
+std::string raw_file(const std::string& header, const std::string& data = "") {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((header.size() >> (8 * i)) & 0xFF);
+    return out + header + data;
+}
+std::string load_error(const fs::path& path) {
+    return error_message([&] { io::load_safetensors(path); });
+}
+
+template <class T>
+io::TensorData tensor_data(std::string name, std::vector<std::int64_t> shape, std::vector<T> values) {
+    return io::TensorData::from<T>(std::move(name), std::move(shape), values);
+}
+
+template <class T>
+struct SmallMLP : mg::nn::Module<mg::Cpu, T> {
+    mg::nn::Linear<mg::Cpu, T> fc1{4, 6}, fc2{6, 3};
+    mg::nn::ReLU relu;
+    auto forward(const mg::Tensor<mg::Cpu, T>& x) { return fc2(relu(fc1(x))); }
+    MINIGRAD_MODULE(fc1, fc2)
+};
+
+}  // namespace
+
+TEST_CASE("save_safetensors and load_safetensors round-trip every dtype, shape and metadata exactly") {
+    TempDir dir;
+    const auto path = dir / "all.safetensors";
+    const std::vector<io::TensorData> tensors = {
+        tensor_data<float>("f32", {2, 3}, {1.5f, -2, 3e-38f, 0, -0.0f, 7}),
+        tensor_data<double>("f64", {1}, {0.1}),
+        tensor_data<std::int32_t>("i32", {}, {-7}),
+        tensor_data<std::int64_t>("i64", {2}, {INT64_MIN, INT64_MAX}),
+        tensor_data<float>("empty", {0, 5}, {}),
+    };
+    io::save_safetensors(path, tensors, {{"format", "pt"}, {"note", "ünïcode"}});
+    const auto file = io::load_safetensors(path);
+    REQUIRE(file.tensors.size() == tensors.size());
+    for (std::size_t i = 0; i < tensors.size(); ++i) {  // in the order written
+        CHECK(file.tensors[i].name == tensors[i].name);
+        CHECK(file.tensors[i].dtype == tensors[i].dtype);
+        CHECK(file.tensors[i].shape == tensors[i].shape);
+        CHECK(file.tensors[i].bytes == tensors[i].bytes);
+    }
+    CHECK(file.metadata == io::Metadata{{"format", "pt"}, {"note", "ünïcode"}});
+    CHECK(file.find("i64")->values<std::int64_t>() == std::vector<std::int64_t>{INT64_MIN, INT64_MAX});
+    CHECK(error_message([&] { file.find("i64")->values<float>(); }) == "TensorData::values: 'i64' is I64, asked for F32");
+    // The data starts 8-aligned, as the reference writer pads its header.
+    const auto bytes = read_bytes(path);
+    std::uint64_t header = 0;
+    std::memcpy(&header, bytes.data(), 8);
+    CHECK((8 + header) % 8 == 0);
+    CHECK(dir.files() == std::vector<std::string>{"all.safetensors"});  // no temporary left
+
+    SUBCASE("the reader can read one chosen tensor after the header") {
+        io::SafetensorsReader reader(path);
+        REQUIRE(reader.entries().size() == 5);
+        CHECK(reader.metadata().at("format") == "pt");
+        CHECK(reader.read(*reader.find("f64")).values<double>() == std::vector<double>{0.1});
+        CHECK(reader.find("nope") == nullptr);
+    }
+}
+
+TEST_CASE("load_safetensors refuses a malformed file with a message naming the file and the entry") {
+    TempDir dir;
+    const auto path = dir / "bad.safetensors";
+    const std::string p = path.string();
+    auto refused = [&](const std::string& bytes) {
+        write_bytes(path, bytes);
+        return load_error(path);
+    };
+    const std::string f32_2 = R"("dtype":"F32","shape":[2])";
+    const std::string eight(8, 'x');
+
+    CHECK(refused("abc") == fmt::format("load_safetensors: '{}' is truncated: 3 bytes, but the header length alone takes 8", p));
+    CHECK(refused(raw_file("{}").substr(0, 9)) ==
+          fmt::format("load_safetensors: '{}' is truncated: the header length is 2 bytes, but only 1 follow it", p));
+    CHECK(refused(raw_file("{") ).starts_with(fmt::format("load_safetensors: '{}' has a header that is not valid JSON: '[json.exception.parse_error.101]", p)));
+    CHECK(refused(raw_file("{\"a\xff\":{}}")).find("not valid JSON") != std::string::npos);  // not UTF-8
+    SUBCASE("nlohmann's message is quoted cut short too") {
+        const auto message = refused(raw_file("{\"" + std::string(1'000'000, 'k')));  // an unterminated 1 MB key
+        CHECK(message.size() < 600);
+        CHECK(message.find("missing closing quote") != std::string::npos);
+        CHECK(message.ends_with(" bytes)"));
+    }
+    CHECK(refused(raw_file("[1, 2]")) == fmt::format("load_safetensors: '{}' has a malformed header: it is not a JSON object", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[[[1]]],"data_offsets":[0,4]}})")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: it nests deeper than a safetensors header does", p));
+    CHECK(refused(raw_file(R"({"w":{)" + f32_2 + R"(,"data_offsets":[0,8]},"w":{)" + f32_2 + R"(,"data_offsets":[0,8]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: the key 'w' appears twice (a duplicate tensor name)", p));
+    CHECK(refused(raw_file(R"({"w":{"dtype":"F32","dtype":"F64","shape":[2],"data_offsets":[0,8]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: the key 'dtype' appears twice", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,8]},"b":{)" + f32_2 + R"(,"data_offsets":[4,12]}})", eight + "abcd")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'b' (bytes [4, 12)) overlaps tensor 'a' (bytes [0, 8))", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,8]},"b":{)" + f32_2 + R"(,"data_offsets":[12,20]}})", eight + "abcd" + eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: bytes [8, 12) of the data section belong to no tensor", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,8]}})", eight + "tail")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: bytes [8, 12) of the data section belong to no tensor", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,12]}})", eight + "abcd")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has 12 bytes of data, but shape [2] of F32 needs 8", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0,8]}})", "abcd")) ==
+          fmt::format("load_safetensors: '{}' is truncated: tensor 'a' has data_offsets [0, 8], but the data section has 4 bytes", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[8,0]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has data_offsets [8, 0], which end before they begin", p));
+    CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has data_offsets '[0]', expected two non-negative integers", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", "abcd")) ==
+          fmt::format("load_safetensors: '{}' stores tensor 'a' as dtype 'F16', which minigrad does not read (it reads F32, F64, I32, I64)", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,4]}})", "abcd")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has a dtype that is not a string", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[-2]', whose entries must be non-negative integers", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[2.0]', whose entries must be non-negative integers", p));
+    // 2^32 * 2^32 elements wrap to 0 in 64 bits; with zero offsets a wrapped count would pass.
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[4294967296,4294967296]', whose element count overflows", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[2305843009213693952]', whose byte count overflows", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has the unknown key 'extra' (expected dtype, shape, data_offsets)", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","data_offsets":[0,8]}})", eight)) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has no 'shape'", p));
+    CHECK(refused(raw_file(R"({"a":[1]})")) == fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' is not an object", p));
+    CHECK(refused(raw_file(R"({"__metadata__":{"format":1}})")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: metadata 'format' is not a string", p));
+    CHECK(refused(raw_file(R"({"__metadata__":[]})")) == fmt::format("load_safetensors: '{}' has a malformed header: '__metadata__' is not an object", p));
+
+    SUBCASE("a 10 MB name is quoted cut short, not whole") {
+        const std::string name(10'000'000, 'n');
+        const auto message = refused(raw_file(R"({")" + name + R"(":{"dtype":"X","shape":[],"data_offsets":[0,0]}})"));
+        CHECK(message == fmt::format("load_safetensors: '{}' stores tensor '{}...' (10000000 bytes) as dtype 'X', which minigrad does not read "
+                                     "(it reads F32, F64, I32, I64)", p, std::string(64, 'n')));
+    }
+    SUBCASE("a header over the 100 MB cap is refused before it is read (a sparse file)") {
+        std::string length(8, '\0');
+        const std::uint64_t header = 150'000'000;
+        std::memcpy(length.data(), &header, 8);
+        write_bytes(path, length);
+        fs::resize_file(path, 200'000'000);
+        CHECK(load_error(path) == fmt::format("load_safetensors: '{}' has a header of 150000000 bytes, more than the limit of 100000000", p));
+    }
+}
+
+TEST_CASE("load_safetensors refuses what is not a regular file before reading it") {
+    TempDir dir;
+    CHECK(load_error(dir.path) == fmt::format("load_safetensors: '{}' is not a regular file (a directory)", dir.path.string()));
+    CHECK(load_error("/dev/zero") == "load_safetensors: '/dev/zero' is not a regular file (a device, pipe or socket)");
+    CHECK(load_error(dir / "missing") == fmt::format("load_safetensors: '{}' cannot open it: No such file or directory", (dir / "missing").string()));
+}
+
+TEST_CASE("save_safetensors refuses a shape that does not match the bytes, and duplicate names") {
+    TempDir dir;
+    const auto path = dir / "out.safetensors";
+    const std::string p = path.string();
+    CHECK(error_message([&] { io::save_safetensors(path, {tensor_data<float>("w", {2, 3}, {1, 2, 3, 4, 5})}); }) ==
+          fmt::format("save_safetensors: '{}': tensor 'w' has shape [2, 3] of F32, which needs 24 bytes, but 20 were given", p));
+    CHECK(error_message([&] { io::save_safetensors(path, {tensor_data<float>("w", {-1}, {})}); }) ==
+          fmt::format("save_safetensors: '{}': tensor 'w' has an invalid shape [-1]", p));
+    CHECK(error_message([&] { io::save_safetensors(path, {tensor_data<float>("w", {1}, {1}), tensor_data<double>("w", {1}, {2})}); }) ==
+          fmt::format("save_safetensors: '{}': the tensor name 'w' appears twice", p));
+    CHECK(error_message([&] { io::save_safetensors(path, {tensor_data<float>("__metadata__", {1}, {1})}); }) ==
+          fmt::format("save_safetensors: '{}': a tensor cannot be named '__metadata__'", p));
+    CHECK(dir.files().empty());
+}
+
+TEST_CASE("save_safetensors is atomic: failures name the path and leave no temporary behind") {
+    TempDir dir;
+    const std::vector<io::TensorData> tensors = {tensor_data<float>("w", {2}, {1, 2})};
+    SUBCASE("a missing folder") {
+        const auto path = dir / "no/such/file.safetensors";
+        CHECK(error_message([&] { io::save_safetensors(path, tensors); }) ==
+              fmt::format("save_safetensors: cannot create a temporary file for '{}': No such file or directory", path.string()));
+    }
+    SUBCASE("the target is a folder: the rename fails and the temporary is removed") {
+        fs::create_directory(dir / "folder");
+        CHECK(error_message([&] { io::save_safetensors(dir / "folder", tensors); }) ==
+              fmt::format("save_safetensors: cannot rename a temporary file to '{}': Is a directory", (dir / "folder").string()));
+        CHECK(dir.files() == std::vector<std::string>{"folder"});
+        CHECK(fs::is_empty(dir / "folder"));
+    }
+    SUBCASE("a failed save keeps the old file whole") {
+        const auto path = dir / "keep.safetensors";
+        io::save_safetensors(path, tensors);
+        const auto before = read_bytes(path);
+        CHECK_THROWS_AS(io::save_safetensors(path, {tensor_data<float>("w", {3}, {1})}), mg::IoError);
+        CHECK(read_bytes(path) == before);
+    }
+    SUBCASE("two threads saving to one path do not collide") {
+        const auto path = dir / "shared.safetensors";
+        auto save_many = [&](float value) {
+            for (int i = 0; i < 20; ++i) io::save_safetensors(path, {tensor_data<float>("w", {2}, {value, value})});
+        };
+        std::thread a(save_many, 1.0f), b(save_many, 2.0f);
+        a.join();
+        b.join();
+        const auto w = io::load_safetensors(path).find("w")->values<float>();
+        CHECK(w[0] == w[1]);
+        CHECK(dir.files() == std::vector<std::string>{"shared.safetensors"});
+    }
+}
+
+TEST_CASE_TEMPLATE("Module save/load round-trips every parameter exactly", T, float, double) {
+    TempDir dir;
+    const auto path = dir / "model.safetensors";
+    mg::manual_seed(3);
+    SmallMLP<T> saved;
+    saved.save(path);
+    const auto file = io::load_safetensors(path);
+    REQUIRE(file.tensors.size() == 4);
+    CHECK(file.tensors[0].name == "fc1.weight");  // PyTorch's state_dict names, in its order
+    CHECK(file.tensors[0].dtype == io::dtype_of<T>());
+    CHECK(file.tensors[0].shape == std::vector<std::int64_t>{6, 4});
+    CHECK(file.metadata.at("format") == "pt");
+    mg::manual_seed(4);
+    SmallMLP<T> loaded;
+    CHECK(loaded.parameter_values() != saved.parameter_values());
+    loaded.load(path);
+    CHECK(loaded.parameter_values() == saved.parameter_values());
+}
+
+TEST_CASE("Module::load converts F64 <-> F32 as load_state_dict does") {
+    TempDir dir;
+    mg::manual_seed(5);
+    SmallMLP<double> wide;
+    wide.save(dir / "f64.safetensors");
+    SmallMLP<float> narrow;
+    narrow.load(dir / "f64.safetensors");
+    const auto w64 = wide.fc1.weight.to_vector();
+    const auto w32 = narrow.fc1.weight.to_vector();
+    for (std::size_t i = 0; i < w64.size(); ++i) CHECK(w32[i] == static_cast<float>(w64[i]));
+    narrow.save(dir / "f32.safetensors");
+    SmallMLP<double> back;
+    back.load(dir / "f32.safetensors");
+    const auto b32 = narrow.fc2.bias.to_vector();
+    CHECK(back.fc2.bias.to_vector() == std::vector<double>(b32.begin(), b32.end()));
+}
+
+TEST_CASE("Module::load refuses a file that is not exactly this model and changes nothing") {
+    TempDir dir;
+    const auto path = dir / "m.safetensors";
+    const std::string p = path.string();
+    mg::manual_seed(6);
+    SmallMLP<float> model;
+    const auto original = model.parameter_values();
+    auto tensors_of = [&](const SmallMLP<float>& m) {
+        std::vector<io::TensorData> out;
+        for (auto& [name, v] : m.parameter_values()) out.push_back(tensor_data<float>(name, {v.shape.begin(), v.shape.end()}, v.values));
+        return out;
+    };
+    mg::manual_seed(7);
+    SmallMLP<float> other;
+    auto tensors = tensors_of(other);
+
+    SUBCASE("a missing parameter") {
+        tensors.erase(tensors.begin());  // fc1.bias (parameter_values is sorted by name)
+        io::save_safetensors(path, tensors);
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' has no tensor 'fc1.bias' (shape [6]) for this model", p));
+    }
+    SUBCASE("an unknown parameter") {
+        tensors.push_back(tensor_data<float>("fc3.weight", {1}, {1}));
+        io::save_safetensors(path, tensors);
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc3.weight', which is not a parameter of this model", p));
+    }
+    SUBCASE("a transposed weight: same element count, other shape") {
+        for (auto& t : tensors)
+            if (t.name == "fc1.weight") t.shape = {4, 6};
+        io::save_safetensors(path, tensors);
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc1.weight' with shape [4, 6], this model's is [6, 4]", p));
+    }
+    SUBCASE("an integer dtype") {
+        for (auto& t : tensors)
+            if (t.name == "fc2.bias") t = tensor_data<std::int32_t>("fc2.bias", {3}, {1, 2, 3});
+        io::save_safetensors(path, tensors);
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc2.bias' as I32; expected floating point (F32 or F64)", p));
+    }
+    SUBCASE("a file cut short") {
+        other.save(path);
+        auto bytes = read_bytes(path);
+        write_bytes(path, bytes.substr(0, bytes.size() - 1));
+        CHECK(error_message([&] { model.load(path); }).find("is truncated: tensor 'fc2.bias'") != std::string::npos);
+    }
+    CHECK(model.parameter_values() == original);
+}
+
+namespace {
+// A few epochs of full-batch SGD on fixed data; returns nothing, moves the model and optimizer.
+template <class M>
+void train(M& model, mg::optim::SGD<mg::Cpu, float>& opt, int steps) {
+    mg::Generator gen(9);
+    const auto x = mg::Tensor<mg::Cpu>::uniform({16, 4}, 0, 1, gen);
+    std::vector<std::int32_t> labels;
+    for (int i = 0; i < 16; ++i) labels.push_back(i % 3);
+    const auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(labels);
+    for (int i = 0; i < steps; ++i) {
+        auto loss = mg::cross_entropy(model(x), y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+    }
+}
+}  // namespace
+
+TEST_CASE("SGD save_state/load_state: N steps + save + load into fresh objects + N steps == 2N steps, bit for bit") {
+    TempDir dir;
+    for (const auto options : {mg::optim::SgdOptions{.lr = 0.1, .momentum = 0.9},
+                               mg::optim::SgdOptions{.lr = 0.05, .momentum = 0.8, .weight_decay = 0.01, .nesterov = true},
+                               mg::optim::SgdOptions{.lr = 0.1, .momentum = 0.5, .dampening = 0.3}}) {
+        CAPTURE(options.nesterov);
+        constexpr int n = 7;
+        mg::manual_seed(12);
+        IrisMLP straight;
+        mg::optim::SGD straight_opt(straight.parameters(), options);
+        train(straight, straight_opt, n);
+        straight_opt.set_lr(options.lr / 2);  // a schedule's change must survive the resume too
+        train(straight, straight_opt, n);
+
+        mg::manual_seed(12);
+        IrisMLP first;
+        mg::optim::SGD first_opt(first.parameters(), options);
+        train(first, first_opt, n);
+        first_opt.set_lr(options.lr / 2);
+        first.save(dir / "model.safetensors");
+        first_opt.save_state(dir / "sgd.safetensors");
+
+        mg::manual_seed(99);
+        IrisMLP resumed;
+        mg::optim::SGD resumed_opt(resumed.parameters(), options);
+        resumed.load(dir / "model.safetensors");
+        resumed_opt.load_state(dir / "sgd.safetensors");
+        CHECK(resumed_opt.options().lr == options.lr / 2);
+        train(resumed, resumed_opt, n);
+        CHECK(resumed.parameter_values() == straight.parameter_values());
+    }
+}
+
+TEST_CASE("SGD state file: names as PyTorch's state_dict; which buffers exist is restored") {
+    TempDir dir;
+    mg::manual_seed(13);
+    IrisMLP model;
+    mg::optim::SGD opt(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+    opt.save_state(dir / "before.safetensors");  // no step yet: no buffer exists
+    const auto before = io::load_safetensors(dir / "before.safetensors");
+    CHECK(before.tensors.empty());
+    CHECK(before.metadata.at("lr") == "0.1");
+    CHECK(before.metadata.at("nesterov") == "false");
+    CHECK(before.metadata.at("param_shapes") == "[[10,4],[10],[3,10],[3]]");
+    train(model, opt, 1);
+    opt.save_state(dir / "after.safetensors");
+    const auto after = io::load_safetensors(dir / "after.safetensors");
+    REQUIRE(after.tensors.size() == 4);
+    CHECK(after.tensors[0].name == "state.0.momentum_buffer");
+    CHECK(after.tensors[3].name == "state.3.momentum_buffer");
+
+    // An optimizer with buffers that loads a state without them must start them afresh (buf = g),
+    // exactly as the one that saved it would.
+    mg::manual_seed(14);
+    IrisMLP a, b;
+    b.load_parameters(a.parameter_values());
+    mg::optim::SGD opt_a(a.parameters(), {.lr = 0.1, .momentum = 0.9});
+    mg::optim::SGD opt_b(b.parameters(), {.lr = 0.1, .momentum = 0.9});
+    train(b, opt_b, 3);
+    b.load_parameters(a.parameter_values());
+    opt_b.load_state(dir / "before.safetensors");
+    train(a, opt_a, 2);
+    train(b, opt_b, 2);
+    CHECK(a.parameter_values() == b.parameter_values());
+}
+
+TEST_CASE("SGD::load_state refuses a state of other parameters, and changes nothing") {
+    TempDir dir;
+    const auto path = dir / "sgd.safetensors";
+    const std::string p = path.string();
+    mg::manual_seed(15);
+    IrisMLP model;
+    mg::optim::SGD opt(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+    train(model, opt, 1);
+    IrisMLP wider(12);
+    mg::optim::SGD wider_opt(wider.parameters(), {.lr = 0.1, .momentum = 0.9});
+    train(wider, wider_opt, 1);
+    mg::optim::SGD fewer(std::vector{model.fc1.weight}, {.lr = 0.1, .momentum = 0.9});
+
+    wider_opt.save_state(path);
+    CHECK(error_message([&] { opt.load_state(path); }) ==
+          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[12,4],[12],[3,12],[3]]', this optimizer's are [[10,4],[10],[3,10],[3]]", p));
+    fewer.save_state(path);
+    CHECK(error_message([&] { opt.load_state(path); }) ==
+          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[10,4]]', this optimizer's are [[10,4],[10],[3,10],[3]]", p));
+    model.save(path);
+    CHECK(error_message([&] { opt.load_state(path); }) == fmt::format("SGD::load_state: '{}' has no metadata 'optimizer': it is not an SGD state file", p));
+
+    opt.save_state(dir / "good.safetensors");
+    auto file = io::load_safetensors(dir / "good.safetensors");
+    auto rewrite = [&](auto change) {
+        auto copy = file;
+        change(copy);
+        io::save_safetensors(path, copy.tensors, copy.metadata);
+        return error_message([&] { opt.load_state(path); });
+    };
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.tensors[1].shape = {5, 2}; }) ==
+          fmt::format("SGD::load_state: '{}' stores 'state.1.momentum_buffer' with shape [5, 2], parameter #1 has [10]", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.tensors[1].name = "state.7.momentum_buffer"; }) ==
+          fmt::format("SGD::load_state: '{}' stores 'state.7.momentum_buffer', which is no momentum buffer of this optimizer's 4 parameters", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "nan"; }) ==
+          fmt::format("SGD::load_state: '{}' has lr = 'nan', expected a finite number >= 0", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["nesterov"] = "yes"; }) ==
+          fmt::format("SGD::load_state: '{}' has nesterov = 'yes', expected true or false", p));
+
+    // Nothing changed: the optimizer still steps as one that never saw those files.
+    mg::manual_seed(16);
+    IrisMLP twin;
+    twin.load_parameters(model.parameter_values());
+    mg::optim::SGD twin_opt(twin.parameters(), {.lr = 0.1, .momentum = 0.9});
+    twin_opt.load_state(dir / "good.safetensors");
+    train(model, opt, 2);
+    train(twin, twin_opt, 2);
+    CHECK(opt.options().lr == 0.1);
+    CHECK(model.parameter_values() == twin.parameter_values());
+}
+
+// ---- PyTorch interop: files under tests/data, made by tools/make_safetensors_fixtures.py ----
+
+namespace {
+const fs::path test_data = MINIGRAD_TEST_DATA_DIR;
+
+void check_close(const std::vector<float>& got, const std::vector<float>& expected) {
+    REQUIRE(got.size() == expected.size());
+    for (std::size_t i = 0; i < got.size(); ++i) {
+        INFO("logit ", i, ": ", got[i], " vs ", expected[i]);
+        CHECK(std::abs(got[i] - expected[i]) <= 1e-6f * std::max(1.0f, std::abs(expected[i])));
+    }
+}
+
+// The model whose file minigrad checks in: fixed seed, default hidden width.
+IrisMLP fixture_model() {
+    mg::manual_seed(2024);
+    return IrisMLP();
+}
+}  // namespace
+
+TEST_CASE("a model PyTorch saved with safetensors.torch.save_file loads and predicts as PyTorch did") {
+    IrisMLP model;
+    model.load(test_data / "torch_iris.safetensors");
+    const auto recorded = io::load_safetensors(test_data / "torch_iris_logits.safetensors");
+    const auto input = recorded.find("input");
+    REQUIRE(input);
+    const auto x = mg::Tensor<mg::Cpu>::from(input->values<float>(), {input->shape[0], input->shape[1]});
+    check_close(model(x).to_vector(), recorded.find("logits")->values<float>());
+}
+
+TEST_CASE("minigrad's save of the fixed model is tests/data/minigrad_iris.safetensors byte for byte") {
+    // MINIGRAD_WRITE_FIXTURES=1 rewrites the files (then run tools/make_safetensors_fixtures.py
+    // --check, which loads them into PyTorch).
+    const auto model = fixture_model();
+    const auto x = io::load_safetensors(test_data / "torch_iris_logits.safetensors").find("input")->values<float>();
+    const auto input = mg::Tensor<mg::Cpu>::from(x, {static_cast<std::int64_t>(x.size() / 4), 4});
+    const auto logits = const_cast<IrisMLP&>(model)(input).to_vector();
+    if (const char* write = std::getenv("MINIGRAD_WRITE_FIXTURES"); write && std::string(write) == "1") {
+        model.save(test_data / "minigrad_iris.safetensors");
+        io::save_safetensors(test_data / "minigrad_iris_logits.safetensors",
+                             {tensor_data<float>("input", {input.shape()[0], 4}, x), tensor_data<float>("logits", {input.shape()[0], 3}, logits)});
+    }
+    TempDir dir;
+    model.save(dir / "now.safetensors");
+    CHECK(read_bytes(dir / "now.safetensors") == read_bytes(test_data / "minigrad_iris.safetensors"));
+    // The logits PyTorch is checked against are this model's.
+    const auto recorded = io::load_safetensors(test_data / "minigrad_iris_logits.safetensors");
+    CHECK(recorded.find("input")->values<float>() == x);
+    check_close(logits, recorded.find("logits")->values<float>());
+}
