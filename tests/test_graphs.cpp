@@ -129,3 +129,18 @@ TEST_CASE("caching allocator: a block from a graph's private pool goes back to t
     cache.deallocate(reused, 1024);
     cache.deallocate(outside, 1024);
 }
+TEST_CASE("SGD::set_lr between replays changes what the captured step does") {
+    IrisRun<mg::Cpu> eager;
+    IrisRun<EmulatedGraphs> graphed;
+    mg::LossLog eager_log, graph_log;
+    mg::StepGraph<EmulatedGraphs> graph([&] { graphed.step(graph_log); });
+    for (int i = 0; i < 20; ++i) {
+        const double lr = i < 10 ? 0.05 : 0.5;  // a step schedule, changed after capture
+        eager.opt.set_lr(lr);
+        graphed.opt.set_lr(lr);
+        eager.step(eager_log);
+        graph.replay();
+    }
+    CHECK(graph_log.values() == eager_log.values());
+    CHECK(graphed.model.parameter_values() == eager.model.parameter_values());
+}

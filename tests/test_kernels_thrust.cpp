@@ -122,12 +122,13 @@ TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim
     table.param[0] = p1.data(), table.grad[0] = g1.data(), table.momentum[0] = m1.data();
     table.param[1] = p2.data(), table.grad[1] = g2.data(), table.momentum[1] = m2.data();
     table.offset[1] = 2, table.offset[2] = 3, table.count = 2;
-    run(3, k::SgdUpdate<float>{table, 0.1f, 0.9f, 0.0f, 0.1f, false, true});
+    const float lr = 0.1f;
+    run(3, k::SgdUpdate<float>{table, &lr, 0.9f, 0.0f, 0.1f, false, true});
     // first step: buf = g + wd*p; p -= lr*buf
     CHECK(p1[0] == doctest::Approx(1 - 0.1 * (0.5 + 0.1)));
     CHECK(p2[0] == doctest::Approx(3 - 0.1 * (2 + 0.3)));
     const float buf = m2[0];
-    run(3, k::SgdUpdate<float>{table, 0.1f, 0.9f, 0.0f, 0.1f, false, false});
+    run(3, k::SgdUpdate<float>{table, &lr, 0.9f, 0.0f, 0.1f, false, false});
     const double g = 2 + 0.1 * (3 - 0.1 * 2.3);
     CHECK(m2[0] == doctest::Approx(0.9 * buf + g));
     CHECK(p2[0] == doctest::Approx(3 - 0.23 - 0.1 * (0.9 * buf + g)));

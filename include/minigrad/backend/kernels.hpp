@@ -283,7 +283,8 @@ struct SgdTable {
 template <class T>
 struct SgdUpdate {
     SgdTable<T> table;
-    T lr, momentum, dampening, weight_decay;
+    const T* lr;  // (1), read at run time: a captured step follows set_lr between replays
+    T momentum, dampening, weight_decay;
     bool nesterov, first_step;
     MINIGRAD_HD void operator()(index_t i) const {
         int t = 0;
@@ -296,7 +297,7 @@ struct SgdUpdate {
             buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
             g = nesterov ? g + momentum * buf[j] : buf[j];
         }
-        p[j] -= lr * g;
+        p[j] -= lr[0] * g;
     }
 };
 

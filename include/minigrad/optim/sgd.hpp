@@ -32,23 +32,20 @@ class SGD {
     SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
         : SGD(std::vector<Tensor<B, T>>(params), options) {}
     SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : params_(std::move(params)), options_(options) {
-        detail::check_hyper<T>("SGD", "lr", options.lr, 0.0);
-        detail::check_hyper<T>("SGD", "momentum", options.momentum, 0.0);
-        detail::check_hyper<T>("SGD", "dampening", options.dampening, -std::numeric_limits<double>::infinity());
-        detail::check_hyper<T>("SGD", "weight_decay", options.weight_decay, 0.0);
-        if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) {
-            minigrad::detail::fail<ValueError>("SGD: nesterov needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})",
-                                               options.momentum, options.dampening);
-        }
+        check_options(options, "SGD");
         detail::check_params("SGD", params_);
         momentum_.resize(params_.size());
     }
 
     const SgdOptions& options() const { return options_; }
-    // Refused unless finite, >= 0 and finite as T; a refused value changes nothing.
+    // Refused unless finite, >= 0 and finite as T; a refused value changes nothing. The update
+    // reads the rate from backend memory when it runs, so a change also reaches the replays of a
+    // step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a capture.
     void set_lr(double lr) {
         detail::check_hyper<T>("SGD", "lr", lr, 0.0);
         options_.lr = lr;
+        const T value = static_cast<T>(lr);
+        for (auto& rate : lr_) B::upload(rate.data(), &value, sizeof(T), rate.device());
     }
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
@@ -66,7 +63,7 @@ class SGD {
         auto flush = [&] {
             if (table.count == 0) return;
             B::launch(table.offset[table.count],
-                      kernels::SgdUpdate<T>{table, T(options_.lr), T(options_.momentum), T(options_.dampening),
+                      kernels::SgdUpdate<T>{table, lr_on(device), T(options_.momentum), T(options_.dampening),
                                             T(options_.weight_decay), options_.nesterov, fresh},
                       device);
             table = {};
@@ -144,7 +141,7 @@ class SGD {
         };
         SgdOptions options{number("lr"), number("momentum"), number("dampening"), number("weight_decay"), meta("nesterov") == "true"};
         if (meta("nesterov") != "true" && meta("nesterov") != "false") fail(fmt::format("has nesterov = {}, expected true or false", io::detail::quote(meta("nesterov"))));
-        if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) fail("has nesterov = true with momentum <= 0 or dampening != 0");
+        check_options(options, fmt::format("SGD::load_state: '{}'", path.string()));
 
         std::string expected_shapes;
         {
@@ -174,12 +171,34 @@ class SGD {
             momentum_[i] = present[i] ? Tensor<B, T>::from(std::span<const T>(buffers[i]), params_[i].shape(), params_[i].device()) : Tensor<B, T>();
         }
         options_ = options;
+        set_lr(options.lr);
     }
 
   private:
+    // The settings every entry point refuses alike: the constructor, load_state.
+    static void check_options(const SgdOptions& options, const std::string& who) {
+        detail::check_hyper<T>(who, "lr", options.lr, 0.0);
+        detail::check_hyper<T>(who, "momentum", options.momentum, 0.0);
+        detail::check_hyper<T>(who, "dampening", options.dampening, -std::numeric_limits<double>::infinity());
+        detail::check_hyper<T>(who, "weight_decay", options.weight_decay, 0.0);
+        if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) {
+            minigrad::detail::fail<ValueError>("{}: nesterov needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})", who,
+                                               options.momentum, options.dampening);
+        }
+    }
+
+    // The learning rate as a scalar in backend memory on `device`, made on first use.
+    const T* lr_on(int device) {
+        for (auto& rate : lr_)
+            if (rate.device() == device) return rate.data();
+        lr_.push_back(Tensor<B, T>::full(Shape{}, static_cast<T>(options_.lr), device));
+        return lr_.back().data();
+    }
+
     std::vector<Tensor<B, T>> params_;
     std::vector<Tensor<B, T>> momentum_;
     SgdOptions options_;
+    std::vector<Tensor<B, T>> lr_;  // one per device the parameters are on
 };
 
 }  // namespace minigrad::optim
