@@ -1,5 +1,5 @@
 # minigrad_cuda_sources(target source...): compiles the given C++ sources of `target` with nvcc, so
-# that they can use mg::Cuda, and links the CUDA runtime. Installed with the package: a consumer
+# that they can use mg::Cuda, and links the CUDA runtime and cuBLAS (large matrix products). Installed with the package: a consumer
 # gets it from find_package(minigrad), add_subdirectory or FetchContent. The project must have
 # enabled the CUDA language (project(app LANGUAGES CXX CUDA) or enable_language(CUDA)).
 function(minigrad_cuda_sources target)
@@ -16,5 +16,5 @@ function(minigrad_cuda_sources target)
   # 20208: "long double is treated as double in device code", raised by fmt/std headers that no
   # kernel uses.
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20 --extended-lambda --expt-relaxed-constexpr -diag-suppress=20208>)
-  target_link_libraries(${target} PRIVATE CUDA::cudart)
+  target_link_libraries(${target} PRIVATE CUDA::cudart CUDA::cublas)
 endfunction()

@@ -38,6 +38,15 @@ struct EmulatedGraphs : minigrad::Cpu {
         if (auto* r = recording()) return r->ops.push_back([n, f] { minigrad::Cpu::launch(n, f, 0); });
         minigrad::Cpu::launch(n, f, device);
     }
+    // Every primitive whose Cpu version calls Cpu::launch itself is routed here, so it is recorded.
+    template <class T>
+    static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
+        launch(cols, minigrad::kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
+    }
+    template <class F>
+    static void launch_rows(std::int64_t rows, std::int64_t /*cols*/, const F& f, int device) {
+        launch(rows, f, device);
+    }
     template <class T>
     static void gemm(const minigrad::kernels::GemmElement<T>& g, int device) {
         if (auto* r = recording()) return r->ops.push_back([g] { minigrad::Cpu::gemm(g, 0); });
@@ -73,10 +82,18 @@ struct EmulatedGraphs : minigrad::Cpu {
         }
         allocator().push_pool(pool);
         recording() = new Recording;
+        launches_at_capture() = minigrad::counters().kernel_launches;
     }
+    // A Cpu primitive that ran during the capture instead of being recorded would make these tests
+    // pass for the wrong reason: it means a new primitive needs routing above.
     static GraphHandle end_capture(int) {
         allocator().pop_pool();
-        return std::exchange(recording(), nullptr);
+        auto* graph = std::exchange(recording(), nullptr);
+        if (minigrad::counters().kernel_launches != launches_at_capture()) {
+            delete graph;
+            throw std::logic_error("EmulatedGraphs: a Cpu primitive ran during capture instead of being recorded; route it in tests/emulated_graphs.hpp");
+        }
+        return graph;
     }
     static void abort_capture(int) {
         allocator().pop_pool();
@@ -92,6 +109,10 @@ struct EmulatedGraphs : minigrad::Cpu {
     static void release_pool(minigrad::detail::Pool* pool, int) { allocator().merge_into_default(*pool); }
 
   private:
+    static std::uint64_t& launches_at_capture() {
+        static std::uint64_t n = 0;
+        return n;
+    }
     static Recording*& recording() {
         static Recording* r = nullptr;
         return r;

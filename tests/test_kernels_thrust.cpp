@@ -6,7 +6,9 @@
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/system/cpp/execution_policy.h>
 
+#include <barrier>
 #include <cmath>
+#include <thread>
 #include <vector>
 
 #include "helpers.hpp"
@@ -147,4 +149,110 @@ TEST_CASE("RecordScalar and SetLogStorage: a log appends, grows, and never write
     CHECK(slots.values == second.data());
     CHECK(slots.capacity == 4);
     CHECK(slots.count == 3);
+}
+
+TEST_CASE("column sums in two passes (SumRowsPartial then SumRows, the GPU's bias gradient) equal one pass and a reference") {
+    for (std::int64_t rows : {1, 3, 37, 1000})
+        for (std::int64_t cols : {1, 5, 17})
+            for (std::int64_t chunk_rows : {1, 4, 8, 33})
+                for (bool overwrite : {false, true}) {
+                    CAPTURE(rows);
+                    CAPTURE(cols);
+                    CAPTURE(chunk_rows);
+                    CAPTURE(overwrite);
+                    const auto dy = random_values(static_cast<std::size_t>(rows * cols), 20);
+                    const auto init = random_values(static_cast<std::size_t>(cols), 21);
+                    const std::int64_t chunks = (rows + chunk_rows - 1) / chunk_rows;
+                    std::vector<float> partial(static_cast<std::size_t>(chunks * cols), -99.0f), two = init, one = init;
+                    run(chunks * cols, k::SumRowsPartial<float>{dy.data(), partial.data(), rows, cols, chunk_rows});
+                    run(cols, k::SumRows<float>{partial.data(), two.data(), chunks, cols, overwrite});
+                    run(cols, k::SumRows<float>{dy.data(), one.data(), rows, cols, overwrite});
+                    for (std::int64_t j = 0; j < cols; ++j) {
+                        double ref = overwrite ? 0.0 : init[j], magnitude = 1;
+                        for (std::int64_t r = 0; r < rows; ++r) ref += dy[r * cols + j], magnitude += std::abs(dy[r * cols + j]);
+                        CHECK(std::abs(two[j] - ref) <= 1e-6 * magnitude);
+                        CHECK(std::abs(two[j] - one[j]) <= 1e-6 * magnitude);
+                    }
+                }
+}
+
+TEST_CASE("ScaleWrite and BroadcastRow: the last step of a large sum, and a bias put in place before a library product") {
+    const std::vector<float> total{4.0f};
+    std::vector<float> out{1.0f};
+    run(1, k::ScaleWrite<float>{total.data(), out.data(), 0.25f, false});
+    CHECK(out[0] == 2.0f);
+    run(1, k::ScaleWrite<float>{total.data(), out.data(), 0.5f, true});
+    CHECK(out[0] == 2.0f);
+    const std::vector<float> row{1, 2, 3};
+    std::vector<float> y(6, 10.0f);
+    run(6, k::BroadcastRow<float>{row.data(), y.data(), 3, false});
+    CHECK(y == std::vector<float>{11, 12, 13, 11, 12, 13});
+    run(6, k::BroadcastRow<float>{row.data(), y.data(), 3, true});
+    CHECK(y == std::vector<float>{1, 2, 3, 1, 2, 3});
+}
+
+// A team of real threads, as a GPU warp is for row<Lanes>: each lane posts its value, waits for
+// the others, and combines them all in lane order.
+struct ThreadTeam {
+    std::barrier<>* sync;
+    std::vector<double>* slots;
+    int lane, lanes;
+    template <class T>
+    T combine(T v, bool is_max) const {
+        (*slots)[static_cast<std::size_t>(lane)] = v;
+        sync->arrive_and_wait();
+        T out = static_cast<T>((*slots)[0]);
+        for (int l = 1; l < lanes; ++l) {
+            const T other = static_cast<T>((*slots)[static_cast<std::size_t>(l)]);
+            out = is_max ? (other > out ? other : out) : out + other;
+        }
+        sync->arrive_and_wait();
+        return out;
+    }
+    template <class T>
+    T max(T v) const { return combine(v, true); }
+    template <class T>
+    T sum(T v) const { return combine(v, false); }
+};
+
+template <int Lanes, class F>
+static void run_lanes(std::int64_t rows, const F& f) {
+    std::barrier<> sync(Lanes);
+    std::vector<double> slots(Lanes);
+    std::vector<std::thread> lanes;
+    for (int lane = 0; lane < Lanes; ++lane)
+        lanes.emplace_back([&, lane] {
+            for (std::int64_t r = 0; r < rows; ++r) f.template row<Lanes>(r, lane, ThreadTeam{&sync, &slots, lane, Lanes});
+        });
+    for (auto& t : lanes) t.join();
+}
+
+TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match one thread per row") {
+    for (std::int64_t cols : {1, 3, 4, 5, 37}) {
+        CAPTURE(cols);
+        const std::int64_t rows = 5;
+        const auto x = random_values(rows * cols, 30), dy = random_values(rows * cols, 31);
+        const std::vector<std::int32_t> target{0, static_cast<std::int32_t>(cols - 1), 0, static_cast<std::int32_t>(cols / 2), 0};
+        const std::vector<float> dloss{1.5f};
+        auto both = [&](auto make, std::size_t n_out) {  // make(out) -> functor writing out (n_out)
+            std::vector<float> solo(n_out, 0.5f), team(n_out, 0.5f);
+            run(rows, make(solo));
+            run_lanes<4>(rows, make(team));
+            for (std::size_t i = 0; i < n_out; ++i) CHECK(team[i] == doctest::Approx(solo[i]).epsilon(1e-6));
+        };
+        const auto n = static_cast<std::size_t>(rows * cols);
+        std::vector<float> y(n);
+        run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
+        both([&](std::vector<float>& out) { return k::LogSoftmaxForward<float>{x.data(), out.data(), cols}; }, n);
+        both([&](std::vector<float>& out) { return k::LogSoftmaxBackward<float>{y.data(), dy.data(), out.data(), cols, false}; }, n);
+        // cross-entropy forward writes three outputs: check each, by packing them in one buffer
+        both([&](std::vector<float>& out) {
+            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols};
+        }, n + 2 * rows);
+        std::vector<float> exps(n), inv_sum(rows), row_loss(rows);
+        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
+        both([&](std::vector<float>& out) {
+            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, 1.0f / rows, false};
+        }, n);
+    }
 }

@@ -17,6 +17,7 @@ struct Counters {
     std::uint64_t device_to_host_bytes = 0;
     std::uint64_t host_to_device_bytes = 0;
     std::uint64_t kernel_launches = 0;  // backend kernels started (CPU: loops run; CUDA: kernels and graph launches)
+    std::uint64_t library_gemms = 0;    // of kernel_launches, matrix products handed to a vendor library (cuBLAS)
     std::uint64_t storage_allocs = 0;   // tensor storage the caching allocator had to take from the system
     std::uint64_t storage_frees = 0;    // tensor storage given back to the system
     std::uint64_t device_allocs = 0;    // of storage_allocs, those made with cudaMalloc

@@ -184,6 +184,18 @@ struct Cpu {
         out[0] = kernels::write(out[0], acc * scale, overwrite);
     }
 
+    // dy is (rows, cols), db is (cols) = the sum of dy's rows (a broadcast row's gradient), written
+    // or added.
+    template <class T>
+    static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
+        launch(cols, kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
+    }
+    // f is a row functor of kernels.hpp (f.row<Lanes>): one row per index here.
+    template <class F>
+    static void launch_rows(std::int64_t rows, std::int64_t /*cols*/, const F& f, int device) {
+        launch(rows, f, device);
+    }
+
   private:
     static void raw_release(void* p) { std::free(p); }
 

@@ -1,27 +1,37 @@
 // CudaBackend: tensors in GPU memory, every kernel on one stream per device. Compiled only by nvcc
 // (minigrad.hpp includes this file when __CUDACC__ is defined).
 //
-// Elementwise and row-wise kernels are the shared functors of kernels.hpp launched one index per
-// thread; matmul is the per-output GemmElement functor (the Iris shapes are far too small for
-// tiling to pay); reductions use CUB's BlockReduce. Memory comes from a caching allocator per device
-// that is stream-ordered: with one stream, a freed block is safe to reuse at once.
+// Elementwise kernels are the shared functors of kernels.hpp launched one index per thread; row
+// kernels (softmax, cross-entropy) run a row per thread, or a warp per row when rows are long.
+// Matrix products go to cuBLAS from a size on (m*n*k >= cublas_crossover()) and to the per-output
+// GemmElement functor below it, where a launch is all the product costs. Sums are one CUB block for
+// few elements, CUB's DeviceReduce over the whole GPU for many; column sums are spread over row
+// chunks. Memory comes from a caching allocator per device that is stream-ordered: with one stream,
+// a freed block is safe to reuse at once.
 #pragma once
 
 #if !defined(__CUDACC__)
 #error "minigrad/backend/cuda.cuh must be compiled by nvcc (name the file .cu, or set LANGUAGE CUDA in CMake)"
 #endif
 
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <array>
 #include <atomic>
+#include <charconv>
+#include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <cub/block/block_reduce.cuh>
+#include <cub/device/device_reduce.cuh>
 
 #include "../counters.hpp"
 #include "../error.hpp"
@@ -29,6 +39,7 @@
 #include "kernels.hpp"
 
 #define MINIGRAD_CUDA_CHECK(call) ::minigrad::cuda::detail::check((call), #call, __FILE__, __LINE__)
+#define MINIGRAD_CUBLAS_CHECK(call) ::minigrad::cuda::detail::check_cublas((call), #call, __FILE__, __LINE__)
 
 namespace minigrad {
 namespace cuda {
@@ -39,6 +50,13 @@ inline void check(cudaError_t err, const char* call, const char* file, int line)
         (void)cudaGetLastError();  // clear a sticky-free error so later calls are not blamed
         minigrad::detail::fail<DeviceError>("CUDA error: {} failed: {} ({}) at {}:{}", call, cudaGetErrorString(err),
                                             cudaGetErrorName(err), file, line);
+    }
+}
+
+inline void check_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        minigrad::detail::fail<DeviceError>("cuBLAS error: {} failed: {} ({}) at {}:{}", call, cublasGetStatusString(status),
+                                            cublasGetStatusName(status), file, line);
     }
 }
 
@@ -153,6 +171,48 @@ inline MemoryInfo memory_info(int index) {
     return m;
 }
 
+// ---- matrix product settings (process-wide, as PyTorch's) ------------------------------------
+// A product c (m,n) = a (m,k) b (k,n) goes to cuBLAS when m*n*k >= cublas_crossover(), to the
+// built-in GemmElement below it. The default is a guess, not a measurement: no GPU has timed both
+// paths yet (scripts/gpu-check.sh runs gemm_bench to do it). MINIGRAD_CUBLAS_CROSSOVER sets the
+// starting value; 0 sends every product to cuBLAS, a huge value none.
+inline constexpr std::int64_t default_cublas_crossover = std::int64_t(1) << 21;  // 128^3
+
+namespace detail {
+inline std::int64_t crossover_from_env() {
+    const char* text = std::getenv("MINIGRAD_CUBLAS_CROSSOVER");
+    if (!text || !*text) return default_cublas_crossover;
+    std::int64_t value = 0;
+    const std::string_view view(text);
+    const auto [end, err] = std::from_chars(view.data(), view.data() + view.size(), value);
+    if (err != std::errc() || end != view.data() + view.size() || value < 0) {
+        minigrad::detail::fail<ValueError>("MINIGRAD_CUBLAS_CROSSOVER is '{}', expected a whole number >= 0 (m*n*k from which "
+                                           "matrix products go to cuBLAS)",
+                                           view);
+    }
+    return value;
+}
+inline std::atomic<std::int64_t>& crossover() {
+    static std::atomic<std::int64_t> value{crossover_from_env()};
+    return value;
+}
+inline std::atomic<bool>& tf32() {
+    static std::atomic<bool> allowed{false};
+    return allowed;
+}
+}  // namespace detail
+
+inline std::int64_t cublas_crossover() { return detail::crossover().load(std::memory_order_relaxed); }
+inline void set_cublas_crossover(std::int64_t mnk) {
+    if (mnk < 0) minigrad::detail::fail<ValueError>("set_cublas_crossover: argument #1 'mnk' is {}, expected >= 0", mnk);
+    detail::crossover().store(mnk, std::memory_order_relaxed);
+}
+// As torch.backends.cuda.matmul.allow_tf32: off by default, so float products are FP32 and match the
+// CPU; on, cuBLAS may round float inputs to TF32 (10-bit mantissa) on tensor cores, about 1e-3
+// relative. Only products on the cuBLAS path are affected.
+inline void allow_tf32(bool allow) { detail::tf32().store(allow, std::memory_order_relaxed); }
+inline bool tf32_allowed() { return detail::tf32().load(std::memory_order_relaxed); }
+
 }  // namespace cuda
 
 namespace detail {
@@ -164,8 +224,36 @@ __global__ void for_each_index(std::int64_t n, F f) {
     for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) f(i);
 }
 
+// A warp as the team of a kernels.hpp row functor: butterfly shuffles, so every lane ends with the
+// same bits.
+struct WarpTeam {
+    template <class T>
+    __device__ T max(T v) const {
+        for (int offset = 16; offset > 0; offset /= 2) {
+            const T other = __shfl_xor_sync(0xffffffffu, v, offset);
+            v = other > v ? other : v;
+        }
+        return v;
+    }
+    template <class T>
+    __device__ T sum(T v) const {
+        for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+        return v;
+    }
+};
+
+// a row functor over (rows, cols): one warp per row, grid-stride over rows. Every lane of a warp
+// walks the same rows, so the shuffles see all 32 lanes.
+template <class F>
+__global__ void for_each_row_warp(std::int64_t rows, F f) {
+    const int lane = static_cast<int>(threadIdx.x % 32);
+    const std::int64_t warps = static_cast<std::int64_t>(blockDim.x) * gridDim.x / 32;
+    for (std::int64_t r = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / 32; r < rows; r += warps)
+        f.template row<32>(r, lane, WarpTeam{});
+}
+
 // x is (n), out is (1): out = scale * sum(x) (written or added). One block; each thread sums a
-// strided slice, CUB reduces the block. Enough for the loss-sized reductions minigrad does.
+// strided slice, CUB reduces the block. For few elements, where one launch beats DeviceReduce's two.
 template <class T, int Threads>
 __global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool overwrite) {
     using Reduce = cub::BlockReduce<T, Threads>;
@@ -211,6 +299,11 @@ struct Cuda {
         cuda::detail::LabelError* label_error_device = nullptr;
         int max_grid = 0;
         std::once_flag initialised;
+        // cuBLAS, made at the first product that takes it (see blas()). One host thread at a time
+        // may use a handle, so calls hold blas_mutex.
+        cublasHandle_t blas = nullptr;
+        void* blas_workspace = nullptr;
+        std::mutex blas_mutex;
     };
     static DeviceState& state(int device) {
         static std::array<DeviceState, max_devices> states;
@@ -313,16 +406,144 @@ struct Cuda {
         MINIGRAD_CUDA_CHECK(cudaGetLastError());
         ++counters().kernel_launches;
     }
+    // Row functors (kernels.hpp, with row<Lanes>): a thread per row for short rows, where a warp
+    // would idle most lanes; a warp per row from warp_row_cols columns on.
+    static constexpr std::int64_t warp_row_cols = 64;
+    template <class F>
+    static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
+        if (rows <= 0) return;
+        if (cols < warp_row_cols) return launch(rows, f, device);
+        auto& s = state(device);
+        constexpr std::int64_t rows_per_block = threads / 32;
+        const std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+        const int grid = static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
+        detail::for_each_row_warp<<<grid, threads, 0, s.stream>>>(rows, f);
+        MINIGRAD_CUDA_CHECK(cudaGetLastError());
+        ++counters().kernel_launches;
+    }
+
+    // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int device) {
+        if (g.m <= 0 || g.n <= 0) return;
+        if (takes_cublas(g) && cublas_gemm(g, device)) return;
         launch(g.m * g.n, g, device);
     }
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
-        constexpr int sum_threads = 256;
-        detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite);
-        MINIGRAD_CUDA_CHECK(cudaGetLastError());
+    static bool takes_cublas(const kernels::GemmElement<T>& g) {
+        if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) {
+            return false;
+        } else {
+            constexpr std::int64_t int_max = INT_MAX;
+            if (g.k <= 0 || g.m > int_max || g.n > int_max || g.k > int_max) return false;
+            // m*n*k in double: it may not fit 64 bits, and only the comparison matters.
+            return static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k) >=
+                   static_cast<double>(cuda::cublas_crossover());
+        }
+    }
+
+    // The device's cuBLAS handle, bound to its stream, with a workspace from the caching allocator
+    // so that cuBLAS allocates nothing itself and a product can be captured in a graph. Made
+    // outside a capture only (nullptr during one, and the product falls back to GemmElement): its
+    // workspace must come from the shared pool, not from a graph's private one. StepGraph's eager
+    // first replay makes it. Caller holds s.blas_mutex.
+    static cublasHandle_t blas(DeviceState& s, int device) {
+        if (s.blas) return s.blas;
+        if (capturing(device)) return nullptr;
+        // 32 MiB: cuBLAS's recommendation for Hopper (4 MiB for older GPUs).
+        constexpr std::size_t workspace_bytes = std::size_t(32) << 20;
+        cublasHandle_t handle = nullptr;
+        MINIGRAD_CUBLAS_CHECK(cublasCreate(&handle));
+        try {
+            // SetStream first: it resets the workspace to cuBLAS's own.
+            MINIGRAD_CUBLAS_CHECK(cublasSetStream(handle, s.stream));
+            MINIGRAD_CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_DEFAULT_MATH));  // TF32 is asked for per call
+            s.blas_workspace = allocate(workspace_bytes, device);
+            MINIGRAD_CUBLAS_CHECK(cublasSetWorkspace(handle, s.blas_workspace, workspace_bytes));
+        } catch (...) {
+            (void)cublasDestroy(handle);
+            if (s.blas_workspace) deallocate(s.blas_workspace, workspace_bytes, device);
+            s.blas_workspace = nullptr;
+            throw;
+        }
+        s.blas = handle;
+        return handle;
+    }
+
+    // cuBLAS is column-major: minigrad's row-major c (m,n) is its c^T (n,m), so it computes
+    // c^T = op(b)^T op(a)^T with b as its first operand. A row-major matrix stored (r, s) reads as
+    // its transpose (s, r) with leading dimension s, so each operand's flag carries over as is. A
+    // bias is written into c first (BroadcastRow), then the product is added (beta = 1).
+    // False when no handle can be made now (inside a capture).
+    template <class T>
+    static bool cublas_gemm(const kernels::GemmElement<T>& g, int device) {
+        auto& s = state(device);
+        std::lock_guard lock(s.blas_mutex);
+        cublasHandle_t handle = blas(s, device);
+        if (!handle) return false;
+        if (g.bias) launch(g.m * g.n, kernels::BroadcastRow<T>{g.bias, g.c, g.n, g.overwrite}, device);
+        constexpr bool is_float = std::is_same_v<T, float>;
+        constexpr cudaDataType type = is_float ? CUDA_R_32F : CUDA_R_64F;
+        const cublasComputeType_t compute = !is_float           ? CUBLAS_COMPUTE_64F
+                                            : cuda::tf32_allowed() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                   : CUBLAS_COMPUTE_32F;
+        const T alpha = 1, beta = g.overwrite && !g.bias ? 0 : 1;
+        const int m = static_cast<int>(g.m), n = static_cast<int>(g.n), k = static_cast<int>(g.k);
+        MINIGRAD_CUBLAS_CHECK(cublasGemmEx(handle, g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                           n, m, k, &alpha, g.b, type, g.trans_b ? k : n, g.a, type, g.trans_a ? m : k, &beta,
+                                           g.c, type, n, compute, CUBLAS_GEMM_DEFAULT));
         ++counters().kernel_launches;
+        ++counters().library_gemms;
+        return true;
+    }
+
+    // out[0] = scale * sum(x), written or added. Few elements: one block, one launch. Many: CUB's
+    // DeviceReduce over the whole GPU into a scalar, then ScaleWrite; its temporary storage comes
+    // from the caching allocator (stream-ordered, so it is freed at once; no cudaMalloc or sync
+    // after the first call, and a capture records it from the graph's pool).
+    static constexpr std::int64_t device_reduce_min = std::int64_t(1) << 16;
+    template <class T>
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
+        if (n < device_reduce_min) {
+            constexpr int sum_threads = 256;
+            detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite);
+            MINIGRAD_CUDA_CHECK(cudaGetLastError());
+            ++counters().kernel_launches;
+            return;
+        }
+        std::size_t temp_bytes = 0;
+        MINIGRAD_CUDA_CHECK(cub::DeviceReduce::Sum(nullptr, temp_bytes, x, static_cast<T*>(nullptr), n, stream(device)));
+        // One block: the total first (aligned for T), then CUB's storage.
+        const std::size_t total_bytes = 256;
+        void* block = allocate(total_bytes + temp_bytes, device);
+        T* total = static_cast<T*>(block);
+        void* temp = static_cast<char*>(block) + total_bytes;
+        MINIGRAD_CUDA_CHECK(cub::DeviceReduce::Sum(temp, temp_bytes, x, total, n, stream(device)));
+        ++counters().kernel_launches;
+        launch(1, kernels::ScaleWrite<T>{total, out, scale, overwrite}, device);
+        deallocate(block, total_bytes + temp_bytes, device);
+    }
+
+    // dy is (rows, cols), db is (cols) = the sum of dy's rows, written or added. Few rows, or
+    // columns enough to fill the GPU: a thread per column (SumRows). Otherwise rows are cut into
+    // chunks so that chunks * cols threads fill the GPU: SumRowsPartial sums each chunk's column,
+    // then SumRows adds the chunks (two launches, same order every run, no atomics).
+    static constexpr std::int64_t sum_rows_min_chunk = 32;
+    template <class T>
+    static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
+        if (cols <= 0) return;
+        const std::int64_t fill = static_cast<std::int64_t>(state(device).max_grid) * threads;
+        std::int64_t chunks = fill / cols;
+        const std::int64_t most = (rows + sum_rows_min_chunk - 1) / sum_rows_min_chunk;
+        if (chunks > most) chunks = most;
+        if (chunks < 2) return launch(cols, kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
+        const std::int64_t chunk_rows = (rows + chunks - 1) / chunks;
+        chunks = (rows + chunk_rows - 1) / chunk_rows;
+        const std::size_t bytes = static_cast<std::size_t>(chunks * cols) * sizeof(T);
+        T* partial = static_cast<T*>(allocate(bytes, device));
+        launch(chunks * cols, kernels::SumRowsPartial<T>{dy, partial, rows, cols, chunk_rows}, device);
+        launch(cols, kernels::SumRows<T>{partial, db, chunks, cols, overwrite}, device);
+        deallocate(partial, bytes, device);
     }
     // Checked on the device: the error surfaces at the next host read, as PyTorch's device asserts.
     template <class L>

@@ -89,6 +89,18 @@ struct AccumulateGrad {
     MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], dy[i], overwrite); }
 };
 
+// dy is (rows, cols): the sum of column j over rows [begin, end). Four partial sums: one running
+// sum is a chain of dependent adds, four overlap.
+template <class T>
+MINIGRAD_HD inline T column_sum(const T* dy, index_t cols, index_t j, index_t begin, index_t end) {
+    T acc[4] = {0, 0, 0, 0};
+    index_t r = begin;
+    for (; r + 4 <= end; r += 4)
+        for (int u = 0; u < 4; ++u) acc[u] += dy[(r + u) * cols + j];
+    for (; r < end; ++r) acc[0] += dy[r * cols + j];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
 // dy is (rows, cols), db is (cols): the gradient of a broadcast row; j over cols
 template <class T>
 struct SumRows {
@@ -96,15 +108,46 @@ struct SumRows {
     T* db;
     index_t rows, cols;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t j) const {
-        // Four partial sums: one running sum is a chain of dependent adds, four overlap.
-        T acc[4] = {0, 0, 0, 0};
-        index_t r = 0;
-        for (; r + 4 <= rows; r += 4)
-            for (int u = 0; u < 4; ++u) acc[u] += dy[(r + u) * cols + j];
-        for (; r < rows; ++r) acc[0] += dy[r * cols + j];
-        db[j] = write(db[j], (acc[0] + acc[1]) + (acc[2] + acc[3]), overwrite);
+    MINIGRAD_HD void operator()(index_t j) const { db[j] = write(db[j], column_sum(dy, cols, j, 0, rows), overwrite); }
+};
+
+// The first pass of a column sum spread over many threads: dy is (rows, cols), partial is
+// (chunks, cols) with chunk c summing rows [c * chunk_rows, (c + 1) * chunk_rows). i over
+// chunks * cols, a chunk's columns side by side so neighbouring threads read neighbouring floats.
+// SumRows over partial (rows = chunks) finishes it.
+template <class T>
+struct SumRowsPartial {
+    const T* dy;
+    T* partial;
+    index_t rows, cols, chunk_rows;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t chunk = i / cols, j = i % cols;
+        const index_t begin = chunk * chunk_rows;
+        const index_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
+        partial[i] = column_sum(dy, cols, j, begin, end);
     }
+};
+
+// total is (1), out is (1): out = scale * total, written or added. The last step of a sum whose
+// total a library reduction produced; one index
+template <class T>
+struct ScaleWrite {
+    const T* total;
+    T* out;
+    T scale;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t) const { out[0] = write(out[0], total[0] * scale, overwrite); }
+};
+
+// row is (cols), y is (rows, cols): y = row in every row, written or added (a bias put in place
+// before a library matrix product adds to it); i over rows * cols
+template <class T>
+struct BroadcastRow {
+    const T* row;
+    T* y;
+    index_t cols;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], row[i % cols], overwrite); }
 };
 
 // x, y are (n); i over n
@@ -141,21 +184,36 @@ struct BroadcastScalarGrad {
     MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], dy[0] * scale, overwrite); }
 };
 
+// Row functors (softmax, cross-entropy) write their per-row arithmetic once, as row<Lanes>(r, lane,
+// team): `Lanes` threads share row r, lane `lane` takes columns lane, lane + Lanes, ..., and
+// team.max / team.sum combine a value across the lanes, every lane getting the result. The
+// operator()(r) every backend launches is row<1> with a team of one; CudaBackend runs row<32> with
+// a warp as the team when rows are long (see Cuda::launch_rows).
+struct SoloTeam {
+    template <class T>
+    MINIGRAD_HD T max(T v) const { return v; }
+    template <class T>
+    MINIGRAD_HD T sum(T v) const { return v; }
+};
+
 // x, y are (rows, cols); r over rows
 template <class T>
 struct LogSoftmaxForward {
     const T* x;
     T* y;
     index_t cols;
-    MINIGRAD_HD void operator()(index_t r) const {
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         const T* xr = x + r * cols;
-        T max = xr[0];
-        for (index_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+        T max = xr[lane < cols ? lane : 0];
+        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
+        max = team.max(max);
         T sum = 0;
-        for (index_t c = 0; c < cols; ++c) sum += kernels::exp(xr[c] - max);
-        const T lse = max + std::log(sum);
-        for (index_t c = 0; c < cols; ++c) y[r * cols + c] = xr[c] - lse;
+        for (index_t c = lane; c < cols; c += Lanes) sum += kernels::exp(xr[c] - max);
+        const T lse = max + std::log(team.sum(sum));
+        for (index_t c = lane; c < cols; c += Lanes) y[r * cols + c] = xr[c] - lse;
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // y (the forward output), dy, dx are (rows, cols); r over rows.
@@ -167,14 +225,17 @@ struct LogSoftmaxBackward {
     T* dx;
     index_t cols;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t r) const {
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         T total = 0;
-        for (index_t c = 0; c < cols; ++c) total += dy[r * cols + c];
-        for (index_t c = 0; c < cols; ++c) {
+        for (index_t c = lane; c < cols; c += Lanes) total += dy[r * cols + c];
+        total = team.sum(total);
+        for (index_t c = lane; c < cols; c += Lanes) {
             const index_t i = r * cols + c;
             dx[i] = write(dx[i], dy[i] - kernels::exp(y[i]) * total, overwrite);
         }
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // logits and exps are (rows, cols), target, row_loss and inv_sum are (rows); r over rows.
@@ -189,21 +250,26 @@ struct CrossEntropyForward {
     T* exps;
     T* inv_sum;
     index_t cols;
-    MINIGRAD_HD void operator()(index_t r) const {
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         const T* xr = logits + r * cols;
         T* er = exps + r * cols;
-        T max = xr[0];
-        for (index_t c = 1; c < cols; ++c) max = xr[c] > max ? xr[c] : max;
+        T max = xr[lane < cols ? lane : 0];
+        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
+        max = team.max(max);
         T sum = 0;
-        for (index_t c = 0; c < cols; ++c) {
+        for (index_t c = lane; c < cols; c += Lanes) {
             er[c] = kernels::exp(xr[c] - max);
             sum += er[c];
         }
+        sum = team.sum(sum);
+        if (lane != 0) return;
         inv_sum[r] = T(1) / sum;
         // A label outside [0, cols) is reported by the backend's check; never read out of the row.
         const index_t t = static_cast<index_t>(target[r]);
         row_loss[r] = max + std::log(sum) - (t >= 0 && t < cols ? xr[t] : T(0));
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1); r over rows (a row
@@ -219,16 +285,18 @@ struct CrossEntropyBackward {
     index_t cols;
     T inv_rows;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t r) const {
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const T scale = dloss[0] * inv_rows;
         const T norm = inv_sum[r];
         const index_t t = static_cast<index_t>(target[r]);
-        for (index_t c = 0; c < cols; ++c) {
+        for (index_t c = lane; c < cols; c += Lanes) {
             const index_t i = r * cols + c;
             const T p = exps[i] * norm - (c == t ? T(1) : T(0));
             dlogits[i] = write(dlogits[i], p * scale, overwrite);
         }
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // x is (rows, cols), out is (rows); r over rows. Ties go to the first maximum, as in PyTorch.

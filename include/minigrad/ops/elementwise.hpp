@@ -25,7 +25,7 @@ struct AddNode : Node<B, T> {
                 B::launch(b.numel(), kernels::AccumulateGrad<T>{dy, db.data, db.overwrite}, b.device);
             } else {  // broadcast row: its gradient sums over the rows it was added to
                 const auto cols = b.numel();
-                B::launch(cols, kernels::SumRows<T>{dy, db.data, a.numel() / cols, cols, db.overwrite}, b.device);
+                B::sum_rows(dy, a.numel() / cols, cols, db.data, db.overwrite, b.device);
             }
         }
     }

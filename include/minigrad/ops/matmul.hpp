@@ -51,7 +51,7 @@ struct LinearNode : Node<B, T> {
         }
         if (this->inputs[2] && this->inputs[2]->requires_grad) {  // dbias (out) = sum over rows of dy
             auto db = grad_slot(*this->inputs[2]);
-            B::launch(outs, kernels::SumRows<T>{dy, db.data, rows, outs, db.overwrite}, out.device);
+            B::sum_rows(dy, rows, outs, db.data, db.overwrite, out.device);
         }
     }
 };

@@ -18,7 +18,7 @@ struct LogSoftmaxNode : Node<B, T> {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
         const auto rows = x.shape[0], cols = x.shape[1];
-        B::launch(rows, kernels::LogSoftmaxBackward<T>{out.data, out.grad->data, dx.data, cols, dx.overwrite}, x.device);
+        B::launch_rows(rows, cols, kernels::LogSoftmaxBackward<T>{out.data, out.grad->data, dx.data, cols, dx.overwrite}, x.device);
     }
 };
 
@@ -31,10 +31,10 @@ struct CrossEntropyNode : Node<B, T> {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
-        B::launch(rows,
-                  kernels::CrossEntropyBackward<T, L>{exps.data(), inv_sum.data(), target->data, out.grad->data,
-                                                      dlogits.data, cols, T(1) / static_cast<T>(rows), dlogits.overwrite},
-                  logits.device);
+        B::launch_rows(rows, cols,
+                       kernels::CrossEntropyBackward<T, L>{exps.data(), inv_sum.data(), target->data, out.grad->data,
+                                                           dlogits.data, cols, T(1) / static_cast<T>(rows), dlogits.overwrite},
+                       logits.device);
     }
 };
 
@@ -46,7 +46,7 @@ Tensor<B, T> log_softmax(const Tensor<B, T>& x) {
     detail::check_ndim("log_softmax", x, 1, "input", 2, "a matrix [rows, classes]");
     if (x.size(1) == 0) detail::fail<ShapeError>("log_softmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
-    B::launch(x.size(0), kernels::LogSoftmaxForward<T>{x.data(), y.data(), x.size(1)}, x.device());
+    B::launch_rows(x.size(0), x.size(1), kernels::LogSoftmaxForward<T>{x.data(), y.data(), x.size(1)}, x.device());
     if (detail::wants_grad(x)) {
         auto node = std::make_shared<detail::LogSoftmaxNode<B, T>>();
         node->inputs = {x.impl_ptr(), nullptr, nullptr};
@@ -75,8 +75,9 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
     auto loss = Tensor<B, T>::empty(Shape{}, logits.device());
     {
         auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
-        B::launch(rows, kernels::CrossEntropyForward<T, L>{logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols},
-                  logits.device());
+        B::launch_rows(rows, cols,
+                       kernels::CrossEntropyForward<T, L>{logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols},
+                       logits.device());
         B::sum(row_loss.data(), rows, loss.data(), T(1) / static_cast<T>(rows), true, logits.device());
     }
     if (detail::wants_grad(logits)) {
