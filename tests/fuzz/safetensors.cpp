@@ -1,0 +1,54 @@
+// Fuzzes the checkpoint loader: the input is written to a file and read by load_safetensors, by
+// Module::load into the Iris model and by SGD::load_state. Any exception but minigrad::Error, a
+// sanitizer report, or a result that contradicts itself is a finding.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include <minigrad/minigrad.hpp>
+
+#include "../../examples/common/iris.hpp"
+
+namespace mg = minigrad;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    static const std::string path = "/tmp/minigrad_fuzz_safetensors_" + std::to_string(::getpid()) + ".safetensors";
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
+    }
+    try {
+        const auto file = mg::io::load_safetensors(path);
+        std::size_t total = 0;
+        for (const auto& t : file.tensors) {
+            std::size_t numel = 1;
+            for (auto d : t.shape) {
+                if (d < 0) __builtin_trap();
+                numel *= static_cast<std::size_t>(d);
+            }
+            if (t.bytes.size() != numel * mg::io::dtype_size(t.dtype)) __builtin_trap();
+            total += t.bytes.size();
+        }
+        if (total > size) __builtin_trap();  // no tensor data can come from outside the file
+    } catch (const mg::Error& e) {
+        if (std::string(e.what()).size() > 4096) __builtin_trap();  // quotes stay short
+    }
+    try {
+        auto model = mg::nn::skip_init<examples::IrisMLP<mg::Cpu>>(10);
+        model.load(path);
+        // A load that succeeds filled every parameter with the file's shapes.
+        if (model.fc1.weight.shape() != mg::Shape{10, 4} || model.fc2.bias.shape() != mg::Shape{3}) __builtin_trap();
+    } catch (const mg::Error&) {
+    }
+    try {
+        examples::IrisMLP<mg::Cpu> model(10);
+        mg::optim::SGD opt(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+        opt.load_state(path);
+        if (!(opt.options().lr >= 0)) __builtin_trap();
+    } catch (const mg::Error&) {
+    }
+    return 0;
+}
