@@ -307,7 +307,11 @@ struct Cuda {
     };
     static DeviceState& state(int device) {
         static std::array<DeviceState, max_devices> states;
-        if (device < 0 || device >= max_devices) cuda::require_device(device);
+        if (device < 0 || device >= max_devices) {
+            cuda::require_device(device);  // says what is wrong if the device does not exist
+            minigrad::detail::fail<DeviceError>("CUDA device index {} is beyond what minigrad supports (devices 0..{})", device,
+                                                max_devices - 1);
+        }
         DeviceState& s = states[device];
         cuda::detail::activate(device);
         std::call_once(s.initialised, [&] {  // a throw leaves it to the next call to try again
@@ -365,7 +369,10 @@ struct Cuda {
     }
 
     // ---- copies and syncs ---------------------------------------------------------------------
+    // Refused inside a captured step: the graph would record the host address, and a replay would
+    // read whatever is there by then (often a temporary long gone).
     static void upload(void* dst, const void* src, std::size_t bytes, int device) {
+        refuse_during_capture(device, "copying host memory to the device (Tensor::from, set_lr, ...)");
         if (!bytes) return;
         MINIGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream(device)));
         counters().host_to_device_bytes += bytes;
@@ -587,6 +594,16 @@ struct Cuda {
         const cudaError_t err = cudaStreamEndCapture(s.stream, &graph);
         with_allocator(device, [](detail::CachingAllocator& a) { a.pop_pool(); });
         MINIGRAD_CUDA_CHECK(err);
+        std::size_t nodes = 0;
+        const cudaError_t counted = cudaGraphGetNodes(graph, nullptr, &nodes);
+        if (counted != cudaSuccess || nodes == 0) {
+            (void)cudaGraphDestroy(graph);
+            MINIGRAD_CUDA_CHECK(counted);
+            minigrad::detail::fail<DeviceError>(
+                "StepGraph: the captured step launched no work on cuda:{}; if its tensors are on another GPU, give the "
+                "StepGraph that device (StepGraph(step, true, device))",
+                device);
+        }
         GraphHandle exec = nullptr;
         const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
         (void)cudaGraphDestroy(graph);
