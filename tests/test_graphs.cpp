@@ -3,39 +3,8 @@
 // used to run is tested here.
 #include "emulated_graphs.hpp"
 #include "helpers.hpp"
-#include "iris.hpp"
+#include "iris_run.hpp"
 
-namespace {
-const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
-
-template <class B>
-struct IrisRun {
-    mg::Tensor<B> x;
-    mg::Tensor<B, std::int32_t> y;
-    examples::IrisMLP<B> model;
-    mg::optim::SGD<B, float> opt;
-    mg::nn::CrossEntropyLoss loss_fn;
-
-    explicit IrisRun(double momentum = 0.0) : IrisRun(examples::load_iris(iris_path), momentum) {}
-    IrisRun(const examples::IrisSplit& split, double momentum)
-        : x(mg::Tensor<B>::from(std::span<const float>(split.x_train.values), {split.x_train.rows, split.x_train.cols})),
-          y(mg::Tensor<B, std::int32_t>::from(std::span<const std::int32_t>(split.y_train), {split.x_train.rows})),
-          model(10, seeded()),
-          opt(model.parameters(), {.lr = 0.05, .momentum = momentum}) {}
-    static mg::Generator& seeded() {
-        static mg::Generator gen;
-        gen.seed(42);
-        return gen;
-    }
-    void step(mg::LossLog& log) {
-        auto loss = loss_fn(model(x), y);
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-        log.record(loss);
-    }
-};
-}  // namespace
 
 TEST_CASE("EmulatedGraphs: a captured Iris step replays to the same losses and weights as eager steps, bit for bit") {
     IrisRun<mg::Cpu> eager(0.9);

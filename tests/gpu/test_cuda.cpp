@@ -9,6 +9,7 @@
 
 #include "../helpers.hpp"
 #include "iris.hpp"
+#include "../iris_run.hpp"
 
 using CpuT = mg::Tensor<mg::Cpu>;
 using GpuT = mg::Tensor<mg::Cuda>;
@@ -201,33 +202,14 @@ TEST_CASE("StepGraph: an upload inside a captured step is refused; a step with n
 }
 
 TEST_CASE("SGD::set_lr between graph replays reaches the captured update") {
-    auto data = iris();
-    auto x = data.x.to<mg::Cuda>();
-    auto y = data.y.to<mg::Cuda>();
-    mg::manual_seed(7);
-    IrisMLP<mg::Cuda> eager;
-    mg::manual_seed(7);
-    IrisMLP<mg::Cuda> graphed;
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::optim::SGD eager_opt(eager.parameters(), {.lr = 0.05});
-    mg::optim::SGD graph_opt(graphed.parameters(), {.lr = 0.05});
+    IrisRun<mg::Cuda> eager, graphed;
     mg::LossLog eager_log, graph_log;
-    mg::StepGraph<mg::Cuda> graph([&] {
-        auto loss = loss_fn(graphed(x), y);
-        graph_opt.zero_grad();
-        loss.backward();
-        graph_opt.step();
-        graph_log.record(loss);
-    });
+    mg::StepGraph<mg::Cuda> graph([&] { graphed.step(graph_log); });
     for (int i = 0; i < 20; ++i) {
         const double lr = i < 10 ? 0.05 : 0.5;
-        eager_opt.set_lr(lr);
-        graph_opt.set_lr(lr);
-        auto loss = loss_fn(eager(x), y);
-        eager_opt.zero_grad();
-        loss.backward();
-        eager_opt.step();
-        eager_log.record(loss);
+        eager.opt.set_lr(lr);
+        graphed.opt.set_lr(lr);
+        eager.step(eager_log);
         graph.replay();
     }
     check_close(graph_log.values(), eager_log.values(), 1e-6);
