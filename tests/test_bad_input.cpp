@@ -62,9 +62,9 @@ TEST_CASE("size(axis) checks the axis and counts a negative one from the end") {
 TEST_CASE("uniform refuses a non-finite or reversed range") {
     const double nan = std::numeric_limits<double>::quiet_NaN();
     CHECK(error_message([&] { mg::Tensor<mg::Cpu>::uniform({2}, nan, 1); }) ==
-          "Tensor::uniform: the range [nan, 1) must be finite with lo <= hi");
+          "Tensor::uniform: the range [nan, 1) must be finite in the tensor's type, with lo <= hi");
     CHECK(error_message([&] { mg::Tensor<mg::Cpu>::uniform({2}, 1, -1); }) ==
-          "Tensor::uniform: the range [1, -1) must be finite with lo <= hi");
+          "Tensor::uniform: the range [1, -1) must be finite in the tensor's type, with lo <= hi");
 }
 
 TEST_CASE("a second backward() through a freed graph is an error that changes no gradient") {
@@ -187,4 +187,96 @@ TEST_CASE("LossLog: a capacity whose byte count would overflow is refused, not w
     auto loss = mg::Tensor<mg::Cpu>::full({}, 2.5f);
     for (int i = 0; i < 3; ++i) small.record(loss);
     CHECK(small.values() == std::vector<float>{2.5f, 2.5f, 2.5f});
+}
+
+TEST_CASE("backward refuses a graph whose saved inputs were changed in place since the forward pass") {
+    auto w = mg::Tensor<mg::Cpu>::from(std::vector<float>{2}, {1, 1});
+    w.requires_grad_();
+    auto x = mg::Tensor<mg::Cpu>::from(std::vector<float>{3}, {1, 1});
+    x.requires_grad_();
+    auto y = mg::sum(mg::matmul(x, w));  // dy/dx reads w = 2
+    mg::sum(mg::matmul(mg::Tensor<mg::Cpu>::ones({1, 1}), w)).backward();
+    mg::optim::SGD opt({w}, {.lr = 1.0});
+    opt.step();  // w: 2 -> 1, in place
+    CHECK(error_message([&] { y.backward(); }) ==
+          "backward: argument #2 of matmul (shape [1, 1]) was modified in place after the forward pass that used it "
+          "(by an optimizer step or a load); compute the result again from the new values");
+    CHECK_FALSE(x.grad().defined());  // nothing ran
+    // A fresh forward pass reads the new values and works.
+    mg::sum(mg::matmul(x, w)).backward();
+    CHECK(x.grad().to_vector() == std::vector<float>{1});
+
+    // A load between forward and backward is caught the same way.
+    mg::manual_seed(1);
+    mg::nn::Linear<mg::Cpu> layer(2, 1);
+    auto out = mg::sum(layer(mg::Tensor<mg::Cpu>::ones({1, 2})));
+    mg::nn::Linear<mg::Cpu> other(2, 1);
+    layer.load_parameters(other.parameter_values());
+    CHECK(error_message([&] { out.backward(); }).rfind("backward: argument #2 of linear (shape [1, 2]) was modified in place", 0) == 0);
+}
+
+TEST_CASE("reading a gradient after zero_grad does not change what the next step does") {
+    mg::manual_seed(1);
+    mg::nn::Linear<mg::Cpu> a(1, 1, false), b(1, 1, false);
+    b.load_parameters_from(a);
+    mg::optim::SGD opt_a(a.parameters(), {.lr = 0.1, .momentum = 0.9});
+    mg::optim::SGD opt_b(b.parameters(), {.lr = 0.1, .momentum = 0.9});
+    mg::sum(a(mg::Tensor<mg::Cpu>::ones({1, 1}))).backward();
+    mg::sum(b(mg::Tensor<mg::Cpu>::ones({1, 1}))).backward();
+    opt_a.step();
+    opt_b.step();
+    opt_a.zero_grad();
+    opt_b.zero_grad();
+    CHECK(a.weight.grad().to_vector() == std::vector<float>{0});  // reads zeros...
+    opt_a.step();
+    opt_b.step();
+    CHECK(a.weight.to_vector() == b.weight.to_vector());  // ...and still skips the parameter, as b does
+}
+
+TEST_CASE("ops name the argument that is an undefined tensor") {
+    mg::Tensor<mg::Cpu> undefined;
+    auto m = mg::Tensor<mg::Cpu>::ones({2, 2});
+    CHECK(error_message([&] { mg::matmul(undefined, m); }) ==
+          "matmul: argument #1 'input' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { mg::linear(m, undefined); }) ==
+          "linear: argument #2 'weight' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { mg::add(m, undefined); }) ==
+          "add: argument #2 'other' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { mg::relu(undefined); }) == "relu: argument #1 'input' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { mg::sum(undefined); }) == "sum: argument #1 'input' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { mg::cross_entropy(m, mg::Tensor<mg::Cpu, std::int32_t>()); }) ==
+          "cross_entropy: argument #2 'target' is an undefined tensor (default-constructed, or an absent grad)");
+    CHECK(error_message([&] { undefined.backward(); }) == "backward: the tensor is undefined (default-constructed, or an absent grad)");
+}
+
+TEST_CASE("NaN: relu passes it through and argmax takes it as the largest value, as PyTorch does") {
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const auto y = mg::relu(mg::Tensor<mg::Cpu>::from(std::vector<float>{nan, -1, 1})).to_vector();
+    CHECK(std::isnan(y[0]));
+    CHECK(y[1] == 0);
+    CHECK(y[2] == 1);
+    auto rows = mg::Tensor<mg::Cpu>::from(std::vector<float>{1, nan, 3, nan, 5, 2, 4, 1, nan}, {3, 3});
+    CHECK(mg::argmax(rows).to_vector() == std::vector<std::int32_t>{1, 0, 2});
+}
+
+TEST_CASE("uniform refuses a range that is not finite in the tensor's type, or whose width overflows") {
+    CHECK(error_message([] { mg::Tensor<mg::Cpu>::uniform({3}, -1e39, 1e39); }) ==
+          "Tensor::uniform: the range [-1e+39, 1e+39) must be finite in the tensor's type, with lo <= hi");
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu, double>::uniform({3}, -1e308, 1e308)), mg::ValueError);
+    CHECK_NOTHROW(mg::Tensor<mg::Cpu, double>::uniform({3}, -1e39, 1e39));
+}
+
+TEST_CASE("printing: integer tensors print as integers, an empty tensor as []") {
+    CHECK(fmt::format("{}", mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{1, -2})) ==
+          "tensor([1, -2], backend=Cpu, shape=[2])");
+    CHECK(fmt::format("{}", mg::Tensor<mg::Cpu>::zeros({0})) == "tensor([], backend=Cpu, shape=[0])");
+    CHECK(fmt::format("{}", mg::Tensor<mg::Cpu>::zeros({2, 0})) == "tensor([], backend=Cpu, shape=[2, 0])");
+}
+
+TEST_CASE("a label of an unsigned type is reported as the value it holds") {
+    auto logits = mg::Tensor<mg::Cpu>::zeros({2, 3});
+    auto target = mg::Tensor<mg::Cpu, std::uint64_t>::from(std::vector<std::uint64_t>{0, UINT64_MAX});
+    CHECK(error_message([&] { mg::cross_entropy(logits, target); }) ==
+          "cross_entropy: argument #2 'target' has class 18446744073709551615 at index 1, expected a class in [0, 3) "
+          "(the input has 3 columns)");
 }

@@ -27,9 +27,14 @@ struct TensorImpl;
 template <class B, class T>
 struct Node {
     std::array<std::shared_ptr<TensorImpl<B, T>>, 3> inputs{};  // also what the rule reads; unused are null
+    std::array<std::uint64_t, 3> input_versions{};  // each input's version when the op ran
     virtual ~Node() = default;
     // Reads out.grad and adds each input's share to that input's grad.
     virtual void backward(TensorImpl<B, T>& out) = 0;
+    // The inputs whose values the rule reads (bit i: inputs[i]), with the op's name for messages:
+    // those must not have changed in place since the forward pass.
+    virtual unsigned saved_inputs() const { return 0; }
+    virtual const char* op_name() const { return "op"; }
 };
 
 // One tensor's storage and autograd state. Storage comes from the backend's caching allocator.
@@ -44,6 +49,7 @@ struct TensorImpl {
     std::shared_ptr<Node<B, T>> grad_fn;  // null for leaves
     std::uint64_t visit_mark = 0;
     bool graph_freed = false;  // an op's result whose Node a backward() has run and freed
+    std::uint64_t version = 0;  // bumped by every in-place write (optimizer step, load): see mark_modified
     std::shared_ptr<TensorImpl> storage_owner;  // set for a view (detach) of another tensor's storage
 
     TensorImpl(const Shape& s, int dev) : shape(s), device(dev) {
@@ -94,12 +100,18 @@ GradSlot<B, T> grad_slot(TensorImpl<B, T>& impl) {
 }
 
 // Makes a logically-zero gradient real, for a user who reads it.
+// The buffer stays "logically zero": reading a gradient must not change what the next step does
+// (an optimizer skips a parameter whose gradient is logically zero, as PyTorch skips a None grad).
 template <class B, class T>
 void materialize_grad(TensorImpl<B, T>& impl) {
-    if (impl.grad && impl.grad_is_zero) {
-        B::launch(impl.numel(), kernels::Fill<T>{impl.grad->data, T(0)}, impl.device);
-        impl.grad_is_zero = false;
-    }
+    if (impl.grad && impl.grad_is_zero) B::launch(impl.numel(), kernels::Fill<T>{impl.grad->data, T(0)}, impl.device);
+}
+
+// Called by whatever writes a tensor's values in place outside autograd (optimizer steps,
+// loading), so that a backward() through a graph that read the old values is refused.
+template <class B, class T>
+void mark_modified(TensorImpl<B, T>& impl) {
+    ++impl.version;
 }
 
 // Whether an op on these tensors records a Node: grad mode is on and some input needs a gradient.
@@ -110,6 +122,8 @@ bool wants_grad(const Tensors&... tensors) {
 
 template <class B, class T, class N>
 void attach(TensorImpl<B, T>& out, std::shared_ptr<N> node) {
+    for (std::size_t i = 0; i < node->inputs.size(); ++i)
+        if (node->inputs[i]) node->input_versions[i] = node->inputs[i]->version;
     out.requires_grad = true;
     out.grad_fn = std::move(node);
 }
@@ -154,6 +168,20 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
         }
         order.push_back(impl);
         stack.pop_back();
+    }
+
+    // Also before any rule runs: a rule must not read values changed since its forward pass.
+    for (TensorImpl<B, T>* impl : order) {
+        const Node<B, T>* node = impl->grad_fn.get();
+        if (!node) continue;
+        for (std::size_t i = 0; i < node->inputs.size(); ++i) {
+            const auto* input = node->inputs[i].get();
+            if ((node->saved_inputs() >> i & 1u) && input && input->version != node->input_versions[i]) {
+                fail<Error>("backward: argument #{} of {} (shape {}) was modified in place after the forward pass that used it "
+                            "(by an optimizer step or a load); compute the result again from the new values",
+                            i + 1, node->op_name(), input->shape);
+            }
+        }
     }
 
     auto seed = grad_slot(*root);

@@ -108,8 +108,10 @@ class Tensor {
     // Uniform in [lo, hi), drawn on the host from `gen` so every backend gets the same values.
     static Tensor uniform(const Shape& shape, double lo, double hi,
                           Generator& gen = default_generator(), int device = B::current_device()) {
-        if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi)) {
-            detail::fail<ValueError>("Tensor::uniform: the range [{}, {}) must be finite with lo <= hi", lo, hi);
+        // Finite as T too (1e39 is finite as a double, not as a float), and so is its width.
+        if (!(std::isfinite(lo) && std::isfinite(hi) && lo <= hi && std::isfinite(static_cast<T>(lo)) &&
+              std::isfinite(static_cast<T>(hi)) && std::isfinite(hi - lo))) {
+            detail::fail<ValueError>("Tensor::uniform: the range [{}, {}) must be finite in the tensor's type, with lo <= hi", lo, hi);
         }
         Tensor t = empty(shape, device);
         if constexpr (B::is_host) {
@@ -195,7 +197,10 @@ class Tensor {
     }
     // Shares storage with this tensor but has no history and needs no gradient.
     Tensor detach() const { return Tensor(std::make_shared<Impl>(impl_ptr_checked())); }
-    void backward() const { detail::run_backward(impl_ptr_checked()); }
+    void backward() const {
+        if (!impl_) detail::fail<Error>("backward: the tensor is undefined (default-constructed, or an absent grad)");
+        detail::run_backward(impl_);
+    }
 
   private:
     const std::shared_ptr<Impl>& impl_ptr_checked() const {
@@ -210,6 +215,13 @@ class Tensor {
 // Printing, as torch prints: values, then the backend and shape. Reading values is a host read.
 template <class B, class T>
 struct fmt::formatter<minigrad::Tensor<B, T>> : fmt::formatter<std::string_view> {
+    template <class Out>
+    static Out format_element(Out out, T value) {
+        if constexpr (std::is_floating_point_v<T>)
+            return fmt::format_to(out, "{:.4g}", value);
+        else
+            return fmt::format_to(out, "{}", +value);  // + prints an int8 as a number, not a character
+    }
     template <class Ctx>
     auto format(const minigrad::Tensor<B, T>& t, Ctx& ctx) const {
         auto out = ctx.out();
@@ -219,14 +231,17 @@ struct fmt::formatter<minigrad::Tensor<B, T>> : fmt::formatter<std::string_view>
         const std::int64_t cols = shape.ndim() >= 1 ? shape[shape.ndim() - 1] : 1;
         out = fmt::format_to(out, "tensor(");
         if (shape.ndim() == 0) {
-            out = fmt::format_to(out, "{:.4g}", values.empty() ? T{} : values[0]);
+            out = format_element(out, values.empty() ? T{} : values[0]);
+        } else if (values.empty()) {
+            out = fmt::format_to(out, "[]");  // the shape says which dimension is zero
         } else {
             const bool matrix = shape.ndim() >= 2;
             if (matrix) *out++ = '[';
             for (std::size_t i = 0; i < values.size(); ++i) {
                 const bool row_start = i % cols == 0, row_end = (i + 1) % cols == 0;
                 if (row_start) out = fmt::format_to(out, "{}[", i ? (matrix ? ",\n        " : "") : "");
-                out = fmt::format_to(out, "{}{:.4g}", row_start ? "" : ", ", values[i]);
+                out = fmt::format_to(out, "{}", row_start ? "" : ", ");
+                out = format_element(out, values[i]);
                 if (row_end) *out++ = ']';
             }
             if (matrix) *out++ = ']';

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <new>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -324,7 +325,8 @@ struct Cpu {
                 detail::fail<ValueError>(
                     "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
                     "(the input has {} columns)",
-                    op, static_cast<std::int64_t>(target[i]), i, classes, classes);
+                    op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
+                    classes, classes);
             }
         }
     }

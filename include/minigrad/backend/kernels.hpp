@@ -157,7 +157,7 @@ struct ReluForward {
     T* y;
     MINIGRAD_HD void operator()(index_t i) const {
         const T v = x[i];
-        y[i] = v > T(0) ? v : T(0);
+        y[i] = v < T(0) ? T(0) : v;  // NaN passes through, as in PyTorch
     }
 };
 
@@ -306,9 +306,12 @@ struct ArgmaxRows {
     L* out;
     index_t cols;
     MINIGRAD_HD void operator()(index_t r) const {
+        // NaN counts as the largest value, as in PyTorch: the first NaN wins.
         index_t best = 0;
-        for (index_t c = 1; c < cols; ++c)
-            if (x[r * cols + c] > x[r * cols + best]) best = c;
+        for (index_t c = 1; c < cols; ++c) {
+            const T v = x[r * cols + c], b = x[r * cols + best];
+            if (v > b || (v != v && b == b)) best = c;
+        }
         out[r] = static_cast<L>(best);
     }
 };

@@ -119,6 +119,7 @@ class Module {
         for (auto& [name, p] : params) {
             const auto& v = values.at(name).values;
             if (!v.empty()) B::upload(p.data(), v.data(), v.size() * sizeof(T), p.device());
+            minigrad::detail::mark_modified(p.impl());
         }
     }
 
@@ -140,6 +141,7 @@ class Module {
             const auto& src = theirs[i].second;
             auto& dst = mine[i].second;
             minigrad::detail::transfer<B, B2>(dst.data(), dst.device(), src.data(), src.device(), src.impl().bytes());
+            minigrad::detail::mark_modified(dst.impl());
         }
     }
 

@@ -82,6 +82,20 @@ void check_same_device(std::string_view op, const Tensor<B, TA>& first, std::str
     }
 }
 
+// An undefined tensor (default-constructed, an absent grad) named as the argument it was passed as.
+template <class B, class T>
+void check_defined(std::string_view op, const Tensor<B, T>& t, int arg, std::string_view name) {
+    if (!t.defined()) {
+        fail<Error>("{}: argument #{} '{}' is an undefined tensor (default-constructed, or an absent grad)", op, arg, name);
+    }
+}
+
+// For ops whose arithmetic only makes sense in floating point (means, logarithms, products).
+template <class T>
+constexpr void require_floating() {
+    static_assert(std::is_floating_point_v<T>, "minigrad: this op needs a floating-point tensor (float or double)");
+}
+
 template <class B, class T>
 void check_ndim(std::string_view op, const Tensor<B, T>& t, int arg, std::string_view name, int ndim,
                 std::string_view expected) {

@@ -46,6 +46,8 @@ struct ReluNode : Node<B, T> {
 // a + b, where b has a's shape or is one row ([cols] or [1, cols]) added to every row of a
 template <class B, class T>
 Tensor<B, T> add(const Tensor<B, T>& a, const Tensor<B, T>& b) {
+    detail::check_defined("add", a, 1, "input");
+    detail::check_defined("add", b, 2, "other");
     detail::check_same_device("add", a, "input", b, 2, "other");
     const bool same = a.shape() == b.shape();
     const auto cols = a.ndim() >= 1 ? a.size(a.ndim() - 1) : 1;
@@ -77,6 +79,7 @@ auto operator+(const Tensor<BA, TA>& a, const Tensor<BB, TB>& b) {
 
 template <class B, class T>
 Tensor<B, T> relu(const Tensor<B, T>& x) {
+    detail::check_defined("relu", x, 1, "input");
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
     B::launch(x.numel(), kernels::ReluForward<T>{x.data(), y.data()}, x.device());
     if (detail::wants_grad(x)) {

@@ -17,6 +17,8 @@ void gemm(T* c, const T* a, bool trans_a, const T* b, bool trans_b, const T* bia
 // a is (m,k), b is (k,n), y is (m,n)
 template <class B, class T>
 struct MatmulNode : Node<B, T> {
+    unsigned saved_inputs() const override { return 0b11; }
+    const char* op_name() const override { return "matmul"; }
     void backward(TensorImpl<B, T>& out) override {
         auto& a = *this->inputs[0];
         auto& b = *this->inputs[1];
@@ -36,6 +38,8 @@ struct MatmulNode : Node<B, T> {
 // x is (n,in), w is (out,in), bias is (out) or undefined, y is (n,out)
 template <class B, class T>
 struct LinearNode : Node<B, T> {
+    unsigned saved_inputs() const override { return 0b11; }  // x and weight; the bias is not read
+    const char* op_name() const override { return "linear"; }
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto& w = *this->inputs[1];
@@ -61,6 +65,9 @@ struct LinearNode : Node<B, T> {
 // a is (m,k), b is (k,n), result is (m,n)
 template <class B, class T>
 Tensor<B, T> matmul(const Tensor<B, T>& a, const Tensor<B, T>& b) {
+    detail::require_floating<T>();
+    detail::check_defined("matmul", a, 1, "input");
+    detail::check_defined("matmul", b, 2, "other");
     detail::check_ndim("matmul", a, 1, "input", 2, "a matrix [m, k]");
     detail::check_ndim("matmul", b, 2, "other", 2, "a matrix [k, n]");
     detail::check_same_device("matmul", a, "input", b, 2, "other");
@@ -89,6 +96,9 @@ Tensor<BA, TA> matmul(const Tensor<BA, TA>&, const Tensor<BB, TB>&) {
 // result is (n,out)
 template <class B, class T>
 Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}) {
+    detail::require_floating<T>();
+    detail::check_defined("linear", x, 1, "input");
+    detail::check_defined("linear", weight, 2, "weight");
     detail::check_ndim("linear", weight, 2, "weight", 2, "a matrix [out, in]");
     if (x.ndim() != 2 || x.size(1) != weight.size(1)) {
         detail::fail<ShapeError>("linear: argument #1 'input' has shape {}, expected [*, {}] (weight has shape {})",

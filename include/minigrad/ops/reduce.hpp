@@ -36,11 +36,14 @@ Tensor<B, T> scaled_sum(const Tensor<B, T>& x, T scale) {
 
 template <class B, class T>
 Tensor<B, T> sum(const Tensor<B, T>& x) {
+    detail::check_defined("sum", x, 1, "input");
     return detail::scaled_sum(x, T(1));
 }
 
 template <class B, class T>
 Tensor<B, T> mean(const Tensor<B, T>& x) {
+    detail::require_floating<T>();
+    detail::check_defined("mean", x, 1, "input");
     if (x.numel() == 0) detail::fail<ShapeError>("mean: argument #1 'input' has shape {}, which holds no elements", x.shape());
     return detail::scaled_sum(x, T(1) / static_cast<T>(x.numel()));
 }

@@ -43,6 +43,8 @@ struct CrossEntropyNode : Node<B, T> {
 // y[r] = x[r] - logsumexp(x[r]); x is (rows, cols)
 template <class B, class T>
 Tensor<B, T> log_softmax(const Tensor<B, T>& x) {
+    detail::require_floating<T>();
+    detail::check_defined("log_softmax", x, 1, "input");
     detail::check_ndim("log_softmax", x, 1, "input", 2, "a matrix [rows, classes]");
     if (x.size(1) == 0) detail::fail<ShapeError>("log_softmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
@@ -59,6 +61,9 @@ Tensor<B, T> log_softmax(const Tensor<B, T>& x) {
 // logits is (rows, classes), target is (rows) with values in [0, classes), result is ()
 template <class B, class T, std::integral L>
 Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target) {
+    detail::require_floating<T>();
+    detail::check_defined("cross_entropy", logits, 1, "input");
+    detail::check_defined("cross_entropy", target, 2, "target");
     detail::check_ndim("cross_entropy", logits, 1, "input", 2, "a matrix [rows, classes]");
     detail::check_same_device("cross_entropy", logits, "input", target, 2, "target");
     const auto rows = logits.size(0), cols = logits.size(1);
@@ -100,6 +105,7 @@ Tensor<BA, TA> cross_entropy(const Tensor<BA, TA>&, const Tensor<BB, L>&) {
 // Index of the largest value in each row (no gradient); x is (rows, cols), result is (rows)
 template <class L = std::int32_t, class B, class T>
 Tensor<B, L> argmax(const Tensor<B, T>& x) {
+    detail::check_defined("argmax", x, 1, "input");
     detail::check_ndim("argmax", x, 1, "input", 2, "a matrix [rows, classes]");
     if (x.size(1) == 0) detail::fail<ShapeError>("argmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
     auto out = Tensor<B, L>::empty(Shape{x.size(0)}, x.device());

@@ -86,6 +86,7 @@ class SGD {
             fresh = first;
             device = impl.device;
             table.param[t] = impl.data;
+            minigrad::detail::mark_modified(impl);
             table.grad[t] = impl.grad->data;
             table.momentum[t] = momentum_[i].defined() ? momentum_[i].data() : nullptr;
             table.offset[t + 1] = table.offset[t] + impl.numel();
