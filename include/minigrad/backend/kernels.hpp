@@ -2,8 +2,10 @@
 // CudaBackend runs them one index per GPU thread. Both backends therefore compute the same thing,
 // and CI, which has no GPU, tests the GPU's arithmetic by running these on the host.
 //
-// Each functor's operator()(i) handles index i of the range it is launched over; the comment above
-// it gives the shapes and what i is. `overwrite` is false when the result is added to what is there
+// Each functor's operator()(i) handles index i of the range it is launched over and writes only
+// what belongs to index i (so the CPU may split a range across threads); the comment above it gives
+// the shapes and what i is. A functor whose index does a whole row or column of work says how much
+// in work_per_index(), which the CPU weighs against its threshold for using threads. `overwrite` is false when the result is added to what is there
 // (gradient accumulation).
 #pragma once
 
@@ -96,6 +98,7 @@ struct SumRows {
     T* db;
     index_t rows, cols;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return rows; }
     MINIGRAD_HD void operator()(index_t j) const {
         // Four partial sums: one running sum is a chain of dependent adds, four overlap.
         T acc[4] = {0, 0, 0, 0};
@@ -147,6 +150,7 @@ struct LogSoftmaxForward {
     const T* x;
     T* y;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         const T* xr = x + r * cols;
         T max = xr[0];
@@ -167,6 +171,7 @@ struct LogSoftmaxBackward {
     T* dx;
     index_t cols;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         T total = 0;
         for (index_t c = 0; c < cols; ++c) total += dy[r * cols + c];
@@ -189,6 +194,7 @@ struct CrossEntropyForward {
     T* exps;
     T* inv_sum;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         const T* xr = logits + r * cols;
         T* er = exps + r * cols;
@@ -219,6 +225,7 @@ struct CrossEntropyBackward {
     index_t cols;
     T inv_rows;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         const T scale = dloss[0] * inv_rows;
         const T norm = inv_sum[r];
@@ -237,6 +244,7 @@ struct ArgmaxRows {
     const T* x;
     L* out;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         index_t best = 0;
         for (index_t c = 1; c < cols; ++c)
