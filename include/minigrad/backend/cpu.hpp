@@ -163,6 +163,12 @@ struct Cpu {
         ++counters().kernel_launches;
         std::int64_t work = n;
         if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
+        if (work < detail::parallel_min_work) {  // the small launches of small models: the loop alone
+#if MINIGRAD_CPU_DISPATCH
+            if (detail::cpu_has_avx2_fma()) return run_avx2(0, n, f);
+#endif
+            return run(0, n, f);
+        }
         detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
     }
 
@@ -297,6 +303,11 @@ struct Cpu {
     template <class F>
     [[gnu::always_inline]] static inline void run(std::int64_t begin, std::int64_t end, const F& f) {
         const F local = f;  // a local copy lets the compiler keep its fields in registers
+        if (begin == 0) {  // the whole range, or the first thread's: the loop as it was before threads
+#pragma GCC ivdep
+            for (std::int64_t i = 0; i < end; ++i) local(i);
+            return;
+        }
 #pragma GCC ivdep
         for (std::int64_t i = begin; i < end; ++i) local(i);
     }
