@@ -4,9 +4,10 @@
 # without the definitions and -fopenmp they use their own loops on the calling thread.
 set(MINIGRAD_HAS_BLAS OFF)
 if(NOT MINIGRAD_BLAS STREQUAL "OFF")
+  set(_minigrad_saved_vendor "${BLA_VENDOR}")  # the caller's choice, if any, is put back after
   set(BLA_VENDOR OpenBLAS)
   find_package(BLAS QUIET)
-  unset(BLA_VENDOR)
+  set(BLA_VENDOR "${_minigrad_saved_vendor}")
   find_path(MINIGRAD_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
   if(BLAS_FOUND AND MINIGRAD_CBLAS_INCLUDE_DIR)
     set(MINIGRAD_HAS_BLAS ON)
