@@ -1,6 +1,7 @@
 // CpuBackend: plain C++ on the host. Tensor storage is host memory from the caching allocator;
-// kernels are the shared functors of kernels.hpp run in a loop, except matmul, which has
-// cache-friendly loops of its own (the per-element functor is the GPU's shape of the work).
+// kernels are the shared functors of kernels.hpp run in a loop (split across threads when large,
+// see cpu_threads.hpp), except matmul, which has cache-friendly loops of its own for small shapes
+// and goes to BLAS (cblas_sgemm/dgemm) for large ones where minigrad was built with it.
 #pragma once
 
 #include <cstddef>
@@ -17,6 +18,7 @@
 #include "../counters.hpp"
 #include "../error.hpp"
 #include "caching_allocator.hpp"
+#include "cpu_threads.hpp"
 #include "kernels.hpp"
 
 namespace minigrad {
@@ -154,34 +156,117 @@ struct Cpu {
     }
     static void synchronize(int /*device*/) {}
 
+    // f(i) for i < n. A launch is counted once, on the calling thread; worker threads (large
+    // launches only) run f over their own index range and touch no per-thread state of minigrad.
     template <class F>
     static void launch(std::int64_t n, const F& f, int /*device*/) {
         ++counters().kernel_launches;
+        std::int64_t work = n;
+        if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
+        if (work < detail::parallel_min_work) {  // the small launches of small models: the loop alone
 #if MINIGRAD_CPU_DISPATCH
-        if (detail::cpu_has_avx2_fma()) return run_avx2(n, f);
+            if (detail::cpu_has_avx2_fma()) return run_avx2(0, n, f);
 #endif
-        run(n, f);
+            return run(0, n, f);
+        }
+        detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
     }
 
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
     // Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
     // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
     // (n <= 16) the row is a fixed-size register accumulator the compiler unrolls and vectorises.
+    // Where BLAS is built in, products with outputs wider than 16 columns and at least blas_min_work
+    // multiply-adds (m*n*k) go to it; narrower outputs stay on the register-blocked kernel, which
+    // measured as fast as OpenBLAS there at every size tried.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
         ++counters().kernel_launches;
+#if defined(MINIGRAD_HAS_BLAS)
+        if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+            if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) return gemm_blas(g);
+        }
+#endif
+        gemm_builtin(g);
+    }
+
+    // Below this many multiply-adds minigrad's own loops beat OpenBLAS (its call and packing cost
+    // more than the product); measured with bench/cpu_thresholds.cpp, numbers in docs/design.md.
+    static constexpr std::int64_t blas_min_work = std::int64_t{1} << 12;
+
+    // The two matrix kernels, public so that tests and bench/cpu_thresholds.cpp can compare them;
+    // neither counts a launch. gemm_builtin runs on the calling thread.
+    template <class T>
+    static void gemm_builtin(const kernels::GemmElement<T>& g) {
 #if MINIGRAD_CPU_DISPATCH
         if (detail::cpu_has_avx2_fma()) return gemm_avx2(g);
 #endif
         gemm_body<T, 4>(g);
     }
+#if defined(MINIGRAD_HAS_BLAS)
+    // c = op(a) op(b) (beta 0) or c += op(a) op(b) (beta 1); a bias is put into c's rows first
+    // (written or added) and BLAS then adds to it. Row-major: a stored (m,k) has leading dimension
+    // k, stored transposed (k,m) it has m; likewise b. Threads: minigrad's own (OpenMP), each making
+    // a single-threaded BLAS call on its block of c's rows (or columns, when c has fewer rows than
+    // columns). OpenBLAS's own pool stays at one thread: its workers and OpenMP's, each spinning
+    // while the other works, made a product after a threaded launch 20x slower (docs/design.md).
+    template <class T>
+    static void gemm_blas(const kernels::GemmElement<T>& g) {
+        if (g.m == 0 || g.n == 0) return;
+        detail::blas_single_threaded();
+        const std::int64_t m = g.m, n = g.n, k = g.k;
+        const bool by_rows = m >= n;
+        detail::parallel_ranges(by_rows ? m : n, m * n * k, [&g, m, n, k, by_rows](std::int64_t begin, std::int64_t end) {
+            const std::int64_t r0 = by_rows ? begin : 0, r1 = by_rows ? end : m;
+            const std::int64_t c0 = by_rows ? 0 : begin, c1 = by_rows ? n : end;
+            if (g.bias) {
+                for (std::int64_t r = r0; r < r1; ++r) {
+                    T* __restrict cr = g.c + r * n;
+                    for (std::int64_t j = c0; j < c1; ++j) cr[j] = kernels::write(cr[j], g.bias[j], g.overwrite);
+                }
+            }
+            const T beta = g.overwrite && !g.bias ? T(0) : T(1);
+            const T* a = g.a + (g.trans_a ? r0 : r0 * k);  // op(a) rows r0..r1
+            const T* b = g.b + (g.trans_b ? c0 * k : c0);  // op(b) columns c0..c1
+            const auto ta = g.trans_a ? CblasTrans : CblasNoTrans, tb = g.trans_b ? CblasTrans : CblasNoTrans;
+            const auto lda = static_cast<blasint_type>(g.trans_a ? m : k), ldb = static_cast<blasint_type>(g.trans_b ? k : n);
+            const auto bm = static_cast<blasint_type>(r1 - r0), bn = static_cast<blasint_type>(c1 - c0);
+            const auto bk = static_cast<blasint_type>(k), ldc = static_cast<blasint_type>(n);
+            T* c = g.c + r0 * n + c0;
+            if constexpr (std::is_same_v<T, float>)
+                cblas_sgemm(CblasRowMajor, ta, tb, bm, bn, bk, 1.0f, a, lda, b, ldb, beta, c, ldc);
+            else
+                cblas_dgemm(CblasRowMajor, ta, tb, bm, bn, bk, 1.0, a, lda, b, ldb, beta, c, ldc);
+        }, detail::gemm_parallel_min_work);
+    }
+#endif
 
-    // out[0] = scale * sum(x), written or added.
+    // out[0] = scale * sum(x), written or added. Summed in fixed chunks of sum_chunk elements whose
+    // partial sums are added in order, so the result does not depend on the thread count; up to
+    // one chunk it is the plain left-to-right sum.
+    static constexpr std::int64_t sum_chunk = detail::parallel_min_work;
     template <class T>
     static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/) {
         ++counters().kernel_launches;
+        const auto chunk_sum = [x, n](std::int64_t chunk) {
+            const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
+            T acc = 0;
+            for (std::int64_t i = chunk * sum_chunk; i < end; ++i) acc += x[i];
+            return acc;
+        };
         T acc = 0;
-        for (std::int64_t i = 0; i < n; ++i) acc += x[i];
+        if (n <= sum_chunk) {
+            acc = chunk_sum(0);
+        } else {
+            const std::int64_t chunks = (n + sum_chunk - 1) / sum_chunk;
+            thread_local std::vector<T> partial;  // grows once to the largest sum: no per-step allocation
+            partial.resize(static_cast<std::size_t>(chunks));
+            T* partial_data = partial.data();
+            detail::parallel_ranges(chunks, n, [&](std::int64_t begin, std::int64_t end) {
+                for (std::int64_t c = begin; c < end; ++c) partial_data[c] = chunk_sum(c);
+            });
+            for (std::int64_t c = 0; c < chunks; ++c) acc += partial_data[c];
+        }
         out[0] = kernels::write(out[0], acc * scale, overwrite);
     }
 
@@ -212,16 +297,36 @@ struct Cpu {
         return gone;
     }
 
+#if defined(MINIGRAD_HAS_BLAS)
+#if defined(MINIGRAD_HAS_OPENBLAS)
+    using blasint_type = blasint;  // OpenBLAS's index type (int, or int64 in its 64-bit builds)
+#else
+    using blasint_type = int;
+#endif
+#endif
+
     template <class F>
-    [[gnu::always_inline]] static inline void run(std::int64_t n, const F& f) {
+    static void run_range(std::int64_t begin, std::int64_t end, const F& f) {
+#if MINIGRAD_CPU_DISPATCH
+        if (detail::cpu_has_avx2_fma()) return run_avx2(begin, end, f);
+#endif
+        run(begin, end, f);
+    }
+    template <class F>
+    [[gnu::always_inline]] static inline void run(std::int64_t begin, std::int64_t end, const F& f) {
         const F local = f;  // a local copy lets the compiler keep its fields in registers
+        if (begin == 0) {  // the whole range, or the first thread's: the loop as it was before threads
 #pragma GCC ivdep
-        for (std::int64_t i = 0; i < n; ++i) local(i);
+            for (std::int64_t i = 0; i < end; ++i) local(i);
+            return;
+        }
+#pragma GCC ivdep
+        for (std::int64_t i = begin; i < end; ++i) local(i);
     }
 #if MINIGRAD_CPU_DISPATCH
     template <class F>
-    MINIGRAD_TARGET_AVX2 static void run_avx2(std::int64_t n, const F& f) {
-        run(n, f);
+    MINIGRAD_TARGET_AVX2 static void run_avx2(std::int64_t begin, std::int64_t end, const F& f) {
+        run(begin, end, f);
     }
     template <class T>
     MINIGRAD_TARGET_AVX2 static void gemm_avx2(const kernels::GemmElement<T>& g) {

@@ -2,8 +2,10 @@
 // CudaBackend runs them one index per GPU thread. Both backends therefore compute the same thing,
 // and CI, which has no GPU, tests the GPU's arithmetic by running these on the host.
 //
-// Each functor's operator()(i) handles index i of the range it is launched over; the comment above
-// it gives the shapes and what i is. `overwrite` is false when the result is added to what is there
+// Each functor's operator()(i) handles index i of the range it is launched over and writes only
+// what belongs to index i (so the CPU may split a range across threads); the comment above it gives
+// the shapes and what i is. A functor whose index does a whole row or column of work says how much
+// in work_per_index(), which the CPU weighs against its threshold for using threads. `overwrite` is false when the result is added to what is there
 // (gradient accumulation).
 #pragma once
 
@@ -108,6 +110,7 @@ struct SumRows {
     T* db;
     index_t rows, cols;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return rows; }
     MINIGRAD_HD void operator()(index_t j) const { db[j] = write(db[j], column_sum(dy, cols, j, 0, rows), overwrite); }
 };
 
@@ -202,6 +205,7 @@ struct LogSoftmaxForward {
     const T* x;
     T* y;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         const T* xr = x + r * cols;
@@ -225,6 +229,7 @@ struct LogSoftmaxBackward {
     T* dx;
     index_t cols;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         T total = 0;
@@ -250,6 +255,7 @@ struct CrossEntropyForward {
     T* exps;
     T* inv_sum;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         const T* xr = logits + r * cols;
@@ -285,6 +291,7 @@ struct CrossEntropyBackward {
     index_t cols;
     T inv_rows;
     bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const T scale = dloss[0] * inv_rows;
@@ -305,6 +312,7 @@ struct ArgmaxRows {
     const T* x;
     L* out;
     index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
     MINIGRAD_HD void operator()(index_t r) const {
         // NaN counts as the largest value, as in PyTorch: the first NaN wins.
         index_t best = 0;

@@ -1,0 +1,38 @@
+# What the Cpu backend links where it is found: OpenBLAS for large matrix products
+# (MINIGRAD_BLAS=AUTO|ON|OFF; defines MINIGRAD_HAS_BLAS and MINIGRAD_HAS_OPENBLAS for the headers)
+# and OpenMP for threads in large launches (MINIGRAD_OPENMP=AUTO|ON|OFF). The headers need neither:
+# without the definitions and -fopenmp they use their own loops on the calling thread.
+set(MINIGRAD_HAS_BLAS OFF)
+if(NOT MINIGRAD_BLAS STREQUAL "OFF")
+  set(_minigrad_saved_vendor "${BLA_VENDOR}")  # the caller's choice, if any, is put back after
+  set(BLA_VENDOR OpenBLAS)
+  find_package(BLAS QUIET)
+  set(BLA_VENDOR "${_minigrad_saved_vendor}")
+  find_path(MINIGRAD_CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas)
+  if(BLAS_FOUND AND MINIGRAD_CBLAS_INCLUDE_DIR)
+    set(MINIGRAD_HAS_BLAS ON)
+    target_link_libraries(minigrad INTERFACE BLAS::BLAS)
+    target_include_directories(minigrad SYSTEM INTERFACE $<BUILD_INTERFACE:${MINIGRAD_CBLAS_INCLUDE_DIR}>)
+    target_compile_definitions(minigrad INTERFACE MINIGRAD_HAS_BLAS=1 MINIGRAD_HAS_OPENBLAS=1)
+    message(STATUS "minigrad: large CPU matrix products use OpenBLAS (${BLAS_LIBRARIES})")
+  elseif(MINIGRAD_BLAS STREQUAL "ON")
+    message(FATAL_ERROR "MINIGRAD_BLAS=ON but OpenBLAS (library and cblas.h) was not found; on Debian: apt-get install libopenblas-dev")
+  else()
+    message(STATUS "minigrad: OpenBLAS not found; CPU matrix products use the built-in kernel (apt-get install libopenblas-dev)")
+  endif()
+endif()
+
+set(MINIGRAD_HAS_OPENMP OFF)
+if(NOT MINIGRAD_OPENMP STREQUAL "OFF")
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    set(MINIGRAD_HAS_OPENMP ON)
+    target_link_libraries(minigrad INTERFACE OpenMP::OpenMP_CXX)
+    # OpenMP::OpenMP_CXX gives -fopenmp to C++ sources only; nvcc hands it to its host compiler.
+    target_compile_options(minigrad INTERFACE $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-fopenmp>)
+  elseif(MINIGRAD_OPENMP STREQUAL "ON")
+    message(FATAL_ERROR "MINIGRAD_OPENMP=ON but the compiler has no OpenMP (GCC's libgomp)")
+  else()
+    message(STATUS "minigrad: no OpenMP; every CPU launch runs on the calling thread")
+  endif()
+endif()
