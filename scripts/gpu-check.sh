@@ -68,29 +68,30 @@ else
   skip gemm_bench "the build failed"
 fi
 
-# The scaling benchmark (bench/scaling.cpp, bench/torch_scaling.py) on CUDA, eager and graph, beside
-# PyTorch in the same call. It comes from the CPU half of the issue; where this tree lacks it, say so.
-scaling_target=${SCALING_TARGET:-scaling_bench}
-scaling_py=${SCALING_PY:-bench/torch_scaling.py}
-if [ ! -f bench/scaling.cpp ]; then
-  for name in scaling_minigrad scaling_minigrad_graph; do skip $name "bench/scaling.cpp is not in this tree"; done
-elif [ "${result[configure]}" != ok ]; then
+# The scaling benchmark (bench/scaling.cpp, bench/torch_scaling.py) on CUDA beside PyTorch in the
+# same call: the issue's shapes (Iris, digits, 1024x784x1024x10, 8192x1024x4096x10), eager and graph
+# on both sides, one log per system and mode, each line one shape.
+scaling_shapes=${SCALING_SHAPES:-"120x4x10x3 1797x64x64x10 1024x784x1024x10 8192x1024x4096x10"}
+scaling_all() {  # scaling_all COMMAND...: runs it for every shape, fails if any run fails
+  local rc=0
+  for shape in $scaling_shapes; do "$@" --shape "$shape" --repeats 3 || rc=$?; done
+  return $rc
+}
+export -f scaling_all  # step runs commands under timeout, which needs a program: bash -c runs the function
+export scaling_shapes
+if [ "${result[configure]}" != ok ]; then
   for name in scaling_minigrad scaling_minigrad_graph; do skip $name "configure failed"; done
 else
-  step scaling_build scaling_build.log cmake --build build/gpu -j"$(nproc)" --target "$scaling_target"
+  step scaling_build scaling_build.log cmake --build build/gpu -j"$(nproc)" --target scaling
   if [ "${result[scaling_build]}" = ok ]; then
-    step scaling_minigrad scaling_minigrad.log "build/gpu/bench/$scaling_target" --device cuda
-    step scaling_minigrad_graph scaling_minigrad_graph.log "build/gpu/bench/$scaling_target" --device cuda --graph
+    step scaling_minigrad scaling_minigrad.log bash -c 'scaling_all "$@"' _ build/gpu/bench/scaling --device cuda
+    step scaling_minigrad_graph scaling_minigrad_graph.log bash -c 'scaling_all "$@"' _ build/gpu/bench/scaling --device cuda --graph
   else
-    for name in scaling_minigrad scaling_minigrad_graph; do skip $name "target $scaling_target did not build"; done
+    for name in scaling_minigrad scaling_minigrad_graph; do skip $name "target scaling did not build"; done
   fi
 fi
-if [ ! -f "$scaling_py" ]; then
-  for name in scaling_torch scaling_torch_graph; do skip $name "$scaling_py is not in this tree"; done
-else
-  step scaling_torch scaling_torch.log python3 "$scaling_py" --device cuda
-  step scaling_torch_graph scaling_torch_graph.log python3 "$scaling_py" --device cuda --graph
-fi
+step scaling_torch scaling_torch.log bash -c 'scaling_all "$@"' _ python3 bench/torch_scaling.py --device cuda --mode eager
+step scaling_torch_graph scaling_torch_graph.log bash -c 'scaling_all "$@"' _ python3 bench/torch_scaling.py --device cuda --mode graph
 
 {
   echo
@@ -108,7 +109,7 @@ fi
       iris_cuda*) numbers=$(grep -E "us/epoch|Final loss|Test accuracy|Host syncs" "$log" 2>/dev/null | tr '\n' ' ') ;;
       bench_*) numbers=$(grep -E "median" "$log" 2>/dev/null | tail -1) ;;
       gemm_bench) numbers=$(grep -E "measured crossover" "$log" 2>/dev/null | tail -1) ;;
-      scaling_minigrad*|scaling_torch*) numbers=$(tail -1 "$log" 2>/dev/null) ;;
+      scaling_minigrad*|scaling_torch*) numbers=$(grep -v '^$' "$log" 2>/dev/null | tr '\n' ';' | cut -c1-400) ;;
     esac
     echo "| $name | ${result[$name]} | ${numbers} |"
   done
