@@ -141,7 +141,7 @@ TEST_CASE("host tables: an inconsistent Matrix is an error in every reader, neve
     CHECK(error_message([&] { scaler.fit(negative); }) == "MinMaxScaler::fit: the matrix says -1 rows x 2 columns but holds 0 values");
     CHECK(error_message([&] { mg::Tensor<mg::Cpu>::from(bad); }) == "Tensor::from: 3 values given for shape [3, 2], which holds 6");
 
-    mg::data::Dataset ds{good, {0}, {"a", "b"}, {"x"}};  // two rows, one label
+    mg::data::Dataset ds{good, {0}, {"a", "b"}, {"x"}, {}};  // two rows, one label
     CHECK(error_message([&] { (void)ds.subset({0}); }) == "Dataset::subset: the dataset has 2 rows of features but 1 labels");
 }
 

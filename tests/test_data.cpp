@@ -2,6 +2,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "helpers.hpp"
@@ -192,4 +193,72 @@ TEST_CASE("read_csv reads quoted fields: delimiters and doubled quotes inside, s
     auto tabs = read_text("a\tlabel\n 1\tx y\n", {.delimiter = '\t'});
     CHECK(tabs.x.values == std::vector<float>{1});
     CHECK(tabs.class_names == std::vector<std::string>{"x y"});
+}
+
+TEST_CASE("read_csv label_kind: integer class indices into y, float targets into targets") {
+    auto ints = read_text("a,label\n1,3\n2,+0\n3,2.0\n4,16777217\n", {.label_kind = mg::data::LabelKind::integer});
+    CHECK(ints.y == std::vector<std::int32_t>{3, 0, 2, 16777217});  // exact past float's 2^24
+    CHECK(ints.class_names.empty());
+    CHECK(ints.targets.empty());
+    auto numbers = read_text("a,target\n1,-2.5\n2,1e3\n", {.label = "target", .label_kind = mg::data::LabelKind::number});
+    CHECK(numbers.targets == std::vector<float>{-2.5f, 1000.0f});
+    CHECK(numbers.y.empty());
+    CHECK(numbers.x.values == std::vector<float>{1, 2});
+    // A regression set splits with its targets.
+    auto [train, test] = mg::data::train_test_split(numbers, {.test_size = 0.5, .seed = 1});
+    CHECK(train.targets.size() == 1);
+    CHECK(test.targets.size() == 1);
+    CHECK(train.targets[0] + test.targets[0] == -2.5f + 1000.0f);
+    CHECK(train.x.values[0] == (train.targets[0] == -2.5f ? 1.0f : 2.0f));
+}
+
+TEST_CASE("read_csv label_kind: bad integer classes and bad targets are clear errors") {
+    const mg::data::CsvOptions integer{.label_kind = mg::data::LabelKind::integer};
+    CHECK(error_message([&] { read_text("a,label\n1,1.5\n", integer); }) ==
+          "read_csv: <string>:2:3: '1.5' in label column 'label' is not an integer class index (LabelKind::integer)");
+    CHECK(error_message([&] { read_text("a,label\n1,cat\n", integer); }) ==
+          "read_csv: <string>:2:3: 'cat' in label column 'label' is not an integer class index (LabelKind::integer)");
+    CHECK(error_message([&] { read_text("a,label\n1,nan\n", integer); }) ==
+          "read_csv: <string>:2:3: 'nan' in label column 'label' is not an integer class index (LabelKind::integer)");
+    CHECK(error_message([&] { read_text("a,label\n1,-1\n", integer); }) ==
+          "read_csv: <string>:2:3: '-1' in label column 'label' is a negative class; class indices start at 0");
+    CHECK(error_message([&] { read_text("a,label\n1,2147483648\n", integer); }) ==
+          "read_csv: <string>:2:3: '2147483648' in label column 'label' is larger than the largest class index 2147483647");
+    CHECK(error_message([&] { read_text("a,label\n1,1e400\n", integer); }) ==
+          "read_csv: <string>:2:3: '1e400' in label column 'label' is larger than the largest class index 2147483647");
+    CHECK(error_message([&] { read_text("a,label\n1, \n", integer); }) == "read_csv: <string>:2:3: the label in column 'label' is empty");
+    const mg::data::CsvOptions number{.label_kind = mg::data::LabelKind::number};
+    CHECK(error_message([&] { read_text("a,label\n1,inf\n", number); }) ==
+          "read_csv: <string>:2:3: 'inf' in column 'label' is not a finite number (NaN/Inf are not allowed in the data)");
+    CHECK(error_message([&] { read_text("a,label\n1,x\n", number); }) == "read_csv: <string>:2:3: 'x' in column 'label' is not a number");
+    CHECK(error_message([&] { read_text("a,label\n1,1\n", {.label_kind = static_cast<mg::data::LabelKind>(7)}); }) ==
+          "read_csv: CsvOptions::label_kind 7 is not classes, integer or number");
+}
+
+TEST_CASE("StandardScaler: mean 0 and population std 1 per column, a constant column gets scale 1") {
+    mg::data::Matrix train{4, 3, {1, 5, 10, 2, 5, 20, 3, 5, 30, 6, 5, 40}};
+    mg::data::StandardScaler scaler;
+    const auto scaled = scaler.fit_transform(train);
+    for (std::int64_t c = 0; c < 3; ++c) {
+        double mean = 0, squares = 0;
+        for (std::int64_t r = 0; r < 4; ++r) mean += scaled.at(r, c) / 4.0;
+        for (std::int64_t r = 0; r < 4; ++r) squares += (scaled.at(r, c) - mean) * (scaled.at(r, c) - mean) / 4.0;
+        CHECK(mean == doctest::Approx(0).scale(1.0));
+        CHECK(squares == doctest::Approx(c == 1 ? 0.0 : 1.0));  // column 1 is constant: only centred
+    }
+    // Column 0: mean 3, population std sqrt(3.5) (ddof 0; with ddof 1 it would be sqrt(14/3)).
+    CHECK(scaled.at(3, 0) == doctest::Approx(3 / std::sqrt(3.5)));
+    CHECK(scaled.at(0, 1) == 0.0f);
+    CHECK(scaler.transform(mg::data::Matrix{1, 3, {3, 6, 25}}).values == std::vector<float>{0, 1, 0});
+
+    // A failed fit changes nothing; errors name the scaler.
+    CHECK(error_message([&] { scaler.fit(mg::data::Matrix{2, 3, {1, 2, 3, 4, std::numeric_limits<float>::infinity(), 6}}); }) ==
+          "StandardScaler::fit: row 1 column 1 is inf, expected a finite number");
+    CHECK(error_message([&] { scaler.fit(mg::data::Matrix{0, 3, {}}); }) == "StandardScaler::fit: the matrix has no rows");
+    CHECK(error_message([&] { scaler.fit(mg::data::Matrix{2, 3, {1}}); }) == "StandardScaler::fit: the matrix says 2 rows x 3 columns but holds 1 values");
+    CHECK(scaler.transform(mg::data::Matrix{1, 3, {3, 6, 25}}).values == std::vector<float>{0, 1, 0});
+    CHECK(error_message([&] { (void)scaler.transform(mg::data::Matrix{1, 2, {1, 2}}); }) ==
+          "StandardScaler::transform: the matrix has 2 columns, the scaler was fit on 3");
+    CHECK(error_message([] { (void)mg::data::StandardScaler().transform(mg::data::Matrix{1, 1, {1}}); }) ==
+          "StandardScaler::transform: call fit() first");
 }

@@ -520,3 +520,47 @@ TEST_CASE("StepGraph with cuBLAS inside: a model wide enough for the cuBLAS path
         check_close(gp.at(name).values, values.values, 1e-6);
     }
 }
+
+TEST_CASE("DataLoader<Cuda> feeds a captured step the same batches as the CPU loader; metrics read once on the GPU") {
+    auto iris = mg::data::read_csv(iris_path, {.label = "species"});
+    const mg::data::LoaderOptions options{.batch_size = 32, .shuffle = true, .seed = 5, .drop_last = true};
+    mg::data::DataLoader<mg::Cpu> cpu_loader(iris, options);
+    mg::data::DataLoader<mg::Cuda> gpu_loader(iris, options);
+    mg::manual_seed(3);
+    IrisMLP<mg::Cpu> cpu_model;
+    mg::manual_seed(3);
+    IrisMLP<mg::Cuda> gpu_model;
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::optim::SGD cpu_opt(cpu_model.parameters(), {.lr = 0.01});
+    mg::optim::SGD gpu_opt(gpu_model.parameters(), {.lr = 0.01});
+    mg::LossLog cpu_log, gpu_log;
+    auto x = mg::Tensor<mg::Cuda>::empty({32, 4});
+    auto y = mg::Tensor<mg::Cuda, std::int32_t>::empty({32});
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(gpu_model(x), y);
+        gpu_opt.zero_grad();
+        loss.backward();
+        gpu_opt.step();
+        gpu_log.record(loss);
+    });
+    for (int epoch = 0; epoch < 3; ++epoch) {
+        for (const auto& [bx, by] : cpu_loader) {
+            auto loss = loss_fn(cpu_model(bx), by);
+            cpu_opt.zero_grad();
+            loss.backward();
+            cpu_opt.step();
+            cpu_log.record(loss);
+        }
+        for (const auto& batch : gpu_loader.into(x, y)) (void)batch, graph.replay();
+    }
+    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
+
+    auto logits = gpu_model(x);
+    mg::reset_counters();
+    const double acc = mg::metrics::accuracy(logits, y);
+    CHECK(mg::counters().host_reads == 1);
+    CHECK(acc == mg::metrics::accuracy(logits.to<mg::Cpu>(), y.to<mg::Cpu>()));
+    auto half = mg::Tensor<mg::Cuda>::full({5, 2}, 0.5f), zero = mg::Tensor<mg::Cuda>::zeros({5, 2});
+    CHECK(mg::metrics::mse(half, zero) == doctest::Approx(0.25));
+    CHECK(mg::metrics::mae(half, zero) == doctest::Approx(0.5));
+}

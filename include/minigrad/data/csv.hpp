@@ -1,5 +1,5 @@
-// read_csv: a header row, numeric feature columns and one label column whose strings become class
-// indices. Every error names file:line:column and the offending value (at most ~40 bytes of it).
+// read_csv: a header row, numeric feature columns and one label column, read as class names that
+// become indices (the default), as integer class indices, or as float regression targets. Every error names file:line:column and the offending value (at most ~40 bytes of it).
 // The reader works on any std::istream; the path overload opens the file and refuses what is not one.
 #pragma once
 
@@ -23,8 +23,16 @@
 
 namespace minigrad::data {
 
+// How the label column is read.
+enum class LabelKind {
+    classes,  // any text: each distinct string is a class, indexed in order of first appearance (Dataset::y, class_names)
+    integer,  // class indices 0, 1, 2, ... written as numbers ("3" or "3.0"), into Dataset::y; class_names stays empty
+    number,   // a float regression target, read as the features are, into Dataset::targets; y stays empty
+};
+
 struct CsvOptions {
-    std::string label = "label";  // the column holding class names
+    std::string label = "label";  // the column holding the labels
+    LabelKind label_kind = LabelKind::classes;
     char delimiter = ',';
     // A longer line is refused: a binary or runaway input must not be read until memory runs out.
     std::size_t max_line_bytes = std::size_t{1} << 20;
@@ -139,8 +147,7 @@ inline bool underflows(std::string_view text) {
     return power + exponent < 0;
 }
 
-// Class names to indices in order of first appearance. (A numeric label column would be a second
-// kind of label reader beside this one.)
+// Class names to indices in order of first appearance (LabelKind::classes).
 class ClassIndex {
   public:
     std::int32_t index_of(const std::string& name, std::vector<std::string>& class_names) {
@@ -212,6 +219,32 @@ inline float parse_feature(const Field& f, const std::string& column, const Line
     }
     return as_float;
 }
+
+// A class index written as a number (LabelKind::integer): an integral value in [0, INT32_MAX].
+// Read as a double, which holds every such value exactly, so "16777217" is not rounded as a float would.
+inline std::int32_t parse_class(const Field& f, const std::string& column, const LineRef& at) {
+    std::string_view digits = f.text;
+    if (digits.size() > 1 && digits[0] == '+' && digits[1] != '-' && digits[1] != '+') digits.remove_prefix(1);
+    double value = 0;
+    const auto* end = digits.data() + digits.size();
+    const auto [ptr, ec] = std::from_chars(digits.data(), end, value);
+    const bool too_large = ptr == end && ec == std::errc::result_out_of_range && !underflows(digits);  // 1e400: refused below
+    if (too_large) {
+        value = digits[0] == '-' ? -HUGE_VAL : HUGE_VAL;
+    } else if (ptr != end || ec != std::errc() || !std::isfinite(value) || value != std::trunc(value)) {
+        fail<ValueError>("read_csv: {}:{}:{}: {} in label column {} is not an integer class index (LabelKind::integer)", at.source,
+                         at.line, f.column, excerpt(f.text), excerpt(column));
+    }
+    if (value < 0) {
+        fail<ValueError>("read_csv: {}:{}:{}: {} in label column {} is a negative class; class indices start at 0", at.source, at.line,
+                         f.column, excerpt(f.text), excerpt(column));
+    }
+    if (value > std::numeric_limits<std::int32_t>::max()) {
+        fail<ValueError>("read_csv: {}:{}:{}: {} in label column {} is larger than the largest class index {}", at.source, at.line,
+                         f.column, excerpt(f.text), excerpt(column), std::numeric_limits<std::int32_t>::max());
+    }
+    return static_cast<std::int32_t>(value);
+}
 }  // namespace detail
 
 // Reads CSV text from `in`; `source` names it in messages (a path, or e.g. "<string>").
@@ -220,6 +253,9 @@ inline Dataset read_csv(std::istream& in, const CsvOptions& options, std::string
     using detail::excerpt;
     if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' || options.delimiter == '\0') {
         fail<ValueError>("read_csv: CsvOptions::delimiter {} cannot be a quote, a line end or NUL", excerpt(std::string_view(&options.delimiter, 1)));
+    }
+    if (options.label_kind != LabelKind::classes && options.label_kind != LabelKind::integer && options.label_kind != LabelKind::number) {
+        fail<ValueError>("read_csv: CsvOptions::label_kind {} is not classes, integer or number", static_cast<int>(options.label_kind));
     }
     if (options.max_line_bytes == 0) fail<ValueError>("read_csv: CsvOptions::max_line_bytes must be at least 1");
     if (!in.rdbuf()) fail<IoError>("read_csv: {}: the stream has no buffer", source);
@@ -279,7 +315,11 @@ inline Dataset read_csv(std::istream& in, const CsvOptions& options, std::string
                 if (fields[i].text.empty()) {
                     fail<IoError>("read_csv: {}:{}:{}: the label in column {} is empty", source, at.line, fields[i].column, excerpt(header[i]));
                 }
-                ds.y.push_back(classes.index_of(fields[i].text, ds.class_names));
+                switch (options.label_kind) {
+                    case LabelKind::classes: ds.y.push_back(classes.index_of(fields[i].text, ds.class_names)); break;
+                    case LabelKind::integer: ds.y.push_back(detail::parse_class(fields[i], header[i], at)); break;
+                    case LabelKind::number: ds.targets.push_back(detail::parse_feature(fields[i], header[i], at)); break;
+                }
             } else {
                 ds.x.values.push_back(detail::parse_feature(fields[i], header[i], at));
             }

@@ -1,5 +1,5 @@
 // Host-side tables for loading data before it becomes a tensor: a row-major float Matrix and a
-// Dataset of features, integer class labels and their names.
+// Dataset of features with integer class labels (classification) and/or float targets (regression).
 #pragma once
 
 #include <cstdint>
@@ -31,26 +31,39 @@ struct Matrix {
 
 struct Dataset {
     Matrix x;                              // (rows, features)
-    std::vector<std::int32_t> y;           // (rows) class index of each row
+    std::vector<std::int32_t> y;           // (rows) class index of each row; empty for a regression set
     std::vector<std::string> feature_names;
-    std::vector<std::string> class_names;  // index -> name, in order of first appearance
+    std::vector<std::string> class_names;  // index -> name, in order of first appearance (LabelKind::classes only)
+    std::vector<float> targets;            // (rows) float target of each row; empty for a classification set
 
     std::int64_t size() const { return x.rows; }
 
+    // The matrix is consistent, and each of y and targets is empty or has a value per row.
+    void check(std::string_view who) const {
+        x.check(who);
+        if (!y.empty() && static_cast<std::int64_t>(y.size()) != x.rows) {
+            minigrad::detail::fail<ShapeError>("{}: the dataset has {} rows of features but {} labels", who, x.rows, y.size());
+        }
+        if (!targets.empty() && static_cast<std::int64_t>(targets.size()) != x.rows) {
+            minigrad::detail::fail<ShapeError>("{}: the dataset has {} rows of features but {} targets (Dataset::targets)", who, x.rows,
+                                               targets.size());
+        }
+    }
+
     // The given rows, in the given order.
     Dataset subset(const std::vector<std::int64_t>& rows) const {
-        x.check("Dataset::subset");
-        if (static_cast<std::int64_t>(y.size()) != x.rows) {
-            minigrad::detail::fail<ShapeError>("Dataset::subset: the dataset has {} rows of features but {} labels", x.rows, y.size());
-        }
-        Dataset out{Matrix{static_cast<std::int64_t>(rows.size()), x.cols, {}}, {}, feature_names, class_names};
-        out.x.values.reserve(rows.size() * static_cast<std::size_t>(x.cols));
+        check("Dataset::subset");
         for (auto r : rows) {
             if (r < 0 || r >= x.rows) {
                 minigrad::detail::fail<ValueError>("Dataset::subset: row {} is out of range for a dataset of {} rows", r, x.rows);
             }
+        }
+        Dataset out{Matrix{static_cast<std::int64_t>(rows.size()), x.cols, {}}, {}, feature_names, class_names, {}};
+        out.x.values.reserve(rows.size() * static_cast<std::size_t>(x.cols));
+        for (auto r : rows) {
             for (std::int64_t c = 0; c < x.cols; ++c) out.x.values.push_back(x.at(r, c));
-            out.y.push_back(y[static_cast<std::size_t>(r)]);
+            if (!y.empty()) out.y.push_back(y[static_cast<std::size_t>(r)]);
+            if (!targets.empty()) out.targets.push_back(targets[static_cast<std::size_t>(r)]);
         }
         return out;
     }

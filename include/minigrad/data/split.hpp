@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <numeric>
 #include <random>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -19,13 +20,12 @@ struct SplitOptions {
     std::uint32_t seed = 0;
 };
 
-// numpy.random.RandomState(seed).permutation(n): Fisher-Yates from the last index down; each swap
-// index is drawn by masked rejection from 32-bit MT19937 outputs.
-inline std::vector<std::int64_t> legacy_permutation(std::int64_t n, std::uint32_t seed) {
-    std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
-    std::iota(perm.begin(), perm.end(), 0);
-    std::mt19937 gen(seed);
-    for (std::int64_t i = n - 1; i > 0; --i) {
+// Fisher-Yates from the last index down, as numpy's legacy RandomState.shuffle: each swap index j in
+// [0, i] is drawn by masked rejection from 32-bit MT19937 outputs. std::mt19937's output is fixed by
+// the C++ standard and the rest is written out here (no std::shuffle or std::uniform_int_distribution,
+// whose results differ between standard libraries), so one seed gives one order everywhere.
+inline void shuffle_in_place(std::span<std::int64_t> values, std::mt19937& gen) {
+    for (std::size_t i = values.size() > 0 ? values.size() - 1 : 0; i > 0; --i) {
         std::uint32_t mask = static_cast<std::uint32_t>(i);
         mask |= mask >> 1;
         mask |= mask >> 2;
@@ -36,8 +36,16 @@ inline std::vector<std::int64_t> legacy_permutation(std::int64_t n, std::uint32_
         do {
             j = static_cast<std::uint32_t>(gen()) & mask;
         } while (j > static_cast<std::uint32_t>(i));
-        std::swap(perm[static_cast<std::size_t>(i)], perm[j]);
+        std::swap(values[i], values[j]);
     }
+}
+
+// numpy.random.RandomState(seed).permutation(n).
+inline std::vector<std::int64_t> legacy_permutation(std::int64_t n, std::uint32_t seed) {
+    std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+    std::iota(perm.begin(), perm.end(), 0);
+    std::mt19937 gen(seed);
+    shuffle_in_place(perm, gen);
     return perm;
 }
 

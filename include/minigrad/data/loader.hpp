@@ -1,0 +1,220 @@
+// DataLoader<B, Y>: mini-batches of a Dataset as tensors on backend B, an epoch per range-for.
+//
+//   mg::data::DataLoader<mg::Cpu> loader(train, {.batch_size = 64, .shuffle = true, .seed = 42});
+//   for (int epoch = 0; epoch < 30; ++epoch)
+//       for (const auto& [x, y] : loader) { ... }   // x is (rows, features), y is (rows)
+//
+// Y is the label type: std::int32_t takes Dataset::y (class indices), float takes Dataset::targets
+// (regression). The backend is a template parameter, as for Tensor, so a batch is already where the
+// model is.
+//
+// Order. Each begin() starts an epoch. With shuffle, epoch k's order is the (k+1)-th call of
+// numpy.random.RandomState(seed).permutation(rows): one std::mt19937 seeded once, and for each
+// epoch a Fisher-Yates over 0..rows-1 written out in data/split.hpp (shuffle_in_place), so the same
+// seed gives the same batches with every compiler and standard library. Epoch 0 is the permutation
+// train_test_split uses for that seed. Without shuffle the order is 0..rows-1.
+//
+// Buffers. The batch tensors a loader yields are its own and are overwritten by the next batch
+// (keep one with clone()). They and the host staging buffer are made in the constructor: iterating
+// allocates nothing, host or backend, in any epoch. A batch is gathered on the host and uploaded
+// with one B::upload per tensor; on CUDA that is a cudaMemcpyAsync on the device's stream, ordered
+// after the work already launched (which may still read the previous batch) and with no sync.
+//
+// A captured StepGraph reads its inputs from fixed tensors, so a graph is fed with into(x, y):
+// each batch is uploaded into the given tensors before the loop body runs, outside any capture.
+//
+//   auto x = mg::Tensor<B>::empty({64, features}); auto y = mg::Tensor<B, std::int32_t>::empty({64});
+//   mg::StepGraph<B> graph([&] { /* the step, reading x and y */ });
+//   for (auto& batch : loader.into(x, y)) graph.replay();
+//
+// A graph needs every batch to have one shape: set drop_last (or pick a batch size that divides the
+// rows). into() refuses tensors that some batch of the epoch would not fit.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../tensor.hpp"
+#include "dataset.hpp"
+#include "split.hpp"
+
+namespace minigrad::data {
+
+struct LoaderOptions {
+    std::int64_t batch_size = 1;
+    bool shuffle = false;
+    std::uint32_t seed = 0;  // the std::mt19937 seed for shuffling
+    bool drop_last = false;  // drop the last batch if it is smaller than batch_size
+};
+
+template <class B, class Y = std::int32_t>
+class DataLoader {
+    static_assert(std::is_same_v<Y, std::int32_t> || std::is_same_v<Y, float>,
+                  "minigrad: DataLoader<B, Y> yields class labels (Y = std::int32_t, from Dataset::y) or float targets "
+                  "(Y = float, from Dataset::targets)");
+
+  public:
+    struct Batch {
+        Tensor<B> x;     // (rows, features)
+        Tensor<B, Y> y;  // (rows)
+    };
+
+    // The dataset is taken by value: move it in to avoid a copy.
+    DataLoader(Dataset dataset, const LoaderOptions& options, int device = B::current_device())
+        : dataset_(std::move(dataset)), options_(options), device_(device), gen_(options.seed) {
+        if (options_.batch_size < 1) detail::fail<ValueError>("DataLoader: batch_size is {}, expected at least 1", options_.batch_size);
+        dataset_.check("DataLoader");
+        const std::int64_t rows = dataset_.size();
+        if (rows == 0) detail::fail<ValueError>("DataLoader: the dataset has no rows");
+        if (static_cast<std::int64_t>(labels().size()) != rows) {
+            if constexpr (std::is_same_v<Y, float>) {
+                detail::fail<ShapeError>("DataLoader: the dataset has {} rows of features but {} targets (Dataset::targets; read_csv fills "
+                                         "them with label_kind = LabelKind::number; for class labels use DataLoader<B, std::int32_t>)",
+                                         rows, labels().size());
+            } else {
+                detail::fail<ShapeError>("DataLoader: the dataset has {} rows of features but {} labels (Dataset::y; for float "
+                                         "targets use DataLoader<B, float>)",
+                                         rows, labels().size());
+            }
+        }
+        full_batches_ = rows / options_.batch_size;
+        tail_rows_ = options_.drop_last ? 0 : rows % options_.batch_size;
+        if (full_batches_ == 0 && tail_rows_ == 0) {
+            detail::fail<ValueError>("DataLoader: batch_size {} is larger than the dataset's {} rows and drop_last is set, so every "
+                                     "epoch would be empty",
+                                     options_.batch_size, rows);
+        }
+        const std::int64_t cols = dataset_.x.cols;
+        if (full_batches_ > 0) full_ = {Tensor<B>::empty({options_.batch_size, cols}, device_), Tensor<B, Y>::empty({options_.batch_size}, device_)};
+        if (tail_rows_ > 0) tail_ = {Tensor<B>::empty({tail_rows_, cols}, device_), Tensor<B, Y>::empty({tail_rows_}, device_)};
+        const std::int64_t staged = full_batches_ > 0 ? options_.batch_size : tail_rows_;
+        x_host_.resize(static_cast<std::size_t>(staged * cols));
+        y_host_.resize(static_cast<std::size_t>(staged));
+        order_.resize(static_cast<std::size_t>(rows));
+        std::iota(order_.begin(), order_.end(), 0);
+    }
+
+    // Batches per epoch.
+    std::int64_t size() const { return full_batches_ + (tail_rows_ > 0 ? 1 : 0); }
+    std::int64_t batch_size() const { return options_.batch_size; }
+    // Epochs started so far (begin() calls).
+    std::int64_t epochs() const { return epochs_; }
+    const Dataset& dataset() const { return dataset_; }
+    const LoaderOptions& options() const { return options_; }
+    // The rows of the current epoch, in batch order.
+    const std::vector<std::int64_t>& order() const { return order_; }
+
+    class Iterator {
+      public:
+        const Batch& operator*() const { return *out_; }
+        const Batch* operator->() const { return out_; }
+        Iterator& operator++() {
+            if (++index_ < loader_->size()) out_ = loader_->load(index_, target_);
+            return *this;
+        }
+        bool operator==(const Iterator& other) const { return index_ == other.index_; }
+        // The index of this batch in the epoch.
+        std::int64_t index() const { return index_; }
+
+      private:
+        friend class DataLoader;
+        Iterator(DataLoader* loader, std::int64_t index, Batch* target) : loader_(loader), index_(index), target_(target) {
+            if (index_ < loader_->size()) out_ = loader_->load(index_, target_);
+        }
+        DataLoader* loader_;
+        std::int64_t index_;
+        Batch* target_;  // the tensors to fill (into()), or null for the loader's own
+        const Batch* out_ = nullptr;
+    };
+
+    // Starts the next epoch and loads its first batch.
+    Iterator begin() { return start_epoch(nullptr); }
+    Iterator end() { return Iterator(this, size(), nullptr); }
+
+    // An epoch that writes each batch into `x` and `y` (e.g. a StepGraph's captured inputs).
+    class Into {
+      public:
+        Iterator begin() { return loader_->start_epoch(&target_); }
+        Iterator end() { return loader_->end(); }
+
+      private:
+        friend class DataLoader;
+        Into(DataLoader* loader, Batch target) : loader_(loader), target_(std::move(target)) {}
+        DataLoader* loader_;
+        Batch target_;
+    };
+
+    // Checks now that every batch of an epoch fits x (rows, features) and y (rows); changes nothing
+    // if not.
+    Into into(const Tensor<B>& x, const Tensor<B, Y>& y) {
+        const std::int64_t rows = full_batches_ > 0 ? options_.batch_size : tail_rows_;
+        const std::int64_t cols = dataset_.x.cols;
+        if (full_batches_ > 0 && tail_rows_ > 0) {
+            detail::fail<ShapeError>("DataLoader::into: the last batch has {} rows and the others {}, so not every batch fits tensors of "
+                                     "one shape; a captured StepGraph needs one batch shape: set LoaderOptions::drop_last = true",
+                                     tail_rows_, options_.batch_size);
+        }
+        if (x.shape() != Shape{rows, cols}) {
+            detail::fail<ShapeError>("DataLoader::into: argument #1 'x' has shape {}, expected {} (batch_size x features)", x.shape(),
+                                     Shape{rows, cols});
+        }
+        if (y.shape() != Shape{rows}) {
+            detail::fail<ShapeError>("DataLoader::into: argument #2 'y' has shape {}, expected {}", y.shape(), Shape{rows});
+        }
+        if (x.device() != device_ || y.device() != device_) {
+            detail::fail<DeviceError>("DataLoader::into: the tensors are on {} devices {} and {}, the loader on device {}", B::name,
+                                      x.device(), y.device(), device_);
+        }
+        return Into(this, Batch{x, y});
+    }
+
+  private:
+    const std::vector<Y>& labels() const {
+        if constexpr (std::is_same_v<Y, float>)
+            return dataset_.targets;
+        else
+            return dataset_.y;
+    }
+
+    Iterator start_epoch(Batch* target) {
+        std::iota(order_.begin(), order_.end(), 0);
+        if (options_.shuffle) shuffle_in_place(order_, gen_);
+        ++epochs_;
+        return Iterator(this, 0, target);
+    }
+
+    // Gathers batch `index` of the epoch on the host and uploads it into `target` (or the loader's
+    // own tensors); returns what was filled.
+    const Batch* load(std::int64_t index, Batch* target) {
+        const std::int64_t start = index * options_.batch_size;
+        const std::int64_t rows = std::min(options_.batch_size, dataset_.size() - start);
+        Batch& out = target ? *target : (rows == options_.batch_size ? full_ : tail_);
+        const std::int64_t cols = dataset_.x.cols;
+        const auto& y = labels();
+        for (std::int64_t k = 0; k < rows; ++k) {
+            const std::int64_t r = order_[static_cast<std::size_t>(start + k)];
+            std::copy_n(dataset_.x.values.begin() + r * cols, cols, x_host_.begin() + k * cols);
+            y_host_[static_cast<std::size_t>(k)] = y[static_cast<std::size_t>(r)];
+        }
+        B::upload(out.x.data(), x_host_.data(), static_cast<std::size_t>(rows * cols) * sizeof(float), device_);
+        B::upload(out.y.data(), y_host_.data(), static_cast<std::size_t>(rows) * sizeof(Y), device_);
+        return &out;
+    }
+
+    Dataset dataset_;
+    LoaderOptions options_;
+    int device_;
+    std::mt19937 gen_;
+    std::int64_t full_batches_ = 0, tail_rows_ = 0, epochs_ = 0;
+    Batch full_, tail_;  // the loader's own batch tensors: batch_size rows, and the last batch's rows
+    std::vector<float> x_host_;
+    std::vector<Y> y_host_;
+    std::vector<std::int64_t> order_;
+};
+
+}  // namespace minigrad::data
