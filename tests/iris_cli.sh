@@ -33,10 +33,20 @@ expect() {
 out="$scratch/out"
 expect nonzero "error: --epochs: Value 0 not in range 1 to 10000000" --epochs 0 --out "$out"
 expect nonzero "error: --epochs: Value 20000000 not in range 1 to 10000000" --epochs 20000000 --out "$out"
-expect nonzero "error: --lr: 1e39 must be positive and finite as a float (at most 3.40282e+38)" --lr 1e39 --out "$out"
-expect nonzero "error: --lr: nan must be positive and finite as a float (at most 3.40282e+38)" --lr nan --out "$out"
-expect nonzero "error: --lr: -0.1 must be positive and finite as a float (at most 3.40282e+38)" --lr -0.1 --out "$out"
+expect nonzero "error: --lr: 1e39 must be positive and finite as a float (at most 3.4028235e+38)" --lr 1e39 --out "$out"
+expect nonzero "error: --lr: nan must be positive and finite as a float (at most 3.4028235e+38)" --lr nan --out "$out"
+expect nonzero "error: --lr: -0.1 must be positive and finite as a float (at most 3.4028235e+38)" --lr -0.1 --out "$out"
 expect nonzero "error: --hidden: Value 10000000000 not in range 1 to 100000" --hidden 10000000000 --out "$out"
+# CLI11's Range called these "not in range", and its conversion read hexadecimal.
+expect nonzero "error: --epochs: '1e3' is not a whole number" --epochs 1e3 --out "$out"
+expect nonzero "error: --epochs: '' is not a whole number" --epochs "" --out "$out"
+expect nonzero "error: --hidden: '1.5' is not a whole number" --hidden 1.5 --out "$out"
+expect nonzero "error: --seed: '0x10' is not a whole number" --seed 0x10 --out "$out"
+expect nonzero "error: --lr: '0x10' is not a decimal number" --lr 0x10 --out "$out"
+# Positive, but 0 as a float: training would silently not move.
+expect nonzero "error: --lr: 1e-46 underflows to 0 as a float" --lr 1e-46 --out "$out"
+expect nonzero "error: --lr: 1e-400 underflows to 0 as a float" --lr 1e-400 --out "$out"
+expect nonzero "error: --lr: -1e-400 must be positive and finite as a float (at most 3.4028235e+38)" --lr -1e-400 --out "$out"
 expect nonzero "error: --log-every: Value 0 not in range 1 to 10000000" --log-every 0 --out "$out"
 expect nonzero "error: --print-every 300 must be a multiple of --log-every 200 (progress lines show the last recorded loss)" \
   --print-every 300 --out "$out"
@@ -47,11 +57,16 @@ expect nonzero "error: --out '$scratch/a-file' exists and is not a folder" --out
 expect nonzero "error: --out '$scratch/a-file/sub': cannot create the folder: Not a directory" --out "$scratch/a-file/sub"
 if [ "$(id -u)" -ne 0 ]; then  # root writes into a read-only folder anyway
   mkdir -p "$scratch/read-only" && chmod 555 "$scratch/read-only"
-  expect nonzero "error: --out '$scratch/read-only': cannot write into the folder: Permission denied" --out "$scratch/read-only"
+  expect nonzero "error: --out '$scratch/read-only': cannot create a file in the folder: Permission denied" --out "$scratch/read-only"
 else
   echo "skipped: the read-only --out case (running as root)"
 fi
 expect nonzero "error: read_csv: '$scratch' is a directory, expected a CSV file" --out "$out" --data "$scratch"
+# The errno of the create itself (it was a stale one, "No such file or directory", for /sys).
+if [ "$(id -u)" -eq 0 ] && [ -d /sys/kernel ]; then
+  expect nonzero "error: --out '/sys/kernel': cannot create a file in the folder: Permission denied" --out /sys/kernel
+fi
+expect nonzero "error: read_csv: '/dev/zero' is a device, expected a CSV file (a regular file or a pipe)" --out "$out" --data /dev/zero
 # lr 1e30: the first epoch's loss is finite, the step after it blows the weights up.
 expect 0 "" --epochs 1 --lr 1e30 --log-every 1 --print-every 0 --out "$scratch/out-1"
 expect nonzero "error: the loss became NaN: first non-finite recorded loss at epoch 2 (losses are recorded every epoch); try a smaller --lr than 1e+30" \
@@ -66,6 +81,12 @@ if [ "$(wc -l <"$out/loss.csv" 2>/dev/null)" != 2 ] || ! grep -q '^10,' "$out/lo
   failures=$((failures + 1))
 fi
 grep -q '^Final loss: [0-9]' "$scratch/stdout" || { echo "FAIL: no final loss printed"; failures=$((failures + 1)); }
+
+# loss.csv cannot be written (a folder is in its place): the reason is said.
+mkdir -p "$scratch/out-blocked/loss.csv"
+expect nonzero "error: cannot write '$scratch/out-blocked/loss.csv': Is a directory" --epochs 2 --print-every 0 --out "$scratch/out-blocked"
+# A pipe is a CSV source: read as a stream.
+expect 0 "" --epochs 2 --print-every 0 --out "$scratch/out-pipe" --data <(cat "$data")
 
 expect 0 "" --help
 grep -q -- "--no-graph" "$scratch/stdout" || { echo "FAIL: --help does not list --no-graph"; failures=$((failures + 1)); }

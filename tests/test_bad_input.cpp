@@ -105,13 +105,22 @@ TEST_CASE("SGD refuses NaN, infinite and out-of-float-range settings where they 
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .weight_decay = -1}); }) ==
           "SGD: weight_decay=-1 must be >= 0");
 
-    // 1e39 fits a double model's parameters.
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 1e-46}); }) ==
+          "SGD: lr=1e-46 underflows to 0 as float, the parameters' type");
+    CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .momentum = 0.5, .dampening = -1e-50}); }) ==
+          "SGD: dampening=-1e-50 underflows to 0 as float, the parameters' type");
+    CHECK_NOTHROW(mg::optim::SGD(layer.parameters(), {.lr = 1e-45}));  // a subnormal float, not 0
+
+    // 1e39 and 1e-300 fit a double model's parameters.
     mg::nn::Linear<mg::Cpu, double> wide(2, 2);
     CHECK_NOTHROW(mg::optim::SGD(wide.parameters(), {.lr = 1e39}));
+    CHECK_NOTHROW(mg::optim::SGD(wide.parameters(), {.lr = 1e-300}));
 
     mg::optim::SGD opt(layer.parameters(), {.lr = 0.1});
     CHECK(error_message([&] { opt.set_lr(nan); }) == "SGD: lr=nan must be a finite number");
     CHECK(error_message([&] { opt.set_lr(-0.5); }) == "SGD: lr=-0.5 must be >= 0");
+    // Positive, but 0 as a float: the step would silently do nothing.
+    CHECK(error_message([&] { opt.set_lr(1e-46); }) == "SGD: lr=1e-46 underflows to 0 as float, the parameters' type");
     CHECK(opt.options().lr == 0.1);  // a refused value changes nothing
     opt.set_lr(0.2);
     CHECK(opt.options().lr == 0.2);

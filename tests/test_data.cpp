@@ -4,6 +4,10 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "helpers.hpp"
 
@@ -118,7 +122,7 @@ TEST_CASE("read_csv refuses a header that names a column twice, the label includ
 TEST_CASE("read_csv refuses a directory, a binary file and runaway lines instead of reading them") {
     const auto dir = std::filesystem::temp_directory_path().string();
     CHECK(error_message([&] { mg::data::read_csv(dir); }) == fmt::format("read_csv: '{}' is a directory, expected a CSV file", dir));
-    CHECK(error_message([] { mg::data::read_csv("/dev/zero"); }) == "read_csv: /dev/zero:1:1: NUL byte: this is a binary file, not CSV text");
+    CHECK(error_message([] { mg::data::read_csv("/dev/zero"); }) == "read_csv: '/dev/zero' is a device, expected a CSV file (a regular file or a pipe)");
     CHECK(error_message([] { read_text(std::string("a,label\n1,x\n2", 13) + std::string(1, '\0') + ",y\n"); }) ==
           "read_csv: <string>:3:2: NUL byte: this is a binary file, not CSV text");
     CHECK(error_message([] { read_text("a,b,label\n1,2,x\n", {.max_line_bytes = 8}); }) ==
@@ -130,6 +134,18 @@ TEST_CASE("read_csv refuses a directory, a binary file and runaway lines instead
     CHECK(error_message([] { read_text("a,label\n1,x\n", {.max_line_bytes = 0}); }) == "read_csv: CsvOptions::max_line_bytes must be at least 1");
     CHECK(error_message([] { read_text("a,label\n1,x\n", {.delimiter = '"'}); }) ==
           "read_csv: CsvOptions::delimiter '\"' cannot be a quote, a line end or NUL");
+}
+
+TEST_CASE("read_csv reads a FIFO as a stream once its writer comes") {
+    const auto fifo = (std::filesystem::temp_directory_path() / ("minigrad_test_" + std::to_string(::getpid()) + "_fifo")).string();
+    std::filesystem::remove(fifo);
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    std::thread writer([&] { std::ofstream(fifo) << "a,label\n1,x\n2,y\n"; });
+    const auto ds = mg::data::read_csv(fifo);
+    writer.join();
+    CHECK(ds.x.values == std::vector<float>{1, 2});
+    CHECK(ds.class_names == std::vector<std::string>{"x", "y"});
+    std::filesystem::remove(fifo);
 }
 
 TEST_CASE("read_csv strips a UTF-8 byte order mark and accepts CR-only line ends") {
@@ -148,11 +164,14 @@ TEST_CASE("read_csv reads '+5.1', reads underflow as zero, and refuses what a fl
     CHECK(ds.x.values[3] == 0.0f);
     CHECK(ds.x.values[4] == -3.4e38f);
     CHECK(error_message([] { read_text("a,label\n1e400,x\n"); }) ==
-          "read_csv: <string>:2:1: '1e400' in column 'a' is out of float range (largest magnitude 3.40282e+38)");
+          "read_csv: <string>:2:1: '1e400' in column 'a' is out of float range (largest magnitude 3.4028235e+38)");
     CHECK(error_message([] { read_text("a,label\n-1e39,x\n"); }) ==
-          "read_csv: <string>:2:1: '-1e39' in column 'a' is out of float range (largest magnitude 3.40282e+38)");
+          "read_csv: <string>:2:1: '-1e39' in column 'a' is out of float range (largest magnitude 3.4028235e+38)");
+    // Just past float's largest value: shown with 6 digits, the limit looked larger than this.
+    CHECK(error_message([] { read_text("a,label\n3.4028236e38,x\n"); }) ==
+          "read_csv: <string>:2:1: '3.4028236e38' in column 'a' is out of float range (largest magnitude 3.4028235e+38)");
     CHECK(error_message([] { read_text("a,label\n0.000001e400,x\n"); }) ==
-          "read_csv: <string>:2:1: '0.000001e400' in column 'a' is out of float range (largest magnitude 3.40282e+38)");
+          "read_csv: <string>:2:1: '0.000001e400' in column 'a' is out of float range (largest magnitude 3.4028235e+38)");
     CHECK(error_message([] { read_text("a,label\n++5,x\n"); }) == "read_csv: <string>:2:1: '++5' in column 'a' is not a number");
     CHECK(error_message([] { read_text("a,label\n+-5,x\n"); }) == "read_csv: <string>:2:1: '+-5' in column 'a' is not a number");
     CHECK(error_message([] { read_text("a,label\n-nan,x\n"); }) ==
@@ -186,6 +205,9 @@ TEST_CASE("read_csv reads quoted fields: delimiters and doubled quotes inside, s
     CHECK(ds.feature_names == std::vector<std::string>{"a", "b,c"});
     CHECK(ds.x.values == std::vector<float>{1, 2, 3, 4});
     CHECK(ds.class_names == std::vector<std::string>{"say \"hi\", x", "plain"});
+    // Listed in a message, a name holding the delimiter or a quote is quoted, or "b,c" reads as two.
+    CHECK(error_message([] { read_text("a,\"b,c\",\"d\"\"e\",label\n1,2,3,x\n", {.label = "kind"}); }) ==
+          "read_csv: '<string>' has no label column 'kind'; its columns are: a, \"b,c\", \"d\"\"e\", label");
     CHECK(error_message([] { read_text("a,label\n1,\"x\n"); }) ==
           "read_csv: <string>:2:3: the quoted field that starts here has no closing quote (a quoted field must end on the line where it starts)");
     CHECK(error_message([] { read_text("a,label\n1,\"x\"y\n"); }) ==

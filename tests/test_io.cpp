@@ -1,9 +1,11 @@
 // safetensors: round trips, every refusal with its message, atomic saves, Module save/load, SGD
 // state for an exact resume, and files PyTorch wrote (tests/data, made by
 // tools/make_safetensors_fixtures.py).
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -192,8 +194,29 @@ TEST_CASE("load_safetensors refuses a malformed file with a message naming the f
 TEST_CASE("load_safetensors refuses what is not a regular file before reading it") {
     TempDir dir;
     CHECK(load_error(dir.path) == fmt::format("load_safetensors: '{}' is not a regular file (a directory)", dir.path.string()));
-    CHECK(load_error("/dev/zero") == "load_safetensors: '/dev/zero' is not a regular file (a device, pipe or socket)");
+    CHECK(load_error("/dev/zero") == "load_safetensors: '/dev/zero' is not a regular file (a character device)");
     CHECK(load_error(dir / "missing") == fmt::format("load_safetensors: '{}' cannot open it: No such file or directory", (dir / "missing").string()));
+}
+
+TEST_CASE("loading from a FIFO that nobody writes to is refused at once, not waited on") {
+    TempDir dir;
+    const auto fifo = dir / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // Were the open to block, this writer would unblock it after 3 s, and the time shows it.
+    std::thread unblock([&] {
+        std::this_thread::sleep_for(std::chrono::seconds(3));
+        const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) ::close(fd);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    CHECK(load_error(fifo) == fmt::format("load_safetensors: '{}' is not a regular file (a FIFO)", fifo.string()));
+    mg::manual_seed(1);
+    IrisMLP model;
+    CHECK(error_message([&] { model.load(fifo); }) == fmt::format("load_safetensors: '{}' is not a regular file (a FIFO)", fifo.string()));
+    mg::optim::SGD opt(model.parameters(), {.lr = 0.1});
+    CHECK(error_message([&] { opt.load_state(fifo); }) == fmt::format("load_safetensors: '{}' is not a regular file (a FIFO)", fifo.string()));
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+    unblock.join();
 }
 
 TEST_CASE("save_safetensors refuses a shape that does not match the bytes, and duplicate names") {
@@ -219,10 +242,14 @@ TEST_CASE("save_safetensors is atomic: failures name the path and leave no tempo
         CHECK(error_message([&] { io::save_safetensors(path, tensors); }) ==
               fmt::format("save_safetensors: cannot create a temporary file for '{}': No such file or directory", path.string()));
     }
-    SUBCASE("the target is a folder: the rename fails and the temporary is removed") {
+    SUBCASE("the target is a folder: refused before anything is written") {
         fs::create_directory(dir / "folder");
         CHECK(error_message([&] { io::save_safetensors(dir / "folder", tensors); }) ==
-              fmt::format("save_safetensors: cannot rename a temporary file to '{}': Is a directory", (dir / "folder").string()));
+              fmt::format("save_safetensors: cannot save to '{}': it is a directory, not a regular file", (dir / "folder").string()));
+        // "folder/" once failed as "Not a directory".
+        const auto slash = (dir / "folder").string() + "/";
+        CHECK(error_message([&] { io::save_safetensors(slash, tensors); }) ==
+              fmt::format("save_safetensors: cannot save to '{}': the path ends in '/' (or is empty): it names a folder, not a file", slash));
         CHECK(dir.files() == std::vector<std::string>{"folder"});
         CHECK(fs::is_empty(dir / "folder"));
     }
@@ -245,6 +272,70 @@ TEST_CASE("save_safetensors is atomic: failures name the path and leave no tempo
         CHECK(w[0] == w[1]);
         CHECK(dir.files() == std::vector<std::string>{"shared.safetensors"});
     }
+}
+
+TEST_CASE("save_safetensors refuses a target that is not a regular file, rather than replacing it") {
+    TempDir dir;
+    const std::vector<io::TensorData> tensors = {tensor_data<float>("w", {2}, {1, 2})};
+    auto save_error = [&](const fs::path& path) { return error_message([&] { io::save_safetensors(path, tensors); }); };
+    // A rename over a FIFO (or /dev/null, as root) would replace it with a regular file.
+    const auto fifo = dir / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(save_error(fifo) == fmt::format("save_safetensors: cannot save to '{}': it is a FIFO, not a regular file", fifo.string()));
+    CHECK(fs::is_fifo(fifo));
+    mg::manual_seed(2);
+    IrisMLP model;
+    CHECK(error_message([&] { model.save(fifo); }) ==
+          fmt::format("save_safetensors: cannot save to '{}': it is a FIFO, not a regular file", fifo.string()));
+    mg::optim::SGD opt(model.parameters(), {.lr = 0.1});
+    CHECK(error_message([&] { opt.save_state(fifo); }) ==
+          fmt::format("save_safetensors: cannot save to '{}': it is a FIFO, not a regular file", fifo.string()));
+    // Through a link: the link's final target decides.
+    fs::create_symlink("/dev/null", dir / "null");
+    CHECK(save_error(dir / "null") ==
+          fmt::format("save_safetensors: cannot save to '{}' (a symbolic link to '/dev/null'): it is a character device, not a regular file",
+                      (dir / "null").string()));
+    CHECK(fs::is_symlink(dir / "null"));
+    fs::create_symlink("loop", dir / "loop");
+    CHECK(save_error(dir / "loop") ==
+          fmt::format("save_safetensors: cannot save to '{}': Too many levels of symbolic links", (dir / "loop").string()));
+    CHECK(dir.files() == std::vector<std::string>{"fifo", "loop", "null"});
+}
+
+TEST_CASE("save_safetensors writes through a symbolic link to the file it names, and keeps the link") {
+    TempDir dir;
+    fs::create_directories(dir / "real");
+    io::save_safetensors(dir / "real/model.st", {tensor_data<float>("w", {1}, {1})});
+    fs::create_symlink("real/model.st", dir / "link.st");  // relative to the link's folder
+    fs::create_symlink(dir / "link.st", dir / "link2.st");  // a chain, absolute
+    io::save_safetensors(dir / "link2.st", {tensor_data<float>("w", {1}, {2})});
+    CHECK(fs::is_symlink(dir / "link.st"));
+    CHECK(fs::is_symlink(dir / "link2.st"));
+    CHECK(io::load_safetensors(dir / "real/model.st").find("w")->values<float>() == std::vector<float>{2});
+    CHECK(dir.files() == std::vector<std::string>{"link.st", "link2.st", "real"});
+    // A dangling link: its target is created, as a shell's `>` creates it.
+    fs::create_symlink("real/new.st", dir / "dangling.st");
+    io::save_safetensors(dir / "dangling.st", {tensor_data<float>("w", {1}, {3})});
+    CHECK(fs::is_symlink(dir / "dangling.st"));
+    CHECK(io::load_safetensors(dir / "real/new.st").find("w")->values<float>() == std::vector<float>{3});
+    fs::remove(dir / "dangling.st");
+    fs::remove(dir / "real/new.st");
+    CHECK(fs::directory_iterator(dir / "real")->path().filename() == "model.st");  // no temporary left there
+}
+
+TEST_CASE("save_safetensors saves to any legal file name, and quotes a long path cut short") {
+    TempDir dir;
+    // The temporary's name once held the whole target name, so a 255-byte one was "too long".
+    const std::string longest(255, 'a');
+    io::save_safetensors(dir / longest, {tensor_data<float>("w", {1}, {4})});
+    CHECK(io::load_safetensors(dir / longest).find("w")->values<float>() == std::vector<float>{4});
+    CHECK(dir.files() == std::vector<std::string>{longest});
+
+    const auto missing = dir / std::string(250, 'b') / "model.safetensors";  // in a folder that does not exist
+    const auto p = missing.string();
+    CHECK(error_message([&] { io::save_safetensors(missing, {tensor_data<float>("w", {1}, {4})}); }) ==
+          fmt::format("save_safetensors: cannot create a temporary file for '{}...' ({} bytes): No such file or directory", p.substr(0, 200), p.size()));
+    CHECK(load_error(missing) == fmt::format("load_safetensors: '{}...' ({} bytes) cannot open it: No such file or directory", p.substr(0, 200), p.size()));
 }
 
 TEST_CASE_TEMPLATE("Module save/load round-trips every parameter exactly", T, float, double) {
@@ -429,10 +520,10 @@ TEST_CASE("SGD::load_state refuses a state of other parameters, and changes noth
 
     wider_opt.save_state(path);
     CHECK(error_message([&] { opt.load_state(path); }) ==
-          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[12,4],[12],[3,12],[3]]', this optimizer's are [[10,4],[10],[3,10],[3]]", p));
+          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[12,4],[12],[3,12],[3]]', this optimizer's are '[[10,4],[10],[3,10],[3]]'", p));
     fewer.save_state(path);
     CHECK(error_message([&] { opt.load_state(path); }) ==
-          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[10,4]]', this optimizer's are [[10,4],[10],[3,10],[3]]", p));
+          fmt::format("SGD::load_state: '{}' is for parameters of shapes '[[10,4]]', this optimizer's are '[[10,4],[10],[3,10],[3]]'", p));
     model.save(path);
     CHECK(error_message([&] { opt.load_state(path); }) == fmt::format("SGD::load_state: '{}' has no metadata 'optimizer': it is not an SGD state file", p));
 
@@ -449,7 +540,15 @@ TEST_CASE("SGD::load_state refuses a state of other parameters, and changes noth
     CHECK(rewrite([](io::SafetensorsFile& f) { f.tensors[1].name = "state.7.momentum_buffer"; }) ==
           fmt::format("SGD::load_state: '{}' stores 'state.7.momentum_buffer', which is no momentum buffer of this optimizer's 4 parameters", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "nan"; }) ==
-          fmt::format("SGD::load_state: '{}' has lr = 'nan', expected a finite number >= 0", p));
+          fmt::format("SGD::load_state: '{}' has lr = 'nan', expected a finite number", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["momentum"] = "0.9x"; }) ==
+          fmt::format("SGD::load_state: '{}' has momentum = '0.9x', expected a finite number", p));
+    // Past the number, the constructor's own checks, with the constructor's messages.
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "-1"; }) == fmt::format("SGD::load_state: '{}': lr=-1 must be >= 0", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "1e39"; }) ==
+          fmt::format("SGD::load_state: '{}': lr=1e+39 does not fit the parameters' type float (at most 3.4028235e+38)", p));
+    CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["dampening"] = "0.5", f.metadata["nesterov"] = "true"; }) ==
+          fmt::format("SGD::load_state: '{}': nesterov needs momentum > 0 and dampening = 0 (got momentum=0.9, dampening=0.5)", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["nesterov"] = "yes"; }) ==
           fmt::format("SGD::load_state: '{}' has nesterov = 'yes', expected true or false", p));
 
@@ -463,6 +562,34 @@ TEST_CASE("SGD::load_state refuses a state of other parameters, and changes noth
     train(twin, twin_opt, 2);
     CHECK(opt.options().lr == 0.1);
     CHECK(model.parameter_values() == twin.parameter_values());
+}
+
+TEST_CASE("SGD::load_state takes every setting the constructor takes, bit for bit") {
+    TempDir dir;
+    const auto path = dir / "sgd.safetensors";
+    mg::manual_seed(17);
+    IrisMLP model;
+    // Negative dampening and lr 1e35 (finite as a float) were refused as "expected a finite number >= 0".
+    const mg::optim::SgdOptions odd{.lr = 1e35, .momentum = 0.9, .dampening = -0.5};
+    mg::optim::SGD saver(model.parameters(), odd);
+    saver.save_state(path);
+    mg::optim::SGD loader(model.parameters(), {.lr = 0.1});
+    loader.load_state(path);
+    CHECK(loader.options().lr == 1e35);
+    CHECK(loader.options().dampening == -0.5);
+
+    // Values whose shortest text is long: each reads back to the same double.
+    SmallMLP<double> wide;
+    const mg::optim::SgdOptions awkward{.lr = 0.1 + 0.2, .momentum = 1e-300, .dampening = -1.0 / 3, .weight_decay = 5e-324};
+    mg::optim::SGD<mg::Cpu, double> wide_saver(wide.parameters(), awkward);
+    wide_saver.save_state(path);
+    CHECK(io::load_safetensors(path).metadata.at("lr") == "0.30000000000000004");
+    mg::optim::SGD<mg::Cpu, double> wide_loader(wide.parameters(), {.lr = 0.1});
+    wide_loader.load_state(path);
+    CHECK(wide_loader.options().lr == awkward.lr);
+    CHECK(wide_loader.options().momentum == awkward.momentum);
+    CHECK(wide_loader.options().dampening == awkward.dampening);
+    CHECK(wide_loader.options().weight_decay == awkward.weight_decay);
 }
 
 // ---- PyTorch interop: files under tests/data, made by tools/make_safetensors_fixtures.py ----

@@ -4,11 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
+
+#include "text_file.hpp"
 
 namespace examples {
 
@@ -85,9 +86,7 @@ inline void write_svg(const std::string& path, const LineChart& chart) {
     svg += fmt::format("<text transform=\"translate(22 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
                        top + plot_h / 2, detail::escape(chart.y_label));
     svg += "</svg>\n";
-    std::ofstream out(path);
-    out << svg;
-    if (!out) throw std::runtime_error(fmt::format("cannot write '{}'", path));
+    write_text_file(path, svg);
 }
 
 }  // namespace examples

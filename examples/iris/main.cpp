@@ -3,6 +3,7 @@
 // (--print-every); losses are recorded where they are computed and read back once at the end.
 //
 // This file is compiled by g++ (Cpu only) or, when CMake finds CUDA, by nvcc (Cpu and Cuda).
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -12,7 +13,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <new>
 #include <string>
@@ -24,6 +24,7 @@
 
 #include "../common/iris.hpp"
 #include "../common/svg_plot.hpp"
+#include "../common/text_file.hpp"
 #include "options.hpp"
 
 namespace mg = minigrad;
@@ -45,22 +46,21 @@ void prepare_out_dir(const std::filesystem::path& out) {
     }
     std::filesystem::create_directories(out, ec);
     if (ec) mg::detail::fail<mg::IoError>("--out '{}': cannot create the folder: {}", out.string(), ec.message());
+    // errno is read right after the call that failed: a later call (the cleanup) may change it.
     const auto probe = out / fmt::format(".iris-write-probe-{}", ::getpid());
-    bool written = false;
-    {
-        std::ofstream file(probe, std::ios::binary);
-        written = file && file.write("x", 1) && file.flush();
-    }
-    std::filesystem::remove(probe, ec);
-    if (!written) mg::detail::fail<mg::IoError>("--out '{}': cannot write into the folder: {}", out.string(), std::strerror(errno));
+    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    // (/proc answers "No such file or directory" to a create: the kernel's own errno.)
+    if (fd < 0) mg::detail::fail<mg::IoError>("--out '{}': cannot create a file in the folder: {}", out.string(), std::strerror(errno));
+    int err = ::write(fd, "x", 1) == 1 ? 0 : errno;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    ::unlink(probe.c_str());
+    if (err != 0) mg::detail::fail<mg::IoError>("--out '{}': cannot write into the folder: {}", out.string(), std::strerror(err));
 }
 
 void write_loss_csv(const std::filesystem::path& path, const std::vector<double>& epochs, const std::vector<double>& losses) {
-    std::ofstream csv(path);
-    csv << "epoch,loss\n";
-    for (std::size_t i = 0; i < losses.size(); ++i) csv << fmt::format("{},{:.9g}\n", epochs[i], losses[i]);
-    csv.close();
-    if (!csv) mg::detail::fail<mg::IoError>("cannot write '{}'", path.string());
+    std::string csv = "epoch,loss\n";
+    for (std::size_t i = 0; i < losses.size(); ++i) csv += fmt::format("{},{:.9g}\n", epochs[i], losses[i]);
+    examples::write_text_file(path.string(), csv);
 }
 
 template <class B>

@@ -2,12 +2,15 @@
 // fuzzer (tests/fuzz/iris_options.cpp) can drive every flag the way a user types them.
 #pragma once
 
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -26,6 +29,44 @@ struct IrisOptions {
     std::string data = "data/iris.csv";
     std::string out = "out";
 };
+
+// A whole number from lo to hi, written in decimal. CLI11's own Range reads "1e3", "1.5" and ""
+// as out of range, and its conversion reads "0x10" as 16.
+inline CLI::Validator whole_number(std::int64_t lo, std::int64_t hi) {
+    return CLI::Validator(
+        [lo, hi](std::string& text) -> std::string {
+            std::int64_t value = 0;
+            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+            if (end != text.data() + text.size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+                return fmt::format("'{}' is not a whole number", text);
+            }
+            if (ec == std::errc::result_out_of_range || value < lo || value > hi) return fmt::format("Value {} not in range {} to {}", text, lo, hi);
+            return {};
+        },
+        fmt::format("INT in [{} - {}]", lo, hi));
+}
+
+// A learning rate: a decimal number (hexadecimal is refused, though CLI11 would read it), positive,
+// finite as a float, and not so small that it becomes 0 as a float (training would silently not move).
+inline std::string check_lr(const std::string& text) {
+    std::string_view digits = text;
+    if (digits.size() > 1 && digits[0] == '+' && digits[1] != '+' && digits[1] != '-') digits.remove_prefix(1);
+    double parsed = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), parsed);
+    if (end != digits.data() + digits.size() || (ec != std::errc() && ec != std::errc::result_out_of_range)) {
+        return fmt::format("'{}' is not a decimal number", text);
+    }
+    // from_chars checked the syntax; strtod gives the value also where it is out of a double's
+    // range (0 or inf), which from_chars leaves unset.
+    const double value = std::strtod(std::string(digits).c_str(), nullptr);
+    const auto mantissa = digits.substr(0, digits.find_first_of("eE"));
+    const bool zero_text = mantissa.find_first_of("123456789") == std::string_view::npos;
+    if (std::isnan(value) || std::signbit(value) || zero_text || !std::isfinite(static_cast<float>(value))) {
+        return fmt::format("{} must be positive and finite as a float (at most {})", text, std::numeric_limits<float>::max());
+    }
+    if (static_cast<float>(value) == 0) return fmt::format("{} underflows to 0 as a float", text);
+    return {};
+}
 
 // Bounds that keep every size sane: the loss log holds up to max_epochs floats, and a hidden layer
 // of max_hidden units is 120 x 100000 floats per activation.
@@ -48,26 +89,19 @@ inline ParsedOptions parse_options(int argc, const char* const* argv, std::ostre
     app.add_option("--device", o.device, "cpu, cuda, or auto (cuda when a GPU is usable, else cpu)")
         ->check(CLI::IsMember({"cpu", "cuda", "auto"}))
         ->capture_default_str();
-    app.add_option("--epochs", o.epochs, "training epochs (full batch)")->check(CLI::Range(1, max_epochs))->capture_default_str();
-    app.add_option("--lr", o.lr, "SGD learning rate (positive, finite as a float)")
-        ->check(CLI::Validator(
-            [](std::string& text) -> std::string {
-                double value = 0;
-                if (!CLI::detail::lexical_cast(text, value)) return fmt::format("'{}' is not a number", text);
-                if (!(value > 0) || !std::isfinite(static_cast<float>(value))) {
-                    return fmt::format("{} must be positive and finite as a float (at most {:g})", text, std::numeric_limits<float>::max());
-                }
-                return {};
-            },
-            "POSITIVE FLOAT"))
+    app.add_option("--epochs", o.epochs, "training epochs (full batch)")->check(whole_number(1, max_epochs))->capture_default_str();
+    app.add_option("--lr", o.lr, "SGD learning rate (positive, finite and non-zero as a float)")
+        ->check(CLI::Validator([](std::string& text) { return check_lr(text); }, "POSITIVE FLOAT"))
         ->capture_default_str();
-    app.add_option("--hidden", o.hidden, "hidden layer width")->check(CLI::Range(std::int64_t{1}, max_hidden))->capture_default_str();
-    app.add_option("--seed", o.seed, "seed of the weights and of the train/test split")->capture_default_str();
+    app.add_option("--hidden", o.hidden, "hidden layer width")->check(whole_number(1, max_hidden))->capture_default_str();
+    app.add_option("--seed", o.seed, "seed of the weights and of the train/test split")
+        ->check(whole_number(0, std::numeric_limits<std::uint32_t>::max()))
+        ->capture_default_str();
     app.add_option("--log-every", o.log_every, "record the loss every N epochs (the curve's resolution; the last epoch is always recorded)")
-        ->check(CLI::Range(1, max_epochs))
+        ->check(whole_number(1, max_epochs))
         ->capture_default_str();
     app.add_option("--print-every", o.print_every, "print a progress line every N epochs (0: none; each is one host read)")
-        ->check(CLI::Range(0, max_epochs))
+        ->check(whole_number(0, max_epochs))
         ->capture_default_str();
 #if defined(MINIGRAD_HAS_CUDA)
     const char* graph_help = "capture the step as a CUDA graph with --device cuda (default: on; the Cpu backend has no graphs)";
@@ -75,7 +109,8 @@ inline ParsedOptions parse_options(int argc, const char* const* argv, std::ostre
     const char* graph_help = "capture the step as a CUDA graph (this build has no CUDA backend: no effect, the Cpu backend has no graphs)";
 #endif
     app.add_flag("--graph,!--no-graph", o.graph, graph_help);
-    app.add_option("--data", o.data, "the Iris CSV file")->capture_default_str();
+    app.add_option("--data", o.data, "the Iris CSV file (or a pipe, read until its writer closes it: a FIFO waits for a writer)")
+        ->capture_default_str();
     app.add_option("--out", o.out, "folder for loss.csv and loss.svg (created; checked to be writable before training)")
         ->capture_default_str();
 

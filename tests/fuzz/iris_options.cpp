@@ -31,7 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto& o = *parsed.options;
         if (o.epochs < 1 || o.epochs > examples::max_epochs || o.hidden < 1 || o.hidden > examples::max_hidden || o.log_every < 1 ||
             o.print_every < 0 || (o.print_every > 0 && o.print_every % o.log_every != 0) || !(o.lr > 0) ||
-            !std::isfinite(static_cast<float>(o.lr)) || o.out.empty() || o.data.empty())
+            !std::isfinite(static_cast<float>(o.lr)) || static_cast<float>(o.lr) == 0 || o.out.empty() || o.data.empty())
             __builtin_trap();
     } else if (parsed.exit_code != 0 && err.str().rfind("error: ", 0) != 0) {
         __builtin_trap();

@@ -1,6 +1,8 @@
 // read_csv: a header row, numeric feature columns and one label column, read as class names that
-// become indices (the default), as integer class indices, or as float regression targets. Every error names file:line:column and the offending value (at most ~40 bytes of it).
-// The reader works on any std::istream; the path overload opens the file and refuses what is not one.
+// become indices (the default), as integer class indices, or as float regression targets. Every
+// error names file:line:column and the offending value (at most ~40 bytes of it). The reader works
+// on any std::istream; the path overload opens a regular file or a pipe and refuses a directory, a
+// device or a socket before reading.
 #pragma once
 
 #include <algorithm>
@@ -43,10 +45,18 @@ using minigrad::detail::fail;
 
 // Text from the input as it may appear in a message: control bytes escaped, cut after ~40 bytes
 // (at a UTF-8 character boundary) with the full size, so a 10 MB field never lands in a message.
-inline std::string excerpt(std::string_view text) {
-    constexpr std::size_t shown = 40;
-    std::size_t cut = text.size() <= shown ? text.size() : shown;
+inline constexpr std::size_t shown_bytes = 40;
+
+// The length of the longest prefix of `text` of at most shown_bytes that does not split a UTF-8
+// character.
+inline std::size_t shown_prefix(std::string_view text) {
+    std::size_t cut = text.size() <= shown_bytes ? text.size() : shown_bytes;
     while (cut < text.size() && cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    return cut;
+}
+
+inline std::string excerpt(std::string_view text) {
+    const std::size_t cut = shown_prefix(text);
     std::string out = "'";
     for (const char c : text.substr(0, cut)) {
         const auto u = static_cast<unsigned char>(c);
@@ -203,7 +213,7 @@ inline float parse_feature(const Field& f, const std::string& column, const Line
     }
     if (ec == std::errc::result_out_of_range) {
         if (!underflows(digits)) {
-            fail<ValueError>("read_csv: {}:{}:{}: {} in column {} is out of float range (largest magnitude {:g})", at.source, at.line,
+            fail<ValueError>("read_csv: {}:{}:{}: {} in column {} is out of float range (largest magnitude {})", at.source, at.line,
                              f.column, excerpt(text), excerpt(column), std::numeric_limits<float>::max());
         }
         value = digits[0] == '-' ? -0.0 : 0.0;
@@ -214,7 +224,7 @@ inline float parse_feature(const Field& f, const std::string& column, const Line
     }
     const auto as_float = static_cast<float>(value);
     if (std::isinf(as_float)) {
-        fail<ValueError>("read_csv: {}:{}:{}: {} in column {} is out of float range (largest magnitude {:g})", at.source, at.line,
+        fail<ValueError>("read_csv: {}:{}:{}: {} in column {} is out of float range (largest magnitude {})", at.source, at.line,
                          f.column, excerpt(text), excerpt(column), std::numeric_limits<float>::max());
     }
     return as_float;
@@ -244,6 +254,17 @@ inline std::int32_t parse_class(const Field& f, const std::string& column, const
                          f.column, excerpt(f.text), excerpt(column), std::numeric_limits<std::int32_t>::max());
     }
     return static_cast<std::int32_t>(value);
+}
+
+// A header name as listed in a message: cut after ~40 bytes, and in double quotes (a quote inside
+// doubled, as CSV writes it) when it holds the delimiter, a comma or a quote, so that a name such
+// as "b,c" does not read as two names in a comma-separated list.
+inline std::string listed_name(std::string_view name, char delimiter) {
+    const auto shown = name.substr(0, shown_prefix(name));
+    if (name.find_first_of(std::string{delimiter, ',', '"'}) == std::string_view::npos) return std::string(shown);
+    std::string out = "\"";
+    for (const char c : shown) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+    return out + '"';
 }
 }  // namespace detail
 
@@ -293,7 +314,7 @@ inline Dataset read_csv(std::istream& in, const CsvOptions& options, std::string
     if (label_it == first_position.end()) {
         std::string names;
         constexpr std::size_t listed = 20;
-        for (std::size_t i = 0; i < header.size() && i < listed; ++i) names += (i == 0 ? "" : ", ") + header[i].substr(0, 40);
+        for (std::size_t i = 0; i < header.size() && i < listed; ++i) names += (i == 0 ? "" : ", ") + detail::listed_name(header[i], options.delimiter);
         if (header.size() > listed) names += fmt::format(", ... ({} columns)", header.size());
         fail<ValueError>("read_csv: '{}' has no label column {}; its columns are: {}", source, excerpt(options.label), names);
     }
@@ -330,10 +351,21 @@ inline Dataset read_csv(std::istream& in, const CsvOptions& options, std::string
     return ds;
 }
 
+// `path` may be a regular file or a pipe (a FIFO, or `<(command)` in a shell): a pipe is read as a
+// stream, as `cat` reads it, so opening a FIFO waits for its writer and reading waits for its data,
+// for as long as they take. A directory, a device (/dev/zero, a terminal) and a socket are refused
+// before anything is opened.
 inline Dataset read_csv(const std::string& path, const CsvOptions& options = {}) {
     using detail::fail;
+    namespace fs = std::filesystem;
     std::error_code ec;
-    if (std::filesystem::is_directory(path, ec)) fail<IoError>("read_csv: '{}' is a directory, expected a CSV file", path);
+    switch (fs::status(path, ec).type()) {  // on error: none, and opening the file names the reason
+        case fs::file_type::directory: fail<IoError>("read_csv: '{}' is a directory, expected a CSV file", path);
+        case fs::file_type::character:
+        case fs::file_type::block: fail<IoError>("read_csv: '{}' is a device, expected a CSV file (a regular file or a pipe)", path);
+        case fs::file_type::socket: fail<IoError>("read_csv: '{}' is a socket, expected a CSV file (a regular file or a pipe)", path);
+        default: break;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) fail<IoError>("read_csv: cannot open '{}': {}", path, std::strerror(errno));
     return read_csv(in, options, path);

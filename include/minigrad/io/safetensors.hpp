@@ -5,11 +5,13 @@
 //   header: {"name": {"dtype": "F32", "shape": [3, 4], "data_offsets": [begin, end]}, ...,
 //            "__metadata__": {"key": "value", ...}}   (offsets relative to the data section)
 //
-// Reading checks before it allocates: the file's size comes first (fstat), the header length is
-// checked against it and a cap, every entry's shape, byte count and offsets against the data
-// section, which the entries must cover exactly (no overlaps, no holes). Writing is atomic: an
-// anonymous (O_TMPFILE) or uniquely named file in the target folder, written, fsynced, renamed
-// over the target, then the folder fsynced; every failure removes what it created.
+// Reading checks before it allocates: the file is opened without blocking (a FIFO with no writer
+// is refused at once, not waited on), its size comes first (fstat), the header length is checked
+// against it and a cap, every entry's shape, byte count and offsets against the data section,
+// which the entries must cover exactly (no overlaps, no holes). Writing is atomic: an anonymous
+// (O_TMPFILE) or uniquely named file in the target folder, written, fsynced, renamed over the
+// target, then the folder fsynced; every failure removes what it created. A save refuses a target
+// that exists and is not a regular file, and writes through a symbolic link to the file it names.
 #pragma once
 
 #include <algorithm>
@@ -110,13 +112,34 @@ struct SafetensorsFile {
 namespace detail {
 inline constexpr std::uint64_t max_header_bytes = 100'000'000;  // as the reference implementation
 inline constexpr std::size_t max_quoted = 64;
+inline constexpr std::size_t max_quoted_path = 200;
+
+// The length of the longest prefix of `s` of at most `max_bytes` that does not split a UTF-8
+// character.
+inline std::size_t utf8_prefix(std::string_view s, std::size_t max_bytes) {
+    if (s.size() <= max_bytes) return s.size();
+    std::size_t cut = max_bytes;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return cut;
+}
 
 // `s` quoted for a message, cut (at a UTF-8 boundary) when long: a 10 MB name is not echoed whole.
 inline std::string quote(std::string_view s, std::size_t max_bytes = max_quoted) {
     if (s.size() <= max_bytes) return fmt::format("'{}'", s);
-    std::size_t cut = max_bytes;
-    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
-    return fmt::format("'{}...' ({} bytes)", s.substr(0, cut), s.size());
+    return fmt::format("'{}...' ({} bytes)", s.substr(0, utf8_prefix(s, max_bytes)), s.size());
+}
+// A path for a message: paths reach 4096 bytes, of which the first 200 say enough.
+inline std::string quote_path(const std::filesystem::path& path) { return quote(path.string(), max_quoted_path); }
+
+// What a file that is not a regular file is, for messages.
+inline std::string_view file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    return "not a regular file";
 }
 
 inline std::string shape_text(const std::vector<std::int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
@@ -145,11 +168,16 @@ class SafetensorsReader {
         std::uint64_t begin, end;  // within the data section
     };
 
-    explicit SafetensorsReader(const std::filesystem::path& path) : path_(path.string()), file_(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) {
+    // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, maybe forever, before
+    // fstat could refuse it. A regular file ignores the flag; it is cleared all the same.
+    explicit SafetensorsReader(const std::filesystem::path& path)
+        : path_(path.string()), file_(::open(path_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC)) {
         if (file_.fd < 0) fail("cannot open it: {}", std::strerror(errno));
         struct stat st {};
         if (::fstat(file_.fd, &st) != 0) fail("cannot stat it: {}", std::strerror(errno));
-        if (!S_ISREG(st.st_mode)) fail("is not a regular file ({})", S_ISDIR(st.st_mode) ? "a directory" : "a device, pipe or socket");
+        if (!S_ISREG(st.st_mode)) fail("is not a regular file ({})", detail::file_kind(st.st_mode));
+        const int flags = ::fcntl(file_.fd, F_GETFL);
+        if (flags < 0 || ::fcntl(file_.fd, F_SETFL, flags & ~O_NONBLOCK) != 0) fail("cannot be read: {}", std::strerror(errno));
         const auto size = static_cast<std::uint64_t>(st.st_size);
         if (size < 8) fail("is truncated: {} bytes, but the header length alone takes 8", size);
         unsigned char length_bytes[8];
@@ -188,7 +216,7 @@ class SafetensorsReader {
   private:
     template <class... Args>
     [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) const {
-        minigrad::detail::fail<IoError>("load_safetensors: '{}' {}", path_, fmt::format(format, std::forward<Args>(args)...));
+        minigrad::detail::fail<IoError>("load_safetensors: {} {}", detail::quote_path(path_), fmt::format(format, std::forward<Args>(args)...));
     }
 
     void read_at(void* dst, std::size_t n, std::uint64_t offset, const std::string& what) const {
@@ -344,29 +372,62 @@ inline int write_all(int fd, const std::string& bytes) {
     return 0;
 }
 
-// A name for a temporary file beside `path` that no other save (thread or process) picks.
+// A name for a temporary file beside `path` that no other save (thread or process) picks. It
+// keeps at most 32 bytes of the target's name, so it stays within NAME_MAX (255 bytes) for every
+// legal target name: the whole name plus pid, counter and salt would not.
 inline std::filesystem::path temp_name(const std::filesystem::path& path) {
     static std::atomic<std::uint64_t> counter{0};
     static const std::uint64_t salt = std::random_device{}();
-    return path.parent_path() / fmt::format(".{}.{}.{}.{:x}.tmp", path.filename().string(), ::getpid(), counter++, salt);
+    const std::string name = path.filename().string();
+    return path.parent_path() / fmt::format(".{}.{}.{}.{:x}.tmp", name.substr(0, utf8_prefix(name, 32)), ::getpid(), counter++, salt);
 }
 
+// The file a save to `path` replaces: `path` itself, or, where `path` is a symbolic link, the file
+// its chain of links ends at (so a save writes through a link as open() would and the link stays a
+// link; a dangling link's target is created). Refuses a path that ends in '/' and an existing
+// target that is not a regular file: renaming over a directory fails, and renaming over
+// /dev/null, a FIFO or a socket would replace it with a regular file. (Checked before the rename;
+// a target swapped in between is not detected.)
+inline std::filesystem::path save_target(const std::filesystem::path& path) {
+    auto refuse = [&](const std::filesystem::path& target, std::string_view why) {
+        const auto via = target == path ? std::string() : fmt::format(" (a symbolic link to {})", quote_path(target));
+        minigrad::detail::fail<IoError>("save_safetensors: cannot save to {}{}: {}", quote_path(path), via, why);
+    };
+    std::filesystem::path target = path;
+    for (int links = 0;; ++links) {
+        if (!target.has_filename()) refuse(target, "the path ends in '/' (or is empty): it names a folder, not a file");
+        struct stat st {};
+        if (::lstat(target.c_str(), &st) != 0) {
+            if (errno == ENOENT) return target;  // a new file; a missing folder fails when the temporary is made
+            refuse(target, std::strerror(errno));
+        }
+        if (S_ISREG(st.st_mode)) return target;
+        if (!S_ISLNK(st.st_mode)) refuse(target, fmt::format("it is {}, not a regular file", file_kind(st.st_mode)));
+        if (links == 40) refuse(target, std::strerror(ELOOP));  // as the kernel's limit on a chain of links
+        std::error_code ec;
+        const auto next = std::filesystem::read_symlink(target, ec);
+        if (ec) refuse(target, ec.message());
+        target = next.is_absolute() ? next : target.parent_path() / next;
+    }
+}
+
+// `path` is the target as quoted in messages.
 inline std::string encode(const std::vector<TensorData>& tensors, const Metadata& metadata, const std::string& path) {
     nlohmann::json header = nlohmann::json::object();
     std::set<std::string> names;
     std::uint64_t offset = 0;
     for (const auto& t : tensors) {
-        if (t.name == "__metadata__") minigrad::detail::fail<IoError>("save_safetensors: '{}': a tensor cannot be named '__metadata__'", path);
-        if (!names.insert(t.name).second) minigrad::detail::fail<IoError>("save_safetensors: '{}': the tensor name {} appears twice", path, quote(t.name));
+        if (t.name == "__metadata__") minigrad::detail::fail<IoError>("save_safetensors: {}: a tensor cannot be named '__metadata__'", path);
+        if (!names.insert(t.name).second) minigrad::detail::fail<IoError>("save_safetensors: {}: the tensor name {} appears twice", path, quote(t.name));
         std::uint64_t numel = 1;
         for (auto d : t.shape) {
             if (d < 0 || __builtin_mul_overflow(numel, static_cast<std::uint64_t>(d), &numel)) {
-                minigrad::detail::fail<IoError>("save_safetensors: '{}': tensor {} has an invalid shape {}", path, quote(t.name), shape_text(t.shape));
+                minigrad::detail::fail<IoError>("save_safetensors: {}: tensor {} has an invalid shape {}", path, quote(t.name), shape_text(t.shape));
             }
         }
         std::uint64_t expected = 0;
         if (__builtin_mul_overflow(numel, dtype_size(t.dtype), &expected) || expected != t.bytes.size()) {
-            minigrad::detail::fail<IoError>("save_safetensors: '{}': tensor {} has shape {} of {}, which needs {} bytes, but {} were given", path,
+            minigrad::detail::fail<IoError>("save_safetensors: {}: tensor {} has shape {} of {}, which needs {} bytes, but {} were given", path,
                                             quote(t.name), shape_text(t.shape), dtype_name(t.dtype), numel * dtype_size(t.dtype), t.bytes.size());
         }
         header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}, {"data_offsets", {offset, offset + expected}}};
@@ -377,7 +438,7 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
     try {
         text = header.dump();
     } catch (const nlohmann::json::exception& e) {  // a name or metadata that is not UTF-8
-        minigrad::detail::fail<IoError>("save_safetensors: '{}': cannot encode the header: {}", path, quote(e.what(), 4 * max_quoted));
+        minigrad::detail::fail<IoError>("save_safetensors: {}: cannot encode the header: {}", path, quote(e.what(), 4 * max_quoted));
     }
     text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-aligned, as the reference writer pads
     std::string out(8, '\0');
@@ -401,23 +462,27 @@ std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::
     };
     if (t.dtype == Dtype::F32) return convert(float{});
     if (t.dtype == Dtype::F64) return convert(double{});
-    minigrad::detail::fail<IoError>("{}: '{}' stores {} as {}; expected floating point (F32 or F64)", op, path.string(),
+    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected floating point (F32 or F64)", op, detail::quote_path(path),
                                     detail::quote(t.name), dtype_name(t.dtype));
 }
 
 // Writes `tensors` (in this order) and `metadata` to `path` atomically: `path` is either left as
-// it was or holds the whole new file, even if the process is killed.
+// it was or holds the whole new file, even if the process is killed. `path` must be a regular
+// file, a new name in an existing folder, or a symbolic link to either (the link's final target
+// is replaced, the link kept); a directory, device, FIFO or socket is refused.
 inline void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata = {}) {
-    const std::string target = path.string();
-    const std::string bytes = detail::encode(tensors, metadata, target);
-    const std::filesystem::path folder = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    const std::string quoted = detail::quote_path(path);
+    const std::string bytes = detail::encode(tensors, metadata, quoted);
+    const std::filesystem::path target_path = detail::save_target(path);
+    const std::string target = target_path.string();
+    const std::filesystem::path folder = target_path.parent_path().empty() ? std::filesystem::path(".") : target_path.parent_path();
     auto fail = [&](std::string_view what, int err) {
-        minigrad::detail::fail<IoError>("save_safetensors: cannot {} '{}': {}", what, target, std::strerror(err));
+        minigrad::detail::fail<IoError>("save_safetensors: cannot {} {}: {}", what, quoted, std::strerror(err));
     };
 
     // An O_TMPFILE file has no name until linkat gives it one, so a save killed while writing
     // leaves nothing behind. Where the filesystem lacks it, a uniquely named file is used.
-    const std::string temp = detail::temp_name(path).string();
+    const std::string temp = detail::temp_name(target_path).string();
     bool named = false;
     detail::Fd file(::open(folder.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
     if (file.fd < 0) {

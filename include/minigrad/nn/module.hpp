@@ -164,16 +164,16 @@ class Module {
         std::map<std::string, HostArray<T>> values;
         for (auto& [name, p] : named_parameters()) {
             const auto* t = file.find(name);
-            if (!t) minigrad::detail::fail<IoError>("load: '{}' has no tensor '{}' (shape {}) for this model", path.string(), name, p.shape());
+            if (!t) minigrad::detail::fail<IoError>("load: {} has no tensor '{}' (shape {}) for this model", io::detail::quote_path(path), name, p.shape());
             if (!std::equal(t->shape.begin(), t->shape.end(), p.shape().begin(), p.shape().end())) {
-                minigrad::detail::fail<ShapeError>("load: '{}' stores '{}' with shape {}, this model's is {}", path.string(), name,
+                minigrad::detail::fail<ShapeError>("load: {} stores '{}' with shape {}, this model's is {}", io::detail::quote_path(path), name,
                                                    io::detail::shape_text(t->shape), p.shape());
             }
             values[name] = {p.shape(), io::to_floating<T>(*t, "load", path)};
         }
         for (const auto& t : file.tensors) {
             if (!values.count(t.name)) {
-                minigrad::detail::fail<IoError>("load: '{}' stores {}, which is not a parameter of this model", path.string(), io::detail::quote(t.name));
+                minigrad::detail::fail<IoError>("load: {} stores {}, which is not a parameter of this model", io::detail::quote_path(path), io::detail::quote(t.name));
             }
         }
         load_parameters(values);

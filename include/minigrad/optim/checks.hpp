@@ -18,7 +18,8 @@ constexpr std::string_view type_name() {
     return sizeof(T) == 4 ? "float" : "double";
 }
 
-// value must be finite, finite as T, and at least `lo`.
+// value must be finite, finite as T, not a non-zero that T rounds to 0 (lr=1e-46 as a float
+// would train with lr 0 silently; a subnormal result is kept), and at least `lo`.
 template <class T>
 void check_hyper(std::string_view optimizer, std::string_view name, double value, double lo) {
     if (!std::isfinite(value)) {
@@ -27,6 +28,9 @@ void check_hyper(std::string_view optimizer, std::string_view name, double value
     if (!std::isfinite(static_cast<T>(value))) {
         minigrad::detail::fail<ValueError>("{}: {}={} does not fit the parameters' type {} (at most {})", optimizer, name, value,
                                            type_name<T>(), std::numeric_limits<T>::max());
+    }
+    if (value != 0 && static_cast<T>(value) == 0) {
+        minigrad::detail::fail<ValueError>("{}: {}={} underflows to 0 as {}, the parameters' type", optimizer, name, value, type_name<T>());
     }
     if (value < lo) minigrad::detail::fail<ValueError>("{}: {}={} must be >= {}", optimizer, name, value, lo);
 }

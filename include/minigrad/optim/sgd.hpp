@@ -5,6 +5,7 @@
 #pragma once
 
 #include <charconv>
+#include <cmath>
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
@@ -97,7 +98,8 @@ class SGD {
     // Writes the optimizer's state as PyTorch's SGD state_dict names it: a tensor
     // "state.<i>.momentum_buffer" for each parameter i (by position) whose buffer exists yet, and
     // in the metadata the hyper-parameters ("lr", "momentum", "dampening", "weight_decay",
-    // "nesterov", printed so they read back exactly) and "param_shapes", the JSON list of every
+    // "nesterov"; fmt's "{}" prints a double's shortest text that reads back to the same bits) and
+    // "param_shapes", the JSON list of every
     // parameter's shape, which load_state checks. Atomic, as every save (host reads).
     void save_state(const std::filesystem::path& path) const {
         std::vector<io::TensorData> tensors;
@@ -120,11 +122,13 @@ class SGD {
     }
 
     // Restores what save_state wrote: the momentum buffers (and which exist) and the
-    // hyper-parameters, lr included, as PyTorch's load_state_dict does. The parameters' count and
-    // shapes must match this optimizer's. Checks the whole file before changing anything.
+    // hyper-parameters, lr included, as PyTorch's load_state_dict does; it accepts exactly the
+    // settings the constructor accepts (each a finite number, then check_options). The parameters'
+    // count and shapes must match this optimizer's. Checks the whole file before changing anything.
     void load_state(const std::filesystem::path& path) {
         const auto file = io::load_safetensors(path);
-        auto fail = [&](const std::string& why) { minigrad::detail::fail<IoError>("SGD::load_state: '{}' {}", path.string(), why); };
+        const std::string who = fmt::format("SGD::load_state: {}", io::detail::quote_path(path));
+        auto fail = [&](const std::string& why) { minigrad::detail::fail<IoError>("{} {}", who, why); };
         auto meta = [&](const std::string& key) -> const std::string& {
             auto it = file.metadata.find(key);
             if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an SGD state file", key));
@@ -135,14 +139,14 @@ class SGD {
             const auto& text = meta(key);
             double value = 0;
             const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-            if (ec != std::errc() || end != text.data() + text.size() || !(value >= 0) || value > 1e30) {
-                fail(fmt::format("has {} = {}, expected a finite number >= 0", key, io::detail::quote(text)));
+            if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+                fail(fmt::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
             }
             return value;
         };
         SgdOptions options{number("lr"), number("momentum"), number("dampening"), number("weight_decay"), meta("nesterov") == "true"};
         if (meta("nesterov") != "true" && meta("nesterov") != "false") fail(fmt::format("has nesterov = {}, expected true or false", io::detail::quote(meta("nesterov"))));
-        check_options(options, fmt::format("SGD::load_state: '{}'", path.string()));
+        check_options(options, who);
 
         std::string expected_shapes;
         {
@@ -151,7 +155,8 @@ class SGD {
             expected_shapes = shapes.dump();
         }
         if (meta("param_shapes") != expected_shapes) {
-            fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(meta("param_shapes")), expected_shapes));
+            fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(meta("param_shapes"), io::detail::max_quoted_path),
+                             io::detail::quote(expected_shapes, io::detail::max_quoted_path)));
         }
         std::vector<std::vector<T>> buffers(params_.size());
         std::vector<bool> present(params_.size(), false);
