@@ -13,31 +13,13 @@
 
 #include "helpers.hpp"
 #include "iris.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 namespace io = mg::io;
 using IrisMLP = examples::IrisMLP<mg::Cpu>;
 
 namespace {
-
-// A fresh, empty folder per test, removed at the end.
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        static int counter = 0;
-        path = fs::temp_directory_path() / fmt::format("minigrad_io_{}_{}", ::getpid(), counter++);
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    fs::path operator/(const std::string& name) const { return path / name; }
-    std::vector<std::string> files() const {
-        std::vector<std::string> out;
-        for (auto& e : fs::directory_iterator(path)) out.push_back(e.path().filename().string());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
-};
 
 std::string read_bytes(const fs::path& path) {
     std::ifstream in(path, std::ios::binary);

@@ -256,3 +256,106 @@ TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match o
         }, n);
     }
 }
+
+// A LaneTable over two tensors of the given sizes, with lanes[t] lanes each (the GPU gives a tensor
+// up to lane_cap lanes, the host one).
+struct LaneFixture {
+    std::vector<float> p[2], g[2], b[2][3];
+    std::vector<std::int64_t> steps[2];
+    k::LaneTable<float> table{};
+    LaneFixture(std::int64_t n0, std::int64_t n1, std::int64_t lanes0, std::int64_t lanes1) {
+        const std::int64_t n[2] = {n0, n1}, lanes[2] = {lanes0, lanes1};
+        for (int t = 0; t < 2; ++t) {
+            p[t] = random_values(static_cast<std::size_t>(n[t]), 10 + t);
+            g[t] = random_values(static_cast<std::size_t>(n[t]), 20 + t);
+            steps[t].assign(static_cast<std::size_t>(lanes[t]), 0);
+            table.param[t] = p[t].data(), table.grad[t] = g[t].data(), table.step[t] = steps[t].data();
+            for (int k = 0; k < 3; ++k) {
+                b[t][k].assign(static_cast<std::size_t>(n[t]), 0.0f);
+                table.buffer[k][t] = b[t][k].data();
+            }
+            table.numel[t] = n[t];
+            table.lane_offset[t + 1] = table.lane_offset[t] + lanes[t];
+        }
+        table.count = 2;
+    }
+    template <class Rule>
+    void step(const Rule& rule) {
+        run(table.lane_offset[2], k::LaneUpdate<float, Rule>{table, rule});
+    }
+};
+
+TEST_CASE("LaneUpdate with Adam/AdamW/RMSprop rules: many lanes per tensor (the GPU) equal one lane (the host) bit for bit, and a reference") {
+    const double lr = 0.01;
+    auto adam = [&](bool decoupled) {
+        return k::AdamRule<float>{&lr, 0.9, 0.999, 0.1, 0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, decoupled ? 0.0f : 0.1f, decoupled};
+    };
+    const auto rms = k::RmspropRule<float>{&lr, 0.9f, 0.1f, 1e-8f, 0.01f, 0.5f, true};
+    for (int rule = 0; rule < 3; ++rule) {
+        CAPTURE(rule);
+        LaneFixture gpu(1000, 7, 333, 7), host(1000, 7, 1, 1);
+        auto reference = host;  // stepped by the plain loop below
+        for (int s = 1; s <= 5; ++s) {
+            if (rule < 2) {
+                gpu.step(adam(rule == 1));
+                host.step(adam(rule == 1));
+            } else {
+                gpu.step(rms);
+                host.step(rms);
+            }
+            // The reference: torch's formulas, element by element, in double where torch uses doubles.
+            for (int t = 0; t < 2; ++t) {
+                for (std::size_t j = 0; j < reference.p[t].size(); ++j) {
+                    float& p = reference.p[t][j];
+                    const float g0 = reference.g[t][j];
+                    if (rule < 2) {
+                        float& m = reference.b[t][0][j];
+                        float& v = reference.b[t][1][j];
+                        float g = g0;
+                        if (rule == 1) p *= static_cast<float>(1 - lr * 0.1);
+                        else g = g + 0.1f * p;
+                        m = m * 0.9f + 0.1f * g;
+                        v = v * 0.999f + 0.001f * g * g;
+                        const double bc1 = 1 - std::pow(0.9, s), bc2 = 1 - std::pow(0.999, s);
+                        const float denom = std::sqrt(v) / static_cast<float>(std::sqrt(bc2)) + 1e-8f;
+                        p = p + static_cast<float>(-(lr / bc1)) * m / denom;
+                    } else {
+                        float& sq = reference.b[t][0][j];
+                        float& buf = reference.b[t][1][j];
+                        float& ga = reference.b[t][2][j];
+                        const float g = g0 + 0.01f * p;
+                        sq = sq * 0.9f + 0.1f * g * g;
+                        ga = ga * 0.9f + 0.1f * g;
+                        const float avg = std::sqrt(sq - ga * ga) + 1e-8f;
+                        buf = buf * 0.5f + g / avg;
+                        p = p + static_cast<float>(-lr) * buf;
+                    }
+                }
+            }
+        }
+        for (int t = 0; t < 2; ++t) {
+            CHECK(gpu.p[t] == host.p[t]);
+            for (int k = 0; k < 3; ++k) CHECK(gpu.b[t][k] == host.b[t][k]);
+            CHECK(gpu.steps[t] == std::vector<std::int64_t>(gpu.steps[t].size(), 5));
+            CHECK(host.steps[t] == std::vector<std::int64_t>{5});
+            for (std::size_t j = 0; j < host.p[t].size(); ++j) CHECK(host.p[t][j] == doctest::Approx(reference.p[t][j]).epsilon(1e-6));
+        }
+    }
+}
+
+TEST_CASE("SquareGrads, a sum, then ClipGrads: the joint norm over two tables and every gradient scaled") {
+    std::vector<float> g0{3, 4}, g1{12};
+    k::GradTable<float> table{};
+    table.grad[0] = g0.data(), table.grad[1] = g1.data();
+    table.offset[1] = 2, table.offset[2] = 3, table.count = 2;
+    std::vector<float> squares(3);
+    run(3, k::SquareGrads<float>{table, squares.data()});
+    CHECK(squares == std::vector<float>{9, 16, 144});
+    const float total_sq = 169;
+    float norm = -1;
+    run(3, k::ClipGrads<float>{table, &total_sq, &norm, 1.0f, true});
+    CHECK(norm == 13);
+    const float coef = 1.0f / (13 + 1e-6f);
+    CHECK(g0[0] == doctest::Approx(3 * coef));
+    CHECK(g1[0] == doctest::Approx(12 * coef));
+}

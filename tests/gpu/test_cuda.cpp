@@ -563,4 +563,74 @@ TEST_CASE("DataLoader<Cuda> feeds a captured step the same batches as the CPU lo
     auto half = mg::Tensor<mg::Cuda>::full({5, 2}, 0.5f), zero = mg::Tensor<mg::Cuda>::zeros({5, 2});
     CHECK(mg::metrics::mse(half, zero) == doctest::Approx(0.25));
     CHECK(mg::metrics::mae(half, zero) == doctest::Approx(0.5));
+
+TEST_CASE("Adam on CUDA matches the CPU: Iris losses, captured with a cosine schedule changed between replays, and the step count") {
+    const auto data = iris();
+    const auto xg = data.x.to<mg::Cuda>();
+    const auto yg = data.y.to<mg::Cuda>();
+    mg::Generator cpu_gen(42), gpu_gen(42);
+    IrisMLP<mg::Cpu> cpu_model(10, cpu_gen);
+    IrisMLP<mg::Cuda> gpu_model(10, gpu_gen);
+    mg::optim::Adam<mg::Cpu, float> cpu_opt(cpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
+    mg::optim::Adam<mg::Cuda, float> gpu_opt(gpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
+    mg::optim::lr_scheduler::CosineAnnealingLR cpu_schedule(cpu_opt, 50, 0.001), gpu_schedule(gpu_opt, 50, 0.001);
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::LossLog cpu_log, gpu_log;
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(gpu_model(xg), yg);
+        gpu_opt.zero_grad();
+        loss.backward();
+        mg::optim::clip_grad_norm_(gpu_model.parameters(), 1.0);
+        gpu_opt.step();
+        gpu_log.record(loss);
+    });
+    for (int i = 0; i < 150; ++i) {
+        auto loss = loss_fn(cpu_model(data.x), data.y);
+        cpu_opt.zero_grad();
+        loss.backward();
+        mg::optim::clip_grad_norm_(cpu_model.parameters(), 1.0);
+        cpu_opt.step();
+        cpu_log.record(loss);
+        graph.replay();
+        cpu_schedule.step();
+        gpu_schedule.step();
+    }
+    CHECK(graph.uses_graph());
+    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
+    CHECK(gpu_opt.step_count(0) == 150);
+    CHECK(gpu_opt.step_count(3) == 150);
+}
+
+TEST_CASE("Adam and RMSprop over 3 million parameters (many elements per lane) match the CPU backend [large]") {
+    mg::Generator gen(17);
+    auto p = CpuT::uniform({1000, 3000}, -1, 1, gen);
+    auto labels = mg::Tensor<mg::Cpu, std::int32_t>::uniform({1000}, 0, 3000, gen);
+    auto lg = labels.to<mg::Cuda>();
+    for (int kind = 0; kind < 2; ++kind) {
+        CAPTURE(kind);
+        auto pc = p.clone();
+        auto pg = p.to<mg::Cuda>();
+        pc.requires_grad_();
+        pg.requires_grad_();
+        auto run = [&](auto& cpu_opt, auto& gpu_opt) {
+            for (int step = 0; step < 3; ++step) {
+                cpu_opt.zero_grad();
+                gpu_opt.zero_grad();
+                mg::cross_entropy(pc, labels).backward();
+                mg::cross_entropy(pg, lg).backward();
+                cpu_opt.step();
+                gpu_opt.step();
+            }
+        };
+        if (kind == 0) {
+            mg::optim::Adam<mg::Cpu, float> cpu_opt(std::vector<CpuT>{pc}, {.lr = 0.01, .weight_decay = 0.01});
+            mg::optim::Adam<mg::Cuda, float> gpu_opt(std::vector<GpuT>{pg}, {.lr = 0.01, .weight_decay = 0.01});
+            run(cpu_opt, gpu_opt);
+        } else {
+            mg::optim::RMSprop<mg::Cpu, float> cpu_opt(std::vector<CpuT>{pc}, {.momentum = 0.9, .centered = true});
+            mg::optim::RMSprop<mg::Cuda, float> gpu_opt(std::vector<GpuT>{pg}, {.momentum = 0.9, .centered = true});
+            run(cpu_opt, gpu_opt);
+        }
+        check_close(pg.to_vector(), pc.to_vector(), 1e-5);
+    }
 }

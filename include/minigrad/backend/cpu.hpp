@@ -426,7 +426,12 @@ struct Cpu {
     static void check_labels(const L* target, std::int64_t n, std::int64_t classes,
                              std::string_view op, int /*device*/) {
         for (std::int64_t i = 0; i < n; ++i) {
-            if (target[i] < 0 || target[i] >= classes) {
+            bool bad;
+            if constexpr (std::is_signed_v<L>)
+                bad = target[i] < 0 || static_cast<long long>(target[i]) >= classes;
+            else
+                bad = static_cast<unsigned long long>(target[i]) >= static_cast<unsigned long long>(classes);
+            if (bad) {
                 detail::fail<ValueError>(
                     "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
                     "(the input has {} columns)",

@@ -35,6 +35,21 @@ void check_hyper(std::string_view optimizer, std::string_view name, double value
     if (value < lo) minigrad::detail::fail<ValueError>("{}: {}={} must be >= {}", optimizer, name, value, lo);
 }
 
+// value must pass check_hyper and lie in [0, 1): a running-average coefficient (Adam's betas,
+// RMSprop's alpha); 1 would freeze the average, more would blow it up.
+template <class T>
+void check_fraction(std::string_view optimizer, std::string_view name, double value) {
+    check_hyper<T>(optimizer, name, value, 0.0);
+    if (value >= 1) minigrad::detail::fail<ValueError>("{}: {}={} must be in [0, 1)", optimizer, name, value);
+}
+
+// value must pass check_hyper and be > 0: a term added to a denominator (eps).
+template <class T>
+void check_positive(std::string_view optimizer, std::string_view name, double value) {
+    check_hyper<T>(optimizer, name, value, 0.0);
+    if (value == 0) minigrad::detail::fail<ValueError>("{}: {}={} must be > 0", optimizer, name, value);
+}
+
 // Every parameter defined, requiring grad, and listed once (two handles to one storage would be
 // updated twice per step).
 template <class B, class T>

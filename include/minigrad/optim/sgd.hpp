@@ -15,6 +15,7 @@
 #include "../backend/kernels.hpp"
 #include "../io/safetensors.hpp"
 #include "checks.hpp"
+#include "optimizer.hpp"
 #include "../tensor.hpp"
 
 namespace minigrad::optim {
@@ -28,7 +29,7 @@ struct SgdOptions {
 };
 
 template <class B, class T>
-class SGD {
+class SGD : public Optimizer {
   public:
     SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
         : SGD(std::vector<Tensor<B, T>>(params), options) {}
@@ -42,12 +43,13 @@ class SGD {
     // Refused unless finite, >= 0 and finite as T; a refused value changes nothing. The update
     // reads the rate from backend memory when it runs, so a change also reaches the replays of a
     // step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a capture.
-    void set_lr(double lr) {
+    void set_lr(double lr) override {
         detail::check_hyper<T>("SGD", "lr", lr, 0.0);
         options_.lr = lr;
         const T value = static_cast<T>(lr);
         for (auto& rate : lr_) B::upload(rate.data(), &value, sizeof(T), rate.device());
     }
+    double get_lr() const override { return options_.lr; }
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {

@@ -1,0 +1,303 @@
+// What Adam, AdamW and RMSprop share: one launch updates up to eight parameters, each parameter's
+// step count lives in backend memory and is advanced by that launch, the learning rate is read
+// from backend memory, and the state (moments, step counts) goes to and from a safetensors file.
+//
+// Why "lanes": an update whose factors depend on the step (Adam's bias correction) must read a
+// step count that no other thread of the same launch is changing, and a captured step cannot run
+// host code to advance it. So a parameter's elements are dealt to `lanes` threads (element j to
+// lane j % lanes) and each lane keeps its own copy of the count: a thread reads and advances only
+// its lane's, computes the step's factors once and updates its elements. On the GPU a parameter
+// gets up to lane_cap lanes (neighbouring threads touch neighbouring elements); on the host one,
+// so the factors are computed once per parameter and step.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../io/safetensors.hpp"
+#include "../tensor.hpp"
+#include "checks.hpp"
+#include "optimizer.hpp"
+
+namespace minigrad::kernels {
+
+// Up to `capacity` parameters updated in one launch; lane_offset are their first lanes in one flat
+// lane range. A rule uses up to three buffers of the parameter's shape (null where unused).
+template <class T>
+struct LaneTable {
+    static constexpr int capacity = 8;
+    static constexpr int max_buffers = 3;
+    T* param[capacity];
+    const T* grad[capacity];
+    T* buffer[max_buffers][capacity];
+    std::int64_t* step[capacity];  // (lanes) per parameter: the updates done so far, one copy per lane
+    index_t numel[capacity];
+    index_t lane_offset[capacity + 1];
+    int count;
+};
+
+// param, grad and buffers of table entry t are (numel[t]), step[t] is (lanes); i over the
+// table's lanes. Rule gives factors(step) (once per lane and step) and update(factors, j, p, g, buf)
+// (element j).
+template <class T, class Rule>
+struct LaneUpdate {
+    LaneTable<T> table;
+    Rule rule;
+    MINIGRAD_HD void operator()(index_t i) const {
+        int t = 0;
+        while (i >= table.lane_offset[t + 1]) ++t;
+        const index_t lane = i - table.lane_offset[t];
+        const index_t lanes = table.lane_offset[t + 1] - table.lane_offset[t];
+        const std::int64_t step = table.step[t][lane] + 1;
+        table.step[t][lane] = step;
+        const auto factors = rule.factors(step);
+        T* buf[LaneTable<T>::max_buffers] = {table.buffer[0][t], table.buffer[1][t], table.buffer[2][t]};
+        T* p = table.param[t];
+        const T* g = table.grad[t];
+        const index_t n = table.numel[t];
+        if (lanes == 1) {  // the host's case: a plain loop the compiler can vectorise
+            for (index_t j = 0; j < n; ++j) rule.update(factors, j, p, g, buf);
+        } else {
+            for (index_t j = lane; j < n; j += lanes) rule.update(factors, j, p, g, buf);
+        }
+    }
+};
+
+}  // namespace minigrad::kernels
+
+namespace minigrad::optim::detail {
+
+// A state file as read by load_state, with the checks every optimizer makes on its metadata.
+// `who` names the caller ("Adam::load_state: 'path'") in every message.
+struct StateFile {
+    io::SafetensorsFile file;
+    std::filesystem::path path;
+    std::string optimizer, who;
+
+    StateFile(const std::filesystem::path& file_path, std::string optimizer_name)
+        : file(io::load_safetensors(file_path)),
+          path(file_path),
+          optimizer(std::move(optimizer_name)),
+          who(fmt::format("{}::load_state: '{}'", optimizer, path.string())) {
+        if (meta("optimizer") != optimizer) {
+            fail(fmt::format("holds the state of optimizer {}, not {}", io::detail::quote(meta("optimizer")), optimizer));
+        }
+    }
+    [[noreturn]] void fail(const std::string& why) const { minigrad::detail::fail<IoError>("{} {}", who, why); }
+    const std::string& meta(const std::string& key) const {
+        auto it = file.metadata.find(key);
+        if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an {} state file", key, optimizer));
+        return it->second;
+    }
+    // A number as save_state printed it; the optimizer checks its range after.
+    double number(const std::string& key) const {
+        const auto& text = meta(key);
+        double value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
+            fail(fmt::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
+        }
+        return value;
+    }
+    bool flag(const std::string& key) const {
+        const auto& text = meta(key);
+        if (text != "true" && text != "false") fail(fmt::format("has {} = {}, expected true or false", key, io::detail::quote(text)));
+        return text == "true";
+    }
+};
+
+template <class B, class T>
+class MultiTensorOptimizer : public Optimizer {
+  public:
+    static constexpr std::int64_t lane_cap = 32768;
+
+    double get_lr() const override { return lr_; }
+    void set_lr(double lr) override {
+        check_hyper<T>(name_, "lr", lr, 0.0);
+        lr_ = lr;
+        for (auto& rate : lr_on_device_) B::upload(rate.data(), &lr, sizeof(double), rate.device());
+    }
+
+    // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
+    void zero_grad() {
+        for (auto& p : params_)
+            if (p.impl().grad) p.impl().grad_is_zero = true;
+    }
+
+    // How many updates parameter i has had (0 before its first): a host read.
+    std::int64_t step_count(std::size_t i) const {
+        if (i >= params_.size()) {
+            minigrad::detail::fail<ValueError>("{}::step_count: parameter #{} asked, the optimizer has {}", name_, i, params_.size());
+        }
+        return steps_[i].defined() ? steps_[i].to_vector().front() : 0;
+    }
+
+  protected:
+    MultiTensorOptimizer(std::string name, std::vector<Tensor<B, T>> params, double lr, std::vector<std::string> buffer_names)
+        : name_(std::move(name)), params_(std::move(params)), buffer_names_(std::move(buffer_names)), lr_(lr) {
+        check_params(name_, params_);
+        buffers_.resize(params_.size());
+        steps_.resize(params_.size());
+    }
+
+    // One step: every parameter that received a gradient since zero_grad() is updated (PyTorch
+    // skips those whose .grad is None) by kernels::LaneUpdate with the rule make_rule(lr) gives
+    // for the learning rate's address on the parameter's device.
+    template <class MakeRule>
+    void apply(const MakeRule& make_rule) {
+        kernels::LaneTable<T> table{};
+        int device = 0;
+        auto flush = [&] {
+            if (table.count == 0) return;
+            const auto rule = make_rule(lr_on(device));
+            B::launch(table.lane_offset[table.count], kernels::LaneUpdate<T, decltype(rule)>{table, rule}, device);
+            table = {};
+        };
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            auto& impl = params_[i].impl();
+            if (!impl.grad || impl.grad_is_zero) continue;
+            if (!steps_[i].defined()) create_state(i);
+            if (table.count == kernels::LaneTable<T>::capacity || (table.count > 0 && impl.device != device)) flush();
+            const int t = table.count++;
+            device = impl.device;
+            table.param[t] = impl.data;
+            minigrad::detail::mark_modified(impl);
+            table.grad[t] = impl.grad->data;
+            for (std::size_t k = 0; k < buffer_names_.size(); ++k) table.buffer[k][t] = buffers_[i][k].data();
+            table.step[t] = steps_[i].data();
+            table.numel[t] = impl.numel();
+            table.lane_offset[t + 1] = table.lane_offset[t] + steps_[i].numel();
+        }
+        flush();
+    }
+
+    // Writes "state.<i>.<buffer>" and "state.<i>.step" (as PyTorch's state_dict names them) for
+    // each parameter i with state, and in the metadata the optimizer's name, `hyper` (printed so
+    // they read back exactly) and "param_shapes", which load_state checks. Atomic (host reads).
+    void save(const std::filesystem::path& path, io::Metadata hyper) const {
+        std::vector<io::TensorData> tensors;
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            if (!steps_[i].defined()) continue;
+            const std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
+            for (std::size_t k = 0; k < buffer_names_.size(); ++k) {
+                const auto values = buffers_[i][k].to_vector();
+                tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.{}", i, buffer_names_[k]), shape, values));
+            }
+            const auto lanes = steps_[i].to_vector();
+            MINIGRAD_ASSERT(std::all_of(lanes.begin(), lanes.end(), [&](std::int64_t s) { return s == lanes.front(); }));
+            tensors.push_back(io::TensorData::from<std::int64_t>(fmt::format("state.{}.step", i), {}, std::span(lanes.data(), 1)));
+        }
+        hyper["optimizer"] = name_;
+        hyper["param_shapes"] = shapes_json();
+        io::save_safetensors(path, tensors, hyper);
+    }
+
+    // Restores what save wrote, for an optimizer whose buffers are now `buffer_names` and whose
+    // learning rate is `lr` (both from the file, already checked by the caller). Checks the whole
+    // file before changing anything: the parameters' shapes, every tensor's name, shape and dtype,
+    // and that a parameter has all its state or none.
+    void restore(const StateFile& state, std::vector<std::string> buffer_names, double lr) {
+        if (state.meta("param_shapes") != shapes_json()) {
+            state.fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(state.meta("param_shapes")),
+                                   shapes_json()));
+        }
+        const std::size_t per_param = buffer_names.size() + 1;
+        std::vector<std::vector<std::vector<T>>> values(params_.size());
+        std::vector<std::int64_t> steps(params_.size(), 0);
+        std::vector<std::size_t> found(params_.size(), 0);
+        for (const auto& t : state.file.tensors) {
+            auto [i, k] = locate(t.name, buffer_names);
+            if (i == params_.size()) {
+                state.fail(fmt::format("stores {}, which is no state of this optimizer's {} parameters (buffers: step, {})",
+                                       io::detail::quote(t.name), params_.size(), fmt::join(buffer_names, ", ")));
+            }
+            ++found[i];
+            if (k == buffer_names.size()) {
+                if (t.dtype != io::Dtype::I64 || !t.shape.empty()) {
+                    state.fail(fmt::format("stores '{}' as {} of shape {}, expected an I64 scalar", t.name, io::dtype_name(t.dtype),
+                                           io::detail::shape_text(t.shape)));
+                }
+                steps[i] = t.values<std::int64_t>().front();
+                if (steps[i] < 1) state.fail(fmt::format("stores '{}' = {}, expected a step count >= 1", t.name, steps[i]));
+                continue;
+            }
+            if (!std::equal(t.shape.begin(), t.shape.end(), params_[i].shape().begin(), params_[i].shape().end())) {
+                state.fail(fmt::format("stores '{}' with shape {}, parameter #{} has {}", t.name, io::detail::shape_text(t.shape), i,
+                                       params_[i].shape()));
+            }
+            values[i].resize(buffer_names.size());
+            values[i][k] = io::to_floating<T>(t, state.optimizer + "::load_state", state.path);
+        }
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            if (found[i] != 0 && found[i] != per_param) {
+                state.fail(fmt::format("has {} of the {} state tensors of parameter #{} (step, {})", found[i], per_param, i,
+                                       fmt::join(buffer_names, ", ")));
+            }
+        }
+
+        buffer_names_ = std::move(buffer_names);
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            buffers_[i].clear();
+            steps_[i] = Tensor<B, std::int64_t>();
+            if (found[i] == 0) continue;
+            const int device = params_[i].device();
+            for (auto& v : values[i]) buffers_[i].push_back(Tensor<B, T>::from(std::span<const T>(v), params_[i].shape(), device));
+            steps_[i] = Tensor<B, std::int64_t>::full(Shape{lanes_for(params_[i].numel())}, steps[i], device);
+        }
+        set_lr(lr);
+    }
+
+    const std::string& name() const { return name_; }
+
+  private:
+    static std::int64_t lanes_for(std::int64_t numel) { return B::is_host ? 1 : std::clamp<std::int64_t>(numel, 1, lane_cap); }
+
+    void create_state(std::size_t i) {
+        const auto& p = params_[i];
+        buffers_[i].clear();
+        for (std::size_t k = 0; k < buffer_names_.size(); ++k) buffers_[i].push_back(Tensor<B, T>::zeros(p.shape(), p.device()));
+        steps_[i] = Tensor<B, std::int64_t>::zeros(Shape{lanes_for(p.numel())}, p.device());
+    }
+
+    // "state.<i>.<name>" -> (i, index of name in buffer_names, or buffer_names.size() for "step");
+    // (params_.size(), 0) when it is no such name.
+    std::pair<std::size_t, std::size_t> locate(const std::string& tensor, const std::vector<std::string>& buffer_names) const {
+        for (std::size_t i = 0; i < params_.size(); ++i) {
+            const std::string prefix = fmt::format("state.{}.", i);
+            if (tensor.rfind(prefix, 0) != 0) continue;
+            const std::string rest = tensor.substr(prefix.size());
+            if (rest == "step") return {i, buffer_names.size()};
+            for (std::size_t k = 0; k < buffer_names.size(); ++k)
+                if (rest == buffer_names[k]) return {i, k};
+        }
+        return {params_.size(), 0};
+    }
+
+    std::string shapes_json() const {
+        nlohmann::json shapes = nlohmann::json::array();
+        for (auto& p : params_) shapes.push_back(std::vector<std::int64_t>(p.shape().begin(), p.shape().end()));
+        return shapes.dump();
+    }
+
+    // The learning rate as a double scalar in backend memory on `device`, made on first use.
+    const double* lr_on(int device) {
+        for (auto& rate : lr_on_device_)
+            if (rate.device() == device) return rate.data();
+        lr_on_device_.push_back(Tensor<B, double>::full(Shape{}, lr_, device));
+        return lr_on_device_.back().data();
+    }
+
+    std::string name_;
+    std::vector<Tensor<B, T>> params_;
+    std::vector<std::string> buffer_names_;
+    std::vector<std::vector<Tensor<B, T>>> buffers_;  // per parameter, in buffer_names_ order; empty before its first step
+    std::vector<Tensor<B, std::int64_t>> steps_;      // per parameter: (lanes); undefined before its first step
+    double lr_;
+    std::vector<Tensor<B, double>> lr_on_device_;  // one per device the parameters are on
+};
+
+}  // namespace minigrad::optim::detail

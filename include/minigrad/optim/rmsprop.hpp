@@ -1,0 +1,134 @@
+// RMSprop as torch.optim.RMSprop (torch 1.13): square_avg, and where asked a momentum_buffer
+// (momentum > 0) and a grad_avg (centered). One launch per step updates up to eight parameters;
+// the learning rate and step count live in backend memory (optim/multi_tensor.hpp).
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "multi_tensor.hpp"
+
+namespace minigrad::kernels {
+
+// The per-element rule of RMSprop for kernels::LaneUpdate; p, g and the buffers are (n), j over n.
+// buf[0] is square_avg, then momentum_buffer if momentum > 0, then grad_avg if centered.
+template <class T>
+struct RmspropRule {
+    const double* lr;  // (1), read when the update runs
+    T alpha, one_minus_alpha, eps, weight_decay, momentum;
+    bool centered;
+    struct Factors {
+        T neg_lr;
+    };
+    MINIGRAD_HD Factors factors(std::int64_t) const { return {static_cast<T>(-lr[0])}; }
+    MINIGRAD_HD void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
+        const T g = grad[j] + weight_decay * p[j];
+        T& square_avg = buf[0][j];
+        square_avg = square_avg * alpha + one_minus_alpha * g * g;
+        T avg;
+        if (centered) {
+            T& grad_avg = buf[momentum > T(0) ? 2 : 1][j];
+            grad_avg = grad_avg * alpha + one_minus_alpha * g;
+            avg = std::sqrt(square_avg - grad_avg * grad_avg);
+        } else {
+            avg = std::sqrt(square_avg);
+        }
+        avg = avg + eps;
+        if (momentum > T(0)) {
+            T& momentum_buffer = buf[1][j];
+            momentum_buffer = momentum_buffer * momentum + g / avg;
+            p[j] = p[j] + f.neg_lr * momentum_buffer;
+        } else {
+            p[j] = p[j] + f.neg_lr * g / avg;
+        }
+    }
+};
+
+}  // namespace minigrad::kernels
+
+namespace minigrad::optim {
+
+struct RmspropOptions {
+    double lr = 1e-2;
+    double alpha = 0.99;
+    double eps = 1e-8;
+    double weight_decay = 0.0;
+    double momentum = 0.0;
+    bool centered = false;
+};
+
+template <class B, class T>
+class RMSprop : public detail::MultiTensorOptimizer<B, T> {
+    using Base = detail::MultiTensorOptimizer<B, T>;
+
+  public:
+    RMSprop(std::vector<Tensor<B, T>> params, RmspropOptions options = {})
+        : Base((check_options(options, "RMSprop"), "RMSprop"), std::move(params), options.lr, buffer_names(options)),
+          options_(options) {}
+    RMSprop(std::initializer_list<Tensor<B, T>> params, RmspropOptions options = {})
+        : RMSprop(std::vector<Tensor<B, T>>(params), options) {}
+
+    const RmspropOptions& options() const { return options_; }
+    void set_lr(double lr) override {
+        Base::set_lr(lr);
+        options_.lr = lr;
+    }
+
+    void step() {
+        this->apply([&](const double* lr) {
+            const auto& o = options_;
+            return kernels::RmspropRule<T>{lr,
+                                           static_cast<T>(o.alpha),
+                                           static_cast<T>(1 - o.alpha),
+                                           static_cast<T>(o.eps),
+                                           static_cast<T>(o.weight_decay),
+                                           static_cast<T>(o.momentum),
+                                           o.centered};
+        });
+    }
+
+    // The buffers and step count of every parameter stepped so far ("state.<i>.square_avg", and
+    // "momentum_buffer", "grad_avg" where used, "state.<i>.step") and the hyper-parameters in the
+    // metadata.
+    void save_state(const std::filesystem::path& path) const {
+        const auto& o = options_;
+        this->save(path, {{"lr", fmt::format("{}", o.lr)},
+                          {"alpha", fmt::format("{}", o.alpha)},
+                          {"eps", fmt::format("{}", o.eps)},
+                          {"weight_decay", fmt::format("{}", o.weight_decay)},
+                          {"momentum", fmt::format("{}", o.momentum)},
+                          {"centered", o.centered ? "true" : "false"}});
+    }
+    // Restores what save_state wrote, hyper-parameters included; checks the whole file first and
+    // changes nothing if it is refused.
+    void load_state(const std::filesystem::path& path) {
+        const detail::StateFile file(path, "RMSprop");
+        const RmspropOptions options{file.number("lr"),           file.number("alpha"),    file.number("eps"),
+                                     file.number("weight_decay"), file.number("momentum"), file.flag("centered")};
+        check_options(options, file.who);
+        this->restore(file, buffer_names(options), options.lr);
+        options_ = options;
+    }
+
+  private:
+    static std::vector<std::string> buffer_names(const RmspropOptions& options) {
+        std::vector<std::string> names{"square_avg"};
+        if (options.momentum > 0) names.push_back("momentum_buffer");
+        if (options.centered) names.push_back("grad_avg");
+        return names;
+    }
+    static void check_options(const RmspropOptions& options, const std::string& who) {
+        detail::check_hyper<T>(who, "lr", options.lr, 0.0);
+        detail::check_fraction<T>(who, "alpha", options.alpha);
+        detail::check_positive<T>(who, "eps", options.eps);
+        detail::check_hyper<T>(who, "weight_decay", options.weight_decay, 0.0);
+        detail::check_hyper<T>(who, "momentum", options.momentum, 0.0);
+    }
+
+    RmspropOptions options_;
+};
+
+}  // namespace minigrad::optim
