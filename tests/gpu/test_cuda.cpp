@@ -563,6 +563,7 @@ TEST_CASE("DataLoader<Cuda> feeds a captured step the same batches as the CPU lo
     auto half = mg::Tensor<mg::Cuda>::full({5, 2}, 0.5f), zero = mg::Tensor<mg::Cuda>::zeros({5, 2});
     CHECK(mg::metrics::mse(half, zero) == doctest::Approx(0.25));
     CHECK(mg::metrics::mae(half, zero) == doctest::Approx(0.5));
+}
 
 TEST_CASE("Adam on CUDA matches the CPU: Iris losses, captured with a cosine schedule changed between replays, and the step count") {
     const auto data = iris();
