@@ -370,7 +370,7 @@ TEST_CASE("Adam state file: PyTorch's state_dict names, the step count and hyper
     CHECK(rewrite(tensors, file.metadata) == fmt::format("Adam::load_state: '{}' stores 'state.1.exp_avg' with shape [5, 2], parameter #1 has [10]", bad));
     optim::Adam fewer(std::vector{model.fc1.weight});
     CHECK(error_message([&] { fewer.load_state(p); }) ==
-          fmt::format("Adam::load_state: '{}' is for parameters of shapes '[[10,4],[10],[3,10],[3]]', this optimizer's are [[10,4]]", p));
+          fmt::format("Adam::load_state: '{}' is for parameters of shapes '[[10,4],[10],[3,10],[3]]', this optimizer's are '[[10,4]]'", p));
     CHECK(error_message([&] { optim::AdamW(model.parameters()).load_state(p); }) ==
           fmt::format("AdamW::load_state: '{}' holds the state of optimizer 'Adam', not AdamW", p));
     CHECK(fresh.step_count(0) == 0);

@@ -22,6 +22,7 @@
 #include "../tensor.hpp"
 #include "checks.hpp"
 #include "optimizer.hpp"
+#include "state_file.hpp"
 
 namespace minigrad::kernels {
 
@@ -71,44 +72,6 @@ struct LaneUpdate {
 
 namespace minigrad::optim::detail {
 
-// A state file as read by load_state, with the checks every optimizer makes on its metadata.
-// `who` names the caller ("Adam::load_state: 'path'") in every message.
-struct StateFile {
-    io::SafetensorsFile file;
-    std::filesystem::path path;
-    std::string optimizer, who;
-
-    StateFile(const std::filesystem::path& file_path, std::string optimizer_name)
-        : file(io::load_safetensors(file_path)),
-          path(file_path),
-          optimizer(std::move(optimizer_name)),
-          who(fmt::format("{}::load_state: '{}'", optimizer, path.string())) {
-        if (meta("optimizer") != optimizer) {
-            fail(fmt::format("holds the state of optimizer {}, not {}", io::detail::quote(meta("optimizer")), optimizer));
-        }
-    }
-    [[noreturn]] void fail(const std::string& why) const { minigrad::detail::fail<IoError>("{} {}", who, why); }
-    const std::string& meta(const std::string& key) const {
-        auto it = file.metadata.find(key);
-        if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an {} state file", key, optimizer));
-        return it->second;
-    }
-    // A number as save_state printed it; the optimizer checks its range after.
-    double number(const std::string& key) const {
-        const auto& text = meta(key);
-        double value = 0;
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-        if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
-            fail(fmt::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
-        }
-        return value;
-    }
-    bool flag(const std::string& key) const {
-        const auto& text = meta(key);
-        if (text != "true" && text != "false") fail(fmt::format("has {} = {}, expected true or false", key, io::detail::quote(text)));
-        return text == "true";
-    }
-};
 
 template <class B, class T>
 class MultiTensorOptimizer : public Optimizer {
@@ -201,10 +164,7 @@ class MultiTensorOptimizer : public Optimizer {
     // file before changing anything: the parameters' shapes, every tensor's name, shape and dtype,
     // and that a parameter has all its state or none.
     void restore(const StateFile& state, std::vector<std::string> buffer_names, double lr) {
-        if (state.meta("param_shapes") != shapes_json()) {
-            state.fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(state.meta("param_shapes")),
-                                   shapes_json()));
-        }
+        state.check_param_shapes(params_);
         const std::size_t per_param = buffer_names.size() + 1;
         std::vector<std::vector<std::vector<T>>> values(params_.size());
         std::vector<std::int64_t> steps(params_.size(), 0);
@@ -277,11 +237,7 @@ class MultiTensorOptimizer : public Optimizer {
         return {params_.size(), 0};
     }
 
-    std::string shapes_json() const {
-        nlohmann::json shapes = nlohmann::json::array();
-        for (auto& p : params_) shapes.push_back(std::vector<std::int64_t>(p.shape().begin(), p.shape().end()));
-        return shapes.dump();
-    }
+    std::string shapes_json() const { return param_shapes_json(params_); }
 
     // The learning rate as a double scalar in backend memory on `device`, made on first use.
     const double* lr_on(int device) {

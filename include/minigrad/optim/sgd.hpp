@@ -15,6 +15,7 @@
 #include "../backend/kernels.hpp"
 #include "../io/safetensors.hpp"
 #include "checks.hpp"
+#include "state_file.hpp"
 #include "optimizer.hpp"
 #include "../tensor.hpp"
 
@@ -101,15 +102,13 @@ class SGD : public Optimizer {
     // "state.<i>.momentum_buffer" for each parameter i (by position) whose buffer exists yet, and
     // in the metadata the hyper-parameters ("lr", "momentum", "dampening", "weight_decay",
     // "nesterov"; fmt's "{}" prints a double's shortest text that reads back to the same bits) and
-    // "param_shapes", the JSON list of every
-    // parameter's shape, which load_state checks. Atomic, as every save (host reads).
+    // "param_shapes", the JSON list of every parameter's shape, which load_state checks. Atomic, as
+    // every save (host reads).
     void save_state(const std::filesystem::path& path) const {
         std::vector<io::TensorData> tensors;
-        nlohmann::json shapes = nlohmann::json::array();
         for (std::size_t i = 0; i < params_.size(); ++i) {
-            std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
-            shapes.push_back(shape);
             if (!momentum_[i].defined()) continue;
+            std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
             const auto values = momentum_[i].to_vector();
             tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.momentum_buffer", i), shape, values));
         }
@@ -120,7 +119,7 @@ class SGD : public Optimizer {
                               {"dampening", fmt::format("{}", options_.dampening)},
                               {"weight_decay", fmt::format("{}", options_.weight_decay)},
                               {"nesterov", options_.nesterov ? "true" : "false"},
-                              {"param_shapes", shapes.dump()}});
+                              {"param_shapes", detail::param_shapes_json(params_)}});
     }
 
     // Restores what save_state wrote: the momentum buffers (and which exist) and the
@@ -128,38 +127,13 @@ class SGD : public Optimizer {
     // settings the constructor accepts (each a finite number, then check_options). The parameters'
     // count and shapes must match this optimizer's. Checks the whole file before changing anything.
     void load_state(const std::filesystem::path& path) {
-        const auto file = io::load_safetensors(path);
-        const std::string who = fmt::format("SGD::load_state: {}", io::detail::quote_path(path));
-        auto fail = [&](const std::string& why) { minigrad::detail::fail<IoError>("{} {}", who, why); };
-        auto meta = [&](const std::string& key) -> const std::string& {
-            auto it = file.metadata.find(key);
-            if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an SGD state file", key));
-            return it->second;
-        };
-        if (meta("optimizer") != "SGD") fail(fmt::format("holds the state of optimizer {}, not SGD", io::detail::quote(meta("optimizer"))));
-        auto number = [&](const std::string& key) {
-            const auto& text = meta(key);
-            double value = 0;
-            const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-            if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
-                fail(fmt::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
-            }
-            return value;
-        };
-        SgdOptions options{number("lr"), number("momentum"), number("dampening"), number("weight_decay"), meta("nesterov") == "true"};
-        if (meta("nesterov") != "true" && meta("nesterov") != "false") fail(fmt::format("has nesterov = {}, expected true or false", io::detail::quote(meta("nesterov"))));
-        check_options(options, who);
-
-        std::string expected_shapes;
-        {
-            nlohmann::json shapes = nlohmann::json::array();
-            for (auto& p : params_) shapes.push_back(std::vector<std::int64_t>(p.shape().begin(), p.shape().end()));
-            expected_shapes = shapes.dump();
-        }
-        if (meta("param_shapes") != expected_shapes) {
-            fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}", io::detail::quote(meta("param_shapes"), io::detail::max_quoted_path),
-                             io::detail::quote(expected_shapes, io::detail::max_quoted_path)));
-        }
+        const detail::StateFile state(path, "SGD");
+        const auto& file = state.file;
+        auto fail = [&](const std::string& why) { state.fail(why); };
+        SgdOptions options{state.number("lr"), state.number("momentum"), state.number("dampening"), state.number("weight_decay"),
+                           state.flag("nesterov")};
+        check_options(options, state.who);
+        state.check_param_shapes(params_);
         std::vector<std::vector<T>> buffers(params_.size());
         std::vector<bool> present(params_.size(), false);
         for (const auto& t : file.tensors) {
