@@ -174,9 +174,9 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
     for (TensorImpl<B, T>* impl : order) {
         const Node<B, T>* node = impl->grad_fn.get();
         if (!node) continue;
-        for (std::size_t i = 0; i < node->inputs.size(); ++i) {
+        for (unsigned saved = node->saved_inputs(), i = 0; saved; saved >>= 1, ++i) {
             const auto* input = node->inputs[i].get();
-            if ((node->saved_inputs() >> i & 1u) && input && input->version != node->input_versions[i]) {
+            if ((saved & 1u) && input && input->version != node->input_versions[i]) [[unlikely]] {
                 fail<Error>("backward: argument #{} of {} (shape {}) was modified in place after the forward pass that used it "
                             "(by an optimizer step or a load); compute the result again from the new values",
                             i + 1, node->op_name(), input->shape);

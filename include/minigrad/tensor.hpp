@@ -40,6 +40,14 @@ concept HostMatrix = requires(const M& m) {
     { m.values.data() } -> std::convertible_to<const T*>;
 };
 
+// Tensor::size's message, out of line so that the check left in size() is a compare and a branch.
+[[noreturn, gnu::cold, gnu::noinline]] inline void bad_size_axis(int axis, const Shape& s) {
+    const int n = s.ndim();
+    if (n == 0) fail<ShapeError>("size: axis {} asked of a scalar (shape []), which has no dimensions", axis);
+    fail<ShapeError>("size: axis {} is out of range for a tensor of shape {} ({} dimension{}; valid: {}..{})", axis, s, n,
+                     n == 1 ? "" : "s", -n, n - 1);
+}
+
 // Copies `bytes` between backends, staying on the host side of whichever is a device.
 template <class To, class From>
 void transfer(void* dst, int dst_device, const void* src, int src_device, std::size_t bytes) {
@@ -135,13 +143,10 @@ class Tensor {
     int ndim() const { return impl().shape.ndim(); }
     // The size of one dimension; a negative axis counts from the end, as in PyTorch.
     std::int64_t size(int axis) const {
-        const int n = ndim();
-        if (n == 0) detail::fail<ShapeError>("size: axis {} asked of a scalar (shape []), which has no dimensions", axis);
-        if (axis < -n || axis >= n) {
-            detail::fail<ShapeError>("size: axis {} is out of range for a tensor of shape {} ({} dimension{}; valid: {}..{})",
-                                     axis, shape(), n, n == 1 ? "" : "s", -n, n - 1);
-        }
-        return impl().shape[axis < 0 ? axis + n : axis];
+        const Shape& s = shape();
+        const int a = axis < 0 ? axis + s.ndim() : axis;
+        if (a < 0 || a >= s.ndim()) [[unlikely]] detail::bad_size_axis(axis, s);
+        return s.begin()[a];
     }
     int device() const { return impl().device; }
     T* data() { return impl().data; }  // backend memory: a device pointer on a GPU backend
