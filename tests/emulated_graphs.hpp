@@ -44,8 +44,9 @@ struct EmulatedGraphs : minigrad::Cpu {
         launch(cols, minigrad::kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
     }
     template <class F>
-    static void launch_rows(std::int64_t rows, std::int64_t /*cols*/, const F& f, int device) {
-        launch(rows, f, device);
+    static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
+        if (auto* r = recording()) return r->ops.push_back([rows, cols, f] { minigrad::Cpu::launch_rows(rows, cols, f, 0); });
+        minigrad::Cpu::launch_rows(rows, cols, f, device);
     }
     template <class T>
     static void gemm(const minigrad::kernels::GemmElement<T>& g, int device) {

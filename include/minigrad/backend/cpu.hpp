@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <string_view>
 #include <type_traits>
@@ -101,6 +102,7 @@ struct Cpu {
     // system when the thread ends.
     static detail::CachingAllocator& allocator() {
         thread_local ThreadCache cache;
+        live_cache() = &cache.allocator;
         return cache.allocator;
     }
 
@@ -126,17 +128,17 @@ struct Cpu {
     }
 
     static void* allocate(std::size_t bytes, int device) {
-        if (device != 0) {
-            minigrad::detail::fail<DeviceError>("Cpu: device index {} given, but the Cpu backend has one device, 0", device);
-        }
-        if (thread_cache_gone()) [[unlikely]] {
+        if (device != 0) [[unlikely]] bad_device(device);
+        if (detail::CachingAllocator* cache = live_cache()) [[likely]] return cache->allocate(bytes);
+        if (thread_cache_gone()) {
             ++counters().storage_allocs;
             return raw_allocate(detail::CachingAllocator::round_up(bytes));
         }
         return allocator().allocate(bytes);
     }
     static void deallocate(void* p, std::size_t bytes, int /*device*/) {
-        if (thread_cache_gone()) [[unlikely]] {
+        if (detail::CachingAllocator* cache = live_cache()) [[likely]] return cache->deallocate(p, bytes);
+        if (thread_cache_gone()) {
             if (p) ++counters().storage_frees;
             return raw_release(p);
         }
@@ -276,19 +278,57 @@ struct Cpu {
     static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
         launch(cols, kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
     }
-    // f is a row functor of kernels.hpp (f.row<Lanes>): one row per index here.
+    // f is a row functor of kernels.hpp (f.row<Lanes>): one row per index here, or eight rows per
+    // call where f offers rows8 and the rows are narrow (kernels::rows8).
     template <class F>
-    static void launch_rows(std::int64_t rows, std::int64_t /*cols*/, const F& f, int device) {
+    static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
+#if defined(MINIGRAD_ROWS8)
+        if constexpr (requires { f.rows8(std::int64_t{}); }) {
+            if (cols <= rows8_max_cols && rows >= 8 && has_avx2_fma()) {
+                ++counters().kernel_launches;
+                const std::int64_t blocks = rows / 8;
+                detail::parallel_ranges(blocks, rows * cols, [&f](std::int64_t begin, std::int64_t end) { run_rows8(begin, end, f); });
+                run(blocks * 8, rows, f);  // the last rows % 8
+                return;
+            }
+        }
+#endif
         launch(rows, f, device);
     }
+    static constexpr std::int64_t rows8_max_cols = 16;
+#if defined(MINIGRAD_ROWS8)
+    // Whether launch_rows may take the eight-row path on this machine (public for its tests).
+    static bool has_avx2_fma() {
+#if MINIGRAD_CPU_DISPATCH
+        return detail::cpu_has_avx2_fma();
+#elif defined(__AVX2__) && defined(__FMA__)
+        return true;
+#else
+        return false;
+#endif
+    }
+#endif
 
   private:
     static void raw_release(void* p) { std::free(p); }
 
     struct ThreadCache {
         detail::CachingAllocator allocator{&raw_allocate, &raw_release, /*is_device=*/false};
-        ~ThreadCache() { thread_cache_gone() = true; }
+        ~ThreadCache() {
+            live_cache() = nullptr;
+            thread_cache_gone() = true;
+        }
     };
+    // This thread's cache once allocator() has made it, null before and after: a plain pointer with
+    // a constant initialiser, so the hot path reads it without the guard a thread_local object with
+    // a constructor needs.
+    static detail::CachingAllocator*& live_cache() {
+        thread_local detail::CachingAllocator* cache = nullptr;
+        return cache;
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] static void bad_device(int device) {
+        minigrad::detail::fail<DeviceError>("Cpu: device index {} given, but the Cpu backend has one device, 0", device);
+    }
     // True once this thread's cache has been destroyed at thread (or program) exit: a tensor that
     // outlives it (a static, destroyed after the main thread's thread_locals) goes straight to the
     // system instead of into a destroyed cache.
@@ -305,6 +345,13 @@ struct Cpu {
 #endif
 #endif
 
+#if defined(MINIGRAD_ROWS8)
+    template <class F>
+    [[gnu::target("avx2,fma")]] static void run_rows8(std::int64_t begin_block, std::int64_t end_block, const F& f) {
+        const F local = f;
+        for (std::int64_t b = begin_block; b < end_block; ++b) local.rows8(b * 8);
+    }
+#endif
     template <class F>
     static void run_range(std::int64_t begin, std::int64_t end, const F& f) {
 #if MINIGRAD_CPU_DISPATCH
@@ -421,24 +468,29 @@ struct Cpu {
     }
 
   public:
-    // Class labels must lie in [0, classes). The host can look at them right away.
+    // Class labels must lie in [0, classes). The host can look at them right away: one branch-free
+    // pass (it vectorises), and a second pass only to name the first bad label.
     template <class L>
     static void check_labels(const L* target, std::int64_t n, std::int64_t classes,
                              std::string_view op, int /*device*/) {
-        for (std::int64_t i = 0; i < n; ++i) {
-            bool bad;
-            if constexpr (std::is_signed_v<L>)
-                bad = target[i] < 0 || static_cast<long long>(target[i]) >= classes;
-            else
-                bad = static_cast<unsigned long long>(target[i]) >= static_cast<unsigned long long>(classes);
-            if (bad) {
-                detail::fail<ValueError>(
-                    "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
-                    "(the input has {} columns)",
-                    op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
-                    classes, classes);
-            }
+        // As unsigned, a negative label is huge: one compare per label, in the label's own width.
+        using U = std::make_unsigned_t<std::conditional_t<std::is_same_v<L, bool>, unsigned char, L>>;
+        constexpr auto most = static_cast<unsigned long long>(std::numeric_limits<L>::max());
+        if (static_cast<unsigned long long>(classes) > most) {  // only a negative label can be out of range
+            if constexpr (std::is_unsigned_v<L>) return;
         }
+        const U limit = static_cast<unsigned long long>(classes) > most ? static_cast<U>(most) + 1u : static_cast<U>(classes);
+        const auto bad = [limit](L v) { return static_cast<U>(v) >= limit; };
+        bool any = false;
+        for (std::int64_t i = 0; i < n; ++i) any |= bad(target[i]);
+        if (!any) [[likely]] return;
+        std::int64_t i = 0;
+        while (!bad(target[i])) ++i;
+        detail::fail<ValueError>(
+            "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
+            "(the input has {} columns)",
+            op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
+            classes, classes);
     }
 };
 

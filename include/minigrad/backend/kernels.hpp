@@ -46,6 +46,65 @@ MINIGRAD_HD inline float exp_float(float x) {
     return er * scale;
 }
 
+// Eight rows at a time on an x86-64 CPU with AVX2+FMA, one row per lane of a GCC/Clang vector:
+// for row kernels over a few columns (a softmax over a handful of classes), where a row per index
+// leaves the CPU's vector units idle. A functor may offer rows8(r) beside its row(); Cpu::launch_rows
+// uses it where the CPU has AVX2, and everything else (the GPU, other CPUs, the tail rows) runs
+// row(). rows8::exp is exp_float lane by lane (same steps); rows8::log is within 1 ulp of the exact logarithm
+// for normal positive floats (tested), which is all a softmax's sum can be.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDA_ARCH__) && !defined(MINIGRAD_NO_CPU_DISPATCH)
+#define MINIGRAD_ROWS8 1
+namespace rows8 {
+typedef float f32x8 __attribute__((vector_size(32)));
+typedef std::int32_t i32x8 __attribute__((vector_size(32)));
+
+template <class To, class From>
+[[gnu::target("avx2,fma")]] inline To bits_as(const From& from) {
+    static_assert(sizeof(To) == sizeof(From));
+    To to;
+    std::memcpy(&to, &from, sizeof to);
+    return to;
+}
+// Lane i = x0[i * stride]: column c of eight rows of a row-major matrix is column(x0 + c, cols).
+[[gnu::target("avx2,fma")]] inline f32x8 column(const float* x0, std::int64_t stride) {
+    f32x8 v;
+    for (int i = 0; i < 8; ++i) v[i] = x0[i * stride];
+    return v;
+}
+
+[[gnu::target("avx2,fma")]] inline f32x8 exp(f32x8 x) {
+    const f32x8 lo = f32x8{} - 87.0f, hi = f32x8{} + 88.0f;
+    x = x > lo ? x : lo;
+    x = x < hi ? x : hi;
+    const f32x8 n = __builtin_ia32_roundps256(x * 1.44269504088896341f, 0x0C);  // nearbyint
+    f32x8 r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    const f32x8 p = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+                     1.6666665459e-1f) * r + 5.0000001201e-1f;
+    const f32x8 er = p * r * r + r + 1.0f;
+    const i32x8 bits = (__builtin_convertvector(n, i32x8) + 127) << 23;
+    return er * bits_as<f32x8>(bits);
+}
+
+// x = 2^e m with m in [sqrt(1/2), sqrt(2)) and f = m - 1 (exact). With s = f / (2 + f),
+// log m = 2 atanh(s) = f - f^2/2 + s (f^2/2 + R(s^2)), R summed to s^10 (|s| < 0.172: the next term
+// is below 2^-30 of the result); the small terms are added first, ln2 split in two as in exp_float.
+[[gnu::target("avx2,fma")]] inline f32x8 log(f32x8 x) {
+    const i32x8 sqrt_half = i32x8{} + 0x3f3504f3;
+    const i32x8 off = bits_as<i32x8>(x) - sqrt_half;
+    const i32x8 e = off >> 23;  // arithmetic: a mantissa below sqrt(1/2) borrows from the exponent
+    const f32x8 m = bits_as<f32x8>((off & 0x007fffff) + sqrt_half);
+    const f32x8 f = m - 1.0f;
+    const f32x8 s = f / (f + 2.0f);
+    const f32x8 z = s * s;
+    const f32x8 r = z * (0.6666666666f + z * (0.4000000000f + z * (0.2857142857f + z * 0.2222222222f)));
+    const f32x8 half_f2 = 0.5f * f * f;
+    const f32x8 fe = __builtin_convertvector(e, f32x8);
+    return fe * 0.693359375f - ((half_f2 - (s * (half_f2 + r) + fe * -2.12194440e-4f)) - f);
+}
+}  // namespace rows8
+#endif
+
 template <class T>
 MINIGRAD_HD inline T exp(T x) {
     if constexpr (std::is_same_v<T, float>)
@@ -276,6 +335,39 @@ struct CrossEntropyForward {
         row_loss[r] = max + std::log(sum) - (t >= 0 && t < cols ? xr[t] : T(0));
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+#if defined(MINIGRAD_ROWS8)
+    // Rows r..r+7 as row() computes them, one per lane (see rows8 above).
+    [[gnu::target("avx2,fma")]] void rows8(index_t r) const
+        requires std::is_same_v<T, float>
+    {
+        using rows8::f32x8;
+        using rows8::i32x8;
+        const T* x0 = logits + r * cols;
+        i32x8 t;  // a label outside [0, cols) matches no column and leaves 0, as row() does
+        for (int i = 0; i < 8; ++i) {
+            const index_t ti = static_cast<index_t>(target[r + i]);
+            t[i] = ti >= 0 && ti < cols ? static_cast<std::int32_t>(ti) : -1;
+        }
+        f32x8 max = rows8::column(x0, cols);
+        for (index_t c = 1; c < cols; ++c) {
+            const f32x8 v = rows8::column(x0 + c, cols);
+            max = v > max ? v : max;
+        }
+        f32x8 sum{}, xt{};
+        T* e0 = exps + r * cols;
+        for (index_t c = 0; c < cols; ++c) {
+            const f32x8 v = rows8::column(x0 + c, cols);
+            const f32x8 e = rows8::exp(v - max);
+            for (int i = 0; i < 8; ++i) e0[i * cols + c] = e[i];
+            sum += e;
+            xt = t == static_cast<std::int32_t>(c) ? v : xt;
+        }
+        // sum >= e^-87 (exp's clamp): a normal float, as rows8::log needs
+        const f32x8 inv = 1.0f / sum, loss = max + rows8::log(sum) - xt;
+        std::memcpy(inv_sum + r, &inv, sizeof inv);
+        std::memcpy(row_loss + r, &loss, sizeof loss);
+    }
+#endif
 };
 
 // exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1); r over rows (a row
