@@ -57,12 +57,14 @@ TEST_CASE("GemmElement (the GPU's matmul) equals a reference product in every tr
 TEST_CASE("elementwise kernels: add with a broadcast row, relu forward/backward, gradient accumulation") {
     const auto a = random_values(12, 5), row = random_values(4, 6), dy = random_values(12, 7);
     std::vector<float> y(12);
-    run(12, k::AddForward<float>{a.data(), row.data(), y.data(), 4});
+    const auto read_a = mg::detail::operand<k::Read::same>(a.data(), mg::Shape{3, 4}, mg::Shape{3, 4});
+    const auto read_row = mg::detail::operand<k::Read::row>(row.data(), mg::Shape{4}, mg::Shape{3, 4});
+    run(12, k::BinaryForward<float, k::Add<float>, decltype(read_a), decltype(read_row)>{read_a, read_row, y.data()});
     for (int i = 0; i < 12; ++i) CHECK(y[i] == a[i] + row[i % 4]);
-    run(12, k::ReluForward<float>{a.data(), y.data()});
+    run(12, k::UnaryForward<float, k::Relu<float>>{a.data(), y.data(), {}});
     for (int i = 0; i < 12; ++i) CHECK(y[i] == (a[i] > 0 ? a[i] : 0.0f));
     std::vector<float> dx(12, 1.0f);
-    run(12, k::ReluBackward<float>{y.data(), dy.data(), dx.data(), false});
+    run(12, k::UnaryBackward<float, k::Relu<float>>{a.data(), y.data(), dy.data(), dx.data(), {}, false});
     for (int i = 0; i < 12; ++i) CHECK(dx[i] == 1.0f + (y[i] > 0 ? dy[i] : 0.0f));
     run(12, k::AccumulateGrad<float>{dy.data(), dx.data(), true});
     CHECK(dx == dy);
