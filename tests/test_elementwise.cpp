@@ -106,6 +106,17 @@ TEST_CASE("binary ops: gradient of one input only, and of one tensor on both sid
     check_gradients([&] { return weighted_sum(x / (x * x + 1.0) - x); }, {x});
 }
 
+TEST_CASE("binary ops: an empty result gives a stretched input a zero gradient") {
+    auto rows = T2::empty(mg::Shape{0, 4});
+    auto row = tensor({1, 2, 3, 4}, {4}, true), one = tensor({5}, {1}, true), column = tensor({1, 2}, {2, 1, 1}, true);
+    auto product = rows * row;
+    CHECK(product.shape() == mg::Shape{0, 4});
+    (mg::sum(product) + mg::sum(rows + one) + mg::sum(rows - column)).backward();
+    CHECK(values(row.grad()) == std::vector<double>(4, 0.0));
+    CHECK(values(one.grad()) == std::vector<double>{0});
+    CHECK(values(column.grad()) == std::vector<double>{0, 0});
+}
+
 TEST_CASE("tensor-scalar forms: gradients") {
     auto x = random_tensor({2, 3}, 7, 0.5, 2.0);
     check_gradients([&] { return weighted_sum(x * 2.5); }, {x});
