@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
 #else
                 const std::int64_t team = 1, t = 0;
 #endif
-                const kn::ReluForward<float> f{x.data(), y.data()};
+                const kn::UnaryForward<float, kn::Relu<float>> f{x.data(), y.data(), {}};
                 for (std::int64_t i = n * t / team; i < n * (t + 1) / team; ++i) f(i);
             }
         };

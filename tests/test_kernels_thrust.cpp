@@ -57,12 +57,14 @@ TEST_CASE("GemmElement (the GPU's matmul) equals a reference product in every tr
 TEST_CASE("elementwise kernels: add with a broadcast row, relu forward/backward, gradient accumulation") {
     const auto a = random_values(12, 5), row = random_values(4, 6), dy = random_values(12, 7);
     std::vector<float> y(12);
-    run(12, k::AddForward<float>{a.data(), row.data(), y.data(), 4});
+    const auto read_a = mg::detail::operand<k::Read::same>(a.data(), mg::Shape{3, 4}, mg::Shape{3, 4});
+    const auto read_row = mg::detail::operand<k::Read::row>(row.data(), mg::Shape{4}, mg::Shape{3, 4});
+    run(12, k::BinaryForward<float, k::Add<float>, decltype(read_a), decltype(read_row)>{read_a, read_row, y.data()});
     for (int i = 0; i < 12; ++i) CHECK(y[i] == a[i] + row[i % 4]);
-    run(12, k::ReluForward<float>{a.data(), y.data()});
+    run(12, k::UnaryForward<float, k::Relu<float>>{a.data(), y.data(), {}});
     for (int i = 0; i < 12; ++i) CHECK(y[i] == (a[i] > 0 ? a[i] : 0.0f));
     std::vector<float> dx(12, 1.0f);
-    run(12, k::ReluBackward<float>{y.data(), dy.data(), dx.data(), false});
+    run(12, k::UnaryBackward<float, k::Relu<float>>{a.data(), y.data(), dy.data(), dx.data(), {}, false});
     for (int i = 0; i < 12; ++i) CHECK(dx[i] == 1.0f + (y[i] > 0 ? dy[i] : 0.0f));
     run(12, k::AccumulateGrad<float>{dy.data(), dx.data(), true});
     CHECK(dx == dy);
@@ -75,6 +77,70 @@ TEST_CASE("elementwise kernels: add with a broadcast row, relu forward/backward,
     run(5, k::Fill<float>{out.data(), 7.0f});
     run(5, k::AddScalar<float>{out.data(), 1.0f, false});
     CHECK(out == std::vector<float>(5, 8.0f));
+}
+
+TEST_CASE("broadcast kernels: a [3, 1] / [1, 4] division read through strides, both gradients summed back") {
+    // a is (3, 1), b is (1, 4), y and dy are (3, 4)
+    const mg::Shape sa{3, 1}, sb{1, 4}, out{3, 4};
+    const auto a = random_values(3, 20), dy = random_values(12, 22);
+    std::vector<float> b = random_values(4, 21);
+    for (auto& v : b) v = 0.5f + std::abs(v);  // a divisor away from 0
+    const auto read_a = mg::detail::operand<k::Read::strided>(a.data(), sa, out);
+    const auto read_b = mg::detail::operand<k::Read::strided>(b.data(), sb, out);
+    using Div = k::Div<float>;
+    std::vector<float> y(12), share_a(12), share_b(12);
+    run(12, k::BinaryForward<float, Div, decltype(read_a), decltype(read_b)>{read_a, read_b, y.data()});
+    run(12, k::BinaryBackward<float, Div, 0, decltype(read_a), decltype(read_b)>{read_a, read_b, dy.data(), share_a.data(), true});
+    run(12, k::BinaryBackward<float, Div, 1, decltype(read_a), decltype(read_b)>{read_a, read_b, dy.data(), share_b.data(), true});
+    std::vector<float> da(3, 1.0f), db(4, 1.0f);  // added to
+    run(3, k::SumBroadcast<float>{share_a.data(), da.data(), {1, 1, 3, 1}, {1, 1, 3, 4}, false});
+    run(4, k::SumBroadcast<float>{share_b.data(), db.data(), {1, 1, 1, 4}, {1, 1, 3, 4}, false});
+    for (int r = 0; r < 3; ++r) {
+        double ref_da = 1;
+        for (int c = 0; c < 4; ++c) {
+            CHECK(y[r * 4 + c] == doctest::Approx(a[r] / b[c]).epsilon(1e-6));
+            ref_da += double(dy[r * 4 + c]) / b[c];
+        }
+        CHECK(da[r] == doctest::Approx(ref_da).epsilon(1e-5));
+    }
+    for (int c = 0; c < 4; ++c) {
+        double ref_db = 1;
+        for (int r = 0; r < 3; ++r) ref_db += -double(dy[r * 4 + c]) * a[r] / (double(b[c]) * b[c]);
+        CHECK(db[c] == doctest::Approx(ref_db).epsilon(1e-5));
+    }
+    // a (2, 3, 4) tensor summed over its first and last dims down to (1, 3, 1)
+    const auto g = random_values(24, 23);
+    std::vector<float> middle(3);
+    run(3, k::SumBroadcast<float>{g.data(), middle.data(), {1, 1, 3, 1}, {1, 2, 3, 4}, true});
+    for (int j = 0; j < 3; ++j) {
+        double ref = 0;
+        for (int i = 0; i < 2; ++i)
+            for (int c = 0; c < 4; ++c) ref += g[(i * 3 + j) * 4 + c];
+        CHECK(middle[j] == doctest::Approx(ref).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("unary kernels: gelu, sigmoid, clamp and pow against reference math in double") {
+    const auto x = random_values(16, 30), dy = random_values(16, 31);
+    std::vector<float> y(16), dx(16);
+    const auto check_rule = [&](auto rule, auto forward, auto derivative) {
+        using Rule = decltype(rule);
+        run(16, k::UnaryForward<float, Rule>{x.data(), y.data(), rule});
+        run(16, k::UnaryBackward<float, Rule>{x.data(), y.data(), dy.data(), dx.data(), rule, true});
+        for (int i = 0; i < 16; ++i) {
+            CAPTURE(Rule::name);
+            CAPTURE(x[i]);
+            CHECK(y[i] == doctest::Approx(forward(double(x[i]))).epsilon(1e-5).scale(1e-6));
+            CHECK(dx[i] == doctest::Approx(dy[i] * derivative(double(x[i]))).epsilon(1e-5).scale(1e-6));
+        }
+    };
+    const auto gelu = [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); };
+    check_rule(k::Gelu<float>{}, gelu, [&](double v) { return (gelu(v + 1e-6) - gelu(v - 1e-6)) / 2e-6; });
+    check_rule(k::Sigmoid<float>{}, [](double v) { return 1 / (1 + std::exp(-v)); },
+               [](double v) { return std::exp(-v) / ((1 + std::exp(-v)) * (1 + std::exp(-v))); });
+    check_rule(k::Clamp<float>{-0.5f, 1.0f}, [](double v) { return std::min(std::max(v, -0.5), 1.0); },
+               [](double v) { return v >= -0.5 && v <= 1.0 ? 1.0 : 0.0; });
+    check_rule(k::Pow<float>{3.0f}, [](double v) { return v * v * v; }, [](double v) { return 3 * v * v; });
 }
 
 TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference math") {

@@ -134,7 +134,8 @@ TEST_CASE("errors name the op, the argument and both shapes") {
     CHECK(error_message([&] { mg::linear(tensor(std::vector<double>(8, 0.0), {2, 4}), w, tensor({1, 2}, {2})); }) ==
           "linear: argument #3 'bias' has shape [2], expected [3] (weight has shape [3, 4])");
     CHECK(error_message([&] { mg::add(a, b); }) ==
-          "add: argument #2 'other' has shape [2, 2], expected [2, 3] or a row [3] to match argument #1 'input' of shape [2, 3]");
+          "add: argument #2 'other' has shape [2, 2], which does not broadcast with argument #1 'input' of shape [2, 3] "
+          "(dimension 1: 2 vs 3; sizes must be equal or one of them 1)");
     CHECK(error_message([&] { mg::log_softmax(tensor({1, 2}, {2})); }) == "log_softmax: argument #1 'input' has shape [2], expected a matrix [rows, classes]");
     CHECK(error_message([&] { mg::argmax(tensor({1, 2}, {2})); }) == "argmax: argument #1 'input' has shape [2], expected a matrix [rows, classes]");
     CHECK(error_message([&] { mg::mean(T2::empty(mg::Shape{0})); }) == "mean: argument #1 'input' has shape [0], which holds no elements");

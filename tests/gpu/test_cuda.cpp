@@ -80,6 +80,42 @@ TEST_CASE("every op's forward and gradients match the CPU backend") {
     CHECK(mg::sum(big.to<mg::Cuda>()).item() == doctest::Approx(mg::sum(big).item()).epsilon(1e-4));
 }
 
+// Every elementwise op once, broadcast binary ops and tensor-scalar forms, written once for both
+// backends; a and b broadcast, w has the result's shape.
+template <class B>
+static mg::Tensor<B> elementwise_graph(const mg::Tensor<B>& a, const mg::Tensor<B>& b, const mg::Tensor<B>& w) {
+    auto positive = mg::exp(b) + 0.5f;
+    auto y = (a + b) * (a - b) / positive + 2.0f * mg::tanh(a) - mg::sigmoid(b) / 3.0f;
+    y = mg::gelu(y) + mg::relu(1.0f - y) * mg::clamp(y, -0.5f, 0.5f) + mg::abs(-y);
+    y = mg::log(mg::sqrt(mg::pow(y, 2.0f) + 1.0f)) + 3.0f / (positive * positive) - mg::neg(b) * a;
+    return mg::sum(y * w);
+}
+
+TEST_CASE("every elementwise op, broadcasting and the tensor-scalar forms match the CPU backend") {
+    mg::Generator gen(21);
+    const std::pair<mg::Shape, mg::Shape> shapes[] = {
+        {{3, 4}, {3, 4}}, {{3, 4}, {4}}, {{4}, {3, 4}}, {{3, 1}, {1, 4}}, {{2, 3, 4}, {3, 1}}, {{2, 1, 3, 4}, {3, 1}},
+        {{3, 4}, {1}}, {{2000, 300}, {300}}, {{2000, 1}, {2000, 300}}, {{100000}, {1}}, {{50, 1, 40}, {1, 30, 1}}};
+    for (const auto& [sa, sb] : shapes) {
+        const std::string pattern = fmt::format("{} and {}", sa, sb);
+        CAPTURE(pattern);
+        auto a = CpuT::uniform(sa, -1, 1, gen), b = CpuT::uniform(sb, -1, 1, gen);
+        auto ag = a.to<mg::Cuda>(), bg = b.to<mg::Cuda>();
+        for (auto* t : {&a, &b}) t->requires_grad_();
+        for (auto* t : {&ag, &bg}) t->requires_grad_();
+        auto w = CpuT::uniform(mg::detail::broadcast_shapes("test", sa, "a", sb, "b"), 0.5, 1.5, gen);
+        auto cpu_loss = elementwise_graph(a, b, w);
+        auto gpu_loss = elementwise_graph(ag, bg, w.to<mg::Cuda>());
+        cpu_loss.backward();
+        gpu_loss.backward();
+        CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
+        check_close(ag.grad().to_vector(), a.grad().to_vector(), 1e-4);
+        check_close(bg.grad().to_vector(), b.grad().to_vector(), 1e-4);
+    }
+    auto a = GpuT::ones({3, 4}), b = GpuT::ones({3});
+    CHECK(error_message([&] { (void)(a * b); }).find("mul: argument #2 'other' has shape [3], which does not broadcast") == 0);
+}
+
 TEST_CASE("the same seed gives the same initial weights on both backends; a model moves in one call") {
     mg::manual_seed(42);
     IrisMLP<mg::Cpu> cpu_model;

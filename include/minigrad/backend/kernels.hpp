@@ -1,4 +1,6 @@
-// The arithmetic of every op, written once as per-index functors. CpuBackend runs them in a loop;
+// Per-index functors that both backends launch: the generic ones (fills, gradient accumulation,
+// column sums) and those of ops whose file does not hold them yet; an op's own functors live in its
+// ops/<family>.hpp (docs/design.md). CpuBackend runs them in a loop;
 // CudaBackend runs them one index per GPU thread. Both backends therefore compute the same thing,
 // and CI, which has no GPU, tests the GPU's arithmetic by running these on the host.
 //
@@ -130,17 +132,6 @@ struct AddScalar {
     MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], value, overwrite); }
 };
 
-// a is (n), b is (period) repeated along a (period = cols for a bias row; 0 for b of a's shape,
-// which skips the modulo), y is (n); i over n
-template <class T>
-struct AddForward {
-    const T* a;
-    const T* b;
-    T* y;
-    index_t period;
-    MINIGRAD_HD void operator()(index_t i) const { y[i] = a[i] + b[period == 0 ? i : i % period]; }
-};
-
 // dy, dx are (n); i over n
 template <class T>
 struct AccumulateGrad {
@@ -210,30 +201,6 @@ struct BroadcastRow {
     index_t cols;
     bool overwrite;
     MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], row[i % cols], overwrite); }
-};
-
-// x, y are (n); i over n
-template <class T>
-struct ReluForward {
-    const T* x;
-    T* y;
-    MINIGRAD_HD void operator()(index_t i) const {
-        const T v = x[i];
-        y[i] = v < T(0) ? T(0) : v;  // NaN passes through, as in PyTorch
-    }
-};
-
-// y (the forward output), dy, dx are (n); i over n
-template <class T>
-struct ReluBackward {
-    const T* y;
-    const T* dy;
-    T* dx;
-    bool overwrite;
-    MINIGRAD_HD void operator()(index_t i) const {
-        const T g = dy[i];  // loaded unconditionally so the host loop vectorises
-        dx[i] = write(dx[i], y[i] > T(0) ? g : T(0), overwrite);
-    }
 };
 
 // dy is (1), dx is (n): the gradient of sum (scale 1) or mean (scale 1/n); i over n

@@ -1,7 +1,7 @@
 // ReLU as a layer. It has no parameters and no backend of its own: it works on any tensor.
 #pragma once
 
-#include "../ops/elementwise.hpp"
+#include "../ops/unary.hpp"
 
 namespace minigrad::nn {
 
