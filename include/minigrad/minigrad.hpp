@@ -22,6 +22,7 @@
 #include "nn/module.hpp"
 #include "nn/sequential.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/loss.hpp"
 #include "ops/matmul.hpp"
 #include "ops/reduce.hpp"
 #include "ops/softmax.hpp"

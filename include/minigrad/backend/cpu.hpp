@@ -421,11 +421,17 @@ struct Cpu {
     }
 
   public:
-    // Class labels must lie in [0, classes). The host can look at them right away.
-    template <class L>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes,
+    // Class labels must lie in [0, classes), except those equal to ignore_index (skipped, as
+    // PyTorch's ignore_index). The host can look at them right away. Where inv_count is given, it
+    // gets 1 / the number of labels not ignored: the scale of a mean over those rows (infinite when
+    // every row is ignored, so that the mean is NaN, as PyTorch's).
+    template <class L, class T>
+    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
                              std::string_view op, int /*device*/) {
+        std::int64_t counted = 0;
         for (std::int64_t i = 0; i < n; ++i) {
+            if (static_cast<std::int64_t>(target[i]) == ignore_index) continue;
+            ++counted;
             bool bad;
             if constexpr (std::is_signed_v<L>)
                 bad = target[i] < 0 || static_cast<long long>(target[i]) >= classes;
@@ -439,6 +445,7 @@ struct Cpu {
                     classes, classes);
             }
         }
+        if (inv_count) *inv_count = T(1) / static_cast<T>(counted);
     }
 };
 
