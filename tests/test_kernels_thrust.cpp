@@ -15,6 +15,7 @@
 
 namespace k = minigrad::kernels;
 
+
 template <class F>
 static void run(std::int64_t n, const F& f) {
     thrust::for_each(thrust::cpp::par, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n), f);
@@ -85,10 +86,10 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     std::vector<std::int32_t> best(rows);
     run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
     run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
-    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
+    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
     const std::vector<float> dloss{2.0f};
     const float inv_rows = 1.0f / rows;
-    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, false, true});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, true, -100, 0.0f});
     run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;
@@ -114,23 +115,23 @@ TEST_CASE("CrossEntropyForward never reads outside its row for a bad label (the 
     const std::vector<float> x{1, 2, 3, 4, 5, 6};
     const std::vector<std::int32_t> target{0, 7};
     std::vector<float> row_loss(2), exps(6), inv_sum(2);
-    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3});
+    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3, -100, 0.0f});
     CHECK(std::isfinite(row_loss[1]));
     CHECK(row_loss[0] == doctest::Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1).epsilon(1e-5));
 }
 
-TEST_CASE("cross-entropy with label smoothing, ignore_index and each reduction's scale, and nll, against reference math") {
+TEST_CASE("cross-entropy with label smoothing and ignore_index, and nll, per row (reduction none), against reference math") {
     const std::int64_t rows = 5, cols = 4;
     const auto x = random_values(rows * cols, 40), dy = random_values(rows, 41);
     const std::vector<std::int32_t> target{1, -100, 3, 0, 2};
-    const float e = 0.1f, inv_count = 1.0f / 4;  // four rows not ignored
+    const float e = 0.1f;
     std::vector<float> row_loss(rows), exps(rows * cols), inv_sum(rows), dlogits(rows * cols, 9.0f), nll(rows), dlogp(rows * cols, 9.0f);
     run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
-                                                                -100, e, &inv_count});
+                                                                -100, e});
     // reduction none: the upstream gradient is per row, no scale
-    run(rows, k::CrossEntropyBackward<float, std::int32_t, true>{exps.data(), inv_sum.data(), target.data(), dy.data(), dlogits.data(), cols,
-                                                                 nullptr, true, true, -100, e});
-    run(rows, k::NllForward<float, std::int32_t>{x.data(), target.data(), nll.data(), cols, -100, &inv_count});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t, true, mg::Reduction::None>{exps.data(), inv_sum.data(), target.data(), dy.data(),
+                                                                                      dlogits.data(), cols, nullptr, true, -100, e});
+    run(rows, k::NllForward<float, std::int32_t>{x.data(), target.data(), nll.data(), cols, -100});
     run(rows, k::NllBackward<float, std::int32_t>{target.data(), dy.data(), dlogp.data(), cols, -100, nullptr, true, true});
     for (std::int64_t r = 0; r < rows; ++r) {
         CAPTURE(r);
@@ -139,8 +140,8 @@ TEST_CASE("cross-entropy with label smoothing, ignore_index and each reduction's
         lse = std::log(lse);
         const bool ignored = target[r] == -100;
         const double expected = ignored ? 0.0 : (1 - e) * (lse - x[r * cols + target[r]]) + e * (lse - mean_x);
-        CHECK(row_loss[r] == doctest::Approx(expected * inv_count).epsilon(1e-5));
-        CHECK(nll[r] == doctest::Approx(ignored ? 0.0 : -x[r * cols + target[r]] * inv_count).epsilon(1e-5));
+        CHECK(row_loss[r] == doctest::Approx(expected).epsilon(1e-5));
+        CHECK(nll[r] == (ignored ? 0.0f : -x[r * cols + target[r]]));
         for (std::int64_t c = 0; c < cols; ++c) {
             const auto i = r * cols + c;
             const double p = std::exp(x[i] - lse), hit = c == target[r] ? 1.0 : 0.0;
@@ -252,6 +253,9 @@ TEST_CASE("ScaleWrite and BroadcastRow: the last step of a large sum, and a bias
     CHECK(out[0] == 2.0f);
     run(1, k::ScaleWrite<float>{total.data(), out.data(), 0.5f, true});
     CHECK(out[0] == 2.0f);
+    const std::vector<float> inv_count{0.125f};  // a scale only the device knows: 1 / the rows a mean counts
+    run(1, k::ScaleWrite<float>{total.data(), out.data(), 2.0f, true, inv_count.data()});
+    CHECK(out[0] == 1.0f);
     const std::vector<float> row{1, 2, 3};
     std::vector<float> y(6, 10.0f);
     run(6, k::BroadcastRow<float>{row.data(), y.data(), 3, false});
@@ -317,24 +321,24 @@ TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match o
         both([&](std::vector<float>& out) { return k::LogSoftmaxBackward<float>{y.data(), dy.data(), out.data(), cols, false}; }, n);
         // cross-entropy forward writes three outputs: check each, by packing them in one buffer
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols};
+            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols, -100, 0.0f};
         }, n + 2 * rows);
         std::vector<float> exps(n), inv_sum(rows), row_loss(rows);
-        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
+        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, &inv_rows, false, false};
+            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, &inv_rows, false, -100, 0.0f};
         }, n);
         // ...and with label smoothing, an ignored row (the third) and a mean's scale
         const std::vector<std::int32_t> with_ignored{0, static_cast<std::int32_t>(cols - 1), -100, static_cast<std::int32_t>(cols / 2), 0};
         both([&](std::vector<float>& out) {
             return k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), out.data(), out.data() + rows,
-                                                                     out.data() + rows + n, cols, -100, 0.1f, &inv_rows};
+                                                                     out.data() + rows + n, cols, -100, 0.1f};
         }, n + 2 * rows);
         run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
-                                                                    -100, 0.1f, &inv_rows});
+                                                                    -100, 0.1f});
         both([&](std::vector<float>& out) {
             return k::CrossEntropyBackward<float, std::int32_t, true>{exps.data(), inv_sum.data(), with_ignored.data(), dloss.data(), out.data(),
-                                                                      cols, &inv_rows, false, false, -100, 0.1f};
+                                                                      cols, &inv_rows, false, -100, 0.1f};
         }, n);
     }
 }

@@ -241,12 +241,13 @@ struct Cpu {
     }
 #endif
 
-    // out[0] = scale * sum(x), written or added. Summed in fixed chunks of sum_chunk elements whose
-    // partial sums are added in order, so the result does not depend on the thread count; up to
-    // one chunk it is the plain left-to-right sum.
+    // out[0] = scale * sum(x), written or added; times device_scale[0] too where given (a scale
+    // that is only known on the device, such as 1 / the rows a mean counts). Summed in fixed chunks
+    // of sum_chunk elements whose partial sums are added in order, so the result does not depend on
+    // the thread count; up to one chunk it is the plain left-to-right sum.
     static constexpr std::int64_t sum_chunk = detail::parallel_min_work;
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/) {
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/, const T* device_scale = nullptr) {
         ++counters().kernel_launches;
         const auto chunk_sum = [x, n](std::int64_t chunk) {
             const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
@@ -267,7 +268,7 @@ struct Cpu {
             });
             for (std::int64_t c = 0; c < chunks; ++c) acc += partial_data[c];
         }
-        out[0] = kernels::write(out[0], acc * scale, overwrite);
+        out[0] = kernels::write(out[0], device_scale ? acc * scale * device_scale[0] : acc * scale, overwrite);
     }
 
     // dy is (rows, cols), db is (cols) = the sum of dy's rows (a broadcast row's gradient), written

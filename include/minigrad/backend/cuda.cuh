@@ -257,13 +257,13 @@ __global__ void for_each_row_warp(std::int64_t rows, F f) {
 // x is (n), out is (1): out = scale * sum(x) (written or added). One block; each thread sums a
 // strided slice, CUB reduces the block. For few elements, where one launch beats DeviceReduce's two.
 template <class T, int Threads>
-__global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool overwrite) {
+__global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool overwrite, const T* device_scale) {
     using Reduce = cub::BlockReduce<T, Threads>;
     __shared__ typename Reduce::TempStorage temp;
     T partial = 0;
     for (std::int64_t i = threadIdx.x; i < n; i += Threads) partial += x[i];
     const T total = Reduce(temp).Sum(partial);
-    if (threadIdx.x == 0) out[0] = kernels::write(out[0], total * scale, overwrite);
+    if (threadIdx.x == 0) out[0] = kernels::write(out[0], device_scale ? total * scale * device_scale[0] : total * scale, overwrite);
 }
 
 // target is (n); records the first label outside [0, classes), skipping those equal to
@@ -519,16 +519,16 @@ struct Cuda {
         return true;
     }
 
-    // out[0] = scale * sum(x), written or added. Few elements: one block, one launch. Many: CUB's
+    // out[0] = scale * sum(x) (* device_scale[0] where given), written or added. Few elements: one block, one launch. Many: CUB's
     // DeviceReduce over the whole GPU into a scalar, then ScaleWrite; its temporary storage comes
     // from the caching allocator (stream-ordered, so it is freed at once; no cudaMalloc or sync
     // after the first call, and a capture records it from the graph's pool).
     static constexpr std::int64_t device_reduce_min = std::int64_t(1) << 16;
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device, const T* device_scale = nullptr) {
         if (n < device_reduce_min) {
             constexpr int sum_threads = 256;
-            detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite);
+            detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite, device_scale);
             MINIGRAD_CUDA_CHECK(cudaGetLastError());
             ++counters().kernel_launches;
             return;
@@ -542,7 +542,7 @@ struct Cuda {
         void* temp = static_cast<char*>(block) + total_bytes;
         MINIGRAD_CUDA_CHECK(cub::DeviceReduce::Sum(temp, temp_bytes, x, total, n, stream(device)));
         ++counters().kernel_launches;
-        launch(1, kernels::ScaleWrite<T>{total, out, scale, overwrite}, device);
+        launch(1, kernels::ScaleWrite<T>{total, out, scale, overwrite, device_scale}, device);
         deallocate(block, total_bytes + temp_bytes, device);
     }
 

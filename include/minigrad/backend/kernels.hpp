@@ -131,15 +131,18 @@ struct SumRowsPartial {
     }
 };
 
-// total is (1), out is (1): out = scale * total, written or added. The last step of a sum whose
-// total a library reduction produced; one index
+// total is (1), out is (1), device_scale (may be null) is (1): out = scale * total (* device_scale),
+// written or added. The last step of a sum whose total a library reduction produced; one index
 template <class T>
 struct ScaleWrite {
     const T* total;
     T* out;
     T scale;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t) const { out[0] = write(out[0], total[0] * scale, overwrite); }
+    const T* device_scale = nullptr;
+    MINIGRAD_HD void operator()(index_t) const {
+        out[0] = write(out[0], device_scale ? total[0] * scale * device_scale[0] : total[0] * scale, overwrite);
+    }
 };
 
 // row is (cols), y is (rows, cols): y = row in every row, written or added (a bias put in place

@@ -36,9 +36,9 @@ MINIGRAD_HD inline bool ignored_label(L target, index_t ignore_index) {
 // logits and exps are (rows, cols), target and row_loss are (rows), inv_sum is (rows) (or longer);
 // r over rows. row_loss = logsumexp(logits_r) - logits_r[t] with t = target_r; with label smoothing
 // e (Smoothed), PyTorch's (1 - e) * that + e * (logsumexp(logits_r) - mean_c logits_r[c]). 0 for
-// an ignored row; times scale[0] where scale is given (the 1 / count of a mean). For the backward
-// rule it keeps exps = e^(logits - max) and inv_sum = 1 / sum(exps): softmax = exps * inv_sum,
-// unnormalised here to save a pass.
+// an ignored row. For the backward rule it keeps exps = e^(logits - max) and inv_sum = 1 / sum(exps):
+// softmax = exps * inv_sum, unnormalised here to save a pass. Smoothing is a template flag so that
+// the default costs only the ignore_index test per row.
 template <class T, class L, bool Smoothed = false>
 struct CrossEntropyForward {
     const T* logits;
@@ -49,7 +49,6 @@ struct CrossEntropyForward {
     index_t cols;
     index_t ignore_index = -100;
     T smoothing = 0;
-    const T* scale = nullptr;
     MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
@@ -80,16 +79,17 @@ struct CrossEntropyForward {
             loss = lse - (t >= 0 && t < cols ? xr[t] : T(0));
             if constexpr (Smoothed) loss = (T(1) - smoothing) * loss + smoothing * (lse - total / static_cast<T>(cols));
         }
-        row_loss[r] = scale ? loss * scale[0] : loss;
+        row_loss[r] = loss;
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
-// exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1) or (rows) when
-// per_row (reduction none); r over rows (a row per index keeps integer division out of the loop:
+// exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1), or (rows) for
+// reduction none; r over rows (a row per index keeps integer division out of the loop:
 // it costs more than the arithmetic on a CPU).
-// dlogits = (softmax - (1 - e) onehot(target) - e / cols) * dloss * scale[0]; 0 for an ignored row.
-template <class T, class L, bool Smoothed = false>
+// dlogits = (softmax - (1 - e) onehot(target) - e / cols) * dloss (* scale[0] for a mean); 0 for
+// an ignored row.
+template <class T, class L, bool Smoothed = false, Reduction R = Reduction::Mean>
 struct CrossEntropyBackward {
     const T* exps;
     const T* inv_sum;
@@ -97,16 +97,17 @@ struct CrossEntropyBackward {
     const T* dloss;
     T* dlogits;
     index_t cols;
-    const T* scale;  // (1), or null for 1
-    bool per_row;
+    const T* scale;  // (1), read for a mean only
     bool overwrite;
-    index_t ignore_index = -100;
-    T smoothing = 0;
+    index_t ignore_index;
+    T smoothing;
     MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const L label = target[r];
-        const T g = ignored_label(label, ignore_index) ? T(0) : dloss[per_row ? r : 0] * (scale ? scale[0] : T(1));
+        T g = dloss[R == Reduction::None ? r : 0];
+        if constexpr (R == Reduction::Mean) g *= scale[0];
+        if (ignored_label(label, ignore_index)) g = T(0);
         const T norm = inv_sum[r];
         const index_t t = static_cast<index_t>(label);
         const T on = Smoothed ? T(1) - smoothing : T(1);
@@ -121,7 +122,7 @@ struct CrossEntropyBackward {
 };
 
 // logp is (rows, cols), target and row_loss are (rows); r over rows.
-// row_loss = -logp[r, target_r] (0 for an ignored row), times scale[0] where scale is given.
+// row_loss = -logp[r, target_r] (0 for an ignored row).
 template <class T, class L>
 struct NllForward {
     const T* logp;
@@ -129,13 +130,11 @@ struct NllForward {
     T* row_loss;
     index_t cols;
     index_t ignore_index;
-    const T* scale;
     MINIGRAD_HD void operator()(index_t r) const {
         const L label = target[r];
         const index_t t = static_cast<index_t>(label);
         // A label outside [0, cols) is reported by the backend's check; never read out of the row.
-        const T loss = ignored_label(label, ignore_index) || t < 0 || t >= cols ? T(0) : -logp[r * cols + t];
-        row_loss[r] = scale ? loss * scale[0] : loss;
+        row_loss[r] = ignored_label(label, ignore_index) || t < 0 || t >= cols ? T(0) : -logp[r * cols + t];
     }
 };
 
@@ -271,14 +270,32 @@ struct BceWithLogitsOptions {
 
 namespace detail {
 
-// per is the per-row or per-element loss; the result as `reduction` asks, a mean scaled by
-// mean_scale (1 where the rows were scaled already).
+// per is the per-row or per-element loss; the result as `reduction` asks. A mean is scaled by
+// mean_scale, or by the device scalar mean_device_scale where given (1 / the rows not ignored).
 template <class B, class T>
-Tensor<B, T> reduce_loss(Tensor<B, T> per, Reduction reduction, T mean_scale) {
+Tensor<B, T> reduce_loss(Tensor<B, T> per, Reduction reduction, T mean_scale, const T* mean_device_scale = nullptr) {
     if (reduction == Reduction::None) return per;
+    const bool mean = reduction == Reduction::Mean;
     auto out = Tensor<B, T>::empty(Shape{}, per.device());
-    B::sum(per.data(), per.numel(), out.data(), reduction == Reduction::Mean ? mean_scale : T(1), true, per.device());
+    B::sum(per.data(), per.numel(), out.data(), mean ? mean_scale : T(1), true, per.device(), mean ? mean_device_scale : nullptr);
     return out;
+}
+
+// Calls f(smoothed, reduced) with both as compile-time constants (std::integral_constant), for the
+// cross-entropy functors' template flags.
+template <class F>
+void with_loss_flags(bool smoothed, Reduction reduction, F&& f) {
+    const auto with_reduction = [&](auto s) {
+        switch (reduction) {
+            case Reduction::Mean: return f(s, std::integral_constant<Reduction, Reduction::Mean>{});
+            case Reduction::Sum: return f(s, std::integral_constant<Reduction, Reduction::Sum>{});
+            case Reduction::None: return f(s, std::integral_constant<Reduction, Reduction::None>{});
+        }
+    };
+    if (smoothed)
+        with_reduction(std::true_type{});
+    else
+        with_reduction(std::false_type{});
 }
 
 // input is (rows, classes), target is (rows) of class indices
@@ -311,18 +328,13 @@ struct CrossEntropyNode : Node<B, T> {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
-        const T* scale = reduction == Reduction::Mean ? inv_sum.data() + rows : nullptr;
-        const auto run = [&](auto smoothed) {
+        with_loss_flags(smoothing != T(0), reduction, [&](auto smoothed, auto reduced) {
             B::launch_rows(rows, cols,
-                           kernels::CrossEntropyBackward<T, L, decltype(smoothed)::value>{
-                               exps.data(), inv_sum.data(), target->data, out.grad->data, dlogits.data, cols, scale,
-                               reduction == Reduction::None, dlogits.overwrite, ignore_index, smoothing},
+                           kernels::CrossEntropyBackward<T, L, decltype(smoothed)::value, decltype(reduced)::value>{
+                               exps.data(), inv_sum.data(), target->data, out.grad->data, dlogits.data, cols, inv_sum.data() + rows,
+                               dlogits.overwrite, ignore_index, smoothing},
                            logits.device);
-        };
-        if (smoothing != T(0))
-            run(std::true_type{});
-        else
-            run(std::false_type{});
+        });
     }
 };
 
@@ -438,17 +450,13 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
     T* scale = options.reduction == Reduction::Mean ? inv_sum.data() + rows : nullptr;
     B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "cross_entropy", target.device());
     auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
-    const auto run = [&](auto smoothed) {
+    detail::with_loss_flags(smoothing != T(0), options.reduction, [&](auto smoothed, auto) {
         B::launch_rows(rows, cols,
                        kernels::CrossEntropyForward<T, L, decltype(smoothed)::value>{logits.data(), target.data(), row_loss.data(), exps.data(),
-                                                                                    inv_sum.data(), cols, options.ignore_index, smoothing, scale},
+                                                                                    inv_sum.data(), cols, options.ignore_index, smoothing},
                        logits.device());
-    };
-    if (smoothing != T(0))
-        run(std::true_type{});
-    else
-        run(std::false_type{});
-    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1));
+    });
+    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
     if (detail::wants_grad(logits)) {
         auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
         node->inputs = {logits.impl_ptr(), nullptr, nullptr};
@@ -482,8 +490,8 @@ Tensor<B, T> nll_loss(const Tensor<B, T>& input, const Tensor<B, L>& target, con
     T* scale = inv_count.defined() ? inv_count.data() : nullptr;
     B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "nll_loss", target.device());
     auto row_loss = Tensor<B, T>::empty(Shape{rows}, input.device());
-    B::launch(rows, kernels::NllForward<T, L>{input.data(), target.data(), row_loss.data(), cols, options.ignore_index, scale}, input.device());
-    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1));
+    B::launch(rows, kernels::NllForward<T, L>{input.data(), target.data(), row_loss.data(), cols, options.ignore_index}, input.device());
+    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
     if (detail::wants_grad(input)) {
         auto node = std::make_shared<detail::NllNode<B, T, L>>();
         node->inputs = {input.impl_ptr(), nullptr, nullptr};
