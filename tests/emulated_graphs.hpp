@@ -54,9 +54,9 @@ struct EmulatedGraphs : minigrad::Cpu {
         minigrad::Cpu::gemm(g, device);
     }
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
-        if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::sum(x, n, out, scale, overwrite, 0); });
-        minigrad::Cpu::sum(x, n, out, scale, overwrite, device);
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device, const T* device_scale = nullptr) {
+        if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::sum(x, n, out, scale, overwrite, 0, device_scale); });
+        minigrad::Cpu::sum(x, n, out, scale, overwrite, device, device_scale);
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int device) {
         if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::copy(dst, src, bytes, 0); });

@@ -15,6 +15,7 @@
 
 namespace k = minigrad::kernels;
 
+
 template <class F>
 static void run(std::int64_t n, const F& f) {
     thrust::for_each(thrust::cpp::par, thrust::counting_iterator<std::int64_t>(0), thrust::counting_iterator<std::int64_t>(n), f);
@@ -151,9 +152,10 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     std::vector<std::int32_t> best(rows);
     run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
     run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
-    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
+    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
     const std::vector<float> dloss{2.0f};
-    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, 1.0f / rows, true});
+    const float inv_rows = 1.0f / rows;
+    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, true, -100, 0.0f});
     run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;
@@ -179,9 +181,77 @@ TEST_CASE("CrossEntropyForward never reads outside its row for a bad label (the 
     const std::vector<float> x{1, 2, 3, 4, 5, 6};
     const std::vector<std::int32_t> target{0, 7};
     std::vector<float> row_loss(2), exps(6), inv_sum(2);
-    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3});
+    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3, -100, 0.0f});
     CHECK(std::isfinite(row_loss[1]));
     CHECK(row_loss[0] == doctest::Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1).epsilon(1e-5));
+}
+
+TEST_CASE("cross-entropy with label smoothing and ignore_index, and nll, per row (reduction none), against reference math") {
+    const std::int64_t rows = 5, cols = 4;
+    const auto x = random_values(rows * cols, 40), dy = random_values(rows, 41);
+    const std::vector<std::int32_t> target{1, -100, 3, 0, 2};
+    const float e = 0.1f;
+    std::vector<float> row_loss(rows), exps(rows * cols), inv_sum(rows), dlogits(rows * cols, 9.0f), nll(rows), dlogp(rows * cols, 9.0f);
+    run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
+                                                                -100, e});
+    // reduction none: the upstream gradient is per row, no scale
+    run(rows, k::CrossEntropyBackward<float, std::int32_t, true, mg::Reduction::None>{exps.data(), inv_sum.data(), target.data(), dy.data(),
+                                                                                      dlogits.data(), cols, nullptr, true, -100, e});
+    run(rows, k::NllForward<float, std::int32_t>{x.data(), target.data(), nll.data(), cols, -100});
+    run(rows, k::NllBackward<float, std::int32_t>{target.data(), dy.data(), dlogp.data(), cols, -100, nullptr, true, true});
+    for (std::int64_t r = 0; r < rows; ++r) {
+        CAPTURE(r);
+        double lse = 0, mean_x = 0;
+        for (std::int64_t c = 0; c < cols; ++c) lse += std::exp(double(x[r * cols + c])), mean_x += x[r * cols + c] / double(cols);
+        lse = std::log(lse);
+        const bool ignored = target[r] == -100;
+        const double expected = ignored ? 0.0 : (1 - e) * (lse - x[r * cols + target[r]]) + e * (lse - mean_x);
+        CHECK(row_loss[r] == doctest::Approx(expected).epsilon(1e-5));
+        CHECK(nll[r] == (ignored ? 0.0f : -x[r * cols + target[r]]));
+        for (std::int64_t c = 0; c < cols; ++c) {
+            const auto i = r * cols + c;
+            const double p = std::exp(x[i] - lse), hit = c == target[r] ? 1.0 : 0.0;
+            CHECK(dlogits[i] == doctest::Approx(ignored ? 0.0 : (p - (1 - e) * hit - e / cols) * dy[r]).epsilon(1e-5));
+            CHECK(dlogp[i] == (ignored ? 0.0f : -static_cast<float>(hit) * dy[r]));
+        }
+    }
+}
+
+TEST_CASE("pointwise losses (mse, l1, bce with logits and pos_weight): values and derivatives against reference math") {
+    const std::int64_t rows = 3, cols = 4, n = rows * cols;
+    const auto x = random_values(n, 50), y = random_values(n, 51);
+    std::vector<float> prob(n), pw{0.5f, 1.0f, 2.0f, 3.0f};
+    for (std::int64_t i = 0; i < n; ++i) prob[i] = (y[i] + 2) / 4;  // in [0, 1]
+    const std::vector<float> dloss{0.5f};
+    std::vector<float> out(n), dx(n), dt(n, 1.0f), dw(n);
+    run(n, k::PointwiseLossForward<float, k::MseRule>{x.data(), y.data(), nullptr, out.data(), cols});
+    run(n, k::PointwiseLossBackward<float, k::MseRule>{x.data(), y.data(), nullptr, dloss.data(), dx.data(), cols, 0.25f, k::LossArg::Input, false, true});
+    run(n, k::PointwiseLossBackward<float, k::MseRule>{x.data(), y.data(), nullptr, dloss.data(), dt.data(), cols, 0.25f, k::LossArg::Target, false, false});
+    for (std::int64_t i = 0; i < n; ++i) {
+        const double diff = double(x[i]) - y[i];
+        CHECK(out[i] == doctest::Approx(diff * diff).epsilon(1e-6));
+        CHECK(dx[i] == doctest::Approx(2 * diff * 0.5 * 0.25).epsilon(1e-6));
+        CHECK(dt[i] == doctest::Approx(1 - 2 * diff * 0.5 * 0.25).epsilon(1e-6));
+    }
+    run(n, k::PointwiseLossForward<float, k::L1Rule>{x.data(), y.data(), nullptr, out.data(), cols});
+    run(n, k::PointwiseLossBackward<float, k::L1Rule>{x.data(), x.data(), nullptr, dloss.data(), dx.data(), cols, 1.0f, k::LossArg::Input, false, true});
+    for (std::int64_t i = 0; i < n; ++i) {
+        CHECK(out[i] == std::abs(x[i] - y[i]));
+        CHECK(dx[i] == 0.0f);  // x against itself: sign(0) = 0
+    }
+    // bce with logits, per element (reduction none): dloss is (n)
+    const auto dper = random_values(n, 52);
+    run(n, k::PointwiseLossForward<float, k::BceWithLogitsRule>{x.data(), prob.data(), pw.data(), out.data(), cols});
+    run(n, k::PointwiseLossBackward<float, k::BceWithLogitsRule>{x.data(), prob.data(), pw.data(), dper.data(), dx.data(), cols, 1.0f, k::LossArg::Input, true, true});
+    run(n, k::PointwiseLossBackward<float, k::BceWithLogitsRule>{x.data(), prob.data(), pw.data(), dper.data(), dt.data(), cols, 1.0f, k::LossArg::Target, true, true});
+    run(n, k::PointwiseLossBackward<float, k::BceWithLogitsRule>{x.data(), prob.data(), pw.data(), dper.data(), dw.data(), cols, 1.0f, k::LossArg::Weight, true, true});
+    for (std::int64_t i = 0; i < n; ++i) {
+        const double s = 1 / (1 + std::exp(-double(x[i]))), t = prob[i], w = pw[i % cols];
+        CHECK(out[i] == doctest::Approx(-(w * t * std::log(s) + (1 - t) * std::log(1 - s))).epsilon(1e-5));
+        CHECK(dx[i] == doctest::Approx(((1 - t) - (1 + (w - 1) * t) * (1 - s)) * dper[i]).epsilon(1e-5));
+        CHECK(dt[i] == doctest::Approx((-std::log(s) * w + std::log(1 - s)) * dper[i]).epsilon(1e-5));
+        CHECK(dw[i] == doctest::Approx(-t * std::log(s) * dper[i]).epsilon(1e-5));
+    }
 }
 
 TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim.SGD") {
@@ -249,6 +319,9 @@ TEST_CASE("ScaleWrite and BroadcastRow: the last step of a large sum, and a bias
     CHECK(out[0] == 2.0f);
     run(1, k::ScaleWrite<float>{total.data(), out.data(), 0.5f, true});
     CHECK(out[0] == 2.0f);
+    const std::vector<float> inv_count{0.125f};  // a scale only the device knows: 1 / the rows a mean counts
+    run(1, k::ScaleWrite<float>{total.data(), out.data(), 2.0f, true, inv_count.data()});
+    CHECK(out[0] == 1.0f);
     const std::vector<float> row{1, 2, 3};
     std::vector<float> y(6, 10.0f);
     run(6, k::BroadcastRow<float>{row.data(), y.data(), 3, false});
@@ -300,6 +373,7 @@ TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match o
         const auto x = random_values(rows * cols, 30), dy = random_values(rows * cols, 31);
         const std::vector<std::int32_t> target{0, static_cast<std::int32_t>(cols - 1), 0, static_cast<std::int32_t>(cols / 2), 0};
         const std::vector<float> dloss{1.5f};
+        const float inv_rows = 1.0f / rows;
         auto both = [&](auto make, std::size_t n_out) {  // make(out) -> functor writing out (n_out)
             std::vector<float> solo(n_out, 0.5f), team(n_out, 0.5f);
             run(rows, make(solo));
@@ -313,12 +387,24 @@ TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match o
         both([&](std::vector<float>& out) { return k::LogSoftmaxBackward<float>{y.data(), dy.data(), out.data(), cols, false}; }, n);
         // cross-entropy forward writes three outputs: check each, by packing them in one buffer
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols};
+            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols, -100, 0.0f};
         }, n + 2 * rows);
         std::vector<float> exps(n), inv_sum(rows), row_loss(rows);
-        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols});
+        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, 1.0f / rows, false};
+            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, &inv_rows, false, -100, 0.0f};
+        }, n);
+        // ...and with label smoothing, an ignored row (the third) and a mean's scale
+        const std::vector<std::int32_t> with_ignored{0, static_cast<std::int32_t>(cols - 1), -100, static_cast<std::int32_t>(cols / 2), 0};
+        both([&](std::vector<float>& out) {
+            return k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), out.data(), out.data() + rows,
+                                                                     out.data() + rows + n, cols, -100, 0.1f};
+        }, n + 2 * rows);
+        run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
+                                                                    -100, 0.1f});
+        both([&](std::vector<float>& out) {
+            return k::CrossEntropyBackward<float, std::int32_t, true>{exps.data(), inv_sum.data(), with_ignored.data(), dloss.data(), out.data(),
+                                                                      cols, &inv_rows, false, -100, 0.1f};
         }, n);
     }
 }

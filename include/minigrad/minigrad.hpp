@@ -23,6 +23,7 @@
 #include "nn/sequential.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/elementwise.hpp"
+#include "ops/loss.hpp"
 #include "ops/matmul.hpp"
 #include "ops/reduce.hpp"
 #include "ops/softmax.hpp"

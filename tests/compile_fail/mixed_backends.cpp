@@ -18,6 +18,8 @@ int main() {
     auto y = cpu * gpu_tensor();
 #elif defined(MIX_OPERATOR_DTYPE)
     auto y = cpu - mg::Tensor<mg::Cpu, double>::ones({2, 2});
+#elif defined(MIX_LOSS_DTYPE)
+    auto y = mg::mse_loss(cpu, mg::Tensor<mg::Cpu, double>::ones({2, 2}));
 #else
     auto y = mg::matmul(cpu, gpu_tensor());
 #endif

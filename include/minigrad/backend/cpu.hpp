@@ -243,12 +243,13 @@ struct Cpu {
     }
 #endif
 
-    // out[0] = scale * sum(x), written or added. Summed in fixed chunks of sum_chunk elements whose
-    // partial sums are added in order, so the result does not depend on the thread count; up to
-    // one chunk it is the plain left-to-right sum.
+    // out[0] = scale * sum(x), written or added; times device_scale[0] too where given (a scale
+    // that is only known on the device, such as 1 / the rows a mean counts). Summed in fixed chunks
+    // of sum_chunk elements whose partial sums are added in order, so the result does not depend on
+    // the thread count; up to one chunk it is the plain left-to-right sum.
     static constexpr std::int64_t sum_chunk = detail::parallel_min_work;
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/) {
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/, const T* device_scale = nullptr) {
         ++counters().kernel_launches;
         const auto chunk_sum = [x, n](std::int64_t chunk) {
             const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
@@ -269,7 +270,7 @@ struct Cpu {
             });
             for (std::int64_t c = 0; c < chunks; ++c) acc += partial_data[c];
         }
-        out[0] = kernels::write(out[0], acc * scale, overwrite);
+        out[0] = kernels::write(out[0], device_scale ? acc * scale * device_scale[0] : acc * scale, overwrite);
     }
 
     // dy is (rows, cols), db is (cols) = the sum of dy's rows (a broadcast row's gradient), written
@@ -468,29 +469,47 @@ struct Cpu {
     }
 
   public:
-    // Class labels must lie in [0, classes). The host can look at them right away: one branch-free
-    // pass (it vectorises), and a second pass only to name the first bad label.
-    template <class L>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes,
+    // Class labels must lie in [0, classes), except those equal to ignore_index (skipped, as
+    // PyTorch's ignore_index). The host can look at them right away: one branch-free pass (it
+    // vectorises), and a second pass only to name the first bad label. Where inv_count is given, it
+    // gets 1 / the number of labels not ignored: the scale of a mean over those rows (infinite when
+    // every row is ignored, so that the mean is NaN, as PyTorch's).
+    template <class L, class T>
+    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
                              std::string_view op, int /*device*/) {
         // As unsigned, a negative label is huge: one compare per label, in the label's own width.
         using U = std::make_unsigned_t<std::conditional_t<std::is_same_v<L, bool>, unsigned char, L>>;
         constexpr auto most = static_cast<unsigned long long>(std::numeric_limits<L>::max());
-        if (static_cast<unsigned long long>(classes) > most) {  // only a negative label can be out of range
-            if constexpr (std::is_unsigned_v<L>) return;
-        }
-        const U limit = static_cast<unsigned long long>(classes) > most ? static_cast<U>(most) + 1u : static_cast<U>(classes);
-        const auto bad = [limit](L v) { return static_cast<U>(v) >= limit; };
+        const U limit = static_cast<unsigned long long>(classes) > most
+                            ? (std::is_unsigned_v<L> ? U(0) : static_cast<U>(static_cast<U>(most) + 1u))
+                            : static_cast<U>(classes);
+        const auto bad = [limit](L v) {
+            if constexpr (std::is_unsigned_v<L>)
+                if (limit == 0) return false;  // classes exceeds every value an L can hold
+            return static_cast<U>(v) >= limit;
+        };
+        // ignore_index compared in the label's width, where an L can hold it at all
+        const bool can_ignore = ignore_index >= static_cast<std::int64_t>(std::numeric_limits<L>::lowest()) &&
+                                static_cast<unsigned long long>(ignore_index) <= most;
+        const L skip = can_ignore ? static_cast<L>(ignore_index) : L{};
+        const auto is_skipped = [can_ignore, skip](L v) { return can_ignore && v == skip; };
+        std::int64_t skipped = 0;
         bool any = false;
-        for (std::int64_t i = 0; i < n; ++i) any |= bad(target[i]);
-        if (!any) [[likely]] return;
-        std::int64_t i = 0;
-        while (!bad(target[i])) ++i;
-        detail::fail<ValueError>(
-            "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
-            "(the input has {} columns)",
-            op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
-            classes, classes);
+        for (std::int64_t i = 0; i < n; ++i) {
+            const bool s = is_skipped(target[i]);
+            skipped += s;
+            any |= !s & bad(target[i]);
+        }
+        if (any) [[unlikely]] {
+            std::int64_t i = 0;
+            while (is_skipped(target[i]) || !bad(target[i])) ++i;
+            detail::fail<ValueError>(
+                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
+                "(the input has {} columns)",
+                op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
+                classes, classes);
+        }
+        if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
     }
 };
 

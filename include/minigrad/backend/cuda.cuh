@@ -61,12 +61,14 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 }
 
 // Labels outside [0, classes) found by a kernel. Lives in mapped host memory, so the kernel writes
-// it without a copy and the host reads it after its next sync.
+// it without a copy and the host reads it after its next sync. `op` is the op's name, a string
+// literal of the host (the kernel only copies the pointer).
 struct LabelError {
     int flag;
     long long index;
     long long value;
     long long classes;
+    const char* op;
 };
 
 }  // namespace detail
@@ -255,26 +257,39 @@ __global__ void for_each_row_warp(std::int64_t rows, F f) {
 // x is (n), out is (1): out = scale * sum(x) (written or added). One block; each thread sums a
 // strided slice, CUB reduces the block. For few elements, where one launch beats DeviceReduce's two.
 template <class T, int Threads>
-__global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool overwrite) {
+__global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool overwrite, const T* device_scale) {
     using Reduce = cub::BlockReduce<T, Threads>;
     __shared__ typename Reduce::TempStorage temp;
     T partial = 0;
     for (std::int64_t i = threadIdx.x; i < n; i += Threads) partial += x[i];
     const T total = Reduce(temp).Sum(partial);
-    if (threadIdx.x == 0) out[0] = kernels::write(out[0], total * scale, overwrite);
+    if (threadIdx.x == 0) out[0] = kernels::write(out[0], device_scale ? total * scale * device_scale[0] : total * scale, overwrite);
 }
 
-// target is (n); records the first label outside [0, classes)
-template <class L>
-__global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_t classes, cuda::detail::LabelError* error) {
+// target is (n); records the first label outside [0, classes), skipping those equal to
+// ignore_index. Where inv_count is given (launched as one block then), it gets 1 / the number of
+// labels not ignored.
+template <class L, class T, int Threads>
+__global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index,
+                                    T* inv_count, const char* op, cuda::detail::LabelError* error) {
     const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
+    long long counted = 0;
     for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
         const long long t = static_cast<long long>(target[i]);
+        if (t == ignore_index) continue;
+        ++counted;
         if ((t < 0 || t >= classes) && atomicCAS(&error->flag, 0, 1) == 0) {
             error->index = i;
             error->value = t;
             error->classes = classes;
+            error->op = op;
         }
+    }
+    if (inv_count) {  // the same for every thread of the (single) block, so all reach the reduction
+        using Reduce = cub::BlockReduce<long long, Threads>;
+        __shared__ typename Reduce::TempStorage temp;
+        const long long total = Reduce(temp).Sum(counted);
+        if (threadIdx.x == 0) *inv_count = T(1) / static_cast<T>(total);
     }
 }
 
@@ -396,9 +411,9 @@ struct Cuda {
             const auto e = *s.label_error_host;
             *s.label_error_host = {};
             minigrad::detail::fail<ValueError>(
-                "cross_entropy: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
+                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
                 "(found on cuda:{} by a kernel, reported at the next host read)",
-                e.value, e.index, e.classes, device);
+                e.op ? e.op : "cross_entropy", e.value, e.index, e.classes, device);
         }
     }
 
@@ -504,16 +519,16 @@ struct Cuda {
         return true;
     }
 
-    // out[0] = scale * sum(x), written or added. Few elements: one block, one launch. Many: CUB's
+    // out[0] = scale * sum(x) (* device_scale[0] where given), written or added. Few elements: one block, one launch. Many: CUB's
     // DeviceReduce over the whole GPU into a scalar, then ScaleWrite; its temporary storage comes
     // from the caching allocator (stream-ordered, so it is freed at once; no cudaMalloc or sync
     // after the first call, and a capture records it from the graph's pool).
     static constexpr std::int64_t device_reduce_min = std::int64_t(1) << 16;
     template <class T>
-    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device) {
+    static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device, const T* device_scale = nullptr) {
         if (n < device_reduce_min) {
             constexpr int sum_threads = 256;
-            detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite);
+            detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite, device_scale);
             MINIGRAD_CUDA_CHECK(cudaGetLastError());
             ++counters().kernel_launches;
             return;
@@ -527,7 +542,7 @@ struct Cuda {
         void* temp = static_cast<char*>(block) + total_bytes;
         MINIGRAD_CUDA_CHECK(cub::DeviceReduce::Sum(temp, temp_bytes, x, total, n, stream(device)));
         ++counters().kernel_launches;
-        launch(1, kernels::ScaleWrite<T>{total, out, scale, overwrite}, device);
+        launch(1, kernels::ScaleWrite<T>{total, out, scale, overwrite, device_scale}, device);
         deallocate(block, total_bytes + temp_bytes, device);
     }
 
@@ -553,13 +568,18 @@ struct Cuda {
         deallocate(partial, bytes, device);
     }
     // Checked on the device: the error surfaces at the next host read, as PyTorch's device asserts.
-    template <class L>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::string_view, int device) {
-        if (n <= 0) return;
+    // Labels equal to ignore_index are skipped; where inv_count is given, it gets 1 / the number of
+    // the others, on the device (one block then, which reduces the count without atomics). `op`
+    // must be a string literal: the kernel keeps its pointer for the message.
+    template <class L, class T>
+    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
+                             std::string_view op, int device) {
+        if (n <= 0 && !inv_count) return;
         auto& s = state(device);
         const std::int64_t blocks = (n + threads - 1) / threads;
-        const int grid = static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
-        detail::check_labels_kernel<<<grid, threads, 0, s.stream>>>(target, n, classes, s.label_error_device);
+        const int grid = inv_count ? 1 : static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
+        detail::check_labels_kernel<L, T, threads><<<grid, threads, 0, s.stream>>>(target, n, classes, ignore_index, inv_count,
+                                                                                   op.data(), s.label_error_device);
         MINIGRAD_CUDA_CHECK(cudaGetLastError());
         ++counters().kernel_launches;
     }

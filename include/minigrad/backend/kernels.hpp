@@ -181,15 +181,18 @@ struct SumRowsPartial {
     }
 };
 
-// total is (1), out is (1): out = scale * total, written or added. The last step of a sum whose
-// total a library reduction produced; one index
+// total is (1), out is (1), device_scale (may be null) is (1): out = scale * total (* device_scale),
+// written or added. The last step of a sum whose total a library reduction produced; one index
 template <class T>
 struct ScaleWrite {
     const T* total;
     T* out;
     T scale;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t) const { out[0] = write(out[0], total[0] * scale, overwrite); }
+    const T* device_scale = nullptr;
+    MINIGRAD_HD void operator()(index_t) const {
+        out[0] = write(out[0], device_scale ? total[0] * scale * device_scale[0] : total[0] * scale, overwrite);
+    }
 };
 
 // row is (cols), y is (rows, cols): y = row in every row, written or added (a bias put in place
@@ -223,164 +226,6 @@ struct SoloTeam {
     MINIGRAD_HD T max(T v) const { return v; }
     template <class T>
     MINIGRAD_HD T sum(T v) const { return v; }
-};
-
-// x, y are (rows, cols); r over rows
-template <class T>
-struct LogSoftmaxForward {
-    const T* x;
-    T* y;
-    index_t cols;
-    MINIGRAD_HD index_t work_per_index() const { return cols; }
-    template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
-        const T* xr = x + r * cols;
-        T max = xr[lane < cols ? lane : 0];
-        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
-        max = team.max(max);
-        T sum = 0;
-        for (index_t c = lane; c < cols; c += Lanes) sum += kernels::exp(xr[c] - max);
-        const T lse = max + std::log(team.sum(sum));
-        for (index_t c = lane; c < cols; c += Lanes) y[r * cols + c] = xr[c] - lse;
-    }
-    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
-};
-
-// y (the forward output), dy, dx are (rows, cols); r over rows.
-// d/dx_j of sum_k dy_k * (x_k - lse) = dy_j - softmax_j * sum_k dy_k
-template <class T>
-struct LogSoftmaxBackward {
-    const T* y;
-    const T* dy;
-    T* dx;
-    index_t cols;
-    bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return cols; }
-    template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
-        T total = 0;
-        for (index_t c = lane; c < cols; c += Lanes) total += dy[r * cols + c];
-        total = team.sum(total);
-        for (index_t c = lane; c < cols; c += Lanes) {
-            const index_t i = r * cols + c;
-            dx[i] = write(dx[i], dy[i] - kernels::exp(y[i]) * total, overwrite);
-        }
-    }
-    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
-};
-
-// logits and exps are (rows, cols), target, row_loss and inv_sum are (rows); r over rows.
-// row_loss = logsumexp(logits_r) - logits_r[target_r]. For the backward rule it keeps
-// exps = e^(logits - max) and inv_sum = 1 / sum(exps): softmax = exps * inv_sum, unnormalised here
-// to save a pass.
-template <class T, class L>
-struct CrossEntropyForward {
-    const T* logits;
-    const L* target;
-    T* row_loss;
-    T* exps;
-    T* inv_sum;
-    index_t cols;
-    MINIGRAD_HD index_t work_per_index() const { return cols; }
-    template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
-        const T* xr = logits + r * cols;
-        T* er = exps + r * cols;
-        T max = xr[lane < cols ? lane : 0];
-        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
-        max = team.max(max);
-        T sum = 0;
-        for (index_t c = lane; c < cols; c += Lanes) {
-            er[c] = kernels::exp(xr[c] - max);
-            sum += er[c];
-        }
-        sum = team.sum(sum);
-        if (lane != 0) return;
-        inv_sum[r] = T(1) / sum;
-        // A label outside [0, cols) is reported by the backend's check; never read out of the row.
-        const index_t t = static_cast<index_t>(target[r]);
-        row_loss[r] = max + std::log(sum) - (t >= 0 && t < cols ? xr[t] : T(0));
-    }
-    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
-#if defined(MINIGRAD_ROWS8)
-    // Rows r..r+7 as row() computes them, one per lane (see rows8 above).
-    [[gnu::target("avx2,fma")]] void rows8(index_t r) const
-        requires std::is_same_v<T, float>
-    {
-        using rows8::f32x8;
-        using rows8::i32x8;
-        const T* x0 = logits + r * cols;
-        i32x8 t;  // a label outside [0, cols) matches no column and leaves 0, as row() does
-        for (int i = 0; i < 8; ++i) {
-            const index_t ti = static_cast<index_t>(target[r + i]);
-            t[i] = ti >= 0 && ti < cols ? static_cast<std::int32_t>(ti) : -1;
-        }
-        f32x8 max = rows8::column(x0, cols);
-        for (index_t c = 1; c < cols; ++c) {
-            const f32x8 v = rows8::column(x0 + c, cols);
-            max = v > max ? v : max;
-        }
-        f32x8 sum{}, xt{};
-        T* e0 = exps + r * cols;
-        for (index_t c = 0; c < cols; ++c) {
-            const f32x8 v = rows8::column(x0 + c, cols);
-            const f32x8 e = rows8::exp(v - max);
-            for (int i = 0; i < 8; ++i) e0[i * cols + c] = e[i];
-            sum += e;
-            xt = t == static_cast<std::int32_t>(c) ? v : xt;
-        }
-        // sum >= e^-87 (exp's clamp): a normal float, as rows8::log needs
-        const f32x8 inv = 1.0f / sum, loss = max + rows8::log(sum) - xt;
-        std::memcpy(inv_sum + r, &inv, sizeof inv);
-        std::memcpy(row_loss + r, &loss, sizeof loss);
-    }
-#endif
-};
-
-// exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1); r over rows (a row
-// per index keeps integer division out of the loop: it costs more than the arithmetic on a CPU).
-// The loss is the mean over rows: dlogits = (softmax - onehot(target)) * dloss / rows.
-template <class T, class L>
-struct CrossEntropyBackward {
-    const T* exps;
-    const T* inv_sum;
-    const L* target;
-    const T* dloss;
-    T* dlogits;
-    index_t cols;
-    T inv_rows;
-    bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return cols; }
-    template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
-        const T scale = dloss[0] * inv_rows;
-        const T norm = inv_sum[r];
-        const index_t t = static_cast<index_t>(target[r]);
-        for (index_t c = lane; c < cols; c += Lanes) {
-            const index_t i = r * cols + c;
-            const T p = exps[i] * norm - (c == t ? T(1) : T(0));
-            dlogits[i] = write(dlogits[i], p * scale, overwrite);
-        }
-    }
-    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
-};
-
-// x is (rows, cols), out is (rows); r over rows. Ties go to the first maximum, as in PyTorch.
-template <class T, class L>
-struct ArgmaxRows {
-    const T* x;
-    L* out;
-    index_t cols;
-    MINIGRAD_HD index_t work_per_index() const { return cols; }
-    MINIGRAD_HD void operator()(index_t r) const {
-        // NaN counts as the largest value, as in PyTorch: the first NaN wins.
-        index_t best = 0;
-        for (index_t c = 1; c < cols; ++c) {
-            const T v = x[r * cols + c], b = x[r * cols + best];
-            if (v > b || (v != v && b == b)) best = c;
-        }
-        out[r] = static_cast<L>(best);
-    }
 };
 
 // c is (m, n) = op(a) op(b) [+ bias row (n)], where op(a) is (m, k) and op(b) is (k, n); a is

@@ -1,15 +1,73 @@
-// CrossEntropyLoss as a layer, as torch.nn.CrossEntropyLoss() with class-index targets.
+// The losses as layers, as torch.nn's: each holds its options (a designated-initialiser struct,
+// every field defaulted as in PyTorch) and calls the functional form of ops/loss.hpp.
+//   mg::nn::CrossEntropyLoss loss_fn;  // mean over rows, ignore_index -100, no smoothing
+//   mg::nn::CrossEntropyLoss smooth({.label_smoothing = 0.1, .reduction = mg::nn::Reduction::Sum});
 #pragma once
 
-#include "../ops/softmax.hpp"
+#include "../ops/loss.hpp"
 
 namespace minigrad::nn {
 
+using minigrad::Reduction;
+
+// For the losses whose only option is the reduction (MSELoss, L1Loss).
+struct LossOptions {
+    Reduction reduction = Reduction::Mean;
+};
+
 struct CrossEntropyLoss {
-    // logits is (rows, classes), target is (rows) class indices, result is () (mean over rows)
+    CrossEntropyOptions options;
+    CrossEntropyLoss() = default;
+    CrossEntropyLoss(const CrossEntropyOptions& o) : options(o) {}
+    // logits is (rows, classes), target is (rows) class indices; result () or (rows) for None
     template <class BA, class T, class BB, class L>
     auto operator()(const Tensor<BA, T>& logits, const Tensor<BB, L>& target) const {
-        return cross_entropy(logits, target);
+        return cross_entropy(logits, target, options);
+    }
+};
+
+struct NLLLoss {
+    NllLossOptions options;
+    NLLLoss() = default;
+    NLLLoss(const NllLossOptions& o) : options(o) {}
+    // input is (rows, classes) log-probabilities, target is (rows) class indices
+    template <class BA, class T, class BB, class L>
+    auto operator()(const Tensor<BA, T>& input, const Tensor<BB, L>& target) const {
+        return nll_loss(input, target, options);
+    }
+};
+
+struct MSELoss {
+    LossOptions options;
+    MSELoss() = default;
+    MSELoss(const LossOptions& o) : options(o) {}
+    template <class BA, class TA, class BB, class TB>
+    auto operator()(const Tensor<BA, TA>& input, const Tensor<BB, TB>& target) const {
+        return mse_loss(input, target, options.reduction);
+    }
+};
+
+struct L1Loss {
+    LossOptions options;
+    L1Loss() = default;
+    L1Loss(const LossOptions& o) : options(o) {}
+    template <class BA, class TA, class BB, class TB>
+    auto operator()(const Tensor<BA, TA>& input, const Tensor<BB, TB>& target) const {
+        return l1_loss(input, target, options.reduction);
+    }
+};
+
+// On backend B with element type T, as its pos_weight tensor (if any) is:
+//   mg::nn::BCEWithLogitsLoss<mg::Cpu> loss_fn({.pos_weight = weights});
+template <class B, class T = float>
+struct BCEWithLogitsLoss {
+    BceWithLogitsOptions<B, T> options;
+    BCEWithLogitsLoss() = default;
+    BCEWithLogitsLoss(const BceWithLogitsOptions<B, T>& o) : options(o) {}
+    template <class BA, class TA, class BB, class TB>
+    auto operator()(const Tensor<BA, TA>& input, const Tensor<BB, TB>& target) const {
+        minigrad::detail::reject_mix<B, T, BA, TA, 1>();
+        return binary_cross_entropy_with_logits(input, target, options);
     }
 };
 

@@ -1,12 +1,79 @@
-// log_softmax, cross_entropy (log-softmax and negative log-likelihood fused, mean over rows) and
-// argmax, all along the last axis of a (rows, classes) matrix.
+// log_softmax and argmax along the last axis of a (rows, classes) matrix: the per-row functors both
+// backends launch, the forward, and the backward rule. The losses built on a softmax
+// (cross_entropy, nll_loss) are in ops/loss.hpp.
 #pragma once
 
-#include <concepts>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 
 #include "checks.hpp"
+
+namespace minigrad::kernels {
+
+// x, y are (rows, cols); r over rows
+template <class T>
+struct LogSoftmaxForward {
+    const T* x;
+    T* y;
+    index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
+        const T* xr = x + r * cols;
+        T max = xr[lane < cols ? lane : 0];
+        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
+        max = team.max(max);
+        T sum = 0;
+        for (index_t c = lane; c < cols; c += Lanes) sum += kernels::exp(xr[c] - max);
+        const T lse = max + std::log(team.sum(sum));
+        for (index_t c = lane; c < cols; c += Lanes) y[r * cols + c] = xr[c] - lse;
+    }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+};
+
+// y (the forward output), dy, dx are (rows, cols); r over rows.
+// d/dx_j of sum_k dy_k * (x_k - lse) = dy_j - softmax_j * sum_k dy_k
+template <class T>
+struct LogSoftmaxBackward {
+    const T* y;
+    const T* dy;
+    T* dx;
+    index_t cols;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
+        T total = 0;
+        for (index_t c = lane; c < cols; c += Lanes) total += dy[r * cols + c];
+        total = team.sum(total);
+        for (index_t c = lane; c < cols; c += Lanes) {
+            const index_t i = r * cols + c;
+            dx[i] = write(dx[i], dy[i] - kernels::exp(y[i]) * total, overwrite);
+        }
+    }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+};
+
+// x is (rows, cols), out is (rows); r over rows. Ties go to the first maximum, as in PyTorch.
+template <class T, class L>
+struct ArgmaxRows {
+    const T* x;
+    L* out;
+    index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    MINIGRAD_HD void operator()(index_t r) const {
+        // NaN counts as the largest value, as in PyTorch: the first NaN wins.
+        index_t best = 0;
+        for (index_t c = 1; c < cols; ++c) {
+            const T v = x[r * cols + c], b = x[r * cols + best];
+            if (v > b || (v != v && b == b)) best = c;
+        }
+        out[r] = static_cast<L>(best);
+    }
+};
+
+}  // namespace minigrad::kernels
 
 namespace minigrad {
 namespace detail {
@@ -19,22 +86,6 @@ struct LogSoftmaxNode : Node<B, T> {
         auto dx = grad_slot(x);
         const auto rows = x.shape[0], cols = x.shape[1];
         B::launch_rows(rows, cols, kernels::LogSoftmaxBackward<T>{out.data, out.grad->data, dx.data, cols, dx.overwrite}, x.device);
-    }
-};
-
-// logits and exps are (rows, cols), target and inv_sum are (rows), y is ()
-template <class B, class T, class L>
-struct CrossEntropyNode : Node<B, T> {
-    std::shared_ptr<TensorImpl<B, L>> target;
-    Tensor<B, T> exps, inv_sum;  // the softmax, as exps * inv_sum, from the forward pass
-    void backward(TensorImpl<B, T>& out) override {
-        auto& logits = *this->inputs[0];
-        auto dlogits = grad_slot(logits);
-        const auto rows = logits.shape[0], cols = logits.shape[1];
-        B::launch_rows(rows, cols,
-                       kernels::CrossEntropyBackward<T, L>{exps.data(), inv_sum.data(), target->data, out.grad->data,
-                                                           dlogits.data, cols, T(1) / static_cast<T>(rows), dlogits.overwrite},
-                       logits.device);
     }
 };
 
@@ -55,51 +106,6 @@ Tensor<B, T> log_softmax(const Tensor<B, T>& x) {
         detail::attach(y.impl(), std::move(node));
     }
     return y;
-}
-
-// As torch.nn.functional.cross_entropy with class-index targets and mean reduction:
-// logits is (rows, classes), target is (rows) with values in [0, classes), result is ()
-template <class B, class T, std::integral L>
-Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target) {
-    detail::require_floating<T>();
-    detail::check_defined("cross_entropy", logits, 1, "input");
-    detail::check_defined("cross_entropy", target, 2, "target");
-    detail::check_ndim("cross_entropy", logits, 1, "input", 2, "a matrix [rows, classes]");
-    detail::check_same_device("cross_entropy", logits, "input", target, 2, "target");
-    const auto rows = logits.size(0), cols = logits.size(1);
-    if (target.shape() != Shape{rows}) {
-        detail::fail<ShapeError>("cross_entropy: argument #2 'target' has shape {}, expected [{}] (one class index per row of argument #1 'input', shape {})",
-                                 target.shape(), rows, logits.shape());
-    }
-    if (rows == 0 || cols == 0) {
-        detail::fail<ShapeError>("cross_entropy: argument #1 'input' has shape {}, expected at least one row and one class", logits.shape());
-    }
-    B::check_labels(target.data(), rows, cols, "cross_entropy", target.device());
-    auto exps = Tensor<B, T>::empty(logits.shape(), logits.device());
-    auto inv_sum = Tensor<B, T>::empty(Shape{rows}, logits.device());
-    auto loss = Tensor<B, T>::empty(Shape{}, logits.device());
-    {
-        auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
-        B::launch_rows(rows, cols,
-                       kernels::CrossEntropyForward<T, L>{logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols},
-                       logits.device());
-        B::sum(row_loss.data(), rows, loss.data(), T(1) / static_cast<T>(rows), true, logits.device());
-    }
-    if (detail::wants_grad(logits)) {
-        auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
-        node->inputs = {logits.impl_ptr(), nullptr, nullptr};
-        node->target = target.impl_ptr();
-        node->exps = std::move(exps);
-        node->inv_sum = std::move(inv_sum);
-        detail::attach(loss.impl(), std::move(node));
-    }
-    return loss;
-}
-template <class BA, class TA, class BB, class L>
-    requires(!std::is_same_v<BA, BB>)
-Tensor<BA, TA> cross_entropy(const Tensor<BA, TA>&, const Tensor<BB, L>&) {
-    detail::reject_mix<BA, TA, BB, TA, 2>();
-    return {};
 }
 
 // Index of the largest value in each row (no gradient); x is (rows, cols), result is (rows)

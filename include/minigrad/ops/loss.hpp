@@ -1,0 +1,595 @@
+// The losses, as torch.nn.functional has them: cross_entropy and nll_loss (class-index targets,
+// ignore_index, label_smoothing for cross_entropy), mse_loss, l1_loss and
+// binary_cross_entropy_with_logits (pos_weight), each with reduction mean | sum | none. This file
+// holds their per-row and per-element functors (both backends launch them), forwards, backward
+// rules and argument checks. The nn::XxxLoss modules that wrap them are in nn/loss.hpp.
+//
+// A mean over class-index targets divides by the rows whose target is not ignore_index. That count
+// is made where the labels are checked (B::check_labels writes 1 / count on the device), and the
+// row functors scale each row by it, so no value comes back to the host.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+
+#include "checks.hpp"
+
+namespace minigrad {
+
+// As PyTorch's reduction='mean' | 'sum' | 'none'. None returns the per-row (class-index losses) or
+// per-element (the others) values, differentiable like the reduced forms.
+enum class Reduction { Mean, Sum, None };
+
+}  // namespace minigrad
+
+namespace minigrad::kernels {
+
+// A class-index target's row: ignored (target == ignore_index) rows add nothing to a loss.
+template <class L>
+MINIGRAD_HD inline bool ignored_label(L target, index_t ignore_index) {
+    return static_cast<index_t>(target) == ignore_index;
+}
+
+// logits and exps are (rows, cols), target and row_loss are (rows), inv_sum is (rows) (or longer);
+// r over rows. row_loss = logsumexp(logits_r) - logits_r[t] with t = target_r; with label smoothing
+// e (Smoothed), PyTorch's (1 - e) * that + e * (logsumexp(logits_r) - mean_c logits_r[c]). 0 for
+// an ignored row. For the backward rule it keeps exps = e^(logits - max) and inv_sum = 1 / sum(exps):
+// softmax = exps * inv_sum, unnormalised here to save a pass. Smoothing is a template flag so that
+// the default costs only the ignore_index test per row.
+template <class T, class L, bool Smoothed = false>
+struct CrossEntropyForward {
+    const T* logits;
+    const L* target;
+    T* row_loss;
+    T* exps;
+    T* inv_sum;
+    index_t cols;
+    index_t ignore_index = -100;
+    T smoothing = 0;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
+        const T* xr = logits + r * cols;
+        T* er = exps + r * cols;
+        T max = xr[lane < cols ? lane : 0];
+        for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
+        max = team.max(max);
+        T sum = 0;
+        for (index_t c = lane; c < cols; c += Lanes) {
+            er[c] = kernels::exp(xr[c] - max);
+            sum += er[c];
+        }
+        sum = team.sum(sum);
+        T total = 0;  // of the row's logits, for the smoothing term
+        if constexpr (Smoothed) {
+            for (index_t c = lane; c < cols; c += Lanes) total += xr[c];
+            total = team.sum(total);
+        }
+        if (lane != 0) return;
+        inv_sum[r] = T(1) / sum;
+        const L label = target[r];
+        T loss = 0;
+        if (!ignored_label(label, ignore_index)) {
+            // A label outside [0, cols) is reported by the backend's check; never read out of the row.
+            const index_t t = static_cast<index_t>(label);
+            const T lse = max + std::log(sum);
+            loss = lse - (t >= 0 && t < cols ? xr[t] : T(0));
+            if constexpr (Smoothed) loss = (T(1) - smoothing) * loss + smoothing * (lse - total / static_cast<T>(cols));
+        }
+        row_loss[r] = loss;
+    }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+#if defined(MINIGRAD_ROWS8)
+    // Rows r..r+7 as row() computes them, one per vector lane (kernels::rows8; the Cpu backend's
+    // launch_rows calls it for narrow rows where the CPU has AVX2).
+    [[gnu::target("avx2,fma")]] void rows8(index_t r) const
+        requires std::is_same_v<T, float>
+    {
+        using rows8::f32x8;
+        using rows8::i32x8;
+        const T* x0 = logits + r * cols;
+        i32x8 t, ignored;  // a label outside [0, cols) matches no column and leaves 0, as row() does
+        for (int i = 0; i < 8; ++i) {
+            const L label = target[r + i];
+            const index_t ti = static_cast<index_t>(label);
+            t[i] = ti >= 0 && ti < cols ? static_cast<std::int32_t>(ti) : -1;
+            ignored[i] = ignored_label(label, ignore_index) ? -1 : 0;
+        }
+        f32x8 max = rows8::column(x0, cols);
+        for (index_t c = 1; c < cols; ++c) {
+            const f32x8 v = rows8::column(x0 + c, cols);
+            max = v > max ? v : max;
+        }
+        f32x8 sum{}, xt{}, total{};
+        T* e0 = exps + r * cols;
+        for (index_t c = 0; c < cols; ++c) {
+            const f32x8 v = rows8::column(x0 + c, cols);
+            const f32x8 e = rows8::exp(v - max);
+            for (int i = 0; i < 8; ++i) e0[i * cols + c] = e[i];
+            sum += e;
+            xt = t == static_cast<std::int32_t>(c) ? v : xt;
+            if constexpr (Smoothed) total += v;
+        }
+        // sum >= e^-87 (exp's clamp): a normal float, as rows8::log needs
+        const f32x8 inv = 1.0f / sum, lse = max + rows8::log(sum);
+        f32x8 loss = lse - xt;
+        if constexpr (Smoothed) loss = (1.0f - smoothing) * loss + smoothing * (lse - total / static_cast<T>(cols));
+        loss = ignored != 0 ? f32x8{} : loss;
+        std::memcpy(inv_sum + r, &inv, sizeof inv);
+        std::memcpy(row_loss + r, &loss, sizeof loss);
+    }
+#endif
+};
+
+// exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1), or (rows) for
+// reduction none; r over rows (a row per index keeps integer division out of the loop:
+// it costs more than the arithmetic on a CPU).
+// dlogits = (softmax - (1 - e) onehot(target) - e / cols) * dloss (* scale[0] for a mean); 0 for
+// an ignored row.
+template <class T, class L, bool Smoothed = false, Reduction R = Reduction::Mean>
+struct CrossEntropyBackward {
+    const T* exps;
+    const T* inv_sum;
+    const L* target;
+    const T* dloss;
+    T* dlogits;
+    index_t cols;
+    const T* scale;  // (1), read for a mean only
+    bool overwrite;
+    index_t ignore_index;
+    T smoothing;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const L label = target[r];
+        T g = dloss[R == Reduction::None ? r : 0];
+        if constexpr (R == Reduction::Mean) g *= scale[0];
+        if (ignored_label(label, ignore_index)) g = T(0);
+        const T norm = inv_sum[r];
+        const index_t t = static_cast<index_t>(label);
+        const T on = Smoothed ? T(1) - smoothing : T(1);
+        for (index_t c = lane; c < cols; c += Lanes) {
+            const index_t i = r * cols + c;
+            T p = exps[i] * norm - (c == t ? on : T(0));
+            if constexpr (Smoothed) p -= smoothing / static_cast<T>(cols);
+            dlogits[i] = write(dlogits[i], p * g, overwrite);
+        }
+    }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+};
+
+// logp is (rows, cols), target and row_loss are (rows); r over rows.
+// row_loss = -logp[r, target_r] (0 for an ignored row).
+template <class T, class L>
+struct NllForward {
+    const T* logp;
+    const L* target;
+    T* row_loss;
+    index_t cols;
+    index_t ignore_index;
+    MINIGRAD_HD void operator()(index_t r) const {
+        const L label = target[r];
+        const index_t t = static_cast<index_t>(label);
+        // A label outside [0, cols) is reported by the backend's check; never read out of the row.
+        row_loss[r] = ignored_label(label, ignore_index) || t < 0 || t >= cols ? T(0) : -logp[r * cols + t];
+    }
+};
+
+// target is (rows), dloss is (1) or (rows) when per_row, dlogp is (rows, cols); r over rows.
+// dlogp[r] = -dloss * scale[0] at the target's column, 0 elsewhere and in ignored rows.
+template <class T, class L>
+struct NllBackward {
+    const L* target;
+    const T* dloss;
+    T* dlogp;
+    index_t cols;
+    index_t ignore_index;
+    const T* scale;  // (1), or null for 1
+    bool per_row;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    MINIGRAD_HD void operator()(index_t r) const {
+        const L label = target[r];
+        const T g = ignored_label(label, ignore_index) ? T(0) : -dloss[per_row ? r : 0] * (scale ? scale[0] : T(1));
+        const index_t t = static_cast<index_t>(label);
+        for (index_t c = 0; c < cols; ++c) dlogp[r * cols + c] = write(dlogp[r * cols + c], c == t ? g : T(0), overwrite);
+    }
+};
+
+// The per-element losses: each Rule gives the loss of input x against target y (with weight w, the
+// pos_weight of x's column; 1 where there is none) and its derivatives in x, y and w.
+
+// (x - y)^2
+struct MseRule {
+    template <class T>
+    MINIGRAD_HD static T value(T x, T y, T) { return (x - y) * (x - y); }
+    template <class T>
+    MINIGRAD_HD static T d_input(T x, T y, T) { return T(2) * (x - y); }
+    template <class T>
+    MINIGRAD_HD static T d_target(T x, T y, T) { return T(2) * (y - x); }
+    template <class T>
+    MINIGRAD_HD static T d_weight(T, T, T) { return T(0); }
+};
+
+// |x - y|; the derivative at x = y is 0, as PyTorch's sign
+struct L1Rule {
+    template <class T>
+    MINIGRAD_HD static T sign(T v) { return v > T(0) ? T(1) : v < T(0) ? T(-1) : T(0); }
+    template <class T>
+    MINIGRAD_HD static T value(T x, T y, T) { return x > y ? x - y : y - x; }
+    template <class T>
+    MINIGRAD_HD static T d_input(T x, T y, T) { return sign(x - y); }
+    template <class T>
+    MINIGRAD_HD static T d_target(T x, T y, T) { return sign(y - x); }
+    template <class T>
+    MINIGRAD_HD static T d_weight(T, T, T) { return T(0); }
+};
+
+// -(w y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))), in PyTorch's stable form
+// (1 - y) x + (1 + (w - 1) y) softplus(-x), softplus(-x) = log1p(e^-|x|) + max(-x, 0)
+struct BceWithLogitsRule {
+    template <class T>
+    MINIGRAD_HD static T softplus_neg(T x) { return std::log1p(std::exp(-(x < T(0) ? -x : x))) + (x < T(0) ? -x : T(0)); }
+    template <class T>
+    MINIGRAD_HD static T sigmoid_neg(T x) {  // sigmoid(-x) = 1 - sigmoid(x), without cancellation
+        const T e = std::exp(-(x < T(0) ? -x : x));
+        return x >= T(0) ? e / (T(1) + e) : T(1) / (T(1) + e);
+    }
+    template <class T>
+    MINIGRAD_HD static T value(T x, T y, T w) { return (T(1) - y) * x + (T(1) + (w - T(1)) * y) * softplus_neg(x); }
+    template <class T>
+    MINIGRAD_HD static T d_input(T x, T y, T w) { return (T(1) - y) - (T(1) + (w - T(1)) * y) * sigmoid_neg(x); }
+    template <class T>
+    MINIGRAD_HD static T d_target(T x, T, T w) { return -x + (w - T(1)) * softplus_neg(x); }
+    template <class T>
+    MINIGRAD_HD static T d_weight(T x, T y, T) { return y * softplus_neg(x); }
+};
+
+// x, y, out are (n); weight (may be null) is (cols), repeated along the last dim of x; i over n
+template <class T, class Rule>
+struct PointwiseLossForward {
+    const T* x;
+    const T* y;
+    const T* weight;
+    T* out;
+    index_t cols;
+    MINIGRAD_HD void operator()(index_t i) const { out[i] = Rule::value(x[i], y[i], weight ? weight[i % cols] : T(1)); }
+};
+
+// Which derivative a PointwiseLossBackward writes.
+enum class LossArg { Input, Target, Weight };
+
+// x, y, d are (n), weight (may be null) is (cols) as in the forward, dloss is (n) when per_element
+// (reduction none), else (1); i over n. d = dloss * scale * (the Rule's derivative in wrt). For
+// wrt = Weight, d is per element; the caller sums it over rows into the weight's gradient.
+template <class T, class Rule>
+struct PointwiseLossBackward {
+    const T* x;
+    const T* y;
+    const T* weight;
+    const T* dloss;
+    T* d;
+    index_t cols;
+    T scale;
+    LossArg wrt;
+    bool per_element;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const T w = weight ? weight[i % cols] : T(1);
+        const T dv = wrt == LossArg::Input    ? Rule::d_input(x[i], y[i], w)
+                     : wrt == LossArg::Target ? Rule::d_target(x[i], y[i], w)
+                                              : Rule::d_weight(x[i], y[i], w);
+        d[i] = write(d[i], dv * dloss[per_element ? i : 0] * scale, overwrite);
+    }
+};
+
+}  // namespace minigrad::kernels
+
+namespace minigrad {
+
+// cross_entropy's options, as torch.nn.functional.cross_entropy's keyword arguments.
+struct CrossEntropyOptions {
+    std::int64_t ignore_index = -100;
+    double label_smoothing = 0.0;  // in [0, 1]
+    Reduction reduction = Reduction::Mean;
+};
+
+struct NllLossOptions {
+    std::int64_t ignore_index = -100;
+    Reduction reduction = Reduction::Mean;
+};
+
+template <class B, class T>
+struct BceWithLogitsOptions {
+    Tensor<B, T> pos_weight{};  // (cols): the weight of the positive class of each column; none: 1
+    Reduction reduction = Reduction::Mean;
+};
+
+namespace detail {
+
+// per is the per-row or per-element loss; the result as `reduction` asks. A mean is scaled by
+// mean_scale, or by the device scalar mean_device_scale where given (1 / the rows not ignored).
+template <class B, class T>
+Tensor<B, T> reduce_loss(Tensor<B, T> per, Reduction reduction, T mean_scale, const T* mean_device_scale = nullptr) {
+    if (reduction == Reduction::None) return per;
+    const bool mean = reduction == Reduction::Mean;
+    auto out = Tensor<B, T>::empty(Shape{}, per.device());
+    B::sum(per.data(), per.numel(), out.data(), mean ? mean_scale : T(1), true, per.device(), mean ? mean_device_scale : nullptr);
+    return out;
+}
+
+// Calls f(smoothed, reduced) with both as compile-time constants (std::integral_constant), for the
+// cross-entropy functors' template flags.
+template <class F>
+void with_loss_flags(bool smoothed, Reduction reduction, F&& f) {
+    const auto with_reduction = [&](auto s) {
+        switch (reduction) {
+            case Reduction::Mean: return f(s, std::integral_constant<Reduction, Reduction::Mean>{});
+            case Reduction::Sum: return f(s, std::integral_constant<Reduction, Reduction::Sum>{});
+            case Reduction::None: return f(s, std::integral_constant<Reduction, Reduction::None>{});
+        }
+    };
+    if (smoothed)
+        with_reduction(std::true_type{});
+    else
+        with_reduction(std::false_type{});
+}
+
+// input is (rows, classes), target is (rows) of class indices
+template <class B, class T, class L>
+void check_class_target(std::string_view op, const Tensor<B, T>& input, const Tensor<B, L>& target) {
+    check_defined(op, input, 1, "input");
+    check_defined(op, target, 2, "target");
+    check_ndim(op, input, 1, "input", 2, "a matrix [rows, classes]");
+    check_same_device(op, input, "input", target, 2, "target");
+    const auto rows = input.size(0);
+    if (target.shape() != Shape{rows}) {
+        fail<ShapeError>("{}: argument #2 'target' has shape {}, expected [{}] (one class index per row of argument #1 'input', shape {})",
+                         op, target.shape(), rows, input.shape());
+    }
+    if (rows == 0 || input.size(1) == 0) {
+        fail<ShapeError>("{}: argument #1 'input' has shape {}, expected at least one row and one class", op, input.shape());
+    }
+}
+
+// logits and exps are (rows, cols), target is (rows), inv_sum is (rows + 1): its last element is
+// 1 / the rows not ignored (a mean's scale), y is () or (rows) for reduction none
+template <class B, class T, class L>
+struct CrossEntropyNode : Node<B, T> {
+    std::shared_ptr<TensorImpl<B, L>> target;
+    Tensor<B, T> exps, inv_sum;  // the softmax, as exps * inv_sum, from the forward pass
+    std::int64_t ignore_index;
+    T smoothing;
+    Reduction reduction;
+    void backward(TensorImpl<B, T>& out) override {
+        auto& logits = *this->inputs[0];
+        auto dlogits = grad_slot(logits);
+        const auto rows = logits.shape[0], cols = logits.shape[1];
+        with_loss_flags(smoothing != T(0), reduction, [&](auto smoothed, auto reduced) {
+            B::launch_rows(rows, cols,
+                           kernels::CrossEntropyBackward<T, L, decltype(smoothed)::value, decltype(reduced)::value>{
+                               exps.data(), inv_sum.data(), target->data, out.grad->data, dlogits.data, cols, inv_sum.data() + rows,
+                               dlogits.overwrite, ignore_index, smoothing},
+                           logits.device);
+        });
+    }
+};
+
+// input is (rows, cols) log-probabilities, target is (rows), y is () or (rows)
+template <class B, class T, class L>
+struct NllNode : Node<B, T> {
+    std::shared_ptr<TensorImpl<B, L>> target;
+    Tensor<B, T> inv_count;  // (1): 1 / the rows not ignored, for a mean
+    std::int64_t ignore_index;
+    Reduction reduction;
+    void backward(TensorImpl<B, T>& out) override {
+        auto& input = *this->inputs[0];
+        auto dinput = grad_slot(input);
+        const auto rows = input.shape[0], cols = input.shape[1];
+        B::launch(rows,
+                  kernels::NllBackward<T, L>{target->data, out.grad->data, dinput.data, cols, ignore_index,
+                                             reduction == Reduction::Mean ? inv_count.data() : nullptr, reduction == Reduction::None,
+                                             dinput.overwrite},
+                  input.device);
+    }
+};
+
+// input, target are any one shape; weight (optional) is (cols), cols the last dim of input;
+// y is () or input's shape for reduction none
+template <class B, class T, class Rule>
+struct PointwiseLossNode : Node<B, T> {
+    const char* op;
+    Reduction reduction;
+    unsigned saved_inputs() const override { return 0b111; }
+    const char* op_name() const override { return op; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto& y = *this->inputs[1];
+        const TensorImpl<B, T>* weight = this->inputs[2].get();
+        const auto n = x.numel();
+        const auto cols = weight ? weight->numel() : kernels::index_t{1};
+        const T scale = reduction == Reduction::Mean ? T(1) / static_cast<T>(n) : T(1);
+        const auto derivative = [&](kernels::LossArg wrt, T* d, bool overwrite) {
+            B::launch(n,
+                      kernels::PointwiseLossBackward<T, Rule>{x.data, y.data, weight ? weight->data : nullptr, out.grad->data, d, cols,
+                                                              scale, wrt, reduction == Reduction::None, overwrite},
+                      x.device);
+        };
+        if (x.requires_grad) {
+            auto dx = grad_slot(x);
+            derivative(kernels::LossArg::Input, dx.data, dx.overwrite);
+        }
+        if (y.requires_grad) {
+            auto dy = grad_slot(y);
+            derivative(kernels::LossArg::Target, dy.data, dy.overwrite);
+        }
+        if (weight && weight->requires_grad) {  // per element, then summed over the rows it was repeated along
+            auto per_element = Tensor<B, T>::empty(x.shape, x.device);
+            derivative(kernels::LossArg::Weight, per_element.data(), true);
+            auto dw = grad_slot(*this->inputs[2]);
+            B::sum_rows(per_element.data(), n / cols, cols, dw.data, dw.overwrite, x.device);
+        }
+    }
+};
+
+template <class Rule, class B, class T>
+Tensor<B, T> pointwise_loss(const char* op, const Tensor<B, T>& input, const Tensor<B, T>& target, const Tensor<B, T>& weight,
+                            Reduction reduction) {
+    require_floating<T>();
+    check_defined(op, input, 1, "input");
+    check_defined(op, target, 2, "target");
+    check_same_device(op, input, "input", target, 2, "target");
+    if (target.shape() != input.shape()) {
+        fail<ShapeError>("{}: argument #2 'target' has shape {}, expected {} (the shape of argument #1 'input')", op, target.shape(),
+                         input.shape());
+    }
+    const std::int64_t cols = input.ndim() == 0 ? 1 : input.size(-1);
+    if (weight.defined()) {
+        check_same_device(op, input, "input", weight, 3, "pos_weight");
+        if (weight.shape() != Shape{cols}) {
+            fail<ShapeError>("{}: argument #3 'pos_weight' has shape {}, expected [{}] (one weight per column of argument #1 'input', shape {})",
+                             op, weight.shape(), cols, input.shape());
+        }
+    }
+    const auto n = input.numel();
+    auto per = Tensor<B, T>::empty(input.shape(), input.device());
+    B::launch(n,
+              kernels::PointwiseLossForward<T, Rule>{input.data(), target.data(), weight.defined() ? weight.data() : nullptr, per.data(),
+                                                     cols},
+              input.device());
+    auto loss = reduce_loss(std::move(per), reduction, T(1) / static_cast<T>(n));
+    if (wants_grad(input, target, weight)) {
+        auto node = std::make_shared<PointwiseLossNode<B, T, Rule>>();
+        node->inputs = {input.impl_ptr(), target.impl_ptr(), weight.defined() ? weight.impl_ptr() : nullptr};
+        node->op = op;
+        node->reduction = reduction;
+        attach(loss.impl(), std::move(node));
+    }
+    return loss;
+}
+
+}  // namespace detail
+
+// As torch.nn.functional.cross_entropy with class-index targets: logits is (rows, classes), target
+// is (rows) with values in [0, classes) or ignore_index; the result is () (mean over the rows not
+// ignored, or sum) or (rows) for Reduction::None (0 in ignored rows).
+template <class B, class T, std::integral L>
+Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options = {}) {
+    detail::require_floating<T>();
+    detail::check_class_target("cross_entropy", logits, target);
+    if (!(options.label_smoothing >= 0 && options.label_smoothing <= 1)) {
+        detail::fail<ValueError>("cross_entropy: label_smoothing={} must be in [0, 1]", options.label_smoothing);
+    }
+    const auto rows = logits.size(0), cols = logits.size(1);
+    const T smoothing = static_cast<T>(options.label_smoothing);
+    auto exps = Tensor<B, T>::empty(logits.shape(), logits.device());
+    auto inv_sum = Tensor<B, T>::empty(Shape{rows + 1}, logits.device());  // + 1 / the rows not ignored
+    T* scale = options.reduction == Reduction::Mean ? inv_sum.data() + rows : nullptr;
+    B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "cross_entropy", target.device());
+    auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
+    detail::with_loss_flags(smoothing != T(0), options.reduction, [&](auto smoothed, auto) {
+        B::launch_rows(rows, cols,
+                       kernels::CrossEntropyForward<T, L, decltype(smoothed)::value>{logits.data(), target.data(), row_loss.data(), exps.data(),
+                                                                                    inv_sum.data(), cols, options.ignore_index, smoothing},
+                       logits.device());
+    });
+    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
+    if (detail::wants_grad(logits)) {
+        auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
+        node->inputs = {logits.impl_ptr(), nullptr, nullptr};
+        node->target = target.impl_ptr();
+        node->exps = std::move(exps);
+        node->inv_sum = std::move(inv_sum);
+        node->ignore_index = options.ignore_index;
+        node->smoothing = smoothing;
+        node->reduction = options.reduction;
+        detail::attach(loss.impl(), std::move(node));
+    }
+    return loss;
+}
+template <class BA, class TA, class BB, class L>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BA, TA> cross_entropy(const Tensor<BA, TA>&, const Tensor<BB, L>&, const CrossEntropyOptions& = {}) {
+    detail::reject_mix<BA, TA, BB, TA, 2>();
+    return {};
+}
+
+// As torch.nn.functional.nll_loss: input is (rows, classes) log-probabilities (log_softmax's
+// output), target is (rows) with values in [0, classes) or ignore_index; the result is () or (rows)
+// for Reduction::None. loss_r = -input[r, target_r].
+template <class B, class T, std::integral L>
+Tensor<B, T> nll_loss(const Tensor<B, T>& input, const Tensor<B, L>& target, const NllLossOptions& options = {}) {
+    detail::require_floating<T>();
+    detail::check_class_target("nll_loss", input, target);
+    const auto rows = input.size(0), cols = input.size(1);
+    Tensor<B, T> inv_count;
+    if (options.reduction == Reduction::Mean) inv_count = Tensor<B, T>::empty(Shape{1}, input.device());
+    T* scale = inv_count.defined() ? inv_count.data() : nullptr;
+    B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "nll_loss", target.device());
+    auto row_loss = Tensor<B, T>::empty(Shape{rows}, input.device());
+    B::launch(rows, kernels::NllForward<T, L>{input.data(), target.data(), row_loss.data(), cols, options.ignore_index}, input.device());
+    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
+    if (detail::wants_grad(input)) {
+        auto node = std::make_shared<detail::NllNode<B, T, L>>();
+        node->inputs = {input.impl_ptr(), nullptr, nullptr};
+        node->target = target.impl_ptr();
+        node->inv_count = std::move(inv_count);
+        node->ignore_index = options.ignore_index;
+        node->reduction = options.reduction;
+        detail::attach(loss.impl(), std::move(node));
+    }
+    return loss;
+}
+template <class BA, class TA, class BB, class L>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BA, TA> nll_loss(const Tensor<BA, TA>&, const Tensor<BB, L>&, const NllLossOptions& = {}) {
+    detail::reject_mix<BA, TA, BB, TA, 2>();
+    return {};
+}
+
+// As torch.nn.functional.mse_loss: input and target of one shape, (input - target)^2 reduced.
+template <class B, class T>
+Tensor<B, T> mse_loss(const Tensor<B, T>& input, const Tensor<B, T>& target, Reduction reduction = Reduction::Mean) {
+    return detail::pointwise_loss<kernels::MseRule>("mse_loss", input, target, Tensor<B, T>{}, reduction);
+}
+
+// As torch.nn.functional.l1_loss: |input - target| reduced; the gradient where they are equal is 0.
+template <class B, class T>
+Tensor<B, T> l1_loss(const Tensor<B, T>& input, const Tensor<B, T>& target, Reduction reduction = Reduction::Mean) {
+    return detail::pointwise_loss<kernels::L1Rule>("l1_loss", input, target, Tensor<B, T>{}, reduction);
+}
+
+// As torch.nn.functional.binary_cross_entropy_with_logits: input (logits) and target (in [0, 1])
+// of one shape; pos_weight, where given, is (cols) for the last dim of input.
+template <class B, class T>
+Tensor<B, T> binary_cross_entropy_with_logits(const Tensor<B, T>& input, const Tensor<B, T>& target,
+                                              const BceWithLogitsOptions<B, T>& options = {}) {
+    return detail::pointwise_loss<kernels::BceWithLogitsRule>("binary_cross_entropy_with_logits", input, target, options.pos_weight,
+                                                              options.reduction);
+}
+
+// Mixed backends or element types: a compile error that says which (ops/checks.hpp).
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> mse_loss(const Tensor<BA, TA>&, const Tensor<BB, TB>&, Reduction = Reduction::Mean) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> l1_loss(const Tensor<BA, TA>&, const Tensor<BB, TB>&, Reduction = Reduction::Mean) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> binary_cross_entropy_with_logits(const Tensor<BA, TA>&, const Tensor<BB, TB>&, const BceWithLogitsOptions<BA, TA>& = {}) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+
+}  // namespace minigrad
