@@ -51,8 +51,8 @@ TEST_CASE("rows8: log is within 1 ulp of the exact logarithm, exp is exp_float l
     CHECK(exp8_lane0(std::numeric_limits<float>::quiet_NaN()) == exp1_avx2(std::numeric_limits<float>::quiet_NaN()));
 }
 
-TEST_CASE("rows8: cross_entropy's eight-row path matches its row path, widths 1..16, any row count") {
-    if (!mg::Cpu::has_avx2_fma()) return;
+template <bool Smoothed>
+void check_cross_entropy_rows8() {
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> dist(-30.0f, 30.0f);
     for (std::int64_t cols = 1; cols <= mg::Cpu::rows8_max_cols; ++cols) {
@@ -62,6 +62,7 @@ TEST_CASE("rows8: cross_entropy's eight-row path matches its row path, widths 1.
             for (auto& v : logits) v = dist(gen);
             std::vector<std::int32_t> target(static_cast<std::size_t>(rows));
             for (std::int64_t r = 0; r < rows; ++r) target[static_cast<std::size_t>(r)] = static_cast<std::int32_t>((r * 7) % cols);
+            target[5] = -100;  // ignore_index: the row's loss is 0
             if (rows > 20) {  // what row() does with what the op's checks would refuse: the same here
                 logits[3] = std::numeric_limits<float>::quiet_NaN();
                 logits[static_cast<std::size_t>(9 * cols)] = std::numeric_limits<float>::infinity();
@@ -69,11 +70,14 @@ TEST_CASE("rows8: cross_entropy's eight-row path matches its row path, widths 1.
                 target[4] = static_cast<std::int32_t>(cols);
             }
             std::vector<float> loss8(static_cast<std::size_t>(rows)), loss1(loss8), inv8(loss8), inv1(loss8), exps8(n), exps1(n);
-            mg::Cpu::launch_rows(rows, cols, k::CrossEntropyForward<float, std::int32_t>{logits.data(), target.data(), loss8.data(), exps8.data(), inv8.data(), cols}, 0);
-            const k::CrossEntropyForward<float, std::int32_t> one{logits.data(), target.data(), loss1.data(), exps1.data(), inv1.data(), cols};
-            each_row_avx2(one, rows);
+            using F = k::CrossEntropyForward<float, std::int32_t, Smoothed>;
+            const float smoothing = Smoothed ? 0.1f : 0.0f;
+            mg::Cpu::launch_rows(rows, cols, F{logits.data(), target.data(), loss8.data(), exps8.data(), inv8.data(), cols, -100, smoothing}, 0);
+            each_row_avx2(F{logits.data(), target.data(), loss1.data(), exps1.data(), inv1.data(), cols, -100, smoothing}, rows);
+            CAPTURE(Smoothed);
             CAPTURE(cols);
             CAPTURE(rows);
+            CHECK(loss8[5] == 0.0f);
             for (std::size_t i = 0; i < n; ++i) CHECK(ulps_apart(exps8[i], exps1[i]) <= 1);
             for (std::size_t r = 0; r < loss8.size(); ++r) {
                 CAPTURE(r);
@@ -86,6 +90,12 @@ TEST_CASE("rows8: cross_entropy's eight-row path matches its row path, widths 1.
             }
         }
     }
+}
+
+TEST_CASE("rows8: cross_entropy's eight-row path matches its row path, widths 1..16, any row count, ignored rows, smoothing") {
+    if (!mg::Cpu::has_avx2_fma()) return;
+    check_cross_entropy_rows8<false>();
+    check_cross_entropy_rows8<true>();
 }
 
 #endif  // MINIGRAD_ROWS8

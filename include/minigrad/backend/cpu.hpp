@@ -489,8 +489,8 @@ struct Cpu {
             return static_cast<U>(v) >= limit;
         };
         // ignore_index compared in the label's width, where an L can hold it at all
-        const bool can_ignore = ignore_index >= static_cast<std::int64_t>(std::numeric_limits<L>::lowest()) &&
-                                static_cast<unsigned long long>(ignore_index) <= most;
+        const bool can_ignore = ignore_index < 0 ? ignore_index >= static_cast<std::int64_t>(std::numeric_limits<L>::lowest())
+                                                 : static_cast<unsigned long long>(ignore_index) <= most;
         const L skip = can_ignore ? static_cast<L>(ignore_index) : L{};
         const auto is_skipped = [can_ignore, skip](L v) { return can_ignore && v == skip; };
         std::int64_t skipped = 0;
