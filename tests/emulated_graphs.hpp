@@ -31,6 +31,7 @@ struct EmulatedGraphs : minigrad::Cpu {
         return cache;
     }
     static void* allocate(std::size_t bytes, int) { return allocator().allocate(bytes); }
+    static void* allocate_state(std::size_t bytes, int) { return allocator().allocate(bytes, /*reuse=*/false); }
     static void deallocate(void* p, std::size_t bytes, int) { allocator().deallocate(p, bytes); }
 
     template <class F>

@@ -55,6 +55,12 @@ struct TensorImpl {
     TensorImpl(const Shape& s, int dev) : shape(s), device(dev) {
         data = static_cast<T*>(B::allocate(bytes(), device));
     }
+    // Long-lived state made between steps (an optimizer's buffers): a new block, never one the
+    // step's tensors just freed (CachingAllocator::allocate's reuse), so step 2 allocates nothing.
+    struct StateStorage {};
+    TensorImpl(const Shape& s, int dev, StateStorage) : shape(s), device(dev) {
+        data = static_cast<T*>(B::allocate_state(bytes(), device));
+    }
     explicit TensorImpl(std::shared_ptr<TensorImpl> owner)
         : shape(owner->shape), data(owner->data), device(owner->device), storage_owner(std::move(owner)) {}
     TensorImpl(const TensorImpl&) = delete;

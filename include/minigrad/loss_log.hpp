@@ -127,8 +127,8 @@ class LossLog : private detail::ReplayHook {
         Storage(std::int64_t cap, int dev) {
             this->device = dev;
             this->capacity = cap;
-            this->values = static_cast<float*>(B::allocate(sizeof(float) * cap, dev));
-            this->slots = static_cast<kernels::LogSlots*>(B::allocate(sizeof(kernels::LogSlots), dev));
+            this->values = static_cast<float*>(B::allocate_state(sizeof(float) * cap, dev));
+            this->slots = static_cast<kernels::LogSlots*>(B::allocate_state(sizeof(kernels::LogSlots), dev));
             const kernels::LogSlots init{this->values, 0, cap};
             B::upload(this->slots, &init, sizeof init, dev);
         }
@@ -137,7 +137,7 @@ class LossLog : private detail::ReplayHook {
             B::deallocate(this->slots, sizeof(kernels::LogSlots), this->device);
         }
         void grow(std::int64_t count, std::int64_t cap) override {
-            auto* bigger = static_cast<float*>(B::allocate(sizeof(float) * cap, this->device));
+            auto* bigger = static_cast<float*>(B::allocate_state(sizeof(float) * cap, this->device));
             B::copy(bigger, this->values, sizeof(float) * count, this->device);
             B::launch(1, kernels::SetLogStorage{this->slots, bigger, cap}, this->device);
             B::deallocate(this->values, sizeof(float) * this->capacity, this->device);

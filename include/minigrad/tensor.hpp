@@ -215,6 +215,21 @@ class Tensor {
     std::shared_ptr<Impl> impl_;
 };
 
+namespace detail {
+// A tensor for an optimizer's state, made during a step (see TensorImpl::StateStorage); its values
+// are uninitialised.
+template <class B, class T>
+Tensor<B, T> state_tensor(const Shape& shape, int device) {
+    return Tensor<B, T>(std::make_shared<TensorImpl<B, T>>(shape, device, typename TensorImpl<B, T>::StateStorage{}));
+}
+template <class B, class T>
+Tensor<B, T> state_tensor(const Shape& shape, int device, T fill) {
+    auto t = state_tensor<B, T>(shape, device);
+    B::launch(t.numel(), kernels::Fill<T>{t.data(), fill}, device);
+    return t;
+}
+}  // namespace detail
+
 }  // namespace minigrad
 
 // Printing, as torch prints: values, then the backend and shape. Reading values is a host read.

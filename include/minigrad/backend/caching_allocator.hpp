@@ -37,12 +37,15 @@ class CachingAllocator {
         return bytes == 0 ? granule : (bytes + granule - 1) / granule * granule;
     }
 
-    void* allocate(std::size_t bytes) {
+    // reuse = false is for long-lived state made between steps (a loss log's storage): a new block,
+    // never one a step's tensors just freed, or the next step would find its cache one block short
+    // and allocate. Inside a capture it is served as any other request (the graph's private pool).
+    void* allocate(std::size_t bytes, bool reuse = true) {
         const std::size_t size = round_up(bytes);
         Pool& pool = current_pool();
         auto& list = pool.free_blocks[size];
         void* p;
-        if (!list.empty()) {
+        if (!list.empty() && (reuse || &pool != &default_pool_)) {
             p = list.back();
             list.pop_back();
         } else {

@@ -136,6 +136,12 @@ struct Cpu {
         }
         return allocator().allocate(bytes);
     }
+    // For long-lived state made between steps (see CachingAllocator::allocate's reuse).
+    static void* allocate_state(std::size_t bytes, int device) {
+        if (device != 0) [[unlikely]] bad_device(device);
+        if (thread_cache_gone()) return allocate(bytes, device);
+        return allocator().allocate(bytes, /*reuse=*/false);
+    }
     static void deallocate(void* p, std::size_t bytes, int /*device*/) {
         if (detail::CachingAllocator* cache = live_cache()) [[likely]] return cache->deallocate(p, bytes);
         if (thread_cache_gone()) {

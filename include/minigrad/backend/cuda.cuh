@@ -375,6 +375,10 @@ struct Cuda {
     static void* allocate(std::size_t bytes, int device) {
         return with_allocator(device, [&](detail::CachingAllocator& a) { return a.allocate(bytes); });
     }
+    // For long-lived state made between steps (see CachingAllocator::allocate's reuse).
+    static void* allocate_state(std::size_t bytes, int device) {
+        return with_allocator(device, [&](detail::CachingAllocator& a) { return a.allocate(bytes, /*reuse=*/false); });
+    }
     static void deallocate(void* p, std::size_t bytes, int device) {
         if (p) with_allocator(device, [&](detail::CachingAllocator& a) { a.deallocate(p, bytes); });
     }

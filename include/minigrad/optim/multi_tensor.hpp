@@ -105,6 +105,9 @@ class MultiTensorOptimizer : public Optimizer {
         check_params(name_, params_);
         buffers_.resize(params_.size());
         steps_.resize(params_.size());
+        // Made now, not in the first step(): made there, after that step's graph was freed, it
+        // would take a block the next step's forward pass needs, and step 2 would allocate.
+        for (const auto& p : params_) lr_on(p.device());
     }
 
     // One step: every parameter that received a gradient since zero_grad() is updated (PyTorch
@@ -219,8 +222,8 @@ class MultiTensorOptimizer : public Optimizer {
     void create_state(std::size_t i) {
         const auto& p = params_[i];
         buffers_[i].clear();
-        for (std::size_t k = 0; k < buffer_names_.size(); ++k) buffers_[i].push_back(Tensor<B, T>::zeros(p.shape(), p.device()));
-        steps_[i] = Tensor<B, std::int64_t>::zeros(Shape{lanes_for(p.numel())}, p.device());
+        for (std::size_t k = 0; k < buffer_names_.size(); ++k) buffers_[i].push_back(minigrad::detail::state_tensor<B, T>(p.shape(), p.device(), T(0)));
+        steps_[i] = minigrad::detail::state_tensor<B, std::int64_t>(Shape{lanes_for(p.numel())}, p.device(), std::int64_t{0});
     }
 
     // "state.<i>.<name>" -> (i, index of name in buffer_names, or buffer_names.size() for "step");

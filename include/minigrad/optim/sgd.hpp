@@ -38,6 +38,9 @@ class SGD : public Optimizer {
         check_options(options, "SGD");
         detail::check_params("SGD", params_);
         momentum_.resize(params_.size());
+        // Made now, not in the first step(): made there, after that step's graph was freed, it
+        // would take a block the next step's forward pass needs, and step 2 would allocate.
+        for (const auto& p : params_) lr_on(p.device());
     }
 
     const SgdOptions& options() const { return options_; }
@@ -78,7 +81,7 @@ class SGD : public Optimizer {
             if (!impl.grad || impl.grad_is_zero) continue;
             bool first = false;
             if (options_.momentum != 0 && !momentum_[i].defined()) {
-                momentum_[i] = Tensor<B, T>::empty(impl.shape, impl.device);
+                momentum_[i] = minigrad::detail::state_tensor<B, T>(impl.shape, impl.device);
                 first = true;
             }
             // A table holds buffers that are all fresh or all not, so one flag serves it.
@@ -169,7 +172,8 @@ class SGD : public Optimizer {
         }
     }
 
-    // The learning rate as a scalar in backend memory on `device`, made on first use.
+    // The learning rate as a scalar in backend memory on `device` (made for every parameter's device
+    // by the constructor).
     const T* lr_on(int device) {
         for (auto& rate : lr_)
             if (rate.device() == device) return rate.data();
