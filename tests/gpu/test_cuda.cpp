@@ -144,7 +144,8 @@ TEST_CASE("modules on CUDA match the CPU: a Sequential moved in one call, forwar
     CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
     cpu_loss.backward();
     gpu_loss.backward();
-    auto cpu_params = cpu_model.named_parameters(), gpu_params = gpu_model.named_parameters();
+    auto cpu_params = cpu_model.named_parameters();
+    auto gpu_params = gpu_model.named_parameters();
     for (std::size_t i = 0; i < cpu_params.size(); ++i) {
         CAPTURE(cpu_params[i].first);
         check_close(gpu_params[i].second.grad().to_vector(), cpu_params[i].second.grad().to_vector(), 1e-4);
