@@ -511,3 +511,104 @@ TEST_CASE("SquareGrads, a sum, then ClipGrads: the joint norm over two tables an
     CHECK(g0[0] == doctest::Approx(3 * coef));
     CHECK(g1[0] == doctest::Approx(12 * coef));
 }
+
+TEST_CASE("dropout mask: about p dropped, forward and backward drop the same elements, a pure function of offset + index") {
+    const std::int64_t n = 100000;
+    const double p = 0.2;
+    const k::DropoutMask mask{1234, 77, static_cast<std::uint64_t>(p * 9007199254740992.0)};
+    const std::vector<float> x(n, 1.0f), dy(n, 2.0f);
+    std::vector<float> y(n), dx(n, 5.0f);
+    run(n, k::DropoutForward<float>{x.data(), y.data(), mask, 1.25f});
+    run(n, k::DropoutBackward<float>{dy.data(), dx.data(), mask, 1.25f, true});
+    std::int64_t dropped = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+        CHECK((y[i] == 0.0f || y[i] == 1.25f));
+        CHECK(dx[i] == 2.0f * y[i]);
+        dropped += y[i] == 0.0f;
+    }
+    CHECK(std::abs(static_cast<double>(dropped) / n - p) < 0.004);  // 3 standard deviations
+    // index i at offset 77 is index i - 7 at offset 84: a replayed graph only moves the offset
+    const k::DropoutMask later{1234, 84, mask.drop_below};
+    int agree = 0, same_index_agree = 0;
+    for (std::int64_t i = 7; i < 1000; ++i) {
+        agree += mask.keep(i) == later.keep(i - 7);
+        same_index_agree += mask.keep(i) == later.keep(i);
+    }
+    CHECK(agree == 993);
+    CHECK(same_index_agree < 993);
+    // the CPU backend's dropout launches the same mask
+    mg::Generator gen(1234);
+    (void)gen.reserve(77);
+    auto xt = mg::Tensor<mg::Cpu>::ones({n});
+    CHECK(mg::dropout(xt, p, true, gen).to_vector() == y);
+}
+
+TEST_CASE("layer_norm kernels: forward, dx and dweight against reference math in double; lanes match one thread") {
+    for (std::int64_t cols : {1, 4, 37}) {
+        CAPTURE(cols);
+        const std::int64_t rows = 6;
+        const auto n = static_cast<std::size_t>(rows * cols);
+        const auto x = random_values(n, 40), dy = random_values(n, 41), w = random_values(cols, 42), b = random_values(cols, 43);
+        const float eps = 1e-5f;
+        std::vector<float> y(n), mean(rows), rstd(rows), dx(n, 0.25f), dw(cols, 0.5f);
+        run(rows, k::LayerNormForward<float>{x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), cols, eps});
+        run(rows, k::LayerNormBackward<float>{x.data(), w.data(), mean.data(), rstd.data(), dy.data(), dx.data(), cols, false});
+        run(cols, k::LayerNormWeightBackward<float>{x.data(), mean.data(), rstd.data(), dy.data(), dw.data(), rows, cols, false});
+        std::vector<double> ref_dw(cols, 0.5);
+        for (std::int64_t r = 0; r < rows; ++r) {
+            double m = 0, var = 0;
+            for (std::int64_t c = 0; c < cols; ++c) m += x[r * cols + c] / double(cols);
+            for (std::int64_t c = 0; c < cols; ++c) var += (x[r * cols + c] - m) * (x[r * cols + c] - m) / double(cols);
+            const double s = 1 / std::sqrt(var + eps);
+            CHECK(mean[r] == doctest::Approx(m).epsilon(1e-5));
+            CHECK(rstd[r] == doctest::Approx(s).epsilon(1e-4));
+            // dx = s (g - mean(g) - xhat mean(g xhat)), g = dy w
+            double g_mean = 0, g_xhat_mean = 0;
+            for (std::int64_t c = 0; c < cols; ++c) {
+                const double g = double(dy[r * cols + c]) * w[c], xhat = (x[r * cols + c] - m) * s;
+                g_mean += g / double(cols);
+                g_xhat_mean += g * xhat / double(cols);
+                ref_dw[c] += double(dy[r * cols + c]) * xhat;
+            }
+            for (std::int64_t c = 0; c < cols; ++c) {
+                const auto i = r * cols + c;
+                const double xhat = (x[i] - m) * s;
+                CHECK(y[i] == doctest::Approx(xhat * w[c] + b[c]).epsilon(1e-4).scale(1));
+                CHECK(dx[i] == doctest::Approx(0.25 + s * (double(dy[i]) * w[c] - g_mean - xhat * g_xhat_mean)).epsilon(1e-4).scale(1));
+            }
+        }
+        for (std::int64_t c = 0; c < cols; ++c) CHECK(dw[c] == doctest::Approx(ref_dw[c]).epsilon(1e-4).scale(1));
+        // four lanes per row (a GPU warp) give what one thread per row gives
+        std::vector<float> team_y(n), team_mean(rows), team_rstd(rows), team_dx(n, 0.25f);
+        run_lanes<4>(rows, k::LayerNormForward<float>{x.data(), w.data(), b.data(), team_y.data(), team_mean.data(), team_rstd.data(), cols, eps});
+        run_lanes<4>(rows, k::LayerNormBackward<float>{x.data(), w.data(), mean.data(), rstd.data(), dy.data(), team_dx.data(), cols, false});
+        for (std::size_t i = 0; i < n; ++i) {
+            CHECK(team_y[i] == doctest::Approx(y[i]).epsilon(1e-5).scale(1));
+            CHECK(team_dx[i] == doctest::Approx(dx[i]).epsilon(1e-5).scale(1));
+        }
+        for (std::int64_t r = 0; r < rows; ++r) CHECK(team_rstd[r] == doctest::Approx(rstd[r]).epsilon(1e-5));
+    }
+}
+
+TEST_CASE("embedding kernels: gather, and the scatter-add backward with repeated indices, written or added") {
+    const std::int64_t num = 4, dim = 3;
+    const std::vector<std::int64_t> index{2, 0, 2, 3, 2};
+    const auto n = static_cast<std::int64_t>(index.size());
+    const auto w = random_values(num * dim, 50), dy = random_values(n * dim, 51);
+    std::vector<float> y(n * dim);
+    run(n * dim, k::EmbeddingForward<float, std::int64_t>{index.data(), w.data(), y.data(), dim});
+    for (std::int64_t kk = 0; kk < n; ++kk)
+        for (std::int64_t j = 0; j < dim; ++j) CHECK(y[kk * dim + j] == w[index[kk] * dim + j]);
+    for (bool overwrite : {true, false}) {
+        CAPTURE(overwrite);
+        std::vector<float> dw(num * dim, 7.0f);
+        run(dim, k::EmbeddingBackward<float, std::int64_t>{index.data(), dy.data(), dw.data(), n, num, dim, overwrite});
+        for (std::int64_t r = 0; r < num; ++r)
+            for (std::int64_t j = 0; j < dim; ++j) {
+                double ref = overwrite ? 0.0 : 7.0;
+                for (std::int64_t kk = 0; kk < n; ++kk)
+                    if (index[kk] == r) ref += dy[kk * dim + j];
+                CHECK(dw[r * dim + j] == doctest::Approx(ref).epsilon(1e-6).scale(1));
+            }
+    }
+}

@@ -1,7 +1,11 @@
 // minigrad's seeded generator. Random tensors are drawn on the host and then copied to their
-// backend, so one seed gives bit-identical initial weights on every backend.
+// backend, so one seed gives bit-identical initial weights on every backend. Randomness drawn on a
+// device (dropout masks) is counter-based instead: a kernel hashes (seed, offset + index), and the
+// generator only hands out offsets (reserve()), so it never waits for the device and both backends
+// draw the same mask.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <mutex>
 #include <random>
@@ -11,20 +15,42 @@ namespace minigrad {
 
 class Generator {
   public:
-    explicit Generator(std::uint64_t seed = 0) : engine_(static_cast<std::uint32_t>(seed)) {}
-    Generator(const Generator& other) : engine_(other.state()) {}
+    explicit Generator(std::uint64_t seed = 0) : engine_(static_cast<std::uint32_t>(seed)), seed_(seed) {}
+    Generator(const Generator& other) { copy_from(other); }
     Generator& operator=(const Generator& other) {
-        if (this != &other) {
-            const std::mt19937 copy = other.state();
-            std::lock_guard lock(mutex_);
-            engine_ = copy;
-        }
+        if (this != &other) copy_from(other);
         return *this;
     }
 
     void seed(std::uint64_t seed) {
         std::lock_guard lock(mutex_);
         engine_.seed(static_cast<std::uint32_t>(seed));
+        seed_ = seed;
+        offset_ = 0;
+    }
+
+    // For a counter-based draw of `count` values (kernels hash (seed, offset + i), i < count): the
+    // seed and the first offset, which then moves past them, so the next draw gets fresh values.
+    struct Counter {
+        std::uint64_t seed, offset;
+    };
+    Counter reserve(std::uint64_t count) {
+        std::lock_guard lock(mutex_);
+        const Counter out{seed_, offset_};
+        offset_ += count;
+        return out;
+    }
+
+    // Standard normal draws (Box-Muller on this generator's uniform draws), in order, under one lock.
+    template <class T>
+    void fill_normal(std::span<T> out) {
+        std::lock_guard lock(mutex_);
+        for (std::size_t i = 0; i < out.size(); i += 2) {
+            const double radius = std::sqrt(-2.0 * std::log(1.0 - draw(0, 1)));  // 1 - u is in (0, 1]
+            const double angle = 6.283185307179586 * draw(0, 1);
+            out[i] = static_cast<T>(radius * std::cos(angle));
+            if (i + 1 < out.size()) out[i + 1] = static_cast<T>(radius * std::sin(angle));
+        }
     }
 
     // Fills `out` with uniform draws in [lo, hi), in order, under one lock: threads that share a
@@ -49,12 +75,23 @@ class Generator {
                             (1.0 / 9007199254740992.0);
         return lo + (hi - lo) * unit;
     }
-    std::mt19937 state() const {
+    void copy_from(const Generator& other) {
+        std::mt19937 engine;
+        std::uint64_t seed, offset;
+        {
+            std::lock_guard lock(other.mutex_);
+            engine = other.engine_;
+            seed = other.seed_;
+            offset = other.offset_;
+        }
         std::lock_guard lock(mutex_);
-        return engine_;
+        engine_ = engine;
+        seed_ = seed;
+        offset_ = offset;
     }
 
     std::mt19937 engine_;
+    std::uint64_t seed_ = 0, offset_ = 0;  // the counter-based draws' state
     mutable std::mutex mutex_;  // held per fill_uniform(), not per draw
 };
 

@@ -1,6 +1,11 @@
-// ReLU as a layer. It has no parameters and no backend of its own: it works on any tensor.
+// Activations as layers: ReLU, Tanh, Sigmoid, GELU (tanh form) and Softmax(dim). They have no
+// parameters and no backend of their own: each works on any tensor, and moves between backends as
+// it is (Sequential::to copies it).
 #pragma once
 
+#include <string_view>
+
+#include "../ops/softmax_last.hpp"
 #include "../ops/unary.hpp"
 
 namespace minigrad::nn {
@@ -13,6 +18,65 @@ struct ReLU {
     template <class B, class T>
     Tensor<B, T> operator()(const Tensor<B, T>& x) const {
         return relu(x);
+    }
+};
+
+struct Tanh {
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return tanh(x);
+    }
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return tanh(x);
+    }
+};
+
+struct Sigmoid {
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return sigmoid(x);
+    }
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return sigmoid(x);
+    }
+};
+
+// As torch.nn.GELU(approximate='tanh'), the only form minigrad has; PyTorch's default, the exact
+// erf form ("none"), is refused rather than silently approximated.
+struct GELU {
+    explicit GELU(std::string_view approximate = "tanh") {
+        if (approximate != "tanh") {
+            minigrad::detail::fail<ValueError>("GELU: approximate='{}' is not supported, only approximate='tanh'", approximate);
+        }
+    }
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return gelu(x);
+    }
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return gelu(x);
+    }
+};
+
+// As torch.nn.Softmax(dim), along the last dimension (dim = -1, or ndim - 1 for the input given).
+struct Softmax {
+    int dim;
+    explicit Softmax(int dim_) : dim(dim_) {}
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        minigrad::detail::check_defined("Softmax", x, 1, "input");
+        if (dim != -1 && dim != x.ndim() - 1) {
+            minigrad::detail::fail<ValueError>("Softmax: dim={} for an input of shape {}; only the last dimension (dim=-1 or {}) is supported",
+                                               dim, x.shape(), x.ndim() - 1);
+        }
+        return minigrad::detail::softmax_rows(x);
+    }
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return forward(x);
     }
 };
 

@@ -53,6 +53,7 @@ class Linear : public Module<B, T> {
         detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
     }
 
+    // The same layer on backend B2: sizes from this one, values and mode copied.
     template <class B2>
     Linear<B2, T> to() const {
         return nn::to<B2>(*this, in_, out_, with_bias_);

@@ -1,7 +1,8 @@
 // Module: the base of every layer and model. A model lists its members once with
 // MINIGRAD_MODULE(fc1, fc2); that gives it parameters()/named_parameters() (names as PyTorch's:
 // "fc1.weight"), operator() calling its forward(), to<B2>() that rebuilds it on another backend
-// with the same parameter values, and save()/load() in safetensors with PyTorch's state_dict names.
+// with the same parameter values and train/eval modes, train()/eval() that switch every layer in
+// the tree (Dropout), and save()/load() in safetensors with PyTorch's state_dict names.
 #pragma once
 
 #include <filesystem>
@@ -25,6 +26,14 @@ class ParameterVisitor {
   public:
     virtual ~ParameterVisitor() = default;
     virtual void parameter(const std::string& name, void* tensor, const std::type_info& type) = 0;
+};
+
+// Sees every module of a tree (itself first, then its children in order) with its training flag:
+// how train()/eval() reach layers that are not Modules (Dropout) and how to<B2>() carries modes.
+class ModuleVisitor {
+  public:
+    virtual ~ModuleVisitor() = default;
+    virtual void module(const std::string& name, bool& training) = 0;
 };
 
 // A parameter's values on the host with their shape.
@@ -61,6 +70,23 @@ class Module {
 
     // Reports each parameter (and recurses into child modules) with its dotted name.
     virtual void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) = 0;
+
+    // Reports this module's training flag, then each child's (recursing), with dotted names.
+    // Modules with children (MINIGRAD_MODULE, Sequential) override it.
+    virtual void visit_modules(ModuleVisitor& visitor, const std::string& prefix) { visitor.module(prefix, training_); }
+
+    // As PyTorch: train(false) is eval(); both set every module of the tree and return this one.
+    Module& train(bool on = true) {
+        struct Set : ModuleVisitor {
+            bool on;
+            void module(const std::string&, bool& training) override { training = on; }
+        } set;
+        set.on = on;
+        visit_modules(set, "");
+        return *this;
+    }
+    Module& eval() { return train(false); }
+    bool is_training() const { return training_; }
 
     std::vector<std::pair<std::string, Parameter>> named_parameters() const {
         struct Collect : ParameterVisitor {
@@ -178,6 +204,32 @@ class Module {
         }
         load_parameters(values);
     }
+
+    // Each module's training flags, in visit order (for to<B2>(), which rebuilds a tree of the same
+    // structure on another backend and gives every module its source's mode back).
+    std::vector<bool> training_flags() const {
+        struct Collect : ModuleVisitor {
+            std::vector<bool> flags;
+            void module(const std::string&, bool& training) override { flags.push_back(training); }
+        } collect;
+        const_cast<Module*>(this)->visit_modules(collect, "");
+        return std::move(collect.flags);
+    }
+    void set_training_flags(const std::vector<bool>& flags) {
+        struct Set : ModuleVisitor {
+            const std::vector<bool>* flags;
+            std::size_t next = 0;
+            void module(const std::string&, bool& training) override {
+                MINIGRAD_ASSERT(next < flags->size());
+                training = (*flags)[next++];
+            }
+        } set;
+        set.flags = &flags;
+        visit_modules(set, "");
+    }
+
+  protected:
+    bool training_ = true;  // as torch.nn.Module: a module is built in training mode
 };
 
 namespace detail {
@@ -191,9 +243,16 @@ void visit_member(ParameterVisitor& v, const std::string& name, X& member) {
     }
 }
 
-// names is the stringised member list "fc1, fc2"; members are those members in order.
-template <class... Members>
-void visit_members(ParameterVisitor& v, const std::string& prefix, std::string_view names, Members&... members) {
+// A member with a mode (a Module, Dropout) reports it and its children's; others are skipped.
+template <class X>
+void visit_member(ModuleVisitor& v, const std::string& name, X& member) {
+    if constexpr (requires { member.visit_modules(v, name); }) member.visit_modules(v, name);
+}
+
+// names is the stringised member list "fc1, fc2"; members are those members in order. Visitor is
+// a ParameterVisitor (names get a "." before a child's own) or a ModuleVisitor.
+template <class Visitor, class... Members>
+void visit_members(Visitor& v, const std::string& prefix, std::string_view names, Members&... members) {
     auto next_name = [&names]() {
         while (!names.empty() && (names.front() == ' ' || names.front() == ',')) names.remove_prefix(1);
         const auto end = names.find(',');
@@ -202,7 +261,13 @@ void visit_members(ParameterVisitor& v, const std::string& prefix, std::string_v
         names.remove_prefix(end == std::string_view::npos ? names.size() : end);
         return std::string(name);
     };
-    (visit_member(v, prefix + next_name(), members), ...);
+    if constexpr (std::is_base_of_v<ModuleVisitor, Visitor>) {
+        // a child's name is its dotted path ("block.drop"), as in named_modules()
+        const std::string dot = prefix.empty() ? "" : prefix + ".";
+        (visit_member(v, dot + next_name(), members), ...);
+    } else {
+        (visit_member(v, prefix + next_name(), members), ...);
+    }
 }
 
 template <class M, class B2>
@@ -232,7 +297,8 @@ M skip_init(Args&&... args) {
     return module;
 }
 
-// `module` rebuilt on backend B2 (constructed with `args`, no random init) with its values.
+// `module` rebuilt on backend B2 (constructed with `args`, no random init) with its values and
+// every module's train/eval mode.
 template <class B2, class M, class... Args>
 auto to(const M& module, Args&&... args) {
     using Out = typename detail::rebind_backend<M, B2>::type;
@@ -241,14 +307,25 @@ auto to(const M& module, Args&&... args) {
         return Out(std::forward<Args>(args)...);
     }();
     out.load_parameters_from(module);
+    const auto flags = module.training_flags();
+    if (flags.size() != out.training_flags().size()) {
+        minigrad::detail::fail<Error>("to: the rebuilt model has {} modules, the source {}; build it with the same arguments",
+                                      out.training_flags().size(), flags.size());
+    }
+    out.set_training_flags(flags);
     return out;
 }
 
 }  // namespace minigrad::nn
 
-// Lists a model's members (layers, parameters; stateless layers may be listed or not).
+// Lists a model's members (layers, parameters). Stateless layers may be listed or not; a layer
+// with a mode (Dropout) must be listed for train()/eval() to reach it.
 #define MINIGRAD_MODULE(...)                                                                          \
     void visit_parameters(::minigrad::nn::ParameterVisitor& visitor, const std::string& prefix) override { \
+        ::minigrad::nn::detail::visit_members(visitor, prefix, #__VA_ARGS__, __VA_ARGS__);            \
+    }                                                                                                 \
+    void visit_modules(::minigrad::nn::ModuleVisitor& visitor, const std::string& prefix) override {  \
+        visitor.module(prefix, this->training_);                                                      \
         ::minigrad::nn::detail::visit_members(visitor, prefix, #__VA_ARGS__, __VA_ARGS__);            \
     }                                                                                                 \
     template <class Input>                                                                            \
