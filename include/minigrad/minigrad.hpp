@@ -26,6 +26,7 @@
 #include "ops/matmul.hpp"
 #include "ops/reduce.hpp"
 #include "ops/softmax.hpp"
+#include "ops/softmax_dim.hpp"
 #include "ops/unary.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip_grad.hpp"
