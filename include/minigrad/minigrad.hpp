@@ -25,6 +25,7 @@
 #include "ops/elementwise.hpp"
 #include "ops/matmul.hpp"
 #include "ops/reduce.hpp"
+#include "ops/shape.hpp"
 #include "ops/softmax.hpp"
 #include "ops/softmax_dim.hpp"
 #include "ops/unary.hpp"
