@@ -81,7 +81,8 @@ struct NarrowBackward {
 };
 
 // x is (outer, n_x, inner), index is (m) with values in [0, n_x), y is (outer, m, inner):
-// y[o, j, in] = x[o, index[j], in]; i over y's elements
+// y[o, j, in] = x[o, index[j], in]; i over y's elements. An index out of range (which CUDA reports
+// only at the next host read) reads nothing and gives 0, so the kernel never reads past x.
 template <class T, class L>
 struct IndexSelect {
     const T* x;
@@ -90,7 +91,8 @@ struct IndexSelect {
     index_t n_x, m, inner;
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t o = i / (m * inner), j = (i / inner) % m, in = i % inner;
-        y[i] = x[(o * n_x + static_cast<index_t>(index[j])) * inner + in];
+        const index_t k = static_cast<index_t>(index[j]);
+        y[i] = k >= 0 && k < n_x ? x[(o * n_x + k) * inner + in] : T(0);
     }
 };
 
@@ -111,7 +113,10 @@ struct IndexSelectBackward {
         T* column = dx + o * n_x * inner + in;
         if (overwrite)
             for (index_t k = 0; k < n_x; ++k) column[k * inner] = T(0);
-        for (index_t j = 0; j < m; ++j) column[static_cast<index_t>(index[j]) * inner] += dy[(o * m + j) * inner + in];
+        for (index_t j = 0; j < m; ++j) {
+            const index_t k = static_cast<index_t>(index[j]);
+            if (k >= 0 && k < n_x) column[k * inner] += dy[(o * m + j) * inner + in];
+        }
     }
 };
 
