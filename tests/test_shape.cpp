@@ -156,3 +156,18 @@ TEST_CASE("in-place ops: values, refused on a tensor that requires grad under gr
     CHECK(w.to_vector()[0] == 4.0);
     CHECK(error_message([&] { loss2.backward(); }).starts_with("backward: argument #1 of log"));
 }
+
+TEST_CASE("bmm and matmul of 3-D tensors (ops/matmul.hpp): values, gradients, errors") {
+    // batch 0: [[1, 2]] x [[1], [1]] = [[3]]; batch 1: [[3, 4]] x [[2], [0]] = [[6]]
+    const auto a = tensor({1, 2, 3, 4}, {2, 1, 2}), b = tensor({1, 1, 2, 0}, {2, 2, 1});
+    CHECK(mg::bmm(a, b).shape() == mg::Shape{2, 1, 1});
+    CHECK(mg::bmm(a, b).to_vector() == std::vector<double>{3, 6});
+    CHECK(mg::matmul(a, b).to_vector() == std::vector<double>{3, 6});
+    auto p = random_tensor({3, 2, 4}, 31), q = random_tensor({3, 4, 5}, 32);
+    check_gradients([&] { return weighted_sum(mg::bmm(p, q)); }, {p, q});
+    check_gradients([&] { return weighted_sum(mg::matmul(p, q)); }, {p, q});
+    CHECK(error_message([&] { mg::bmm(p, random_tensor({2, 4, 5}, 33)); }) ==
+          "bmm: argument #2 'mat2' has shape [2, 4, 5], expected [3, 4, *] to match argument #1 'input' of shape [3, 2, 4]");
+    CHECK(error_message([&] { mg::bmm(p, random_tensor({4, 5}, 34)); }) ==
+          "bmm: argument #2 'mat2' has shape [4, 5], expected a batch of matrices [batch, k, n]");
+}

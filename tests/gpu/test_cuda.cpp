@@ -116,14 +116,15 @@ TEST_CASE("every elementwise op, broadcasting and the tensor-scalar forms match 
     CHECK(error_message([&] { (void)(a * b); }).find("mul: argument #2 'other' has shape [3], which does not broadcast") == 0);
 }
 
-// The dim reductions, softmax along a dim, the shape ops and the in-place members (issue 7).
+// The dim reductions, softmax along a dim, the shape ops, bmm and the in-place members (issue 7).
 template <class B>
 static mg::Tensor<B> dim_and_shape_graph(const mg::Tensor<B>& x, const mg::Tensor<B>& m, const mg::Tensor<B, std::int64_t>& idx,
                                          const mg::Tensor<B>& w) {
     auto parts = mg::cat({mg::flatten(mg::sum(x, 1)), mg::flatten(mg::mean(x, -1, true)), mg::flatten(mg::max(x, 0)),
                           mg::flatten(mg::softmax(x, 1)), mg::flatten(mg::log_softmax(x, -1)), mg::flatten(mg::transpose(x, 0, 2)),
                           mg::flatten(mg::narrow(m, 1, 1, 3)), mg::flatten(mg::slice(m, 0, 2, 100)),
-                          mg::flatten(mg::index_select(m, 0, idx)), mg::flatten(mg::t(m)), m.reshape({-1})});
+                          mg::flatten(mg::index_select(m, 0, idx)), mg::flatten(mg::t(m)), m.reshape({-1}),
+                          mg::flatten(mg::bmm(x, mg::transpose(x, 1, 2)))});
     return mg::sum(parts * w);
 }
 
@@ -137,7 +138,7 @@ TEST_CASE("dim reductions, softmax along a dim, shape ops and in-place ops match
     for (auto* t : {&xg, &mg_}) t->requires_grad_();
     mg::Generator wgen(32);
     // the parts' sizes, in dim_and_shape_graph's order
-    const std::int64_t total = 4 * 5 + 4 * 3 + 3 * 5 + 3 * 60 + 6 * 3 + 4 * 5 + 5 * 5 + 30 + 30;
+    const std::int64_t total = 4 * 5 + 4 * 3 + 3 * 5 + 3 * 60 + 6 * 3 + 4 * 5 + 5 * 5 + 30 + 30 + 4 * 3 * 3;
     auto w = CpuT::uniform({total}, 0.5, 1.5, wgen);
     auto cpu_loss = dim_and_shape_graph(x, m, idx, w);
     auto gpu_loss = dim_and_shape_graph(xg, mg_, idxg, w.to<mg::Cuda>());
