@@ -610,5 +610,54 @@ TEST_CASE("embedding kernels: gather, and the scatter-add backward with repeated
                     if (index[kk] == r) ref += dy[kk * dim + j];
                 CHECK(dw[r * dim + j] == doctest::Approx(ref).epsilon(1e-6).scale(1));
             }
+
+TEST_CASE("dim functors: SumDim, MaxDim and SoftmaxDimForward over a middle dim against reference loops") {
+    // x is (outer 2, n 3, inner 4)
+    const std::int64_t outer = 2, n = 3, inner = 4;
+    const auto x = random_values(outer * n * inner, 41);
+    const auto at = [&](std::int64_t o, std::int64_t k, std::int64_t in) { return x[(o * n + k) * inner + in]; };
+    std::vector<float> sums(outer * inner), values(outer * inner), soft(x.size());
+    std::vector<std::int64_t> where(outer * inner);
+    run(outer * inner, k::SumDim<float>{x.data(), sums.data(), n, inner, 0.5f});
+    run(outer * inner, k::MaxDim<float, std::int64_t>{x.data(), values.data(), where.data(), n, inner});
+    run(outer * inner, k::SoftmaxDimForward<float>{x.data(), soft.data(), n, inner, false});
+    for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t in = 0; in < inner; ++in) {
+            double total = 0, exps = 0;
+            std::int64_t best = 0;
+            for (std::int64_t kk = 0; kk < n; ++kk) {
+                total += at(o, kk, in);
+                exps += std::exp(double(at(o, kk, in)));
+                if (at(o, kk, in) > at(o, best, in)) best = kk;
+            }
+            CHECK(sums[o * inner + in] == doctest::Approx(0.5 * total).epsilon(1e-6));
+            CHECK(where[o * inner + in] == best);
+            CHECK(values[o * inner + in] == at(o, best, in));
+            for (std::int64_t kk = 0; kk < n; ++kk)
+                CHECK(soft[(o * n + kk) * inner + in] == doctest::Approx(std::exp(double(at(o, kk, in))) / exps).epsilon(1e-5));
+        }
+}
+
+TEST_CASE("shape functors: Permute (a transpose), WindowRead (narrow), IndexSelect and its column-wise backward") {
+    const std::int64_t rows = 3, cols = 4;
+    const auto x = random_values(rows * cols, 42);
+    std::vector<float> xt(x.size());
+    run(rows * cols, k::Permute<float>{x.data(), xt.data(), {1, 1, cols, rows}, {0, 0, 1, cols}, true});
+    for (std::int64_t r = 0; r < rows; ++r)
+        for (std::int64_t c = 0; c < cols; ++c) CHECK(xt[c * rows + r] == x[r * cols + c]);
+    std::vector<float> window(rows * 2);
+    run(rows * 2, k::WindowRead<float>{x.data(), window.data(), cols, 2, 1, 1, true});  // columns 1..2
+    for (std::int64_t r = 0; r < rows; ++r) CHECK(window[r * 2 + 1] == x[r * cols + 2]);
+    const std::vector<std::int64_t> index{2, 0, 2};
+    std::vector<float> picked(3 * cols);
+    run(3 * cols, k::IndexSelect<float, std::int64_t>{x.data(), index.data(), picked.data(), rows, 3, cols});
+    for (std::int64_t c = 0; c < cols; ++c) CHECK(picked[2 * cols + c] == x[2 * cols + c]);
+    const auto dy = random_values(3 * cols, 43);
+    std::vector<float> dx(rows * cols, 99.0f);
+    run(cols, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), dx.data(), rows, 3, cols, true});
+    for (std::int64_t c = 0; c < cols; ++c) {
+        CHECK(dx[0 * cols + c] == dy[1 * cols + c]);
+        CHECK(dx[1 * cols + c] == 0.0f);
+        CHECK(dx[2 * cols + c] == dy[0 * cols + c] + dy[2 * cols + c]);
     }
 }

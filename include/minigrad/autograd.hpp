@@ -115,9 +115,10 @@ void materialize_grad(TensorImpl<B, T>& impl) {
 
 // Called by whatever writes a tensor's values in place outside autograd (optimizer steps,
 // loading), so that a backward() through a graph that read the old values is refused.
+// A write through a view (detach) changes its owner's values too, so the owner's version moves.
 template <class B, class T>
 void mark_modified(TensorImpl<B, T>& impl) {
-    ++impl.version;
+    for (TensorImpl<B, T>* p = &impl; p; p = p->storage_owner.get()) ++p->version;
 }
 
 // Whether an op on these tensors records a Node: grad mode is on and some input needs a gradient.

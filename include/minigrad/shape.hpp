@@ -69,6 +69,19 @@ class Shape {
     int ndim_ = 0;
 };
 
+namespace detail {
+// A shape from the first `ndim` entries of `dims` (ndim <= Shape::max_dims).
+inline Shape make_shape(const std::int64_t* dims, int ndim) {
+    switch (ndim) {
+        case 0: return Shape{};
+        case 1: return Shape{dims[0]};
+        case 2: return Shape{dims[0], dims[1]};
+        case 3: return Shape{dims[0], dims[1], dims[2]};
+        default: return Shape{dims[0], dims[1], dims[2], dims[3]};
+    }
+}
+}  // namespace detail
+
 }  // namespace minigrad
 
 // Prints as PyTorch does in its messages: [120, 4]

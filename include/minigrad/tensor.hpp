@@ -7,6 +7,7 @@
 #include <cmath>
 #include <concepts>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,6 +26,12 @@ namespace minigrad {
 
 template <class B, class T = float>
 class Tensor;
+
+// Shape ops the Tensor members below call (ops/shape.hpp).
+template <class B, class T>
+Tensor<B, T> reshape(const Tensor<B, T>& x, std::span<const std::int64_t> shape);
+template <class B, class T>
+Tensor<B, T> view(const Tensor<B, T>& x, std::initializer_list<std::int64_t> shape);
 
 namespace detail {
 template <class X>
@@ -185,6 +192,53 @@ class Tensor {
         return value;
     }
 
+    // ---- shape (ops/shape.hpp) --------------------------------------------------------------
+    Tensor reshape(std::initializer_list<std::int64_t> shape) const {
+        return minigrad::reshape(*this, std::span<const std::int64_t>(shape.begin(), shape.size()));
+    }
+    Tensor view(std::initializer_list<std::int64_t> shape) const { return minigrad::view(*this, shape); }
+
+    // ---- in place, outside autograd --------------------------------------------------------
+    // As PyTorch's, but never recorded: refused on a tensor that requires grad while grad mode is
+    // on; under NoGradGuard (as an optimizer step) allowed, and the version moves so that a
+    // backward() through a graph that read the old values is refused.
+    Tensor& fill_(T value) {
+        check_in_place("fill_");
+        B::launch(numel(), kernels::Fill<T>{data(), value}, device());
+        detail::mark_modified(impl());
+        return *this;
+    }
+    Tensor& zero_() {
+        check_in_place("zero_");
+        B::launch(numel(), kernels::Fill<T>{data(), T(0)}, device());
+        detail::mark_modified(impl());
+        return *this;
+    }
+    Tensor& add_(T value) {
+        check_in_place("add_");
+        B::launch(numel(), kernels::AddScalar<T>{data(), value, false}, device());
+        detail::mark_modified(impl());
+        return *this;
+    }
+    Tensor& mul_(T value) {
+        check_in_place("mul_");
+        B::launch(numel(), kernels::ScaleInPlace<T>{data(), value}, device());
+        detail::mark_modified(impl());
+        return *this;
+    }
+    // src's values, from any backend or device; same shape and element type.
+    template <class B2>
+    Tensor& copy_(const Tensor<B2, T>& src) {
+        check_in_place("copy_");
+        if (!src.defined()) detail::fail<Error>("copy_: argument #1 'src' is an undefined tensor (default-constructed, or an absent grad)");
+        if (src.shape() != shape()) {
+            detail::fail<ShapeError>("copy_: argument #1 'src' has shape {}, expected {} (the shape of the tensor copied into)", src.shape(), shape());
+        }
+        detail::transfer<B, B2>(data(), device(), src.data(), src.device(), impl().bytes());
+        detail::mark_modified(impl());
+        return *this;
+    }
+
     // ---- autograd -------------------------------------------------------------------------
     bool requires_grad() const { return impl().requires_grad; }
     Tensor& requires_grad_(bool on = true) {
@@ -208,6 +262,12 @@ class Tensor {
     }
 
   private:
+    void check_in_place(const char* op) const {
+        if (impl().requires_grad && detail::grad_mode_flag()) {
+            detail::fail<Error>("{}: the tensor requires grad, and autograd does not record in-place ops; "
+                                "write it under mg::NoGradGuard (as an optimizer step does)", op);
+        }
+    }
     const std::shared_ptr<Impl>& impl_ptr_checked() const {
         impl();
         return impl_;

@@ -116,6 +116,56 @@ TEST_CASE("every elementwise op, broadcasting and the tensor-scalar forms match 
     CHECK(error_message([&] { (void)(a * b); }).find("mul: argument #2 'other' has shape [3], which does not broadcast") == 0);
 }
 
+// The dim reductions, softmax along a dim, the shape ops, bmm and the in-place members (issue 7).
+template <class B>
+static mg::Tensor<B> dim_and_shape_graph(const mg::Tensor<B>& x, const mg::Tensor<B>& m, const mg::Tensor<B, std::int64_t>& idx,
+                                         const mg::Tensor<B>& w) {
+    auto parts = mg::cat({mg::flatten(mg::sum(x, 1)), mg::flatten(mg::mean(x, -1, true)), mg::flatten(mg::max(x, 0)),
+                          mg::flatten(mg::softmax(x, 1)), mg::flatten(mg::log_softmax(x, -1)), mg::flatten(mg::transpose(x, 0, 2)),
+                          mg::flatten(mg::narrow(m, 1, 1, 3)), mg::flatten(mg::slice(m, 0, 2, 100)),
+                          mg::flatten(mg::index_select(m, 0, idx)), mg::flatten(mg::t(m)), m.reshape({-1}),
+                          mg::flatten(mg::bmm(x, mg::transpose(x, 1, 2)))});
+    return mg::sum(parts * w);
+}
+
+TEST_CASE("dim reductions, softmax along a dim, shape ops and in-place ops match the CPU backend") {
+    mg::Generator gen(31);
+    auto x = CpuT::uniform({4, 3, 5}, -1, 1, gen), m = CpuT::uniform({6, 5}, -1, 1, gen);
+    auto idx = mg::Tensor<mg::Cpu, std::int64_t>::from({5, 0, 5, 2, 5});
+    auto xg = x.to<mg::Cuda>(), mg_ = m.to<mg::Cuda>();
+    auto idxg = idx.to<mg::Cuda>();
+    for (auto* t : {&x, &m}) t->requires_grad_();
+    for (auto* t : {&xg, &mg_}) t->requires_grad_();
+    mg::Generator wgen(32);
+    // the parts' sizes, in dim_and_shape_graph's order
+    const std::int64_t total = 4 * 5 + 4 * 3 + 3 * 5 + 3 * 60 + 6 * 3 + 4 * 5 + 5 * 5 + 30 + 30 + 4 * 3 * 3;
+    auto w = CpuT::uniform({total}, 0.5, 1.5, wgen);
+    auto cpu_loss = dim_and_shape_graph(x, m, idx, w);
+    auto gpu_loss = dim_and_shape_graph(xg, mg_, idxg, w.to<mg::Cuda>());
+    cpu_loss.backward();
+    gpu_loss.backward();
+    CHECK(gpu_loss.item() == doctest::Approx(cpu_loss.item()).epsilon(1e-4));
+    check_close(xg.grad().to_vector(), x.grad().to_vector(), 1e-4);
+    check_close(mg_.grad().to_vector(), m.grad().to_vector(), 1e-4);
+    CHECK(mg::argmax(xg, 2).to_vector() == mg::argmax(x, 2).to_vector());
+    CHECK(mg::argmax(xg.detach(), 0, true).to<mg::Cpu>().shape() == mg::Shape{1, 3, 5});
+
+    auto y = GpuT::zeros({2, 3});
+    y.fill_(2).mul_(3).add_(1);
+    CHECK(y.to_vector() == std::vector<float>(6, 7.0f));
+    y.copy_(CpuT::from({1, 2, 3, 4, 5, 6}, {2, 3}));
+    CHECK(y.to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
+    auto back = CpuT::zeros({2, 3});
+    back.copy_(y);
+    CHECK(back.to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
+    y.zero_();
+    CHECK(y.to_vector() == std::vector<float>(6, 0.0f));
+    CHECK(error_message([&] { mg::narrow(y, 1, 2, 2); }).starts_with("narrow: argument #4 'length' is 2"));
+    // an index out of range is found by a kernel and reported at the next host read
+    auto bad = mg::index_select(y, 0, mg::Tensor<mg::Cpu, std::int64_t>::from({0, 2}).to<mg::Cuda>());
+    CHECK(error_message([&] { bad.to_vector(); }).find("class 2 at index 1") != std::string::npos);
+}
+
 TEST_CASE("the same seed gives the same initial weights on both backends; a model moves in one call") {
     mg::manual_seed(42);
     IrisMLP<mg::Cpu> cpu_model;

@@ -132,6 +132,14 @@ struct AddScalar {
     MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], value, overwrite); }
 };
 
+// y is (n): y *= factor (an in-place mul_); i over n
+template <class T>
+struct ScaleInPlace {
+    T* y;
+    T factor;
+    MINIGRAD_HD void operator()(index_t i) const { y[i] *= factor; }
+};
+
 // dy, dx are (n); i over n
 template <class T>
 struct AccumulateGrad {

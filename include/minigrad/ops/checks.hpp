@@ -104,4 +104,38 @@ void check_ndim(std::string_view op, const Tensor<B, T>& t, int arg, std::string
     }
 }
 
+// A dim argument counted from the end when negative, as PyTorch's; a scalar has one dim to name
+// (0 or -1), as in PyTorch. Throws a ShapeError naming the op, the argument and the valid range.
+inline int normalize_dim(std::string_view op, const Shape& shape, std::int64_t dim, int arg, std::string_view name = "dim") {
+    const int rank = shape.ndim() > 0 ? shape.ndim() : 1;
+    if (dim < -rank || dim >= rank) {
+        fail<ShapeError>("{}: argument #{} '{}' is {}, out of range for a tensor of shape {} (expected a dim in [{}, {}])", op, arg,
+                         name, dim, shape, -rank, rank - 1);
+    }
+    return static_cast<int>(dim < 0 ? dim + rank : dim);
+}
+
+// A tensor seen as (outer, size, inner) around one of its dims: what the dim ops index by.
+struct DimSplit {
+    std::int64_t outer = 1, size = 1, inner = 1;
+};
+inline DimSplit split_at(const Shape& shape, int dim) {
+    DimSplit s;
+    for (int d = 0; d < shape.ndim(); ++d) (d < dim ? s.outer : d == dim ? s.size : s.inner) *= shape[d];
+    return s;
+}
+
+// `shape` with dim `dim` set to `size`, or dropped when size < 0.
+inline Shape with_dim(const Shape& shape, int dim, std::int64_t size) {
+    std::int64_t dims[Shape::max_dims];
+    int n = 0;
+    for (int d = 0; d < shape.ndim(); ++d) {
+        if (d != dim)
+            dims[n++] = shape[d];
+        else if (size >= 0)
+            dims[n++] = size;
+    }
+    return make_shape(dims, n);
+}
+
 }  // namespace minigrad::detail

@@ -86,7 +86,13 @@ Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight) {
             if (v < 0 || v >= num) detail::bad_embedding_index(values[k], k, num, weight.shape());
         }
     } else {
-        B::check_labels(index.data(), n, num, "embedding", index.device());
+        if (num == 0 && n > 0) {  // no index can be in range: said now, on the host
+            minigrad::detail::fail<ValueError>("embedding: argument #1 'input' has {} indices, but the weight (shape {}) has no rows", n,
+                                               weight.shape());
+        }
+        // On the device: reported at the next sync. The "ignored" value 0 is a valid index here, so
+        // skipping its check loses nothing; there is no count to make (no inv_count).
+        B::check_labels(index.data(), n, num, /*ignore_index=*/0, static_cast<T*>(nullptr), "embedding", index.device());
     }
     const auto& s = index.shape();
     const Shape out_shape = s.ndim() == 0 ? Shape{dim}

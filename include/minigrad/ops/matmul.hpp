@@ -60,14 +60,72 @@ struct LinearNode : Node<B, T> {
     }
 };
 
+// a is (batch,m,k), b is (batch,k,n), y is (batch,m,n): one product per batch entry
+template <class B, class T>
+struct BmmNode : Node<B, T> {
+    unsigned saved_inputs() const override { return 0b11; }
+    const char* op_name() const override { return "bmm"; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& a = *this->inputs[0];
+        auto& b = *this->inputs[1];
+        const auto batch = a.shape[0], m = a.shape[1], k = a.shape[2], n = b.shape[2];
+        if (a.requires_grad) {  // da[i] (m,k) = dy[i] (m,n) b[i]^T
+            auto da = grad_slot(a);
+            for (std::int64_t i = 0; i < batch; ++i)
+                gemm<B>(da.data + i * m * k, out.grad->data + i * m * n, false, b.data + i * k * n, true, (const T*)nullptr, m, k, n,
+                        da.overwrite, a.device);
+        }
+        if (b.requires_grad) {  // db[i] (k,n) = a[i]^T dy[i] (m,n)
+            auto db = grad_slot(b);
+            for (std::int64_t i = 0; i < batch; ++i)
+                gemm<B>(db.data + i * k * n, a.data + i * m * k, true, out.grad->data + i * m * n, false, (const T*)nullptr, k, n, m,
+                        db.overwrite, b.device);
+        }
+    }
+};
+
 }  // namespace detail
 
-// a is (m,k), b is (k,n), result is (m,n)
+// a is (batch,m,k), b is (batch,k,n), result is (batch,m,n); one product (a launch) per batch entry
+template <class B, class T>
+Tensor<B, T> bmm(const Tensor<B, T>& a, const Tensor<B, T>& b) {
+    detail::require_floating<T>();
+    detail::check_defined("bmm", a, 1, "input");
+    detail::check_defined("bmm", b, 2, "mat2");
+    detail::check_ndim("bmm", a, 1, "input", 3, "a batch of matrices [batch, m, k]");
+    detail::check_ndim("bmm", b, 2, "mat2", 3, "a batch of matrices [batch, k, n]");
+    detail::check_same_device("bmm", a, "input", b, 2, "mat2");
+    if (b.size(0) != a.size(0) || b.size(1) != a.size(2)) {
+        detail::fail<ShapeError>("bmm: argument #2 'mat2' has shape {}, expected [{}, {}, *] to match argument #1 'input' of shape {}",
+                                 b.shape(), a.size(0), a.size(2), a.shape());
+    }
+    const auto batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
+    auto y = Tensor<B, T>::empty(Shape{batch, m, n}, a.device());
+    for (std::int64_t i = 0; i < batch; ++i)
+        detail::gemm<B>(y.data() + i * m * n, a.data() + i * m * k, false, b.data() + i * k * n, false, (const T*)nullptr, m, n, k, true,
+                        a.device());
+    if (detail::wants_grad(a, b)) {
+        auto node = std::make_shared<detail::BmmNode<B, T>>();
+        node->inputs = {a.impl_ptr(), b.impl_ptr(), nullptr};
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+template <class BA, class TA, class BB, class TB>
+    requires detail::Mixed<BA, TA, BB, TB>
+Tensor<BA, TA> bmm(const Tensor<BA, TA>&, const Tensor<BB, TB>&) {
+    detail::reject_mix<BA, TA, BB, TB, 2>();
+    return {};
+}
+
+// a is (m,k), b is (k,n), result is (m,n); two batches of matrices (3-D) go to bmm
 template <class B, class T>
 Tensor<B, T> matmul(const Tensor<B, T>& a, const Tensor<B, T>& b) {
     detail::require_floating<T>();
     detail::check_defined("matmul", a, 1, "input");
     detail::check_defined("matmul", b, 2, "other");
+    if (a.ndim() == 3 && b.ndim() == 3) return bmm(a, b);
     detail::check_ndim("matmul", a, 1, "input", 2, "a matrix [m, k]");
     detail::check_ndim("matmul", b, 2, "other", 2, "a matrix [k, n]");
     detail::check_same_device("matmul", a, "input", b, 2, "other");

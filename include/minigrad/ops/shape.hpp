@@ -1,0 +1,491 @@
+// Shape ops, as PyTorch names them: reshape / view / flatten, transpose / t, narrow / slice,
+// index_select, cat. Tensors here are always contiguous and own their storage, so every result is
+// a copy (one launch, or one backend copy for reshape): a view sharing storage would need a version
+// counter shared with its base for autograd's in-place check, which TensorImpl does not have.
+// A dim op sees a tensor as (outer, n, inner) around its dim (detail::split_at).
+#pragma once
+
+#include <array>
+#include <concepts>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "checks.hpp"
+
+namespace minigrad {
+namespace kernels {
+
+// x has strides in_strides over the result's dims (both padded on the left to four: dims 1,
+// strides 0), y is the result, (out_dims); y = x read through the strides (a transpose), written
+// or added; i over y's elements
+template <class T>
+struct Permute {
+    const T* x;
+    T* y;
+    index_t out_dims[4];
+    index_t in_strides[4];
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        index_t offset = 0, rest = i;
+        for (int d = 3; d >= 0; --d) {
+            offset += (rest % out_dims[d]) * in_strides[d];
+            rest /= out_dims[d];
+        }
+        y[i] = write(y[i], x[offset], overwrite);
+    }
+};
+
+// src is (outer, n_src, inner), dst is (outer, n_dst, inner) with n_dst <= n_src: dst = src's
+// entries [start, start + n_dst) along the middle dim, written or added (narrow, and cat's
+// backward); i over dst's elements
+template <class T>
+struct WindowRead {
+    const T* src;
+    T* dst;
+    index_t n_src, n_dst, start, inner;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t o = i / (n_dst * inner), k = (i / inner) % n_dst, in = i % inner;
+        dst[i] = write(dst[i], src[(o * n_src + start + k) * inner + in], overwrite);
+    }
+};
+
+// src is (outer, n_src, inner), dst is (outer, n_dst, inner) with n_src <= n_dst: src goes to
+// dst's entries [start, start + n_src) along the middle dim (cat); i over src's elements
+template <class T>
+struct WindowWrite {
+    const T* src;
+    T* dst;
+    index_t n_src, n_dst, start, inner;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t o = i / (n_src * inner), k = (i / inner) % n_src, in = i % inner;
+        dst[(o * n_dst + start + k) * inner + in] = src[i];
+    }
+};
+
+// dy is (outer, n_y, inner), dx is (outer, n_x, inner): dx = dy inside [start, start + n_y) along
+// the middle dim, 0 outside, written or added (narrow's backward); i over dx's elements
+template <class T>
+struct NarrowBackward {
+    const T* dy;
+    T* dx;
+    index_t n_x, n_y, start, inner;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t o = i / (n_x * inner), k = (i / inner) % n_x - start, in = i % inner;
+        dx[i] = write(dx[i], k >= 0 && k < n_y ? dy[(o * n_y + k) * inner + in] : T(0), overwrite);
+    }
+};
+
+// x is (outer, n_x, inner), index is (m) with values in [0, n_x), y is (outer, m, inner):
+// y[o, j, in] = x[o, index[j], in]; i over y's elements. An index out of range (which CUDA reports
+// only at the next host read) reads nothing and gives 0, so the kernel never reads past x.
+template <class T, class L>
+struct IndexSelect {
+    const T* x;
+    const L* index;
+    T* y;
+    index_t n_x, m, inner;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t o = i / (m * inner), j = (i / inner) % m, in = i % inner;
+        const index_t k = static_cast<index_t>(index[j]);
+        y[i] = k >= 0 && k < n_x ? x[(o * n_x + k) * inner + in] : T(0);
+    }
+};
+
+// dy is (outer, m, inner), index is (m), dx is (outer, n_x, inner): dx[o, index[j], in] += dy[o, j,
+// in], a repeated index adding up. One index per column (o, in) of dx, which it zeroes first when
+// overwriting and then walks the indices in order: no atomics, the same sums every run.
+// c over outer * inner
+template <class T, class L>
+struct IndexSelectBackward {
+    const T* dy;
+    const L* index;
+    T* dx;
+    index_t n_x, m, inner;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return n_x + m; }
+    MINIGRAD_HD void operator()(index_t c) const {
+        const index_t o = c / inner, in = c % inner;
+        T* column = dx + o * n_x * inner + in;
+        if (overwrite)
+            for (index_t k = 0; k < n_x; ++k) column[k * inner] = T(0);
+        for (index_t j = 0; j < m; ++j) {
+            const index_t k = static_cast<index_t>(index[j]);
+            if (k >= 0 && k < n_x) column[k * inner] += dy[(o * m + j) * inner + in];
+        }
+    }
+};
+
+}  // namespace kernels
+
+namespace detail {
+
+// ---- reshape ------------------------------------------------------------------------------
+
+template <class B, class T>
+struct ReshapeNode : Node<B, T> {
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(x.numel(), kernels::AccumulateGrad<T>{out.grad->data, dx.data, dx.overwrite}, x.device);
+    }
+};
+
+// The shape `sizes` asks for (one -1 inferred), or a ShapeError naming op and both shapes.
+inline Shape resolve_shape(const char* op, std::span<const std::int64_t> sizes, const Shape& from) {
+    if (sizes.size() > static_cast<std::size_t>(Shape::max_dims)) {
+        fail<ShapeError>("{}: argument #2 'shape' has {} dims, at most {} are supported", op, sizes.size(), Shape::max_dims);
+    }
+    std::int64_t dims[Shape::max_dims];
+    int inferred = -1;
+    std::int64_t known = 1;
+    for (std::size_t d = 0; d < sizes.size(); ++d) {
+        dims[d] = sizes[d];
+        if (sizes[d] == -1 && inferred < 0) {
+            inferred = static_cast<int>(d);
+        } else if (sizes[d] < 0) {
+            fail<ShapeError>("{}: argument #2 'shape' [{}] has size {} at dim {}; only one -1 (inferred) is allowed, no other negative size",
+                             op, fmt::join(sizes, ", "), sizes[d], d);
+        } else {
+            known *= sizes[d];
+        }
+    }
+    if (inferred >= 0) {
+        if (known == 0 || from.numel() % known != 0) {
+            fail<ShapeError>("{}: argument #2 'shape' [{}] does not fit argument #1 'input' of shape {} ({} elements)", op,
+                             fmt::join(sizes, ", "), from, from.numel());
+        }
+        dims[inferred] = from.numel() / known;
+        known = from.numel();
+    }
+    if (known != from.numel()) {
+        fail<ShapeError>("{}: argument #2 'shape' [{}] holds {} elements, but argument #1 'input' of shape {} has {}", op,
+                         fmt::join(sizes, ", "), known, from, from.numel());
+    }
+    return make_shape(dims, static_cast<int>(sizes.size()));
+}
+
+template <class B, class T>
+Tensor<B, T> reshape_to(const Tensor<B, T>& x, const Shape& shape) {
+    auto y = Tensor<B, T>::empty(shape, x.device());
+    B::copy(y.data(), x.data(), x.impl().bytes(), x.device());
+    if (wants_grad(x)) {
+        auto node = std::make_shared<ReshapeNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+// ---- transpose ----------------------------------------------------------------------------
+
+// x with dims d0 and d1 swapped, into y (written or added); x_shape is x's shape
+template <class B, class T>
+void launch_transpose(const T* x, const Shape& x_shape, int d0, int d1, T* y, bool overwrite, int device) {
+    const int nd = x_shape.ndim(), pad = 4 - nd;
+    std::int64_t strides[4] = {0, 0, 0, 0}, stride = 1;
+    for (int d = nd - 1; d >= 0; --d) {
+        strides[pad + d] = stride;
+        stride *= x_shape[d];
+    }
+    kernels::Permute<T> f{x, y, {1, 1, 1, 1}, {0, 0, 0, 0}, overwrite};
+    for (int d = 0; d < nd; ++d) {
+        const int from = d == d0 ? d1 : d == d1 ? d0 : d;
+        f.out_dims[pad + d] = x_shape[from];
+        f.in_strides[pad + d] = strides[pad + from];
+    }
+    B::launch(x_shape.numel(), f, device);
+}
+
+template <class B, class T>
+struct TransposeNode : Node<B, T> {
+    int d0, d1;
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        launch_transpose<B>(out.grad->data, out.shape, d0, d1, dx.data, dx.overwrite, x.device);
+    }
+};
+
+// ---- narrow -------------------------------------------------------------------------------
+
+template <class B, class T>
+struct NarrowNode : Node<B, T> {
+    DimSplit split;
+    std::int64_t start, length;
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(x.numel(), kernels::NarrowBackward<T>{out.grad->data, dx.data, split.size, length, start, split.inner, dx.overwrite},
+                  x.device);
+    }
+};
+
+template <class B, class T>
+Tensor<B, T> narrow_unchecked(const Tensor<B, T>& x, int dim, std::int64_t start, std::int64_t length) {
+    const auto split = split_at(x.shape(), dim);
+    auto y = Tensor<B, T>::empty(with_dim(x.shape(), dim, length), x.device());
+    B::launch(y.numel(), kernels::WindowRead<T>{x.data(), y.data(), split.size, length, start, split.inner, true}, x.device());
+    if (wants_grad(x)) {
+        auto node = std::make_shared<NarrowNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->split = split;
+        node->start = start;
+        node->length = length;
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+// ---- index_select -------------------------------------------------------------------------
+
+template <class B, class T, class L>
+struct IndexSelectNode : Node<B, T> {
+    DimSplit split;
+    Tensor<B, L> index;
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(split.outer * split.inner,
+                  kernels::IndexSelectBackward<T, L>{out.grad->data, index.data(), dx.data, split.size, index.numel(), split.inner,
+                                                     dx.overwrite},
+                  x.device);
+    }
+};
+
+// ---- cat ----------------------------------------------------------------------------------
+
+// Up to three inputs (a Node holds three); cat of more folds into nested cats when recording.
+template <class B, class T>
+struct CatNode : Node<B, T> {
+    std::int64_t outer = 1, inner = 1, total = 0;
+    std::array<std::int64_t, 3> sizes{}, starts{};
+    void backward(TensorImpl<B, T>& out) override {
+        for (std::size_t i = 0; i < this->inputs.size(); ++i) {
+            auto* x = this->inputs[i].get();
+            if (!x || !x->requires_grad) continue;
+            auto dx = grad_slot(*x);
+            B::launch(x->numel(), kernels::WindowRead<T>{out.grad->data, dx.data, total, sizes[i], starts[i], inner, dx.overwrite},
+                      x->device);
+        }
+    }
+};
+
+}  // namespace detail
+
+// A tensor with x's elements in a new shape; one size may be -1 (inferred). A copy (see above).
+template <class B, class T>
+Tensor<B, T> reshape(const Tensor<B, T>& x, std::span<const std::int64_t> shape) {
+    detail::check_defined("reshape", x, 1, "input");
+    return detail::reshape_to(x, detail::resolve_shape("reshape", shape, x.shape()));
+}
+template <class B, class T>
+Tensor<B, T> reshape(const Tensor<B, T>& x, std::initializer_list<std::int64_t> shape) {
+    return reshape(x, std::span<const std::int64_t>(shape.begin(), shape.size()));
+}
+// As reshape: every tensor here is contiguous, so a view is always possible (and a copy here).
+template <class B, class T>
+Tensor<B, T> view(const Tensor<B, T>& x, std::initializer_list<std::int64_t> shape) {
+    detail::check_defined("view", x, 1, "input");
+    return detail::reshape_to(x, detail::resolve_shape("view", std::span<const std::int64_t>(shape.begin(), shape.size()), x.shape()));
+}
+
+// Dims start_dim..end_dim merged into one (negative dims count from the end); a scalar becomes [1].
+template <class B, class T>
+Tensor<B, T> flatten(const Tensor<B, T>& x, std::int64_t start_dim = 0, std::int64_t end_dim = -1) {
+    detail::check_defined("flatten", x, 1, "input");
+    const int first = detail::normalize_dim("flatten", x.shape(), start_dim, 2, "start_dim");
+    const int last = detail::normalize_dim("flatten", x.shape(), end_dim, 3, "end_dim");
+    if (first > last) {
+        detail::fail<ShapeError>("flatten: argument #2 'start_dim' ({}) comes after argument #3 'end_dim' ({}) for a tensor of shape {}",
+                                 start_dim, end_dim, x.shape());
+    }
+    if (x.ndim() == 0) return detail::reshape_to(x, Shape{1});
+    std::int64_t dims[Shape::max_dims];
+    int n = 0;
+    for (int d = 0; d < x.ndim(); ++d) {
+        if (d <= first || d > last)
+            dims[n++] = x.size(d);
+        else
+            dims[n - 1] *= x.size(d);
+    }
+    return detail::reshape_to(x, detail::make_shape(dims, n));
+}
+
+// x with dims dim0 and dim1 swapped (a copy).
+template <class B, class T>
+Tensor<B, T> transpose(const Tensor<B, T>& x, std::int64_t dim0, std::int64_t dim1) {
+    detail::check_defined("transpose", x, 1, "input");
+    const int d0 = detail::normalize_dim("transpose", x.shape(), dim0, 2, "dim0");
+    const int d1 = detail::normalize_dim("transpose", x.shape(), dim1, 3, "dim1");
+    if (x.ndim() < 2) return detail::reshape_to(x, x.shape());
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0; d < x.ndim(); ++d) dims[d] = x.size(d == d0 ? d1 : d == d1 ? d0 : d);
+    auto y = Tensor<B, T>::empty(detail::make_shape(dims, x.ndim()), x.device());
+    detail::launch_transpose<B>(x.data(), x.shape(), d0, d1, y.data(), true, x.device());
+    if (detail::wants_grad(x)) {
+        auto node = std::make_shared<detail::TransposeNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->d0 = d0;
+        node->d1 = d1;
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+// The transpose of a matrix; a vector or scalar as it is (PyTorch's t()).
+template <class B, class T>
+Tensor<B, T> t(const Tensor<B, T>& x) {
+    detail::check_defined("t", x, 1, "input");
+    if (x.ndim() > 2) detail::fail<ShapeError>("t: argument #1 'input' has shape {}, expected at most 2 dims; use transpose(x, dim0, dim1)", x.shape());
+    return x.ndim() < 2 ? detail::reshape_to(x, x.shape()) : transpose(x, 0, 1);
+}
+
+// Entries [start, start + length) of dim (a negative start counts from the end), as a copy.
+template <class B, class T>
+Tensor<B, T> narrow(const Tensor<B, T>& x, std::int64_t dim, std::int64_t start, std::int64_t length) {
+    detail::check_defined("narrow", x, 1, "input");
+    if (x.ndim() == 0) detail::fail<ShapeError>("narrow: argument #1 'input' is a scalar (shape []), which has no dim to narrow");
+    const int d = detail::normalize_dim("narrow", x.shape(), dim, 2);
+    const std::int64_t size = x.size(d);
+    const std::int64_t first = start < 0 ? start + size : start;
+    if (first < 0 || first > size) {
+        detail::fail<ShapeError>("narrow: argument #3 'start' is {}, out of range for dim {} of size {} (argument #1 'input' has shape {})",
+                                 start, d, size, x.shape());
+    }
+    if (length < 0 || first + length > size) {
+        detail::fail<ShapeError>("narrow: argument #4 'length' is {}: start {} + length {} is past the end of dim {} of size {} "
+                                 "(argument #1 'input' has shape {})",
+                                 length, first, length, d, size, x.shape());
+    }
+    return detail::narrow_unchecked(x, d, first, length);
+}
+
+// Python's x[start:end] along dim: negative bounds count from the end, bounds past either end are
+// clipped, an empty range gives an empty dim.
+template <class B, class T>
+Tensor<B, T> slice(const Tensor<B, T>& x, std::int64_t dim, std::int64_t start, std::int64_t end) {
+    detail::check_defined("slice", x, 1, "input");
+    if (x.ndim() == 0) detail::fail<ShapeError>("slice: argument #1 'input' is a scalar (shape []), which has no dim to slice");
+    const int d = detail::normalize_dim("slice", x.shape(), dim, 2);
+    const std::int64_t size = x.size(d);
+    const auto clip = [size](std::int64_t i) {
+        i = i < 0 ? i + size : i;
+        return i < 0 ? 0 : i > size ? size : i;
+    };
+    const std::int64_t first = clip(start), last = clip(end);
+    return detail::narrow_unchecked(x, d, first, last > first ? last - first : 0);
+}
+
+// The entries of dim picked by index (1-D, integers in [0, size of dim)); repeats allowed. The
+// gradient adds up at a repeated index. On the CPU the indices are checked at once; on CUDA by a
+// kernel, reported at the next host read (as cross_entropy's labels).
+template <class B, class T, std::integral L>
+Tensor<B, T> index_select(const Tensor<B, T>& x, std::int64_t dim, const Tensor<B, L>& index) {
+    detail::check_defined("index_select", x, 1, "input");
+    detail::check_defined("index_select", index, 3, "index");
+    detail::check_same_device("index_select", x, "input", index, 3, "index");
+    if (x.ndim() == 0) detail::fail<ShapeError>("index_select: argument #1 'input' is a scalar (shape []), which has no dim to index");
+    const int d = detail::normalize_dim("index_select", x.shape(), dim, 2);
+    if (index.ndim() != 1) {
+        detail::fail<ShapeError>("index_select: argument #3 'index' has shape {}, expected a vector [n]", index.shape());
+    }
+    const auto split = detail::split_at(x.shape(), d);
+    const std::int64_t m = index.numel();
+    if constexpr (B::is_host) {
+        const L* values = index.data();
+        for (std::int64_t j = 0; j < m; ++j) {
+            if (values[j] < 0 || static_cast<std::uint64_t>(values[j]) >= static_cast<std::uint64_t>(split.size)) [[unlikely]] {
+                detail::fail<ValueError>("index_select: argument #3 'index' has {} at position {}, out of range for dim {} of size {} "
+                                         "(argument #1 'input' has shape {})",
+                                         static_cast<long long>(values[j]), j, d, split.size, x.shape());
+            }
+        }
+    } else {
+        if (split.size == 0 && m > 0) {  // no index can be in range: said now, on the host
+            detail::fail<ValueError>("index_select: argument #3 'index' has {} entries, but dim {} of argument #1 'input' (shape {}) has size 0",
+                                     m, d, x.shape());
+        }
+        // On the device: reported at the next sync. The "ignored" value 0 is a valid index here, so
+        // skipping its check loses nothing; there is no count to make (no inv_count).
+        B::check_labels(index.data(), m, split.size, /*ignore_index=*/0, static_cast<T*>(nullptr), "index_select", x.device());
+    }
+    auto y = Tensor<B, T>::empty(detail::with_dim(x.shape(), d, m), x.device());
+    B::launch(y.numel(), kernels::IndexSelect<T, L>{x.data(), index.data(), y.data(), split.size, m, split.inner}, x.device());
+    if (detail::wants_grad(x)) {
+        auto node = std::make_shared<detail::IndexSelectNode<B, T, L>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->split = split;
+        node->index = index;
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class BA, class TA, class BB, class L>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BA, TA> index_select(const Tensor<BA, TA>&, std::int64_t, const Tensor<BB, L>&) {
+    detail::reject_mix<BA, TA, BB, TA, 3>();
+    return {};
+}
+
+// The tensors joined along dim; every other dim must match.
+template <class B, class T>
+Tensor<B, T> cat(const std::vector<Tensor<B, T>>& tensors, std::int64_t dim = 0) {
+    if (tensors.empty()) detail::fail<ValueError>("cat: argument #1 'tensors' is an empty list, expected at least one tensor");
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        if (!tensors[i].defined()) detail::fail<Error>("cat: tensor #{} of argument #1 'tensors' is an undefined tensor", i + 1);
+    }
+    const auto& first = tensors[0];
+    if (first.ndim() == 0) detail::fail<ShapeError>("cat: tensor #1 of argument #1 'tensors' is a scalar (shape []), which cannot be joined");
+    const int d = detail::normalize_dim("cat", first.shape(), dim, 2);
+    std::int64_t total = 0;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const auto& x = tensors[i];
+        bool match = x.ndim() == first.ndim();
+        for (int k = 0; match && k < x.ndim(); ++k) match = k == d || x.size(k) == first.size(k);
+        if (!match) {
+            detail::fail<ShapeError>("cat: tensor #{} has shape {}, which does not match tensor #1's shape {} in every dim but {}", i + 1,
+                                     x.shape(), first.shape(), d);
+        }
+        if (x.device() != first.device()) detail::check_same_device("cat", first, "tensors", x, 1, "tensors");
+        total += x.size(d);
+    }
+    bool grad = false;
+    for (const auto& x : tensors) grad = grad || detail::wants_grad(x);
+    if (grad && tensors.size() > 3) {  // a Node holds three inputs: join the rest first
+        std::vector<Tensor<B, T>> rest(tensors.begin() + 2, tensors.end());
+        return cat(std::vector<Tensor<B, T>>{tensors[0], tensors[1], cat(rest, d)}, d);
+    }
+    const auto split = detail::split_at(first.shape(), d);
+    auto y = Tensor<B, T>::empty(detail::with_dim(first.shape(), d, total), first.device());
+    std::int64_t start = 0;
+    auto node = grad ? std::make_shared<detail::CatNode<B, T>>() : nullptr;
+    for (std::size_t i = 0; i < tensors.size(); ++i) {
+        const auto& x = tensors[i];
+        const std::int64_t n = x.size(d);
+        B::launch(x.numel(), kernels::WindowWrite<T>{x.data(), y.data(), n, total, start, split.inner}, x.device());
+        if (node) {
+            node->inputs[i] = x.impl_ptr();
+            node->sizes[i] = n;
+            node->starts[i] = start;
+        }
+        start += n;
+    }
+    if (node) {
+        node->outer = split.outer;
+        node->inner = split.inner;
+        node->total = total;
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class B, class T>
+Tensor<B, T> cat(std::initializer_list<Tensor<B, T>> tensors, std::int64_t dim = 0) {
+    return cat(std::vector<Tensor<B, T>>(tensors), dim);
+}
+
+}  // namespace minigrad
