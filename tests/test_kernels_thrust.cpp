@@ -610,6 +610,8 @@ TEST_CASE("embedding kernels: gather, and the scatter-add backward with repeated
                     if (index[kk] == r) ref += dy[kk * dim + j];
                 CHECK(dw[r * dim + j] == doctest::Approx(ref).epsilon(1e-6).scale(1));
             }
+    }
+}
 
 TEST_CASE("dim functors: SumDim, MaxDim and SoftmaxDimForward over a middle dim against reference loops") {
     // x is (outer 2, n 3, inner 4)
