@@ -3,26 +3,23 @@
 // (--print-every); losses are recorded where they are computed and read back once at the end.
 //
 // This file is compiled by g++ (Cpu only) or, when CMake finds CUDA, by nvcc (Cpu and Cuda).
-#include <fcntl.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <iostream>
-#include <new>
 #include <string>
-#include <system_error>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <minigrad/minigrad.hpp>
 
+#include "../common/device.hpp"
+#include "../common/guarded_main.hpp"
 #include "../common/iris.hpp"
+#include "../common/output.hpp"
 #include "../common/svg_plot.hpp"
 #include "../common/text_file.hpp"
 #include "options.hpp"
@@ -35,32 +32,6 @@ double peak_rss_mb() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     return static_cast<double>(usage.ru_maxrss) / 1024.0;
-}
-
-// Creates the output folder and proves it writable, so that a bad --out fails before training,
-// not after it.
-void prepare_out_dir(const std::filesystem::path& out) {
-    std::error_code ec;
-    if (std::filesystem::exists(out, ec) && !std::filesystem::is_directory(out, ec)) {
-        mg::detail::fail<mg::IoError>("--out '{}' exists and is not a folder", out.string());
-    }
-    std::filesystem::create_directories(out, ec);
-    if (ec) mg::detail::fail<mg::IoError>("--out '{}': cannot create the folder: {}", out.string(), ec.message());
-    // errno is read right after the call that failed: a later call (the cleanup) may change it.
-    const auto probe = out / fmt::format(".iris-write-probe-{}", ::getpid());
-    const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    // (/proc answers "No such file or directory" to a create: the kernel's own errno.)
-    if (fd < 0) mg::detail::fail<mg::IoError>("--out '{}': cannot create a file in the folder: {}", out.string(), std::strerror(errno));
-    int err = ::write(fd, "x", 1) == 1 ? 0 : errno;
-    if (::close(fd) != 0 && err == 0) err = errno;
-    ::unlink(probe.c_str());
-    if (err != 0) mg::detail::fail<mg::IoError>("--out '{}': cannot write into the folder: {}", out.string(), std::strerror(err));
-}
-
-void write_loss_csv(const std::filesystem::path& path, const std::vector<double>& epochs, const std::vector<double>& losses) {
-    std::string csv = "epoch,loss\n";
-    for (std::size_t i = 0; i < losses.size(); ++i) csv += fmt::format("{},{:.9g}\n", epochs[i], losses[i]);
-    examples::write_text_file(path.string(), csv);
 }
 
 template <class B>
@@ -156,7 +127,7 @@ int train(const Options& o, const examples::IrisSplit& split) {
     std::fflush(stdout);  // the results stay printed whatever happens to the files below
 
     const std::filesystem::path out(o.out);
-    write_loss_csv(out / "loss.csv", epochs, losses);
+    examples::write_loss_csv(out / "loss.csv", epochs, losses);
     examples::write_svg((out / "loss.svg").string(),
                         {fmt::format("Iris MLP training loss ({}, SGD lr {})", B::name, o.lr), "Epoch", "Cross-entropy loss",
                          epochs, losses});
@@ -164,41 +135,16 @@ int train(const Options& o, const examples::IrisSplit& split) {
     return 0;
 }
 
-int run(Options o) {
-    prepare_out_dir(o.out);
+int run(const Options& o) {
+    examples::prepare_out_dir(o.out);
     const auto split = examples::load_iris(o.data, o.seed);
-#if defined(MINIGRAD_HAS_CUDA)
-    if (o.device == "auto") o.device = mg::cuda::is_available() ? "cuda" : "cpu";
-    if (o.device == "cuda") {
-        mg::cuda::require_device(0);
-        return train<mg::Cuda>(o, split);
-    }
-#else
-    if (o.device == "auto") o.device = "cpu";
-    if (o.device == "cuda") {
-        fmt::print(stderr,
-                   "error: --device cuda: this build of the example has no CUDA backend (it was compiled without nvcc, "
-                   "so only the Cpu backend exists). Rebuild on a machine with the CUDA Toolkit, or use --device cpu "
-                   "(or --device auto, which picks the GPU when there is one).\n");
-        return 2;
-    }
-#endif
-    return train<mg::Cpu>(o, split);
+    return examples::run_on_device(o.device, [&]<class B>() { return train<B>(o, split); });
 }
 
 int main(int argc, char** argv) {
-    // Every failure ends here as "error: ..." and a non-zero exit; nothing aborts, and what was
-    // printed stays printed (stdout is flushed on return).
-    try {
+    return examples::guarded_main([&] {
         const auto parsed = examples::parse_options(argc, argv, std::cout, std::cerr);
         if (!parsed.options) return parsed.exit_code;
         return run(*parsed.options);
-    } catch (const std::bad_alloc&) {
-        fmt::print(stderr, "error: out of memory\n");
-    } catch (const std::exception& e) {  // minigrad::Error, a failed file write, anything else from the standard library
-        fmt::print(stderr, "error: {}\n", e.what());
-    } catch (...) {
-        fmt::print(stderr, "error: an unknown exception\n");
-    }
-    return 1;
+    });
 }

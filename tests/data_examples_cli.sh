@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The digits and diabetes examples as a user runs them: a short run exits 0 and writes loss.csv,
+# loss.svg, model.safetensors and the split; a bad flag ends with "error: ..." and a non-zero exit
+# (never a signal) before any training.
+# Usage: tests/data_examples_cli.sh <digits binary> <diabetes binary> <data folder> <scratch folder>
+set -uo pipefail
+digits=$1 diabetes=$2 data=$3 scratch=$4
+rm -rf "$scratch" && mkdir -p "$scratch"
+failures=0
+
+# expect <name> <binary> <csv> <exit code: 0, or "nonzero"> <a line stderr must hold exactly, or ""> <args...>
+expect() {
+  local name=$1 bin=$2 csv=$3 want_rc=$4 want_err=$5
+  shift 5
+  "$bin" --data "$csv" "$@" >"$scratch/stdout" 2>"$scratch/stderr"
+  local rc=$? ok=1
+  if [ "$want_rc" = nonzero ]; then [ "$rc" -ne 0 ] || ok=0; else [ "$rc" -eq "$want_rc" ] || ok=0; fi
+  [ "$rc" -lt 128 ] || ok=0  # a signal (abort, segfault) is never acceptable
+  if [ -n "$want_err" ] && ! grep -Fxq -- "$want_err" "$scratch/stderr"; then ok=0; fi
+  if [ "$ok" -eq 0 ]; then
+    echo "FAIL: $name $* -> exit $rc (expected $want_rc), stderr:"
+    sed 's/^/  | /' "$scratch/stderr"
+    echo "  expected the line: $want_err"
+    failures=$((failures + 1))
+  else
+    echo "ok: $name $* -> exit $rc"
+  fi
+}
+
+for name in digits diabetes; do
+  bin=${!name} csv="$data/$name.csv" out="$scratch/$name-out"
+  expect "$name" "$bin" "$csv" 0 "" --device cpu --epochs 2 --print-every 1 --out "$out" --write-split "$scratch/$name-split.csv"
+  for f in loss.csv loss.svg model.safetensors; do
+    [ -s "$out/$f" ] || { echo "FAIL: $name did not write $out/$f"; failures=$((failures + 1)); }
+  done
+  [ "$(wc -l <"$out/loss.csv")" = 3 ] || { echo "FAIL: $name --epochs 2: loss.csv should hold the header and 2 epochs"; failures=$((failures + 1)); }
+  [ "$(grep -c '^epoch ' "$scratch/stdout")" = 2 ] || { echo "FAIL: $name --epochs 2 --print-every 1: expected 2 progress lines"; failures=$((failures + 1)); }
+  grep -q '^Test ' "$scratch/stdout" || { echo "FAIL: $name printed no test result"; failures=$((failures + 1)); }
+  [ "$(grep -c '^t' "$scratch/$name-split.csv")" = "$(($(wc -l <"$csv") - 1))" ] ||
+    { echo "FAIL: $name --write-split should list every row once"; failures=$((failures + 1)); }
+
+  expect "$name" "$bin" "$csv" nonzero "error: --epochs: Value 0 not in range 1 to 1000000" --epochs 0 --out "$out"
+  expect "$name" "$bin" "$csv" nonzero "error: --epochs: '1e3' is not a whole number" --epochs 1e3 --out "$out"
+  expect "$name" "$bin" "$csv" nonzero "error: --lr: -0.1 must be positive and finite as a float (at most 3.4028235e+38)" --lr -0.1 --out "$out"
+  expect "$name" "$bin" "$csv" nonzero "error: --device: gpu not in {cpu,cuda,auto}" --device gpu --out "$out"
+  expect "$name" "$bin" "$csv" nonzero "error: The following argument was not expected: --no-such-flag" --no-such-flag --out "$out"
+  expect "$name" "$bin" "$csv" nonzero "error: --out '/dev/null' exists and is not a folder" --out /dev/null
+  expect "$name" "$bin" "$scratch" nonzero "error: read_csv: '$scratch' is a directory, expected a CSV file" --out "$out"
+  # The other example's file: the label column it needs is not there.
+  other=$([ "$name" = digits ] && echo diabetes || echo digits)
+  expect "$name" "$bin" "$data/$other.csv" nonzero "" --epochs 1 --out "$out"
+  expect "$name" "$bin" "$csv" 0 "" --help
+done
+
+[ "$failures" -eq 0 ] || { echo "$failures case(s) failed"; exit 1; }
