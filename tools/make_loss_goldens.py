@@ -100,7 +100,7 @@ def run(case, data):
 
 def save(tensors, metadata, path):
     """The safetensors layout: an 8-byte little-endian header size, the JSON header, the data."""
-    dtypes = {torch.float64: "F64", torch.int64: "I64"}
+    dtypes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
     header = {"__metadata__": metadata}
     blobs = []
     offset = 0
