@@ -35,6 +35,7 @@ expect nonzero "error: --epochs: Value 0 not in range 1 to 10000000" --epochs 0 
 expect nonzero "error: --epochs: Value 20000000 not in range 1 to 10000000" --epochs 20000000 --out "$out"
 expect nonzero "error: --lr: 1e39 must be positive and finite as a float (at most 3.4028235e+38)" --lr 1e39 --out "$out"
 expect nonzero "error: --lr: nan must be positive and finite as a float (at most 3.4028235e+38)" --lr nan --out "$out"
+expect nonzero "error: a flag's value could not be read (stoll); run with --help for the flags" --no-graph=800000000000000000000 --out "$out"
 expect nonzero "error: --lr: -0.1 must be positive and finite as a float (at most 3.4028235e+38)" --lr -0.1 --out "$out"
 expect nonzero "error: --hidden: Value 10000000000 not in range 1 to 100000" --hidden 10000000000 --out "$out"
 # CLI11's Range called these "not in range", and its conversion read hexadecimal.

@@ -65,6 +65,9 @@ inline ParsedTrainOptions parse_train_options(int argc, const char* const* argv,
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return {std::nullopt, app.exit(e, out, err)};
+    } catch (const std::exception& e) {  // CLI11 lets a number too large for a flag's count escape as std::out_of_range
+        err << "error: a flag's value could not be read (" << e.what() << "); run with --help for the flags\n";
+        return {std::nullopt, 2};
     }
     if (o.out.empty()) {
         err << "error: --out is empty: name a folder for loss.csv, loss.svg and model.safetensors\n";

@@ -82,6 +82,9 @@ inline ParsedOptions parse_options(int argc, const char* const* argv, std::ostre
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return {std::nullopt, app.exit(e, out, err)};
+    } catch (const std::exception& e) {  // CLI11 lets a number too large for a flag's count escape as std::out_of_range
+        err << "error: a flag's value could not be read (" << e.what() << "); run with --help for the flags\n";
+        return {std::nullopt, 2};
     }
     if (o.print_every > 0 && o.print_every % o.log_every != 0) {
         err << fmt::format("error: --print-every {} must be a multiple of --log-every {} (progress lines show the last recorded loss)\n",
