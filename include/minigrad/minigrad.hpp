@@ -35,7 +35,6 @@
 #include "ops/shape.hpp"
 #include "ops/softmax.hpp"
 #include "ops/softmax_dim.hpp"
-#include "ops/softmax_last.hpp"
 #include "ops/unary.hpp"
 #include "optim/adam.hpp"
 #include "optim/clip_grad.hpp"

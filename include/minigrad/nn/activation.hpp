@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "../ops/softmax_last.hpp"
+#include "../ops/softmax_dim.hpp"
 #include "../ops/unary.hpp"
 
 namespace minigrad::nn {
@@ -72,7 +72,7 @@ struct Softmax {
             minigrad::detail::fail<ValueError>("Softmax: dim={} for an input of shape {}; only the last dimension (dim=-1 or {}) is supported",
                                                dim, x.shape(), x.ndim() - 1);
         }
-        return minigrad::detail::softmax_rows(x);
+        return minigrad::softmax(x, -1);
     }
     template <class B, class T>
     Tensor<B, T> operator()(const Tensor<B, T>& x) const {
