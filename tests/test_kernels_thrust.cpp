@@ -515,7 +515,7 @@ TEST_CASE("SquareGrads, a sum, then ClipGrads: the joint norm over two tables an
 TEST_CASE("dropout mask: about p dropped, forward and backward drop the same elements, a pure function of offset + index") {
     const std::int64_t n = 100000;
     const double p = 0.2;
-    const k::DropoutMask mask{1234, 77, static_cast<std::uint64_t>(p * 9007199254740992.0)};
+    const k::DropoutMask mask{1234, 77, k::DropoutMask::threshold(p)};
     const std::vector<float> x(n, 1.0f), dy(n, 2.0f);
     std::vector<float> y(n), dx(n, 5.0f);
     run(n, k::DropoutForward<float>{x.data(), y.data(), mask, 1.25f});

@@ -16,21 +16,30 @@
 namespace minigrad {
 namespace kernels {
 
-// SplitMix64's output function: every input bit reaches every output bit.
-MINIGRAD_HD inline std::uint64_t mix64(std::uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+// A 32-bit mixing function (xorshift-multiply, two rounds): a bijection on 32-bit words in which
+// every input bit reaches every output bit. 32-bit multiplies only, so a CPU loop over elements
+// vectorises (eight lanes with AVX2) and the GPU runs it at full rate.
+MINIGRAD_HD inline std::uint32_t mix32(std::uint32_t x) {
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    return x ^ (x >> 16);
 }
 
-// Which elements survive: element i is kept where the top 53 bits of its hash, a uniform integer in
-// [0, 2^53), are at least drop_below = p * 2^53. Integer arithmetic only, so the host and the GPU
-// agree bit for bit.
+// Which elements survive: element i is kept where a hash of (seed, offset + i), a uniform 32-bit
+// integer, is at least drop_below = p * 2^32. The hash is two keyed rounds of mix32 over the
+// counter's low and high words, so one seed's masks never repeat within 2^32 counters and other
+// seeds give other masks. Integer arithmetic only, so the host and the GPU agree bit for bit.
 struct DropoutMask {
-    std::uint64_t seed, offset, drop_below;
+    std::uint64_t seed, offset;
+    std::uint32_t drop_below;
+    MINIGRAD_HD static std::uint32_t threshold(double p) { return static_cast<std::uint32_t>(p * 4294967296.0); }
     MINIGRAD_HD bool keep(index_t i) const {
         const std::uint64_t counter = offset + static_cast<std::uint64_t>(i);
-        return (mix64(mix64(seed) + (counter + 1) * 0x9E3779B97F4A7C15ull) >> 11) >= drop_below;
+        const std::uint32_t key = mix32(static_cast<std::uint32_t>(seed) ^ mix32(static_cast<std::uint32_t>(seed >> 32) + 0x9E3779B9u));
+        const std::uint32_t h = mix32(static_cast<std::uint32_t>(counter) ^ key);
+        return mix32(h + key + static_cast<std::uint32_t>(counter >> 32) * 0x9E3779B9u) >= drop_below;
     }
 };
 
@@ -66,7 +75,7 @@ inline void check_dropout_p(std::string_view op, double p) {
 
 inline kernels::DropoutMask dropout_mask(double p, std::int64_t n, Generator& gen) {
     const auto counter = gen.reserve(static_cast<std::uint64_t>(n));
-    return {counter.seed, counter.offset, static_cast<std::uint64_t>(p * 9007199254740992.0)};
+    return {counter.seed, counter.offset, kernels::DropoutMask::threshold(p)};
 }
 
 template <class B, class T>
