@@ -19,6 +19,14 @@
 #define MINIGRAD_HD
 #endif
 
+// MINIGRAD_HD, and always inlined: for per-element code that a host caller compiled for AVX2 needs in
+// its own body (a function left out of line would be compiled for the baseline CPU).
+#if defined(__CUDACC__)
+#define MINIGRAD_HD_INLINE __host__ __device__ __forceinline__
+#else
+#define MINIGRAD_HD_INLINE [[gnu::always_inline]] inline
+#endif
+
 namespace minigrad::detail {
 [[noreturn]] inline void assert_fail(const char* cond, const char* file, int line) {
     std::fprintf(stderr, "minigrad: internal assertion '%s' failed at %s:%d\n", cond, file, line);

@@ -13,6 +13,40 @@
 #include "error.hpp"
 #include "tensor.hpp"
 
+namespace minigrad::kernels {
+
+// Where a loss log writes: one slot per record, the count kept beside the data so that a replayed
+// graph appends instead of overwriting.
+struct LogSlots {
+    float* values;
+    index_t count;
+    index_t capacity;
+};
+
+// src is (1); one index
+template <class T>
+struct RecordScalar {
+    const T* src;
+    LogSlots* log;
+    MINIGRAD_HD void operator()(index_t) const {
+        if (log->count < log->capacity) log->values[log->count] = static_cast<float>(src[0]);
+        ++log->count;
+    }
+};
+
+// Points a log at new (larger) storage, keeping its count; one index
+struct SetLogStorage {
+    LogSlots* log;
+    float* values;
+    index_t capacity;
+    MINIGRAD_HD void operator()(index_t) const {
+        log->values = values;
+        log->capacity = capacity;
+    }
+};
+
+}  // namespace minigrad::kernels
+
 namespace minigrad {
 
 namespace detail {

@@ -1,13 +1,17 @@
-// Per-index functors that both backends launch: the generic ones (fills, gradient accumulation,
-// column sums) and those of ops whose file does not hold them yet; an op's own functors live in its
-// ops/<family>.hpp (docs/design.md). CpuBackend runs them in a loop;
-// CudaBackend runs them one index per GPU thread. Both backends therefore compute the same thing,
-// and CI, which has no GPU, tests the GPU's arithmetic by running these on the host.
+// Per-index functors that both backends launch and that belong to no one op: fills, gradient
+// accumulation, column sums, the broadcast of a bias or of a scalar's gradient, and GemmElement,
+// the matrix product every backend's gemm primitive takes (and runs itself below a size). With them
+// the shared math: exp_float, the rows8 vectors, the element policies. An op's own functors live in
+// its ops/<family>.hpp, an optimizer's in optim/, the loss log's in loss_log.hpp (docs/design.md).
+// CpuBackend runs a functor in a loop; CudaBackend runs it one index per GPU thread. Both backends
+// therefore compute the same thing, and CI, which has no GPU, tests the GPU's arithmetic by
+// running the functors on the host.
 //
-// Each functor's operator()(i) handles index i of the range it is launched over and writes only
-// what belongs to index i (so the CPU may split a range across threads); the comment above it gives
-// the shapes and what i is. A functor whose index does a whole row or column of work says how much
-// in work_per_index(), which the CPU weighs against its threshold for using threads. `overwrite` is false when the result is added to what is there
+// Every functor, wherever it lives, follows these rules. Its operator()(i) handles index i of the
+// range it is launched over and writes only what belongs to index i (so the CPU may split a range
+// across threads); the comment above it gives the shapes and what i is. A functor whose index does
+// a whole row or column of work says how much in work_per_index(), which the CPU weighs against
+// its threshold for using threads. `overwrite` is false when the result is added to what is there
 // (gradient accumulation).
 #pragma once
 
@@ -104,7 +108,38 @@ template <class To, class From>
     const f32x8 fe = __builtin_convertvector(e, f32x8);
     return fe * 0.693359375f - ((half_f2 - (s * (half_f2 + r) + fe * -2.12194440e-4f)) - f);
 }
+
 }  // namespace rows8
+#endif
+
+// Element policies, for per-element code written once (an optimizer's rule):
+//   template <class V> void update(index_t j, ...) { auto x = V::load(p + j); ...; V::store(p + j, x); }
+// runs element j with V = Scalar<T> on every backend and, in a host loop over float elements on
+// x86-64, elements j..j+3 with V = Lanes4: one SSE vector (baseline on x86-64, so no dispatch and
+// no ABI question). Its sqrt is sqrtps, exact and with no errno to keep: std::sqrt's errno is what
+// stops the compiler's own vectoriser, unless the user builds with -fno-math-errno.
+template <class T>
+struct Scalar {
+    using type = T;
+    static constexpr int width = 1;
+    MINIGRAD_HD_INLINE static T load(const T* p) { return *p; }
+    MINIGRAD_HD_INLINE static void store(T* p, T v) { *p = v; }
+    MINIGRAD_HD_INLINE static T sqrt(T v) { return std::sqrt(v); }
+};
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#define MINIGRAD_LANES4 1
+struct Lanes4 {
+    typedef float type __attribute__((vector_size(16)));
+    static constexpr int width = 4;
+    MINIGRAD_HD_INLINE static type load(const float* p) {
+        type v;
+        std::memcpy(&v, p, sizeof v);
+        return v;
+    }
+    MINIGRAD_HD_INLINE static void store(float* p, type v) { std::memcpy(p, &v, sizeof v); }
+    MINIGRAD_HD_INLINE static type sqrt(type v) { return __builtin_ia32_sqrtps(v); }
+};
 #endif
 
 template <class T>
@@ -255,70 +290,6 @@ struct GemmElement {
             acc += av * bv;
         }
         c[i] = write(c[i], acc, overwrite);
-    }
-};
-
-// Up to `capacity` tensors updated in one launch; offsets are their starts in one flat index range.
-template <class T>
-struct SgdTable {
-    static constexpr int capacity = 8;
-    T* param[capacity];
-    const T* grad[capacity];
-    T* momentum[capacity];  // null when momentum is 0
-    index_t offset[capacity + 1];
-    int count;
-};
-
-// As torch.optim.SGD: g = grad + wd*p; buf = first ? g : mu*buf + (1-dampening)*g;
-// p -= lr * (nesterov ? g + mu*buf : buf) (buf = g without momentum). i over the table's elements.
-template <class T>
-struct SgdUpdate {
-    SgdTable<T> table;
-    const T* lr;  // (1), read at run time: a captured step follows set_lr between replays
-    T momentum, dampening, weight_decay;
-    bool nesterov, first_step;
-    MINIGRAD_HD void operator()(index_t i) const {
-        int t = 0;
-        while (i >= table.offset[t + 1]) ++t;
-        const index_t j = i - table.offset[t];
-        T* p = table.param[t];
-        T g = table.grad[t][j] + weight_decay * p[j];
-        if (table.momentum[t]) {
-            T* buf = table.momentum[t];
-            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
-            g = nesterov ? g + momentum * buf[j] : buf[j];
-        }
-        p[j] -= lr[0] * g;
-    }
-};
-
-// Where a loss log writes: one slot per record, the count kept beside the data so that a replayed
-// graph appends instead of overwriting.
-struct LogSlots {
-    float* values;
-    index_t count;
-    index_t capacity;
-};
-
-// src is (1); one index
-template <class T>
-struct RecordScalar {
-    const T* src;
-    LogSlots* log;
-    MINIGRAD_HD void operator()(index_t) const {
-        if (log->count < log->capacity) log->values[log->count] = static_cast<float>(src[0]);
-        ++log->count;
-    }
-};
-
-// Points a log at new (larger) storage, keeping its count; one index
-struct SetLogStorage {
-    LogSlots* log;
-    float* values;
-    index_t capacity;
-    MINIGRAD_HD void operator()(index_t) const {
-        log->values = values;
-        log->capacity = capacity;
     }
 };
 

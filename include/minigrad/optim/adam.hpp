@@ -36,19 +36,23 @@ struct AdamRule {
         return {static_cast<T>(-(lr[0] / bias_correction1)), static_cast<T>(std::sqrt(bias_correction2)),
                 static_cast<T>(decoupled ? 1 - lr[0] * weight_decay : 1.0)};
     }
-    MINIGRAD_HD void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
-        T g = grad[j];
+    // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
+    template <class V>
+    MINIGRAD_HD_INLINE void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
+        using v = typename V::type;
+        v g = V::load(grad + j);
+        v param = V::load(p + j);
         if (decoupled) {
-            p[j] *= f.decay;
+            param = param * f.decay;
         } else {
-            g = g + l2 * p[j];
+            g = g + l2 * param;
         }
-        T& m = buf[0][j];
-        T& v = buf[1][j];
-        m = m * beta1_t + one_minus_beta1 * g;
-        v = v * beta2_t + one_minus_beta2 * g * g;
-        const T denom = std::sqrt(v) / f.bias_correction2_sqrt + eps;
-        p[j] = p[j] + f.neg_step_size * m / denom;
+        const v m = V::load(buf[0] + j) * beta1_t + one_minus_beta1 * g;
+        const v var = V::load(buf[1] + j) * beta2_t + one_minus_beta2 * g * g;
+        V::store(buf[0] + j, m);
+        V::store(buf[1] + j, var);
+        const v denom = V::sqrt(var) / f.bias_correction2_sqrt + eps;
+        V::store(p + j, param + f.neg_step_size * m / denom);
     }
 };
 

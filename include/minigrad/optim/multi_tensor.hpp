@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../io/safetensors.hpp"
@@ -42,13 +43,14 @@ struct LaneTable {
 };
 
 // param, grad and buffers of table entry t are (numel[t]), step[t] is (lanes); i over the
-// table's lanes. Rule gives factors(step) (once per lane and step) and update(factors, j, p, g, buf)
-// (element j).
+// table's lanes. Rule gives factors(step) (once per lane and step) and update<V>(factors, j, p, g,
+// buf): element j with V = Scalar<T>, elements j..j+3 with V = Lanes4 (kernels.hpp).
 template <class T, class Rule>
 struct LaneUpdate {
     LaneTable<T> table;
     Rule rule;
-    MINIGRAD_HD void operator()(index_t i) const {
+    // Inlined: on an AVX2 host the backend's AVX2 loop then holds it (Cpu::run_avx2).
+    MINIGRAD_HD_INLINE void operator()(index_t i) const {
         int t = 0;
         while (i >= table.lane_offset[t + 1]) ++t;
         const index_t lane = i - table.lane_offset[t];
@@ -60,10 +62,15 @@ struct LaneUpdate {
         T* p = table.param[t];
         const T* g = table.grad[t];
         const index_t n = table.numel[t];
-        if (lanes == 1) {  // the host's case: a plain loop the compiler can vectorise
-            for (index_t j = 0; j < n; ++j) rule.update(factors, j, p, g, buf);
+        if (lanes == 1) {  // the host's case: the whole parameter, four floats at a time on x86-64
+            index_t j = 0;
+#if defined(MINIGRAD_LANES4)
+            if constexpr (std::is_same_v<T, float>)
+                for (; j + Lanes4::width <= n; j += Lanes4::width) rule.template update<Lanes4>(factors, j, p, g, buf);
+#endif
+            for (; j < n; ++j) rule.template update<Scalar<T>>(factors, j, p, g, buf);
         } else {
-            for (index_t j = lane; j < n; j += lanes) rule.update(factors, j, p, g, buf);
+            for (index_t j = lane; j < n; j += lanes) rule.template update<Scalar<T>>(factors, j, p, g, buf);
         }
     }
 };

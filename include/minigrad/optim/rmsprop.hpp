@@ -24,25 +24,30 @@ struct RmspropRule {
         T neg_lr;
     };
     MINIGRAD_HD Factors factors(std::int64_t) const { return {static_cast<T>(-lr[0])}; }
-    MINIGRAD_HD void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
-        const T g = grad[j] + weight_decay * p[j];
-        T& square_avg = buf[0][j];
-        square_avg = square_avg * alpha + one_minus_alpha * g * g;
-        T avg;
+    // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
+    template <class V>
+    MINIGRAD_HD_INLINE void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
+        using v = typename V::type;
+        v param = V::load(p + j);
+        const v g = V::load(grad + j) + weight_decay * param;
+        const v square_avg = V::load(buf[0] + j) * alpha + one_minus_alpha * g * g;
+        V::store(buf[0] + j, square_avg);
+        v avg;
         if (centered) {
-            T& grad_avg = buf[momentum > T(0) ? 2 : 1][j];
-            grad_avg = grad_avg * alpha + one_minus_alpha * g;
-            avg = std::sqrt(square_avg - grad_avg * grad_avg);
+            T* grad_avg_at = buf[momentum > T(0) ? 2 : 1] + j;
+            const v grad_avg = V::load(grad_avg_at) * alpha + one_minus_alpha * g;
+            V::store(grad_avg_at, grad_avg);
+            avg = V::sqrt(square_avg - grad_avg * grad_avg);
         } else {
-            avg = std::sqrt(square_avg);
+            avg = V::sqrt(square_avg);
         }
         avg = avg + eps;
         if (momentum > T(0)) {
-            T& momentum_buffer = buf[1][j];
-            momentum_buffer = momentum_buffer * momentum + g / avg;
-            p[j] = p[j] + f.neg_lr * momentum_buffer;
+            const v momentum_buffer = V::load(buf[1] + j) * momentum + g / avg;
+            V::store(buf[1] + j, momentum_buffer);
+            V::store(p + j, param + f.neg_lr * momentum_buffer);
         } else {
-            p[j] = p[j] + f.neg_lr * g / avg;
+            V::store(p + j, param + f.neg_lr * g / avg);
         }
     }
 };

@@ -19,6 +19,44 @@
 #include "optimizer.hpp"
 #include "../tensor.hpp"
 
+namespace minigrad::kernels {
+
+// Up to `capacity` tensors updated in one launch; offsets are their starts in one flat index range.
+template <class T>
+struct SgdTable {
+    static constexpr int capacity = 8;
+    T* param[capacity];
+    const T* grad[capacity];
+    T* momentum[capacity];  // null when momentum is 0
+    index_t offset[capacity + 1];
+    int count;
+};
+
+// As torch.optim.SGD: g = grad + wd*p; buf = first ? g : mu*buf + (1-dampening)*g;
+// p -= lr * (nesterov ? g + mu*buf : buf) (buf = g without momentum). i over the table's elements.
+template <class T>
+struct SgdUpdate {
+    SgdTable<T> table;
+    const T* lr;  // (1), read at run time: a captured step follows set_lr between replays
+    T momentum, dampening, weight_decay;
+    bool nesterov, first_step;
+    MINIGRAD_HD void operator()(index_t i) const {
+        int t = 0;
+        while (i >= table.offset[t + 1]) ++t;
+        const index_t j = i - table.offset[t];
+        T* p = table.param[t];
+        T g = table.grad[t][j] + weight_decay * p[j];
+        if (table.momentum[t]) {
+            T* buf = table.momentum[t];
+            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
+            g = nesterov ? g + momentum * buf[j] : buf[j];
+        }
+        p[j] -= lr[0] * g;
+    }
+};
+
+}  // namespace minigrad::kernels
+
 namespace minigrad::optim {
 
 struct SgdOptions {
