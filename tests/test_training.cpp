@@ -2,6 +2,7 @@
 // reads nothing on the host, and the loss log and step graph do what they say.
 #include "helpers.hpp"
 #include "iris.hpp"
+#include "recipe_run.hpp"
 
 static const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
 
@@ -142,40 +143,14 @@ TEST_CASE("StepGraph on the CPU runs the step on each replay, and the loss log f
 }
 
 TEST_CASE("the digits recipe: after the first epoch, no storage allocation and no host read per epoch, tail batch and dropout included") {
-    // 150 rows of 64 features in batches of 64: two full batches and a tail of 22, shuffled.
-    mg::data::Dataset set;
-    set.x = mg::data::Matrix{150, 64, std::vector<float>(150 * 64)};
-    for (std::size_t i = 0; i < set.x.values.size(); ++i) set.x.values[i] = static_cast<float>((i * 37) % 17) / 16.0f;
-    for (int r = 0; r < 150; ++r) set.y.push_back(r % 10);
-    mg::manual_seed(3);
-    auto model = mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(64, 128), mg::nn::ReLU{}, mg::nn::Dropout(0.1), mg::nn::Linear<mg::Cpu>(128, 10));
-    mg::optim::Adam opt(model.parameters(), {.lr = 1e-3});
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::data::DataLoader<mg::Cpu> loader(set, {.batch_size = 64, .shuffle = true, .seed = 1});
-    mg::LossLog log(8);
-    std::vector<mg::Counters> after_epoch;
-    for (int epoch = 0; epoch < 4; ++epoch) {
-        mg::Tensor<mg::Cpu> loss_sum;
-        for (const auto& [x, y] : loader) {
-            auto loss = loss_fn(model(x), y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            mg::NoGradGuard no_grad;
-            loss_sum = loss_sum.defined() ? loss_sum + loss.detach() : loss.detach();
-        }
-        mg::NoGradGuard no_grad;
-        log.record(loss_sum);
-        after_epoch.push_back(mg::counters());
-    }
-    for (std::size_t e = 1; e < after_epoch.size(); ++e) {
+    const auto run = digits_recipe_epochs<mg::Cpu>(4);
+    for (std::size_t e = 1; e < run.after_epoch.size(); ++e) {
         CAPTURE(e);
-        CHECK(after_epoch[e].storage_allocs == after_epoch[0].storage_allocs);
-        CHECK(after_epoch[e].host_reads == after_epoch[0].host_reads);
-        CHECK(after_epoch[e].host_syncs == after_epoch[0].host_syncs);
-        CHECK(after_epoch[e].kernel_launches > after_epoch[e - 1].kernel_launches);  // the epochs did run
+        CHECK(run.after_epoch[e].storage_allocs == run.after_epoch[0].storage_allocs);
+        CHECK(run.after_epoch[e].host_reads == run.after_epoch[0].host_reads);
+        CHECK(run.after_epoch[e].host_syncs == run.after_epoch[0].host_syncs);
+        CHECK(run.after_epoch[e].kernel_launches > run.after_epoch[e - 1].kernel_launches);  // the epochs did run
     }
-    const auto losses = log.values();
-    REQUIRE(losses.size() == 4);
-    CHECK(losses.back() < losses.front());
+    REQUIRE(run.losses.size() == 4);
+    CHECK(run.losses.back() < run.losses.front());
 }

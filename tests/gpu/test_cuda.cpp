@@ -10,6 +10,7 @@
 #include "../helpers.hpp"
 #include "iris.hpp"
 #include "../iris_run.hpp"
+#include "../recipe_run.hpp"
 
 using CpuT = mg::Tensor<mg::Cpu>;
 using GpuT = mg::Tensor<mg::Cuda>;
@@ -267,6 +268,19 @@ TEST_CASE("200 training steps with log.record each step: zero host syncs, zero c
     const auto losses = log.values();
     CHECK(losses.size() == 201);
     CHECK(losses.back() < losses.front());
+}
+
+TEST_CASE("the digits recipe on CUDA: after the first epoch, no cudaMalloc, no host sync and no host read per epoch") {
+    const auto run = digits_recipe_epochs<mg::Cuda>(4);
+    for (std::size_t e = 1; e < run.after_epoch.size(); ++e) {
+        CAPTURE(e);
+        CHECK(run.after_epoch[e].device_allocs == run.after_epoch[0].device_allocs);
+        CHECK(run.after_epoch[e].host_syncs == run.after_epoch[0].host_syncs);
+        CHECK(run.after_epoch[e].host_reads == run.after_epoch[0].host_reads);
+        CHECK(run.after_epoch[e].kernel_launches > run.after_epoch[e - 1].kernel_launches);
+    }
+    REQUIRE(run.losses.size() == 4);
+    CHECK(run.losses.back() < run.losses.front());
 }
 
 TEST_CASE("StepGraph: replays match eager steps, record every replay, and a host read inside is refused") {
