@@ -111,7 +111,7 @@ TEST_CASE("LossLog grows past its capacity and keeps every value in order") {
     CHECK(log.values() == std::vector<float>{5});
 }
 
-TEST_CASE("StepGraph on the CPU runs the step on each replay, and the loss log follows") {
+TEST_CASE("StepGraph on the CPU: replays of the captured tape match eager steps bit for bit, and the loss log follows") {
     auto data = iris_train();
     mg::manual_seed(42);
     IrisMLP<mg::Cpu> eager_model;
@@ -136,10 +136,86 @@ TEST_CASE("StepGraph on the CPU runs the step on each replay, and the loss log f
         eager_log.record(loss);
         graph.replay();
     }
-    CHECK_FALSE(graph.uses_graph());
+    CHECK(graph.uses_graph());
     CHECK(graph.replays() == 20);
+    // A replay runs the step's kernels and nothing else: as many launches as an eager step, no
+    // storage taken from the system, no host read.
+    const auto before = mg::counters();
+    graph.replay();
+    const auto mid = mg::counters();
+    {
+        auto loss = loss_fn(eager_model(data.x), data.y);
+        eager_opt.zero_grad();
+        loss.backward();
+        eager_opt.step();
+        eager_log.record(loss);
+    }
+    const auto after = mg::counters();
+    CHECK(mid.kernel_launches - before.kernel_launches == after.kernel_launches - mid.kernel_launches);
+    CHECK(mid.storage_allocs == before.storage_allocs);
+    CHECK(mid.host_reads == before.host_reads);
     CHECK(graph_log.values() == eager_log.values());
     CHECK(graph_model.parameter_values() == eager_model.parameter_values());
+}
+
+TEST_CASE("StepGraph on the CPU: dropout draws a fresh mask per replay, the masks eager steps draw, with Adam") {
+    const auto x = mg::Tensor<mg::Cpu>::uniform({16, 8}, -1, 1);
+    const auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3});
+    auto make = [] {
+        mg::manual_seed(5);
+        return mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(8, 32), mg::nn::ReLU{}, mg::nn::Dropout(0.5), mg::nn::Linear<mg::Cpu>(32, 4));
+    };
+    auto eager_model = make();
+    auto graph_model = make();
+    mg::optim::Adam eager_opt(eager_model.parameters(), {.lr = 1e-2});
+    mg::optim::Adam graph_opt(graph_model.parameters(), {.lr = 1e-2});
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::Generator eager_gen(11), graph_gen(11);  // each model's dropout draws from its own, equal, generator
+    auto step = [&](auto& model, auto& opt, mg::Generator& gen, mg::LossLog& log) {
+        auto h = model.template layer<1>()(model.template layer<0>()(x));
+        auto loss = loss_fn(model.template layer<3>()(mg::dropout(h, 0.5, true, gen)), y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        log.record(loss);
+    };
+    mg::LossLog eager_log, graph_log;
+    mg::StepGraph<mg::Cpu> graph([&] { step(graph_model, graph_opt, graph_gen, graph_log); });
+    for (int i = 0; i < 12; ++i) {
+        step(eager_model, eager_opt, eager_gen, eager_log);
+        graph.replay();
+    }
+    REQUIRE(graph.uses_graph());
+    const auto losses = graph_log.values();
+    CHECK(losses == eager_log.values());
+    CHECK(graph_model.parameter_values() == eager_model.parameter_values());
+    // Had the mask been fixed at capture, replays 2.. would share one: the generators still agree.
+    CHECK(graph_gen.reserve(1).offset == eager_gen.reserve(1).offset);
+}
+
+TEST_CASE("StepGraph on the CPU: a host read or an upload inside the captured step is refused, and an index check runs at every replay") {
+    auto w = mg::Tensor<mg::Cpu>::uniform({5, 3}, -1, 1);
+    auto idx = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{0, 4, 2});
+    mg::LossLog log;
+    {
+        mg::StepGraph<mg::Cpu> graph([&] { (void)mg::sum(w).item(); });
+        graph.replay();  // the eager warm-up may read
+        CHECK(error_message([&] { graph.replay(); }) ==
+              "StepGraph: reading a tensor on the host is not possible inside a captured step: nothing has run yet. Record values "
+              "with LossLog::record() and read them after replay()");
+    }
+    {
+        mg::StepGraph<mg::Cpu> graph([&] { idx.copy_(mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{1, 1, 1})); });
+        graph.replay();
+        CHECK(error_message([&] { graph.replay(); }).starts_with("StepGraph: copying host memory into a tensor is not possible"));
+    }
+    idx = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{0, 4, 2});
+    mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(mg::index_select(w, 0, idx))); });
+    graph.replay();
+    graph.replay();  // captured
+    idx.data()[1] = 7;  // a new batch of indices, one out of range: the replay checks it
+    CHECK(error_message([&] { graph.replay(); }) ==
+          "index_select: argument #3 'index' has 7 at position 1, out of range for dim 0 of size 5 (argument #1 'input' has shape [5, 3])");
 }
 
 TEST_CASE("the digits recipe: after the first epoch, no storage allocation and no host read per epoch, tail batch and dropout included") {

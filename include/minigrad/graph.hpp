@@ -1,8 +1,16 @@
 // StepGraph: records one whole training step (forward, backward, optimizer, loss logging) and
-// replays it. On a backend with graphs (CUDA) the first replay runs the step eagerly (a warm-up that
-// creates gradients, optimizer state and the allocator's cache), the second captures it into a
-// graph, and every replay from then on is one graph launch. On the CPU replay() just runs the step.
-// Either way, each replay() is exactly one training step.
+// replays it. The first replay runs the step eagerly (a warm-up that creates gradients, optimizer
+// state and the allocator's cache), the second captures it, and every replay from then on runs the
+// capture: on CUDA one graph launch, on the CPU a tape of the step's kernels (Cpu::launch_graph),
+// with none of the host work of building and walking the autograd graph. Each replay() is exactly
+// one training step, with the same results as running the step eagerly.
+//
+// What a captured step may do is what a CUDA graph allows, on both backends: no host read of a
+// tensor (record values with a LossLog), no copy in from host memory (feed batches with
+// DataLoader::into before replay()), and no host decision that depends on tensor values; shapes and
+// the sequence of ops are fixed at capture. Dropout draws a fresh mask per replay. The tensors and
+// the generator the step uses must outlive the graph; on the Cpu backend, destroy a graph on the
+// thread that captured it (its private memory pool belongs to that thread's allocator).
 #pragma once
 
 #include <cstdint>

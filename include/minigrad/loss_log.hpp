@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/kernels.hpp"
+#include "capture.hpp"
 #include "counters.hpp"
 #include "error.hpp"
 #include "tensor.hpp"
@@ -49,46 +50,6 @@ struct SetLogStorage {
 
 namespace minigrad {
 
-namespace detail {
-struct CaptureState;
-
-// Called by a graph capture each time it replays a step that recorded into a log. A hook and the
-// captures it is registered with know each other, so whichever is destroyed first tells the other:
-// a replay never calls a destroyed log, and never writes into its freed storage.
-struct ReplayHook {
-    virtual ~ReplayHook();
-    virtual void before_replay() = 0;
-    std::vector<CaptureState*> registered_with;
-};
-// A StepGraph's capture: the hooks its replays call. The capture in progress in this thread, if
-// any, is active_capture(); a log recorded during capture registers there.
-struct CaptureState {
-    std::vector<ReplayHook*> hooks;
-    bool hook_destroyed = false;  // a log this graph records into is gone: replaying would write freed memory
-
-    void add(ReplayHook* hook) {
-        hooks.push_back(hook);
-        if (std::find(hook->registered_with.begin(), hook->registered_with.end(), this) == hook->registered_with.end())
-            hook->registered_with.push_back(this);
-    }
-    // Forgets every hook (a failed capture, or the graph is gone).
-    void clear() {
-        for (auto* hook : hooks) std::erase(hook->registered_with, this);
-        hooks.clear();
-    }
-    ~CaptureState() { clear(); }
-};
-inline ReplayHook::~ReplayHook() {
-    for (auto* capture : registered_with) {
-        std::erase(capture->hooks, this);
-        capture->hook_destroyed = true;
-    }
-}
-inline CaptureState*& active_capture() {
-    thread_local CaptureState* state = nullptr;
-    return state;
-}
-}  // namespace detail
 
 class LossLog : private detail::ReplayHook {
   public:

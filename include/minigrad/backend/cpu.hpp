@@ -2,6 +2,9 @@
 // kernels are the shared functors of kernels.hpp run in a loop (split across threads when large,
 // see cpu_threads.hpp), except matmul, which has cache-friendly loops of its own for small shapes
 // and goes to BLAS (cblas_sgemm/dgemm) for large ones where minigrad was built with it.
+//
+// Graphs: a StepGraph<Cpu> records its step's launches as a tape (detail::CpuTape) and replays the
+// tape, the CPU's counterpart of a CUDA graph (see "Graph capture" in docs/design.md).
 #pragma once
 
 #include <cstddef>
@@ -9,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <new>
 #include <string_view>
@@ -91,11 +95,25 @@ struct Vec<double, 8> {
 };
 }  // namespace detail
 
+namespace detail {
+// A captured Cpu step: the primitives the step launched, in order, each holding its arguments by
+// value, as a CUDA graph holds its kernels' arguments. A replay runs the same kernels on the same
+// memory and none of the step's host work: no autograd node or tensor made, no argument check, no
+// allocator call. Recording is per thread: the capturing thread's launches only.
+struct CpuTape {
+    std::vector<std::function<void()>> ops;
+};
+inline CpuTape*& cpu_recording() {
+    thread_local CpuTape* tape = nullptr;
+    return tape;
+}
+}  // namespace detail
+
 struct Cpu {
     static constexpr std::string_view name = "Cpu";
     static constexpr bool is_host = true;  // its storage can be read by host code directly
-    static constexpr bool supports_graphs = false;  // StepGraph just runs the step
-    using GraphHandle = std::nullptr_t;
+    static constexpr bool supports_graphs = true;  // StepGraph records a tape of launches (detail::CpuTape)
+    using GraphHandle = detail::CpuTape*;
 
     // This thread's cache: no lock on the hot path. A block freed by another thread than the one
     // that allocated it joins the freeing thread's cache; a thread's cache is given back to the
@@ -153,14 +171,25 @@ struct Cpu {
     static int current_device() { return 0; }
 
     // Copies in from host memory / out to host memory / within this backend.
-    static void upload(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+    // Inside a captured step an upload or a download is refused, as on CUDA: the tape cannot hold a
+    // host buffer that may be gone at replay, and a read would see values the replays change.
+    static void upload(void* dst, const void* src, std::size_t bytes, int device) {
+        if (detail::cpu_recording()) [[unlikely]] refuse_during_capture(device, "copying host memory into a tensor");
         if (bytes) std::memcpy(dst, src, bytes);
     }
-    static void download(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+    static void download(void* dst, const void* src, std::size_t bytes, int device) {
+        if (detail::cpu_recording()) [[unlikely]] refuse_during_capture(device, "reading a tensor on the host");
         if (bytes) std::memcpy(dst, src, bytes);
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([=] { copy(dst, src, bytes, 0); });
         if (bytes) std::memcpy(dst, src, bytes);
+    }
+    // Host work that reads tensor data (an index check): run now, or at every replay when captured.
+    template <class F>
+    static void host_work(const F& f, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back(f);
+        f();
     }
     static void synchronize(int /*device*/) {}
 
@@ -168,6 +197,7 @@ struct Cpu {
     // launches only) run f over their own index range and touch no per-thread state of minigrad.
     template <class F>
     static void launch(std::int64_t n, const F& f, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([n, f] { launch(n, f, 0); });
         ++counters().kernel_launches;
         std::int64_t work = n;
         if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
@@ -189,6 +219,7 @@ struct Cpu {
     // measured as fast as OpenBLAS there at every size tried.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([g] { gemm(g, 0); });
         ++counters().kernel_launches;
 #if defined(MINIGRAD_HAS_BLAS)
         if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -256,6 +287,8 @@ struct Cpu {
     static constexpr std::int64_t sum_chunk = detail::parallel_min_work;
     template <class T>
     static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/, const T* device_scale = nullptr) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]]
+            return tape->ops.push_back([=] { sum(x, n, out, scale, overwrite, 0, device_scale); });
         ++counters().kernel_launches;
         const auto chunk_sum = [x, n](std::int64_t chunk) {
             const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
@@ -289,6 +322,7 @@ struct Cpu {
     // call where f offers rows8 and the rows are narrow (kernels::rows8).
     template <class F>
     static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([rows, cols, f] { launch_rows(rows, cols, f, 0); });
 #if defined(MINIGRAD_ROWS8)
         if constexpr (requires { f.rows8(std::int64_t{}); }) {
             if (cols <= rows8_max_cols && rows >= 8 && has_avx2_fma()) {
@@ -483,6 +517,8 @@ struct Cpu {
     template <class L, class T>
     static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
                              std::string_view op, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]]
+            return tape->ops.push_back([=] { check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
         // As unsigned, a negative label is huge: one compare per label, in the label's own width.
         using U = std::make_unsigned_t<std::conditional_t<std::is_same_v<L, bool>, unsigned char, L>>;
         constexpr auto most = static_cast<unsigned long long>(std::numeric_limits<L>::max());
@@ -516,6 +552,45 @@ struct Cpu {
                 classes, classes);
         }
         if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
+    }
+
+    // ---- graphs (used by StepGraph): a tape of launches ------------------------------------------
+    static bool capturing(int /*device*/) { return detail::cpu_recording() != nullptr; }
+    [[noreturn, gnu::cold]] static void refuse_during_capture(int /*device*/, std::string_view what) {
+        minigrad::detail::fail<Error>("StepGraph: {} is not possible inside a captured step: nothing has run yet. "
+                                      "Record values with LossLog::record() and read them after replay()",
+                                      what);
+    }
+    // Allocations during the capture come from the graph's private pool, whose blocks the tape's
+    // replays keep using until the graph is destroyed (as on CUDA).
+    static void begin_capture(detail::Pool* pool, int device) {
+        if (device != 0) [[unlikely]] bad_device(device);
+        if (detail::cpu_recording()) minigrad::detail::fail<Error>("StepGraph: a step is already being captured on this thread");
+        allocator().push_pool(pool);
+        detail::cpu_recording() = new detail::CpuTape;
+    }
+    static GraphHandle end_capture(int /*device*/) {
+        allocator().pop_pool();
+        auto* tape = std::exchange(detail::cpu_recording(), nullptr);
+        if (tape->ops.empty()) {
+            delete tape;
+            minigrad::detail::fail<Error>("StepGraph: the captured step launched no work on the Cpu backend");
+        }
+        return tape;
+    }
+    static void abort_capture(int /*device*/) {
+        allocator().pop_pool();
+        delete std::exchange(detail::cpu_recording(), nullptr);
+    }
+    static void launch_graph(GraphHandle tape, int /*device*/) {
+        for (const auto& op : tape->ops) op();
+    }
+    static void destroy_graph(GraphHandle tape, detail::Pool* pool, int device) {
+        delete tape;
+        release_pool(pool, device);
+    }
+    static void release_pool(detail::Pool* pool, int /*device*/) {
+        if (!pool->free_blocks.empty()) allocator().merge_into_default(*pool);
     }
 };
 

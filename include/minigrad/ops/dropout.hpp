@@ -2,7 +2,10 @@
 // element is zeroed with probability p and the rest scaled by 1/(1-p); otherwise it is the identity.
 // The mask is never stored: element i is kept where a hash of (seed, offset + i) says so, the seed
 // and offset coming from a Generator (Generator::reserve). Both backends compute the same hash, so
-// they draw the same mask; backward recomputes it.
+// they draw the same mask; backward recomputes it. In a captured step (StepGraph) the seed and
+// offset live in backend memory instead, and before each replay a hook draws the next counters from
+// the generator and writes them there: every replay gets a fresh mask, the one the same step run
+// eagerly would have drawn.
 #pragma once
 
 #include <cmath>
@@ -10,6 +13,7 @@
 #include <memory>
 #include <string_view>
 
+#include "../capture.hpp"
 #include "../random.hpp"
 #include "checks.hpp"
 
@@ -34,12 +38,24 @@ MINIGRAD_HD inline std::uint32_t mix32(std::uint32_t x) {
 struct DropoutMask {
     std::uint64_t seed, offset;
     std::uint32_t drop_below;
+    const std::uint64_t* counter_at = nullptr;  // (2) {seed, offset} in backend memory, for a captured step; else null
     MINIGRAD_HD static std::uint32_t threshold(double p) { return static_cast<std::uint32_t>(p * 4294967296.0); }
     MINIGRAD_HD bool keep(index_t i) const {
-        const std::uint64_t counter = offset + static_cast<std::uint64_t>(i);
+        const std::uint64_t seed = counter_at ? counter_at[0] : this->seed;
+        const std::uint64_t counter = (counter_at ? counter_at[1] : offset) + static_cast<std::uint64_t>(i);
         const std::uint32_t key = mix32(static_cast<std::uint32_t>(seed) ^ mix32(static_cast<std::uint32_t>(seed >> 32) + 0x9E3779B9u));
         const std::uint32_t h = mix32(static_cast<std::uint32_t>(counter) ^ key);
         return mix32(h + key + static_cast<std::uint32_t>(counter >> 32) * 0x9E3779B9u) >= drop_below;
+    }
+};
+
+// at is (2): the seed and offset of a captured dropout's next replay; one index
+struct SetDropoutCounter {
+    std::uint64_t* at;
+    std::uint64_t seed, offset;
+    MINIGRAD_HD void operator()(index_t) const {
+        at[0] = seed;
+        at[1] = offset;
     }
 };
 
@@ -73,7 +89,37 @@ inline void check_dropout_p(std::string_view op, double p) {
     if (!(p >= 0.0 && p < 1.0)) fail<ValueError>("{}: p={} is not a dropout probability, expected 0 <= p < 1", op, p);
 }
 
-inline kernels::DropoutMask dropout_mask(double p, std::int64_t n, Generator& gen) {
+// A dropout captured in a StepGraph: before each replay, draws the counters the op would have
+// drawn had the step run eagerly, and writes them where the captured kernels read them.
+template <class B>
+struct DropoutReplay final : ReplayHook {
+    Generator* gen;
+    std::uint64_t count;
+    int device;
+    std::uint64_t* at;
+    DropoutReplay(Generator& g, std::uint64_t n, int dev)
+        : gen(&g), count(n), device(dev), at(static_cast<std::uint64_t*>(B::allocate_state(2 * sizeof(std::uint64_t), dev))) {}
+    DropoutReplay(const DropoutReplay&) = delete;
+    DropoutReplay& operator=(const DropoutReplay&) = delete;
+    ~DropoutReplay() override { B::deallocate(at, 2 * sizeof(std::uint64_t), device); }
+    void before_replay() override {
+        const auto counter = gen->reserve(count);
+        B::launch(1, kernels::SetDropoutCounter{at, counter.seed, counter.offset}, device);
+    }
+};
+
+// Eagerly: the next n counters of the generator. Inside a capture: nothing drawn now; the mask
+// reads counters that a hook of the capture writes before each replay.
+template <class B>
+kernels::DropoutMask dropout_mask(double p, std::int64_t n, Generator& gen, int device) {
+    if constexpr (B::supports_graphs) {
+        if (CaptureState* capture = active_capture(); capture && B::capturing(device)) {
+            auto hook = std::make_unique<DropoutReplay<B>>(gen, static_cast<std::uint64_t>(n), device);
+            const std::uint64_t* at = hook->at;
+            capture->own(std::move(hook));
+            return {0, 0, kernels::DropoutMask::threshold(p), at};
+        }
+    }
     const auto counter = gen.reserve(static_cast<std::uint64_t>(n));
     return {counter.seed, counter.offset, kernels::DropoutMask::threshold(p)};
 }
@@ -99,7 +145,7 @@ Tensor<B, T> dropout(const Tensor<B, T>& x, double p, bool training = true, Gene
     detail::check_dropout_p("dropout", p);
     detail::check_defined("dropout", x, 1, "input");
     if (!training || p == 0.0) return x;
-    const auto mask = detail::dropout_mask(p, x.numel(), gen);
+    const auto mask = detail::dropout_mask<B>(p, x.numel(), gen, x.device());
     const T scale = static_cast<T>(1.0 / (1.0 - p));
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
     B::launch(x.numel(), kernels::DropoutForward<T>{x.data(), y.data(), mask, scale}, x.device());

@@ -79,12 +79,15 @@ Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight) {
         detail::fail<ShapeError>("embedding: argument #1 'input' has shape {}, expected at most 3 dimensions", index.shape());
     }
     const auto num = weight.size(0), dim = weight.size(1), n = index.numel();
-    if constexpr (B::is_host) {  // host memory: looked at now, before anything is written
-        const L* values = index.data();
-        for (std::int64_t k = 0; k < n; ++k) {
-            const auto v = static_cast<long long>(values[k]);  // an index past LLONG_MAX turns negative: still refused
-            if (v < 0 || v >= num) detail::bad_embedding_index(values[k], k, num, weight.shape());
-        }
+    if constexpr (B::is_host) {  // host memory: looked at now, before anything is written (at every replay of a captured step)
+        B::host_work(
+            [values = index.data(), n, num, shape = weight.shape()] {
+                for (std::int64_t k = 0; k < n; ++k) {
+                    const auto v = static_cast<long long>(values[k]);  // an index past LLONG_MAX turns negative: still refused
+                    if (v < 0 || v >= num) detail::bad_embedding_index(values[k], k, num, shape);
+                }
+            },
+            index.device());
     } else {
         if (num == 0 && n > 0) {  // no index can be in range: said now, on the host
             minigrad::detail::fail<ValueError>("embedding: argument #1 'input' has {} indices, but the weight (shape {}) has no rows", n,

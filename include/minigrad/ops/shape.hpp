@@ -396,15 +396,18 @@ Tensor<B, T> index_select(const Tensor<B, T>& x, std::int64_t dim, const Tensor<
     }
     const auto split = detail::split_at(x.shape(), d);
     const std::int64_t m = index.numel();
-    if constexpr (B::is_host) {
-        const L* values = index.data();
-        for (std::int64_t j = 0; j < m; ++j) {
-            if (values[j] < 0 || static_cast<std::uint64_t>(values[j]) >= static_cast<std::uint64_t>(split.size)) [[unlikely]] {
-                detail::fail<ValueError>("index_select: argument #3 'index' has {} at position {}, out of range for dim {} of size {} "
-                                         "(argument #1 'input' has shape {})",
-                                         static_cast<long long>(values[j]), j, d, split.size, x.shape());
-            }
-        }
+    if constexpr (B::is_host) {  // checked now (at every replay of a captured step)
+        B::host_work(
+            [values = index.data(), m, d, size = split.size, shape = x.shape()] {
+                for (std::int64_t j = 0; j < m; ++j) {
+                    if (values[j] < 0 || static_cast<std::uint64_t>(values[j]) >= static_cast<std::uint64_t>(size)) [[unlikely]] {
+                        detail::fail<ValueError>("index_select: argument #3 'index' has {} at position {}, out of range for dim {} of "
+                                                 "size {} (argument #1 'input' has shape {})",
+                                                 static_cast<long long>(values[j]), j, d, size, shape);
+                    }
+                }
+            },
+            x.device());
     } else {
         if (split.size == 0 && m > 0) {  // no index can be in range: said now, on the host
             detail::fail<ValueError>("index_select: argument #3 'index' has {} entries, but dim {} of argument #1 'input' (shape {}) has size 0",
