@@ -67,11 +67,7 @@ inline ParsedOptions parse_options(int argc, const char* const* argv, std::ostre
     app.add_option("--print-every", o.print_every, "print a progress line every N epochs (0: none; each is one host read)")
         ->check(whole_number(0, max_epochs))
         ->capture_default_str();
-#if defined(MINIGRAD_HAS_CUDA)
-    const char* graph_help = "capture the step as a CUDA graph with --device cuda (default: on; the Cpu backend has no graphs)";
-#else
-    const char* graph_help = "capture the step as a CUDA graph (this build has no CUDA backend: no effect, the Cpu backend has no graphs)";
-#endif
+    const char* graph_help = "capture the training step once and replay it: a CUDA graph on the GPU, a tape of the step's kernels on the CPU (default: on)";
     app.add_flag("--graph,!--no-graph", o.graph, graph_help);
     app.add_option("--data", o.data, "the Iris CSV file (or a pipe, read until its writer closes it: a FIFO waits for a writer)")
         ->capture_default_str();
