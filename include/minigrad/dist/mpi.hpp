@@ -186,6 +186,9 @@ inline std::vector<std::string> all_gather(const std::string& text, const char* 
     return out;
 }
 
+template <class B>
+inline constexpr bool has_transport_v = B::is_host;
+
 // How a backend's buffers travel between ranks. Host backends (Cpu): MPI on the buffer itself.
 // dist/nccl.hpp gives Cuda its own (NCCL on the device's stream).
 template <class B>
@@ -204,6 +207,11 @@ struct Transport {
     }
 };
 }  // namespace detail
+
+// Whether dist can carry backend B's tensors: host backends always; Cuda where dist/nccl.hpp is
+// compiled in (nvcc with NCCL).
+template <class B>
+inline constexpr bool has_transport = detail::has_transport_v<B>;
 
 // Ends MPI (and the transports' communicators). Called at exit when init() started MPI; calling it
 // earlier is allowed, after which dist:: functions refuse to run.

@@ -60,6 +60,9 @@ inline ncclComm_t nccl_comm(int device, const char* op) {
 }
 
 template <>
+inline constexpr bool has_transport_v<Cuda> = true;
+
+template <>
 struct Transport<Cuda> {
     // ncclAvg divides by the rank count inside the reduction: no second kernel, no host read.
     template <class T>
