@@ -125,6 +125,17 @@ int common_device(std::span<const Tensor<B, T>> params, const char* op) {
     return device;
 }
 
+// A model's parameter names and tensors as two lists, in visit order.
+template <class M>
+std::pair<std::vector<std::string>, std::vector<typename M::Parameter>> names_and_parameters(const M& model) {
+    std::pair<std::vector<std::string>, std::vector<typename M::Parameter>> out;
+    for (auto& [name, p] : model.named_parameters()) {
+        out.first.push_back(name);
+        out.second.push_back(p);
+    }
+    return out;
+}
+
 template <class B, class T>
 void all_reduce_gradients(std::span<const Tensor<B, T>> params, const std::vector<std::string>* names) {
     constexpr const char* op = "all_reduce_gradients";
@@ -176,13 +187,7 @@ template <class M>
     requires requires(const M& m) { m.named_parameters(); }
 void all_reduce_gradients(const M& model) {
     using P = typename M::Parameter;
-    const auto named = model.named_parameters();
-    std::vector<std::string> names;
-    std::vector<P> params;
-    for (const auto& [name, p] : named) {
-        names.push_back(name);
-        params.push_back(p);
-    }
+    const auto [names, params] = detail::names_and_parameters(model);
     detail::all_reduce_gradients<typename P::backend_type, typename P::value_type>(std::span<const P>(params), &names);
 }
 
@@ -201,13 +206,7 @@ void broadcast_parameters(M& model, int root = 0) {
         minigrad::detail::fail<ValueError>("{}: root {} is not a rank of this job (world size {}, ranks 0..{})", op, root, s.world_size,
                                            s.world_size - 1);
     }
-    const auto named = model.named_parameters();
-    std::vector<std::string> names;
-    std::vector<P> params;
-    for (const auto& [name, p] : named) {
-        names.push_back(name);
-        params.push_back(p);
-    }
+    auto [names, params] = detail::names_and_parameters(model);
     const std::span<const P> all(params);
     const int device = detail::common_device(all, op);
     auto& b = detail::bucket<B, T>(device);
