@@ -126,6 +126,45 @@ TEST_CASE("DataLoader: after the constructor, epochs allocate nothing on the bac
     CHECK(mg::counters().storage_allocs + (heap_allocs - heap_before) > 0);
 }
 
+TEST_CASE("DataLoader shards: each shard is a contiguous slice of every global batch, the same shuffle on every shard") {
+    // 3 shards, batches of 6 over 22 rows: three full batches (2 rows a shard), then a last of 4 split 1, 1, 2.
+    const mg::data::LoaderOptions whole{.batch_size = 6, .shuffle = true, .seed = 3};
+    mg::data::DataLoader<mg::Cpu> reference(counting_dataset(22, 2), whole);
+    std::vector<std::int64_t> whole_batches;
+    const auto all_rows = epoch_rows(reference, &whole_batches);
+    CHECK(whole_batches == std::vector<std::int64_t>{6, 6, 6, 4});
+
+    std::vector<std::vector<std::int64_t>> shard_rows, shard_batches(3);
+    for (std::int64_t s = 0; s < 3; ++s) {
+        auto options = whole;
+        options.num_shards = 3;
+        options.shard = s;
+        mg::data::DataLoader<mg::Cpu> shard(counting_dataset(22, 2), options);
+        CHECK(shard.size() == reference.size());  // every shard steps as often: the collectives line up
+        shard_rows.push_back(epoch_rows(shard, &shard_batches[static_cast<std::size_t>(s)]));
+        CHECK(shard.order() == reference.order());
+    }
+    CHECK(shard_batches[0] == std::vector<std::int64_t>{2, 2, 2, 1});
+    CHECK(shard_batches[1] == std::vector<std::int64_t>{2, 2, 2, 1});
+    CHECK(shard_batches[2] == std::vector<std::int64_t>{2, 2, 2, 2});
+    // Batch b of the whole loader is shard 0's rows of b, then shard 1's, then shard 2's.
+    std::vector<std::int64_t> interleaved;
+    std::vector<std::size_t> next(3, 0);
+    for (std::size_t b = 0; b < whole_batches.size(); ++b)
+        for (std::size_t s = 0; s < 3; ++s)
+            for (std::int64_t k = 0; k < shard_batches[s][b]; ++k) interleaved.push_back(shard_rows[s][next[s]++]);
+    CHECK(interleaved == all_rows);
+
+    CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 6, .num_shards = 3, .shard = 0}); }) ==
+          "DataLoader: the last batch has 2 rows, fewer than num_shards 3, so some shard would get none; set drop_last = true or pick "
+          "another batch_size");
+    CHECK_NOTHROW(mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 6, .drop_last = true, .num_shards = 3, .shard = 2}));
+    CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 5, .num_shards = 2, .shard = 0}); }) ==
+          "DataLoader: batch_size 5 does not divide among num_shards 2; pick a batch size that is a multiple of the number of processes");
+    CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 4, .num_shards = 2, .shard = 2}); }) ==
+          "DataLoader: shard 2 of num_shards 2: expected num_shards >= 1 and 0 <= shard < num_shards");
+}
+
 TEST_CASE("DataLoader: bad settings and bad datasets are clear errors") {
     CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(4, 2), {.batch_size = 0}); }) ==
           "DataLoader: batch_size is 0, expected at least 1");

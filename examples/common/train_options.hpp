@@ -24,6 +24,8 @@ struct TrainOptions {
     std::string data;
     std::string out = "out";
     std::string write_split;  // empty: not written
+    bool distributed = false;  // --distributed: data-parallel over the ranks mpirun started (digits)
+    bool offers_distributed = false;  // whether the example has the --distributed flag
 };
 
 // Options to run with, or the exit code of a run that ends here (0 after --help, non-zero after a
@@ -61,6 +63,11 @@ inline ParsedTrainOptions parse_train_options(int argc, const char* const* argv,
                    "also write the train/test split to this file: a header 'set,row', then 'train,<row>' or 'test,<row>' for each row of --data (0-based, "
                    "the header not counted), for the PyTorch reference (bench/torch_examples.py)");
 
+    if (o.offers_distributed) {
+        app.add_flag("--distributed", o.distributed,
+                     "train data-parallel over the processes of `mpirun -np N`: each takes 1/N of every batch of 64 and gradients are "
+                     "averaged; rank 0 prints and writes the outputs");
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

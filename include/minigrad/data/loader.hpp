@@ -29,6 +29,15 @@
 //
 // A graph needs every batch to have one shape: set drop_last (or pick a batch size that divides the
 // rows). into() refuses tensors that some batch of the epoch would not fit.
+//
+// Shards (data-parallel training, dist/). With num_shards W > 1, batch_size is the global batch:
+// every shard draws the same order (the same seed), and shard s yields the contiguous slice s of
+// each global batch, rows [s*R/W, (s+1)*R/W) of a batch of R rows. Every shard then has the same
+// number of batches per epoch (the collectives of a step line up), and when R divides by W the mean
+// of the shards' mean-loss gradients is the whole batch's gradient. batch_size must divide by W; a
+// last batch that does not is split as evenly as it goes (its shards' means are then weighted
+// slightly unequally, as with PyTorch's uneven inputs), and one with fewer rows than shards is
+// refused: set drop_last.
 #pragma once
 
 #include <algorithm>
@@ -50,6 +59,8 @@ struct LoaderOptions {
     bool shuffle = false;
     std::uint32_t seed = 0;  // the std::mt19937 seed for shuffling
     bool drop_last = false;  // drop the last batch if it is smaller than batch_size
+    std::int64_t num_shards = 1;  // processes sharing each batch (dist::shard_options fills these two)
+    std::int64_t shard = 0;       // which slice of each batch this loader yields, 0..num_shards-1
 };
 
 template <class B, class Y = std::int32_t>
@@ -68,6 +79,15 @@ class DataLoader {
     DataLoader(Dataset dataset, const LoaderOptions& options, int device = B::current_device())
         : dataset_(std::move(dataset)), options_(options), device_(device), gen_(options.seed) {
         if (options_.batch_size < 1) detail::fail<ValueError>("DataLoader: batch_size is {}, expected at least 1", options_.batch_size);
+        if (options_.num_shards < 1 || options_.shard < 0 || options_.shard >= options_.num_shards) {
+            detail::fail<ValueError>("DataLoader: shard {} of num_shards {}: expected num_shards >= 1 and 0 <= shard < num_shards",
+                                     options_.shard, options_.num_shards);
+        }
+        if (options_.batch_size % options_.num_shards != 0) {
+            detail::fail<ValueError>("DataLoader: batch_size {} does not divide among num_shards {}; pick a batch size that is a multiple "
+                                     "of the number of processes",
+                                     options_.batch_size, options_.num_shards);
+        }
         dataset_.check("DataLoader");
         const std::int64_t rows = dataset_.size();
         if (rows == 0) detail::fail<ValueError>("DataLoader: the dataset has no rows");
@@ -89,10 +109,16 @@ class DataLoader {
                                      "epoch would be empty",
                                      options_.batch_size, rows);
         }
+        if (tail_rows_ > 0 && tail_rows_ < options_.num_shards) {
+            detail::fail<ValueError>("DataLoader: the last batch has {} rows, fewer than num_shards {}, so some shard would get none; "
+                                     "set drop_last = true or pick another batch_size",
+                                     tail_rows_, options_.num_shards);
+        }
         const std::int64_t cols = dataset_.x.cols;
-        if (full_batches_ > 0) full_ = {Tensor<B>::empty({options_.batch_size, cols}, device_), Tensor<B, Y>::empty({options_.batch_size}, device_)};
-        if (tail_rows_ > 0) tail_ = {Tensor<B>::empty({tail_rows_, cols}, device_), Tensor<B, Y>::empty({tail_rows_}, device_)};
-        const std::int64_t staged = full_batches_ > 0 ? options_.batch_size : tail_rows_;
+        const std::int64_t full_rows = shard_range(options_.batch_size).second, tail_shard = shard_range(tail_rows_).second;
+        if (full_batches_ > 0) full_ = {Tensor<B>::empty({full_rows, cols}, device_), Tensor<B, Y>::empty({full_rows}, device_)};
+        if (tail_rows_ > 0) tail_ = {Tensor<B>::empty({tail_shard, cols}, device_), Tensor<B, Y>::empty({tail_shard}, device_)};
+        const std::int64_t staged = full_batches_ > 0 ? full_rows : tail_shard;
         x_host_.resize(static_cast<std::size_t>(staged * cols));
         y_host_.resize(static_cast<std::size_t>(staged));
         order_.resize(static_cast<std::size_t>(rows));
@@ -150,9 +176,9 @@ class DataLoader {
     };
 
     // Checks now that every batch of an epoch fits x (rows, features) and y (rows); changes nothing
-    // if not.
+    // if not. With shards, rows is this shard's share of a batch.
     Into into(const Tensor<B>& x, const Tensor<B, Y>& y) {
-        const std::int64_t rows = full_batches_ > 0 ? options_.batch_size : tail_rows_;
+        const std::int64_t rows = shard_range(full_batches_ > 0 ? options_.batch_size : tail_rows_).second;
         const std::int64_t cols = dataset_.x.cols;
         if (full_batches_ > 0 && tail_rows_ > 0) {
             detail::fail<ShapeError>("DataLoader::into: the last batch has {} rows and the others {}, so not every batch fits tensors of "
@@ -191,9 +217,11 @@ class DataLoader {
     // Gathers batch `index` of the epoch on the host and uploads it into `target` (or the loader's
     // own tensors); returns what was filled.
     const Batch* load(std::int64_t index, Batch* target) {
-        const std::int64_t start = index * options_.batch_size;
-        const std::int64_t rows = std::min(options_.batch_size, dataset_.size() - start);
-        Batch& out = target ? *target : (rows == options_.batch_size ? full_ : tail_);
+        const std::int64_t batch_start = index * options_.batch_size;
+        const std::int64_t batch_rows = std::min(options_.batch_size, dataset_.size() - batch_start);
+        const auto [offset, rows] = shard_range(batch_rows);
+        const std::int64_t start = batch_start + offset;
+        Batch& out = target ? *target : (batch_rows == options_.batch_size ? full_ : tail_);
         const std::int64_t cols = dataset_.x.cols;
         const auto& y = labels();
         for (std::int64_t k = 0; k < rows; ++k) {
@@ -204,6 +232,13 @@ class DataLoader {
         B::upload(out.x.data(), x_host_.data(), static_cast<std::size_t>(rows * cols) * sizeof(float), device_);
         B::upload(out.y.data(), y_host_.data(), static_cast<std::size_t>(rows) * sizeof(Y), device_);
         return &out;
+    }
+
+    // This shard's slice of a batch of `rows` rows: {first row within the batch, row count}.
+    std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t rows) const {
+        const std::int64_t begin = rows * options_.shard / options_.num_shards;
+        const std::int64_t end = rows * (options_.shard + 1) / options_.num_shards;
+        return {begin, end - begin};
     }
 
     Dataset dataset_;

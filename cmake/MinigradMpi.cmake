@@ -1,0 +1,37 @@
+# Finds MPI (and, for CUDA sources, NCCL) for mg::dist. The core target minigrad::minigrad never
+# links them: only a program that includes <minigrad/dist.hpp> links minigrad::dist (MPI), and a
+# CUDA program minigrad::dist_nccl (MPI and NCCL). Without MPI both are absent and so are the
+# distributed tests and examples; everything else builds as before.
+set(MINIGRAD_HAS_MPI OFF)
+set(MINIGRAD_HAS_NCCL OFF)
+if(NOT MINIGRAD_MPI STREQUAL "OFF")
+  set(MPI_CXX_SKIP_MPICXX ON)  # the C API only; Open MPI's C++ bindings are deprecated
+  if(MINIGRAD_MPI STREQUAL "ON")
+    find_package(MPI REQUIRED COMPONENTS CXX)
+  else()
+    find_package(MPI COMPONENTS CXX)
+  endif()
+  if(MPI_CXX_FOUND)
+    set(MINIGRAD_HAS_MPI ON)
+    add_library(minigrad_dist INTERFACE)
+    add_library(minigrad::dist ALIAS minigrad_dist)
+    target_link_libraries(minigrad_dist INTERFACE minigrad::minigrad MPI::MPI_CXX)
+    target_compile_definitions(minigrad_dist INTERFACE MINIGRAD_HAS_MPI=1)
+    if(MINIGRAD_HAS_CUDA)
+      find_path(MINIGRAD_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+      find_library(MINIGRAD_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+      if(MINIGRAD_NCCL_INCLUDE_DIR AND MINIGRAD_NCCL_LIBRARY)
+        set(MINIGRAD_HAS_NCCL ON)
+        add_library(minigrad_dist_nccl INTERFACE)
+        add_library(minigrad::dist_nccl ALIAS minigrad_dist_nccl)
+        target_include_directories(minigrad_dist_nccl SYSTEM INTERFACE ${MINIGRAD_NCCL_INCLUDE_DIR})
+        target_link_libraries(minigrad_dist_nccl INTERFACE minigrad_dist ${MINIGRAD_NCCL_LIBRARY})
+      else()
+        message(STATUS "minigrad: NCCL not found beside the CUDA Toolkit; dist's CUDA transport is not built")
+      endif()
+    endif()
+  else()
+    message(STATUS "minigrad: MPI not found; mg::dist, its tests and the distributed digits example are not built "
+                   "(apt-get install libopenmpi-dev openmpi-bin)")
+  endif()
+endif()
