@@ -198,7 +198,8 @@ struct Transport {
     // data (n) becomes the mean over ranks of every rank's data.
     template <class T>
     static void all_reduce_mean(T* data, std::int64_t n, int device, const char* op) {
-        all_reduce_sum(data, n, op);
+        // Host work on tensor data: run now, or at every replay of a captured step (Cpu's tape).
+        B::host_work([data, n, op] { all_reduce_sum(data, n, op); }, device);
         B::launch(n, kernels::ScaleInPlace<T>{data, T(1) / static_cast<T>(state().world_size)}, device);
     }
     template <class T>
