@@ -12,26 +12,20 @@
 #include <fmt/format.h>
 #include <minigrad/minigrad.hpp>
 
+#include "../examples/common/digits_recipe.hpp"
+
 namespace mg = minigrad;
 
 template <class B>
 int bench(const mg::data::Dataset& train_set, int epochs, int threads) {
     mg::manual_seed(42);
-    auto model = mg::nn::Sequential(mg::nn::Linear<B>(64, 128), mg::nn::ReLU{}, mg::nn::Dropout(0.1), mg::nn::Linear<B>(128, 10));
+    auto model = examples::digits_mlp<B>();
     mg::optim::Adam opt(model.parameters(), {.lr = 1e-3});
     mg::nn::CrossEntropyLoss loss_fn;
     mg::data::DataLoader<B> loader(train_set, {.batch_size = 64, .shuffle = true, .seed = 42});
     mg::LossLog log(epochs);
     auto epoch = [&] {
-        mg::Tensor<B> loss_sum;
-        for (const auto& [x, y] : loader) {
-            auto loss = loss_fn(model(x), y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            mg::NoGradGuard no_grad;
-            loss_sum = loss_sum.defined() ? loss_sum + loss.detach() : loss.detach();
-        }
+        const auto loss_sum = examples::digits_epoch(model, opt, loss_fn, loader);
         mg::NoGradGuard no_grad;
         log.record(loss_sum);
     };
