@@ -72,7 +72,10 @@ expect nonzero "error: read_csv: '/dev/zero' is a device, expected a CSV file (a
 expect 0 "" --epochs 1 --lr 1e30 --log-every 1 --print-every 0 --out "$scratch/out-1"
 expect nonzero "error: the loss became NaN: first non-finite recorded loss at epoch 2 (losses are recorded every epoch); try a smaller --lr than 1e+30" \
   --epochs 10 --lr 1e30 --log-every 1 --print-every 0 --out "$out"
+# Eager steps record every --log-every epochs; a captured step (the default, on either backend) records every epoch.
 expect nonzero "error: the loss became NaN: first non-finite recorded loss at epoch 5 (losses are recorded every 5 epochs and at the last epoch); try a smaller --lr than 1e+30" \
+  --epochs 12 --lr 1e30 --log-every 5 --print-every 0 --no-graph --out "$out"
+expect nonzero "error: the loss became NaN: first non-finite recorded loss at epoch 2 (losses are recorded every epoch); try a smaller --lr than 1e+30" \
   --epochs 12 --lr 1e30 --log-every 5 --print-every 0 --out "$out"
 [ ! -e "$out/loss.csv" ] || { echo "FAIL: a refused run wrote $out/loss.csv"; failures=$((failures + 1)); }
 
