@@ -2,6 +2,7 @@
 # Everything GPU-side in one call, for a lent H100/H200 (see docs/benchmarks.md): build with nvcc;
 # the GPU tests, also under compute-sanitizer memcheck, racecheck and synccheck; the Iris example on
 # CUDA with and without the graph; the Iris and digits benchmarks beside PyTorch on the same GPU;
+# mg::dist's NCCL transport as one rank (where Open MPI is installed);
 # the hand-fused reference limits (../shared/reference, copied into .gpudeps/reference by
 # scripts/gpu-deps.sh); cuBLAS against GemmElement; the scaling benchmark; then the table.
 #
@@ -113,6 +114,13 @@ if command -v compute-sanitizer >/dev/null && built $bin/tests/minigrad_gpu_test
   done
 else for tool in memcheck racecheck synccheck; do skip $tool "no compute-sanitizer or no GPU suite"; done; fi
 
+# mg::dist's NCCL transport on one GPU, as one rank (its own build: the main one is without MPI).
+if command -v mpirun >/dev/null; then
+  step dist_nccl 150 dist_nccl.log bash -c "cmake -S . -B build/gpu-dist -DCMAKE_BUILD_TYPE=Release -DMINIGRAD_CUDA=ON -DMINIGRAD_MPI=ON \
+    -DCMAKE_PREFIX_PATH='$prefix_path' >/dev/null && cmake --build build/gpu-dist -j$(nproc) --target dist_nccl >/dev/null && \
+    mpirun --allow-run-as-root -np 1 build/gpu-dist/tests/dist_nccl"
+else skip dist_nccl "no mpirun (Open MPI) on this machine"; fi
+
 if built $bin/bench/gemm_bench; then step gemm_bench 90 gemm_bench.log $bin/bench/gemm_bench --repeats 5
 else skip gemm_bench "not built"; fi
 
@@ -147,6 +155,7 @@ step scaling_torch_graph 90 scaling_torch_graph.log bash -c 'scaling_all "$@"' _
       memcheck|racecheck|synccheck) numbers=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" 2>/dev/null | tail -1) ;;
       iris_cuda*) numbers=$(grep -E "us/epoch|Final loss|Test accuracy|Host syncs" "$log" 2>/dev/null | tr '\n' ' ') ;;
       bench_*|digits_cuda) numbers=$(grep -E "median" "$log" 2>/dev/null | tail -1) ;;
+      dist_nccl) numbers=$(grep -E "agree|skipped|expected" "$log" 2>/dev/null | tail -1) ;;
       limit_*) numbers=$(grep -v '^$' "$log" 2>/dev/null | tail -4 | tr '\n' ';' | cut -c1-400) ;;
       gemm_bench) numbers=$(grep -E "measured crossover" "$log" 2>/dev/null | tail -1) ;;
       scaling_*) numbers=$(grep -v '^$' "$log" 2>/dev/null | tr '\n' ';' | cut -c1-400) ;;

@@ -41,6 +41,30 @@ int main() {
             break;
         }
     }
-    if (failures == 0) fmt::print("rank {} of {}: NCCL broadcast and all-reduce agree\n", rank, world);
+    // The transport itself, which all_reduce_gradients skips on one rank (the mean over one rank is
+    // its own gradient): NCCL's all-reduce on minigrad's stream, eagerly and inside a captured step,
+    // so that a 1-rank run on one GPU (scripts/gpu-check.sh) exercises it against the values it started from.
+    const int device = mg::cuda::current_device();
+    auto bucket = mg::Tensor<mg::Cuda>::full({1000}, static_cast<float>(rank + 1));
+    mg::dist::detail::Transport<mg::Cuda>::all_reduce_mean(bucket.data(), bucket.numel(), device, "dist_nccl");
+    const auto check_bucket = [&](const char* how) {
+        for (float v : bucket.to_vector()) {
+            if (v != expected) {
+                fmt::print(stderr, "rank {}: the {} all-reduce of the bucket gave {}, expected {}\n", rank, how, v, expected);
+                ++failures;
+                return;
+            }
+        }
+    };
+    check_bucket("eager");
+    {
+        mg::StepGraph<mg::Cuda> graph([&] {
+            bucket.fill_(static_cast<float>(rank + 1));
+            mg::dist::detail::Transport<mg::Cuda>::all_reduce_mean(bucket.data(), bucket.numel(), device, "dist_nccl");
+        });
+        for (int i = 0; i < 3; ++i) graph.replay();  // eager, captured, replayed
+        check_bucket("captured");
+    }
+    if (failures == 0) fmt::print("rank {} of {}: NCCL broadcast and all-reduce agree, eagerly and in a captured step\n", rank, world);
     return failures == 0 ? 0 : 1;
 }
