@@ -59,6 +59,20 @@ struct EmulatedGraphs : minigrad::Cpu {
         if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::sum(x, n, out, scale, overwrite, 0, device_scale); });
         minigrad::Cpu::sum(x, n, out, scale, overwrite, device, device_scale);
     }
+    // Host work on tensor data (index checks, the label check and its count, an MPI all-reduce):
+    // recorded, as the Cpu tape records it.
+    template <class F>
+    static void host_work(const F& f, int device) {
+        if (auto* r = recording()) return r->ops.push_back(f);
+        minigrad::Cpu::host_work(f, device);
+    }
+    template <class L, class T>
+    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
+                             std::string_view op, int device) {
+        if (auto* r = recording())
+            return r->ops.push_back([=] { minigrad::Cpu::check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
+        minigrad::Cpu::check_labels(target, n, classes, ignore_index, inv_count, op, device);
+    }
     static void copy(void* dst, const void* src, std::size_t bytes, int device) {
         if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::copy(dst, src, bytes, 0); });
         minigrad::Cpu::copy(dst, src, bytes, device);

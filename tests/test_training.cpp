@@ -172,6 +172,7 @@ TEST_CASE("StepGraph on the CPU: dropout draws a fresh mask per replay, the mask
     mg::nn::CrossEntropyLoss loss_fn;
     mg::Generator eager_gen(11), graph_gen(11);  // each model's dropout draws from its own, equal, generator
     auto step = [&](auto& model, auto& opt, mg::Generator& gen, mg::LossLog& log) {
+        { auto scratch = mg::Tensor<mg::Cpu>::full({4}, 3.0f); }  // a small block freed before the dropout, in the graph's pool
         auto h = model.template layer<1>()(model.template layer<0>()(x));
         auto loss = loss_fn(model.template layer<3>()(mg::dropout(h, 0.5, true, gen)), y);
         opt.zero_grad();
@@ -216,6 +217,13 @@ TEST_CASE("StepGraph on the CPU: a host read or an upload inside the captured st
     idx.data()[1] = 7;  // a new batch of indices, one out of range: the replay checks it
     CHECK(error_message([&] { graph.replay(); }) ==
           "index_select: argument #3 'index' has 7 at position 1, out of range for dim 0 of size 5 (argument #1 'input' has shape [5, 3])");
+    // The tape stopped part way: the graph says so rather than replaying from a half-updated state.
+    idx.data()[1] = 4;
+    CHECK(error_message([&] { graph.replay(); }).starts_with("StepGraph: an earlier replay failed part way"));
+    // Random draws are host work a replay would not redo: refused inside the capture.
+    mg::StepGraph<mg::Cpu> draws([&] { log.record(mg::sum(mg::Tensor<mg::Cpu>::uniform({3}, 0, 1))); });
+    draws.replay();
+    CHECK(error_message([&] { draws.replay(); }).starts_with("Tensor::uniform: drawing random values is not possible inside a captured step"));
 }
 
 TEST_CASE("the digits recipe: after the first epoch, no storage allocation and no host read per epoch, tail batch and dropout included") {

@@ -47,8 +47,17 @@ class StepGraph {
                                         "would write freed memory; keep the LossLog alive as long as the StepGraph "
                                         "(declare the log before the graph)");
                 }
+                if (failed_) {
+                    detail::fail<Error>("StepGraph: an earlier replay failed part way (see its error), so the step's state (weights, "
+                                        "loss logs, random counters) is half updated; make a new StepGraph");
+                }
                 for (auto* hook : capture_state_.hooks) hook->before_replay();
-                B::launch_graph(graph_, device_);
+                try {
+                    B::launch_graph(graph_, device_);
+                } catch (...) {
+                    failed_ = true;  // on the CPU a recorded check (a bad index in a new batch) throws part way through the tape
+                    throw;
+                }
                 ++replays_;
                 return;
             }
@@ -93,6 +102,7 @@ class StepGraph {
     int device_;
     std::int64_t replays_ = 0;
     bool captured_ = false;
+    bool failed_ = false;
     detail::CaptureState capture_state_;
     detail::Pool pool_;  // the captured step's private memory
     typename B::GraphHandle graph_{};

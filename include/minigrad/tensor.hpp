@@ -128,6 +128,12 @@ class Tensor {
               std::isfinite(static_cast<T>(hi)) && std::isfinite(hi - lo))) {
             detail::fail<ValueError>("Tensor::uniform: the range [{}, {}) must be finite in the tensor's type, with lo <= hi", lo, hi);
         }
+        if constexpr (B::supports_graphs) {  // the draw is host work a replay would not redo (and CUDA's upload is refused)
+            if (B::capturing(device)) {
+                detail::fail<Error>("Tensor::uniform: drawing random values is not possible inside a captured step (StepGraph): a "
+                                    "replay would not draw again; draw them outside the step");
+            }
+        }
         Tensor t = empty(shape, device);
         if constexpr (B::is_host) {
             gen.fill_uniform(std::span<T>(t.data(), static_cast<std::size_t>(t.numel())), lo, hi);

@@ -37,15 +37,16 @@ class CachingAllocator {
         return bytes == 0 ? granule : (bytes + granule - 1) / granule * granule;
     }
 
-    // reuse = false is for long-lived state made between steps (a loss log's storage): a new block,
-    // never one a step's tensors just freed, or the next step would find its cache one block short
-    // and allocate. Inside a capture it is served as any other request (the graph's private pool).
+    // reuse = false is for long-lived state (a loss log's storage, a captured dropout's counter): a
+    // new block, never one a step's tensors just freed. Between steps, reusing one would leave the
+    // next step's cache one block short, so it would allocate; inside a capture, the block belongs
+    // to the graph's private pool and a tensor of the captured step may write it at every replay.
     void* allocate(std::size_t bytes, bool reuse = true) {
         const std::size_t size = round_up(bytes);
         Pool& pool = current_pool();
         auto& list = pool.free_blocks[size];
         void* p;
-        if (!list.empty() && (reuse || &pool != &default_pool_)) {
+        if (!list.empty() && reuse) {
             p = list.back();
             list.pop_back();
         } else {

@@ -78,10 +78,16 @@ inline void check_same_parameters(const std::vector<std::string>& entries, const
 template <class B, class T>
 struct Bucket {
     Tensor<B, T> buffer;  // grows, never shrinks
+    // Smaller buffers a growth replaced: kept, not freed, because a step captured in a StepGraph
+    // before the growth still copies into and reduces its buffer at every replay.
+    std::vector<Tensor<B, T>> retired;
     std::vector<std::pair<const void*, Shape>> checked;  // the parameters last compared between ranks
 
     T* reserve(std::int64_t n, int device) {
-        if (!buffer.defined() || buffer.numel() < n) buffer = minigrad::detail::state_tensor<B, T>(Shape{n}, device);
+        if (!buffer.defined() || buffer.numel() < n) {
+            if (buffer.defined()) retired.push_back(std::move(buffer));
+            buffer = minigrad::detail::state_tensor<B, T>(Shape{n}, device);
+        }
         return buffer.data();
     }
     bool already_checked(std::span<const Tensor<B, T>> params) const {
