@@ -1,36 +1,55 @@
 // StepGraph: records one whole training step (forward, backward, optimizer, loss logging) and
 // replays it. The first replay runs the step eagerly (a warm-up that creates gradients, optimizer
 // state and the allocator's cache), the second captures it, and every replay from then on runs the
-// capture: on CUDA one graph launch, on the CPU a tape of the step's kernels (Cpu::launch_graph),
-// with none of the host work of building and walking the autograd graph. Each replay() is exactly
-// one training step, with the same results as running the step eagerly.
+// capture, with none of the host work of building and walking the autograd graph. replay(k) runs k
+// training steps, with the same results as running the step eagerly k times.
+//
+// The modes (StepMode):
+//   eager     the step function itself, every time.
+//   graph     on CUDA one graph launch per step; on the CPU a tape of the step's kernels
+//             (Cpu::launch_graph), the CPU's fast path.
+//   compiled  the captured launches become one program (compiled.hpp) that one block of GPU threads
+//             runs: replay(k) is one kernel launch for k steps. Where the step cannot be compiled
+//             (host work, a cuBLAS product, a functor outside the compiled set, a record too large
+//             for one block), CUDA replays the graph instead and says why on stderr, once; the
+//             reason is fallback_reason(). On the CPU replays run the tape as in graph mode (it is
+//             faster there than the program run by one thread); run_program(k) runs the program
+//             itself, the GPU's arithmetic on the host, for checking.
 //
 // What a captured step may do is what a CUDA graph allows, on both backends: no host read of a
 // tensor (record values with a LossLog), no copy in from host memory (feed batches with
 // DataLoader::into before replay()), and no host decision that depends on tensor values; shapes and
-// the sequence of ops are fixed at capture. Dropout draws a fresh mask per replay. The tensors and
+// the sequence of ops are fixed at capture. Dropout draws a fresh mask per step. The tensors and
 // the generator the step uses must outlive the graph; on the Cpu backend, destroy a graph on the
 // thread that captured it (its private memory pool belongs to that thread's allocator).
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
+#include <string>
 #include <utility>
 
 #include "backend/caching_allocator.hpp"
+#include "compiled.hpp"
 #include "loss_log.hpp"
 
 namespace minigrad {
+
+enum class StepMode { eager, graph, compiled };
 
 template <class B>
 class StepGraph {
   public:
     explicit StepGraph(std::function<void()> step, bool use_graph = true, int device = B::current_device())
-        : step_(std::move(step)), use_graph_(use_graph && B::supports_graphs), device_(device) {}
+        : StepGraph(std::move(step), use_graph ? StepMode::graph : StepMode::eager, device) {}
+    StepGraph(std::function<void()> step, StepMode mode, int device = B::current_device())
+        : step_(std::move(step)), mode_(B::supports_graphs ? mode : StepMode::eager), device_(device) {}
     StepGraph(const StepGraph&) = delete;
     StepGraph& operator=(const StepGraph&) = delete;
     ~StepGraph() {
         if constexpr (B::supports_graphs) {
+            release_program();
             if (captured_)
                 B::destroy_graph(graph_, &pool_, device_);
             else
@@ -38,54 +57,122 @@ class StepGraph {
         }
     }
 
-    void replay() {
+    // Runs k training steps (k >= 1). The very first of them runs eagerly (the warm-up).
+    void replay(std::int64_t k = 1) {
+        check_steps("replay", k);
         if constexpr (B::supports_graphs) {
-            if (use_graph_ && replays_ > 0) {
-                if (!captured_) capture();
-                if (capture_state_.hook_destroyed) {
-                    detail::fail<Error>("StepGraph: a LossLog that the captured step records into was destroyed, so a replay "
-                                        "would write freed memory; keep the LossLog alive as long as the StepGraph "
-                                        "(declare the log before the graph)");
-                }
-                if (failed_) {
-                    detail::fail<Error>("StepGraph: an earlier replay failed part way (see its error), so the step's state (weights, "
-                                        "loss logs, random counters) is half updated; make a new StepGraph");
-                }
-                for (auto* hook : capture_state_.hooks) hook->before_replay();
+            if (mode_ != StepMode::eager && replays_ == 0) {
+                step_();
+                ++replays_;
+                if (--k == 0) return;
+            }
+            if (mode_ != StepMode::eager) {
+                prepare_replay(k);
                 try {
-                    B::launch_graph(graph_, device_);
+                    if (program_ops_ && !B::is_host) {
+                        launch_program(k);
+                    } else {
+                        for (std::int64_t s = 0; s < k; ++s) B::launch_graph(graph_, device_);
+                    }
                 } catch (...) {
                     failed_ = true;  // on the CPU a recorded check (a bad index in a new batch) throws part way through the tape
                     throw;
                 }
-                ++replays_;
+                replays_ += k;
                 return;
             }
         }
-        step_();
-        ++replays_;
+        for (std::int64_t s = 0; s < k; ++s) {
+            step_();
+            ++replays_;
+        }
     }
 
-    bool uses_graph() const { return use_graph_; }
+    // Compiled mode: runs k steps as the compiled program, in one B::launch_block. On CUDA this is
+    // what replay(k) does; on the CPU it is the GPU's program run by one host thread (for checking:
+    // replay() is faster there). Fails where the step could not be compiled (fallback_reason()).
+    void run_program(std::int64_t k = 1) {
+        check_steps("run_program", k);
+        if constexpr (B::supports_graphs) {
+            if (mode_ == StepMode::compiled && replays_ == 0) {  // the eager warm-up first, as replay() does
+                step_();
+                ++replays_;
+                if (--k == 0) return;
+            }
+            if (mode_ == StepMode::compiled) {
+                prepare_replay(k);
+                if (!program_ops_) {
+                    detail::fail<Error>("StepGraph::run_program: the step could not be compiled: {}", fallback_reason_);
+                }
+                try {
+                    launch_program(k);
+                } catch (...) {
+                    failed_ = true;
+                    throw;
+                }
+                replays_ += k;
+                return;
+            }
+        }
+        detail::fail<Error>("StepGraph::run_program: the graph is not in StepMode::compiled");
+    }
+
+    bool uses_graph() const { return mode_ != StepMode::eager; }
+    StepMode mode() const { return mode_; }
+    // Compiled mode, once captured: true when the step became one program (one launch per replay on
+    // CUDA). Otherwise fallback_reason() says why not.
+    bool compiled() const { return program_ops_ != nullptr; }
+    const std::string& fallback_reason() const { return fallback_reason_; }
+    // The program's records (compiled mode, once captured): the kernels one replayed step runs.
+    std::int64_t program_size() const { return program_count_; }
     std::int64_t replays() const { return replays_; }
 
   private:
+    static void check_steps(const char* what, std::int64_t k) {
+        if (k < 1) detail::fail<ValueError>("StepGraph::{}: k={} steps asked, expected at least 1", what, k);
+    }
+
+    // Captures on the first call, then readies the hooks for k steps.
+    void prepare_replay(std::int64_t k) {
+        if (!captured_) capture();
+        if (capture_state_.hook_destroyed) {
+            detail::fail<Error>("StepGraph: a LossLog that the captured step records into was destroyed, so a replay "
+                                "would write freed memory; keep the LossLog alive as long as the StepGraph "
+                                "(declare the log before the graph)");
+        }
+        if (failed_) {
+            detail::fail<Error>("StepGraph: an earlier replay failed part way (see its error), so the step's state (weights, "
+                                "loss logs, random counters) is half updated; make a new StepGraph");
+        }
+        capture_state_.before_replay(k);
+    }
+
+    void launch_program(std::int64_t k) {
+        using Program = kernels::TapeProgram<CompiledFunctors>;
+        B::launch_block(Program{program_ops_, program_arena_, program_count_, k}, device_);
+    }
+
     // A capture that fails leaves nothing behind: no capture marked in progress, no hooks (a
     // retry registers each log once), and the next replay() tries again.
     void capture() {
         if constexpr (B::supports_graphs) {
             capture_state_.clear();
             capture_state_.hook_destroyed = false;
+            detail::RecordTape records;
             B::begin_capture(&pool_, device_);
             detail::active_capture() = &capture_state_;
+            if (mode_ == StepMode::compiled) detail::recording_tape() = &records;
             try {
                 step_();
+                capture_state_.end_of_step();
             } catch (...) {
+                detail::recording_tape() = nullptr;
                 detail::active_capture() = nullptr;
                 capture_state_.clear();
                 B::abort_capture(device_);
                 throw;
             }
+            detail::recording_tape() = nullptr;
             detail::active_capture() = nullptr;
             try {
                 graph_ = B::end_capture(device_);
@@ -94,11 +181,41 @@ class StepGraph {
                 throw;
             }
             captured_ = true;
+            if (mode_ == StepMode::compiled) make_program(records);
         }
     }
 
+    // The record tape as a program in backend memory; or the reason there is none, said once on
+    // stderr where the backend then replays its graph instead of the program.
+    void make_program(const detail::RecordTape& records) {
+        detail::CompiledProgram program = detail::compile_tape(records);
+        if (!program.refused.empty()) {
+            fallback_reason_ = std::move(program.refused);
+            if constexpr (!B::is_host) {
+                std::fprintf(stderr, "minigrad: StepGraph (compiled) on %s: the step cannot run as one program because %s; it replays as a graph instead\n",
+                             std::string(B::name).c_str(), fallback_reason_.c_str());
+            }
+            return;
+        }
+        program_count_ = static_cast<std::int64_t>(program.ops.size());
+        ops_bytes_ = program.ops.size() * sizeof(ProgramOp);
+        arena_bytes_ = program.arena.size();
+        auto* ops = static_cast<ProgramOp*>(B::allocate_state(ops_bytes_, device_));
+        auto* arena = static_cast<unsigned char*>(B::allocate_state(arena_bytes_ ? arena_bytes_ : 1, device_));
+        B::upload(ops, program.ops.data(), ops_bytes_, device_);
+        B::upload(arena, program.arena.data(), arena_bytes_, device_);
+        program_ops_ = ops;
+        program_arena_ = arena;
+    }
+    void release_program() {
+        if (!program_ops_) return;
+        B::deallocate(const_cast<ProgramOp*>(program_ops_), ops_bytes_, device_);
+        B::deallocate(const_cast<unsigned char*>(program_arena_), arena_bytes_ ? arena_bytes_ : 1, device_);
+        program_ops_ = nullptr;
+    }
+
     std::function<void()> step_;
-    bool use_graph_;
+    StepMode mode_;
     int device_;
     std::int64_t replays_ = 0;
     bool captured_ = false;
@@ -106,6 +223,12 @@ class StepGraph {
     detail::CaptureState capture_state_;
     detail::Pool pool_;  // the captured step's private memory
     typename B::GraphHandle graph_{};
+    // compiled mode: the program in backend memory (ops and the functors' bytes)
+    const ProgramOp* program_ops_ = nullptr;
+    const unsigned char* program_arena_ = nullptr;
+    std::int64_t program_count_ = 0;
+    std::size_t ops_bytes_ = 0, arena_bytes_ = 0;
+    std::string fallback_reason_;
 };
 
 }  // namespace minigrad

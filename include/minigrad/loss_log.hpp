@@ -169,7 +169,9 @@ class LossLog : private detail::ReplayHook {
         if (count_ == storage_->capacity) storage_->grow(count_, storage_->capacity * 2);
         ++count_;
     }
-    void before_replay() override { reserve_one(); }
+    void before_replay(std::int64_t steps) override {
+        for (std::int64_t s = 0; s < steps; ++s) reserve_one();
+    }
 
     std::int64_t initial_capacity_;
     std::int64_t count_ = 0;

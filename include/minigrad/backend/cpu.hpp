@@ -25,6 +25,7 @@
 #include "caching_allocator.hpp"
 #include "cpu_threads.hpp"
 #include "kernels.hpp"
+#include "tape.hpp"
 
 namespace minigrad {
 
@@ -99,9 +100,14 @@ namespace detail {
 // A captured Cpu step: the primitives the step launched, in order, each holding its arguments by
 // value, as a CUDA graph holds its kernels' arguments. A replay runs the same kernels on the same
 // memory and none of the step's host work: no autograd node or tensor made, no argument check, no
-// allocator call. Recording is per thread: the capturing thread's launches only.
+// allocator call. Recording is per thread: the capturing thread's launches only. In compiled mode
+// each primitive also appends its record to detail::recording_tape() (tape.hpp).
 struct CpuTape {
     std::vector<std::function<void()>> ops;
+    template <class F>
+    void add(F&& replay) {
+        ops.emplace_back(std::forward<F>(replay));
+    }
 };
 inline CpuTape*& cpu_recording() {
     thread_local CpuTape* tape = nullptr;
@@ -182,13 +188,20 @@ struct Cpu {
         if (bytes) std::memcpy(dst, src, bytes);
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([=] { copy(dst, src, bytes, 0); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_copy(dst, src, bytes);
+            return tape->add([=] { copy(dst, src, bytes, 0); });
+        }
         if (bytes) std::memcpy(dst, src, bytes);
     }
     // Host work that reads tensor data (an index check): run now, or at every replay when captured.
     template <class F>
     static void host_work(const F& f, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back(f);
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            if (auto* records = detail::recording_tape())
+                records->refuse("it runs work on the host inside the step (an MPI all-reduce, or a check the host makes)");
+            return tape->add(f);
+        }
         f();
     }
     static void synchronize(int /*device*/) {}
@@ -197,7 +210,10 @@ struct Cpu {
     // launches only) run f over their own index range and touch no per-thread state of minigrad.
     template <class F>
     static void launch(std::int64_t n, const F& f, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([n, f] { launch(n, f, 0); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_each(n, f);
+            return tape->add([n, f] { launch(n, f, 0); });
+        }
         ++counters().kernel_launches;
         std::int64_t work = n;
         if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
@@ -219,7 +235,10 @@ struct Cpu {
     // measured as fast as OpenBLAS there at every size tried.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([g] { gemm(g, 0); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_each(g.m * g.n, g);
+            return tape->add([g] { gemm(g, 0); });
+        }
         ++counters().kernel_launches;
 #if defined(MINIGRAD_HAS_BLAS)
         if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
@@ -287,8 +306,10 @@ struct Cpu {
     static constexpr std::int64_t sum_chunk = detail::parallel_min_work;
     template <class T>
     static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int /*device*/, const T* device_scale = nullptr) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]]
-            return tape->ops.push_back([=] { sum(x, n, out, scale, overwrite, 0, device_scale); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_block(n, kernels::BlockSum<T>{x, n, out, scale, overwrite, device_scale});
+            return tape->add([=] { sum(x, n, out, scale, overwrite, 0, device_scale); });
+        }
         ++counters().kernel_launches;
         const auto chunk_sum = [x, n](std::int64_t chunk) {
             const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
@@ -322,7 +343,10 @@ struct Cpu {
     // call where f offers rows8 and the rows are narrow (kernels::rows8).
     template <class F>
     static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] return tape->ops.push_back([rows, cols, f] { launch_rows(rows, cols, f, 0); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_each(rows, f);
+            return tape->add([rows, cols, f] { launch_rows(rows, cols, f, 0); });
+        }
 #if defined(MINIGRAD_ROWS8)
         if constexpr (requires { f.rows8(std::int64_t{}); }) {
             if (cols <= rows8_max_cols && rows >= 8 && has_avx2_fma()) {
@@ -517,8 +541,10 @@ struct Cpu {
     template <class L, class T>
     static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
                              std::string_view op, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]]
-            return tape->ops.push_back([=] { check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_block(n, kernels::LabelCheck<L, T>{target, n, classes, ignore_index, inv_count, op.data()});
+            return tape->add([=] { check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
+        }
         // As unsigned, a negative label is huge: one compare per label, in the label's own width.
         using U = std::make_unsigned_t<std::conditional_t<std::is_same_v<L, bool>, unsigned char, L>>;
         constexpr auto most = static_cast<unsigned long long>(std::numeric_limits<L>::max());
@@ -552,6 +578,21 @@ struct Cpu {
                 classes, classes);
         }
         if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
+    }
+
+    // f.block(team) for a block functor (tape.hpp): on the host the team is this thread alone. A
+    // label the functor reports as out of range is thrown here, as check_labels does.
+    template <class F>
+    static void launch_block(const F& f, int device) {
+        if (detail::cpu_recording()) [[unlikely]] refuse_during_capture(device, "running a compiled program");
+        ++counters().kernel_launches;
+        kernels::LabelError error{};
+        f.block(kernels::HostTeam{&error});
+        if (error.flag) [[unlikely]] {
+            detail::fail<ValueError>(
+                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) (the input has {} columns)",
+                error.op ? error.op : "cross_entropy", error.value, error.index, error.classes, error.classes);
+        }
     }
 
     // ---- graphs (used by StepGraph): a tape of launches ------------------------------------------

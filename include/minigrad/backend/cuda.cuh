@@ -37,6 +37,7 @@
 #include "../error.hpp"
 #include "caching_allocator.hpp"
 #include "kernels.hpp"
+#include "tape.hpp"
 
 #define MINIGRAD_CUDA_CHECK(call) ::minigrad::cuda::detail::check((call), #call, __FILE__, __LINE__)
 #define MINIGRAD_CUBLAS_CHECK(call) ::minigrad::cuda::detail::check_cublas((call), #call, __FILE__, __LINE__)
@@ -63,13 +64,7 @@ inline void check_cublas(cublasStatus_t status, const char* call, const char* fi
 // Labels outside [0, classes) found by a kernel. Lives in mapped host memory, so the kernel writes
 // it without a copy and the host reads it after its next sync. `op` is the op's name, a string
 // literal of the host (the kernel only copies the pointer).
-struct LabelError {
-    int flag;
-    long long index;
-    long long value;
-    long long classes;
-    const char* op;
-};
+using LabelError = kernels::LabelError;
 
 }  // namespace detail
 
@@ -293,6 +288,42 @@ __global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_
     }
 }
 
+// The team of a block functor (tape.hpp) on the GPU: the Threads threads of one block. sum() gives
+// every thread the block's total (CUB's block reduction, then a broadcast through shared memory).
+template <int Threads>
+struct BlockTeam {
+    kernels::LabelError* label_error;
+    __device__ int thread() const { return static_cast<int>(threadIdx.x); }
+    __device__ int threads() const { return Threads; }
+    __device__ void sync() const { __syncthreads(); }
+    template <class T>
+    __device__ T sum(T v) const {
+        using Reduce = cub::BlockReduce<T, Threads>;
+        __shared__ typename Reduce::TempStorage temp;
+        __shared__ T total;
+        const T block_total = Reduce(temp).Sum(v);
+        if (threadIdx.x == 0) total = block_total;
+        __syncthreads();
+        const T out = total;
+        __syncthreads();  // temp and total are free for the next sum
+        return out;
+    }
+    __device__ void report_label(long long index, long long value, long long classes, const char* op) const {
+        if (atomicCAS(&label_error->flag, 0, 1) == 0) {
+            label_error->index = index;
+            label_error->value = value;
+            label_error->classes = classes;
+            label_error->op = op;
+        }
+    }
+};
+
+// A block functor run by one block of Threads threads.
+template <int Threads, class F>
+__global__ void __launch_bounds__(Threads) for_one_block(F f, kernels::LabelError* label_error) {
+    f.block(BlockTeam<Threads>{label_error});
+}
+
 }  // namespace detail
 
 struct Cuda {
@@ -397,6 +428,7 @@ struct Cuda {
         counters().host_to_device_bytes += bytes;
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int device) {
+        detail::record_copy(dst, src, bytes);
         if (bytes) MINIGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream(device)));
     }
     static void download(void* dst, const void* src, std::size_t bytes, int device) {
@@ -425,6 +457,7 @@ struct Cuda {
     template <class F>
     static void launch(std::int64_t n, const F& f, int device) {
         if (n <= 0) return;
+        detail::record_each(n, f);
         auto& s = state(device);
         const std::int64_t blocks = (n + threads - 1) / threads;
         const int grid = static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
@@ -439,6 +472,7 @@ struct Cuda {
     static void launch_rows(std::int64_t rows, std::int64_t cols, const F& f, int device) {
         if (rows <= 0) return;
         if (cols < warp_row_cols) return launch(rows, f, device);
+        detail::record_each(rows, f);
         auto& s = state(device);
         constexpr std::int64_t rows_per_block = threads / 32;
         const std::int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
@@ -507,6 +541,11 @@ struct Cuda {
         std::lock_guard lock(s.blas_mutex);
         cublasHandle_t handle = blas(s, device);
         if (!handle) return false;
+        if (auto* records = detail::recording_tape()) {
+            records->refuse(fmt::format("it has a {}x{}x{} matrix product, which goes to cuBLAS (set_cublas_crossover() "
+                                        "moves the size from which products do)",
+                                        g.m, g.n, g.k));
+        }
         if (g.bias) launch(g.m * g.n, kernels::BroadcastRow<T>{g.bias, g.c, g.n, g.overwrite}, device);
         constexpr bool is_float = std::is_same_v<T, float>;
         constexpr cudaDataType type = is_float ? CUDA_R_32F : CUDA_R_64F;
@@ -530,6 +569,8 @@ struct Cuda {
     static constexpr std::int64_t device_reduce_min = std::int64_t(1) << 16;
     template <class T>
     static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device, const T* device_scale = nullptr) {
+        detail::record_block(n, kernels::BlockSum<T>{x, n, out, scale, overwrite, device_scale});
+        const detail::NotRecorded parts;
         if (n < device_reduce_min) {
             constexpr int sum_threads = 256;
             detail::sum_kernel<T, sum_threads><<<1, sum_threads, 0, stream(device)>>>(x, n, out, scale, overwrite, device_scale);
@@ -579,11 +620,23 @@ struct Cuda {
     static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
                              std::string_view op, int device) {
         if (n <= 0 && !inv_count) return;
+        detail::record_block(n, kernels::LabelCheck<L, T>{target, n, classes, ignore_index, inv_count, op.data()});
         auto& s = state(device);
         const std::int64_t blocks = (n + threads - 1) / threads;
         const int grid = inv_count ? 1 : static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
         detail::check_labels_kernel<L, T, threads><<<grid, threads, 0, s.stream>>>(target, n, classes, ignore_index, inv_count,
                                                                                    op.data(), s.label_error_device);
+        MINIGRAD_CUDA_CHECK(cudaGetLastError());
+        ++counters().kernel_launches;
+    }
+
+    // f.block(team) for a block functor (tape.hpp), run by one block of block_threads threads: a
+    // compiled step's whole program (compiled.hpp). A label it reports surfaces at the next sync.
+    static constexpr int block_threads = 256;
+    template <class F>
+    static void launch_block(const F& f, int device) {
+        auto& s = state(device);
+        detail::for_one_block<block_threads><<<1, block_threads, 0, s.stream>>>(f, s.label_error_device);
         MINIGRAD_CUDA_CHECK(cudaGetLastError());
         ++counters().kernel_launches;
     }

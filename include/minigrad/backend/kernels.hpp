@@ -281,6 +281,7 @@ struct GemmElement {
     T* c;
     index_t m, n, k;
     bool trans_a, trans_b, overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return k > 0 ? k : 1; }
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t row = i / n, col = i % n;
         T acc = bias ? bias[col] : T(0);

@@ -3,9 +3,10 @@
 // The mask is never stored: element i is kept where a hash of (seed, offset + i) says so, the seed
 // and offset coming from a Generator (Generator::reserve). Both backends compute the same hash, so
 // they draw the same mask; backward recomputes it. In a captured step (StepGraph) the seed and
-// offset live in backend memory instead, and before each replay a hook draws the next counters from
-// the generator and writes them there: every replay gets a fresh mask, the one the same step run
-// eagerly would have drawn.
+// offset live in backend memory instead: before a replay of k steps a hook draws the counters of
+// all k from the generator and writes the first step's, and the distance between steps, there; the
+// end of each replayed step moves the offset on by that distance. Every replayed step gets a fresh
+// mask, the one the same step run eagerly would have drawn.
 #pragma once
 
 #include <cmath>
@@ -38,7 +39,7 @@ MINIGRAD_HD inline std::uint32_t mix32(std::uint32_t x) {
 struct DropoutMask {
     std::uint64_t seed, offset;
     std::uint32_t drop_below;
-    const std::uint64_t* counter_at = nullptr;  // (2) {seed, offset} in backend memory, for a captured step; else null
+    const std::uint64_t* counter_at = nullptr;  // (3) {seed, offset, stride} in backend memory, for a captured step; else null
     MINIGRAD_HD static std::uint32_t threshold(double p) { return static_cast<std::uint32_t>(p * 4294967296.0); }
     MINIGRAD_HD bool keep(index_t i) const {
         const std::uint64_t seed = counter_at ? counter_at[0] : this->seed;
@@ -49,14 +50,23 @@ struct DropoutMask {
     }
 };
 
-// at is (2): the seed and offset of a captured dropout's next replay; one index
+// at is (3): the seed and offset of a captured dropout's next replayed step, and how far the offset
+// moves from one step to the next; one index
 struct SetDropoutCounter {
     std::uint64_t* at;
-    std::uint64_t seed, offset;
+    std::uint64_t seed, offset, stride;
     MINIGRAD_HD void operator()(index_t) const {
         at[0] = seed;
         at[1] = offset;
+        at[2] = stride;
     }
+};
+
+// at is (3), as SetDropoutCounter's: the end of a replayed step moves the offset to the next
+// step's; one index
+struct AdvanceDropoutCounter {
+    std::uint64_t* at;
+    MINIGRAD_HD void operator()(index_t) const { at[1] += at[2]; }
 };
 
 // x, y are (n); i over n. A dropped element is x * 0 (NaN stays NaN, as PyTorch's x * mask).
@@ -89,23 +99,34 @@ inline void check_dropout_p(std::string_view op, double p) {
     if (!(p >= 0.0 && p < 1.0)) fail<ValueError>("{}: p={} is not a dropout probability, expected 0 <= p < 1", op, p);
 }
 
-// A dropout captured in a StepGraph: before each replay, draws the counters the op would have
-// drawn had the step run eagerly, and writes them where the captured kernels read them.
+// A dropout captured in a StepGraph: before a replay, draws the counters the op would have drawn
+// had the steps run eagerly (in step order, among the other hooks), and writes the first step's
+// where the captured kernels read them, with the distance to the next step's.
 template <class B>
 struct DropoutReplay final : ReplayHook {
+    static constexpr std::size_t bytes = 3 * sizeof(std::uint64_t);
     Generator* gen;
     std::uint64_t count;
     int device;
     std::uint64_t* at;
+    Generator::Counter first{}, second{};
     DropoutReplay(Generator& g, std::uint64_t n, int dev)
-        : gen(&g), count(n), device(dev), at(static_cast<std::uint64_t*>(B::allocate_state(2 * sizeof(std::uint64_t), dev))) {}
+        : gen(&g), count(n), device(dev), at(static_cast<std::uint64_t*>(B::allocate_state(bytes, dev))) {}
     DropoutReplay(const DropoutReplay&) = delete;
     DropoutReplay& operator=(const DropoutReplay&) = delete;
-    ~DropoutReplay() override { B::deallocate(at, 2 * sizeof(std::uint64_t), device); }
-    void before_replay() override {
+    ~DropoutReplay() override { B::deallocate(at, bytes, device); }
+    void before_step(std::int64_t step) override {
         const auto counter = gen->reserve(count);
-        B::launch(1, kernels::SetDropoutCounter{at, counter.seed, counter.offset}, device);
+        if (step == 0) first = counter;
+        if (step == 1) second = counter;
     }
+    void before_replay(std::int64_t steps) override {
+        // Each step's offset is the one before plus what the generator gave out in between: the same
+        // for every step, since only the step's own dropouts draw from it while it replays.
+        const std::uint64_t stride = steps > 1 ? second.offset - first.offset : 0;
+        B::launch(1, kernels::SetDropoutCounter{at, first.seed, first.offset, stride}, device);
+    }
+    void end_of_step() override { B::launch(1, kernels::AdvanceDropoutCounter{at}, device); }
 };
 
 // Eagerly: the next n counters of the generator. Inside a capture: nothing drawn now; the mask

@@ -127,7 +127,7 @@ class MultiTensorOptimizer : public Optimizer {
         auto flush = [&] {
             if (table.count == 0) return;
             const auto rule = make_rule(lr_on(device));
-            B::launch(table.lane_offset[table.count], kernels::LaneUpdate<T, decltype(rule)>{table, rule}, device);
+            B::launch(table.lane_offset[table.count], kernels::LaneUpdate<T, std::remove_const_t<decltype(rule)>>{table, rule}, device);
             table = {};
         };
         for (std::size_t i = 0; i < params_.size(); ++i) {

@@ -1,0 +1,228 @@
+// A captured step's launches as data: the record tape that a StepGraph in compiled mode makes while
+// it captures (graph.hpp; the program that runs it is in compiled.hpp). Every backend primitive that
+// launches work appends a record: which functor (a key per type), its arguments (the functor's
+// bytes, copied) and its index range. Work that cannot be a record (host work, a library call such
+// as cuBLAS) makes the tape refuse, with the reason. Backend-neutral: it knows no op, and a backend
+// only calls record_each/record_block/record_refuse while recording_tape() is set.
+//
+// Two kinds of functor are recorded. An index functor (kernels.hpp's rules) is run as f(i) for
+// every i < n, the indices shared among the block's threads. A block functor has
+// block(team) instead: a piece of work that one block does together (a sum, the label check),
+// written against a team that says which thread this is, how many there are, and sums a value
+// over all of them. kernels::HostTeam below is the host's team of one; the GPU's is in cuda.cuh.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+#include <vector>
+
+#if defined(__GNUC__)
+#include <cxxabi.h>
+#endif
+
+#include <fmt/format.h>
+
+#include "kernels.hpp"
+
+namespace minigrad {
+namespace kernels {
+
+// A label outside [0, classes) that a device check found (the first one to report). `op` is the
+// op's name, a string literal of the host.
+struct LabelError {
+    int flag;
+    long long index;
+    long long value;
+    long long classes;
+    const char* op;
+};
+
+// The host's team for a block functor: one thread, so its sum is the value itself.
+// (Annotated for both sides only so that nvcc may compile the programs that take it for the device
+// too; it runs on the host.)
+struct HostTeam {
+    LabelError* label_error;
+    MINIGRAD_HD int thread() const { return 0; }
+    MINIGRAD_HD int threads() const { return 1; }
+    MINIGRAD_HD void sync() const {}
+    template <class T>
+    MINIGRAD_HD T sum(T v) const {
+        return v;
+    }
+    MINIGRAD_HD void report_label(long long index, long long value, long long classes, const char* op) const {
+        if (!label_error->flag) *label_error = {1, index, value, classes, op};
+    }
+};
+
+// x is (n), out is (1): out = scale * sum(x) (* device_scale[0] where given), written or added.
+// The sum primitive as a block functor: each thread sums a strided slice, the team adds them.
+template <class T>
+struct BlockSum {
+    const T* x;
+    index_t n;
+    T* out;
+    T scale;
+    bool overwrite;
+    const T* device_scale;
+    template <class Team>
+    MINIGRAD_HD void block(const Team& team) const {
+        T partial = 0;
+        for (index_t i = team.thread(); i < n; i += team.threads()) partial += x[i];
+        const T total = team.sum(partial);
+        if (team.thread() == 0) out[0] = write(out[0], device_scale ? total * scale * device_scale[0] : total * scale, overwrite);
+    }
+};
+
+// target is (n): reports a label outside [0, classes) that is not ignore_index; where inv_count is
+// given it gets 1 / the number of labels not ignored. The label check as a block functor.
+template <class L, class T>
+struct LabelCheck {
+    const L* target;
+    index_t n;
+    index_t classes;
+    index_t ignore_index;
+    T* inv_count;
+    const char* op;
+    template <class Team>
+    MINIGRAD_HD void block(const Team& team) const {
+        long long counted = 0;
+        for (index_t i = team.thread(); i < n; i += team.threads()) {
+            const long long t = static_cast<long long>(target[i]);
+            if (t == ignore_index) continue;
+            ++counted;
+            if (t < 0 || t >= classes) team.report_label(i, t, classes, op);
+        }
+        if (inv_count) {
+            const long long total = team.sum(counted);
+            if (team.thread() == 0) *inv_count = T(1) / static_cast<T>(total);
+        }
+    }
+};
+
+// dst, src are (n) words of Word: a copy within a backend as an index functor; i over n
+template <class Word>
+struct CopyWords {
+    Word* dst;
+    const Word* src;
+    MINIGRAD_HD void operator()(index_t i) const { dst[i] = src[i]; }
+};
+
+}  // namespace kernels
+
+namespace detail {
+
+// One address per functor type: the record's key, resolved to an index into the compiled set
+// when the step is compiled.
+template <class F>
+inline constexpr char functor_key = 0;
+
+inline std::string type_name(const std::type_info& info) {
+#if defined(__GNUC__)
+    int status = 0;
+    char* name = abi::__cxa_demangle(info.name(), nullptr, nullptr, &status);
+    if (status == 0 && name) {
+        std::string out(name);
+        std::free(name);
+        return out;
+    }
+#endif
+    return info.name();
+}
+
+// One launch: the functor's key and arguments (bytes at args_offset in the tape's arena), its
+// index range n (index functors; 0 for block functors) and its work, the multiply-adds or element
+// steps it stands for, which compiled mode weighs against what one block should take on.
+struct TapeRecord {
+    const void* type = nullptr;
+    const std::type_info* info = nullptr;
+    std::int64_t n = 0;
+    std::int64_t work = 0;
+    std::int64_t args_offset = 0;
+    std::int32_t tag = -1;  // the functor's index in the compiled set, once resolved
+    bool is_block = false;
+};
+
+struct RecordTape {
+    static constexpr std::size_t arg_align = 16;
+    std::vector<TapeRecord> records;
+    std::vector<unsigned char> arena;  // the functors' bytes, each at a multiple of arg_align
+    std::string refused;               // why the step cannot be one program ("" while it can)
+
+    void refuse(std::string why) {
+        if (refused.empty()) refused = std::move(why);
+    }
+    template <class F>
+    void add(std::int64_t n, std::int64_t work, bool is_block, const F& f) {
+        if constexpr (!std::is_trivially_copyable_v<F> || alignof(F) > arg_align) {
+            refuse(fmt::format("it launches {}, which is not a plain struct that can be copied to the device",
+                               type_name(typeid(F))));
+        } else {
+            const std::size_t offset = (arena.size() + arg_align - 1) / arg_align * arg_align;
+            arena.resize(offset + sizeof(F));
+            std::memcpy(arena.data() + offset, &f, sizeof(F));
+            TapeRecord r;
+            r.type = &functor_key<F>;
+            r.info = &typeid(F);
+            r.n = n;
+            r.work = work;
+            r.args_offset = static_cast<std::int64_t>(offset);
+            r.is_block = is_block;
+            records.push_back(r);
+        }
+    }
+};
+
+// The tape this thread's launches are recorded into (null: none).
+inline RecordTape*& recording_tape() {
+    thread_local RecordTape* tape = nullptr;
+    return tape;
+}
+
+// For the backends' primitives: append a launch to the tape being recorded, if any.
+template <class F>
+inline void record_each(std::int64_t n, const F& f) {
+    if (RecordTape* tape = recording_tape()) [[unlikely]] {
+        std::int64_t work = n;
+        if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
+        tape->add(n, work, false, f);
+    }
+}
+template <class T>
+inline void record_gemm(const kernels::GemmElement<T>& g) {
+    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->add(g.m * g.n, g.m * g.n * (g.k > 0 ? g.k : 1), false, g);
+}
+template <class F>
+inline void record_block(std::int64_t work, const F& f) {
+    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->add(0, work, true, f);
+}
+// A copy of `bytes` within the backend, as whole words where both ends allow it.
+inline void record_copy(void* dst, const void* src, std::size_t bytes) {
+    if (!recording_tape() || bytes == 0) [[likely]] return;
+    const auto aligned = [&](std::size_t w) {
+        return bytes % w == 0 && reinterpret_cast<std::uintptr_t>(dst) % w == 0 && reinterpret_cast<std::uintptr_t>(src) % w == 0;
+    };
+    if (aligned(4)) {
+        record_each(static_cast<std::int64_t>(bytes / 4),
+                    kernels::CopyWords<std::uint32_t>{static_cast<std::uint32_t*>(dst), static_cast<const std::uint32_t*>(src)});
+    } else {
+        record_each(static_cast<std::int64_t>(bytes),
+                    kernels::CopyWords<unsigned char>{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src)});
+    }
+}
+// While it lives, this thread's launches are not recorded: for a primitive that recorded itself as
+// one record and then launches its parts.
+struct NotRecorded {
+    RecordTape* saved = std::exchange(recording_tape(), nullptr);
+    NotRecorded() = default;
+    NotRecorded(const NotRecorded&) = delete;
+    NotRecorded& operator=(const NotRecorded&) = delete;
+    ~NotRecorded() { recording_tape() = saved; }
+};
+
+}  // namespace detail
+}  // namespace minigrad

@@ -1,0 +1,231 @@
+// A compiled step: the record tape of a captured step (backend/tape.hpp) turned into one program
+// that one block of threads runs from start to end, k steps per launch (StepGraph in
+// StepMode::compiled, graph.hpp). It is possible because every functor a step launches comes from
+// the library: CompiledFunctors lists them, and the program finds each record's functor type by
+// its index in that list (a binary search over the list at compile time, so the device never makes
+// an indirect call). Between records the block synchronises, as consecutive launches would.
+//
+// What it refuses (and StepGraph then replays the CUDA graph instead, saying why): host work in
+// the step, a library call (a cuBLAS product), a functor outside the list (a double step: the list
+// is float only; a user's own functor), and a record with more work than one block should take on
+// (compiled_max_work). docs/design.md, "Compiled steps", says when to use which mode.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "backend/tape.hpp"
+#include "loss_log.hpp"
+#include "ops/broadcast.hpp"
+#include "ops/dropout.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/embedding.hpp"
+#include "ops/layer_norm.hpp"
+#include "ops/loss.hpp"
+#include "ops/reduce.hpp"
+#include "ops/shape.hpp"
+#include "ops/softmax.hpp"
+#include "ops/softmax_dim.hpp"
+#include "ops/unary.hpp"
+#include "optim/adam.hpp"
+#include "optim/clip_grad.hpp"
+#include "optim/rmsprop.hpp"
+#include "optim/sgd.hpp"
+
+namespace minigrad {
+namespace detail {
+
+template <class... Fs>
+struct TypeList {};
+template <class... Ls>
+struct Concat;
+template <class... Fs>
+struct Concat<TypeList<Fs...>> {
+    using type = TypeList<Fs...>;
+};
+template <class... As, class... Bs, class... Rest>
+struct Concat<TypeList<As...>, TypeList<Bs...>, Rest...> {
+    using type = typename Concat<TypeList<As..., Bs...>, Rest...>::type;
+};
+
+// The elementwise binary ops for one rule: the operand pairs broadcast.hpp's with_operands and the
+// tensor-number forms choose.
+template <class T, class Rule>
+struct BinaryFamily {
+    using R = kernels::Read;
+    template <R A, R B>
+    using Fwd = kernels::BinaryForward<T, Rule, kernels::Operand<T, A>, kernels::Operand<T, B>>;
+    template <int Side, R A, R B>
+    using Bwd = kernels::BinaryBackward<T, Rule, Side, kernels::Operand<T, A>, kernels::Operand<T, B>>;
+    template <R A, R B>
+    using Pair = TypeList<Fwd<A, B>, Bwd<0, A, B>, Bwd<1, A, B>>;
+    using type = typename Concat<Pair<R::same, R::same>, Pair<R::same, R::row>, Pair<R::row, R::same>,
+                                 Pair<R::strided, R::strided>, Pair<R::same, R::scalar>, Pair<R::scalar, R::same>>::type;
+};
+template <class T, template <class> class... Rules>
+using UnaryFamily = TypeList<kernels::UnaryForward<T, Rules<T>>..., kernels::UnaryBackward<T, Rules<T>>...>;
+
+template <class T, class L>
+using LabelledFunctors =
+    TypeList<kernels::LabelCheck<L, T>, kernels::CrossEntropyForward<T, L, false>, kernels::CrossEntropyForward<T, L, true>,
+             kernels::CrossEntropyBackward<T, L, false, Reduction::Mean>,
+             kernels::CrossEntropyBackward<T, L, false, Reduction::Sum>,
+             kernels::CrossEntropyBackward<T, L, false, Reduction::None>,
+             kernels::CrossEntropyBackward<T, L, true, Reduction::Mean>,
+             kernels::CrossEntropyBackward<T, L, true, Reduction::Sum>,
+             kernels::CrossEntropyBackward<T, L, true, Reduction::None>, kernels::NllForward<T, L>,
+             kernels::NllBackward<T, L>, kernels::EmbeddingForward<T, L>, kernels::EmbeddingBackward<T, L>,
+             kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>>;
+
+template <class T>
+using CoreFunctors = TypeList<
+    // backend primitives (kernels.hpp, tape.hpp)
+    kernels::Fill<T>, kernels::AddScalar<T>, kernels::ScaleInPlace<T>, kernels::AccumulateGrad<T>, kernels::SumRows<T>,
+    kernels::SumRowsPartial<T>, kernels::ScaleWrite<T>, kernels::BroadcastRow<T>, kernels::BroadcastScalarGrad<T>,
+    kernels::GemmElement<T>, kernels::BlockSum<T>, kernels::CopyWords<std::uint32_t>, kernels::CopyWords<unsigned char>,
+    // the loss log, dropout
+    kernels::RecordScalar<T>, kernels::SetLogStorage, kernels::SetDropoutCounter, kernels::AdvanceDropoutCounter,
+    kernels::DropoutForward<T>, kernels::DropoutBackward<T>,
+    // losses without labels, softmax, reductions, shapes, layer norm, broadcasting sums
+    kernels::PointwiseLossForward<T, kernels::MseRule>, kernels::PointwiseLossBackward<T, kernels::MseRule>,
+    kernels::PointwiseLossForward<T, kernels::L1Rule>, kernels::PointwiseLossBackward<T, kernels::L1Rule>,
+    kernels::PointwiseLossForward<T, kernels::BceWithLogitsRule>, kernels::PointwiseLossBackward<T, kernels::BceWithLogitsRule>,
+    kernels::LogSoftmaxForward<T>, kernels::LogSoftmaxBackward<T>, kernels::SoftmaxDimForward<T>, kernels::SoftmaxDimBackward<T>,
+    kernels::SumDim<T>, kernels::SumDimBackward<T>, kernels::Permute<T>, kernels::WindowRead<T>, kernels::WindowWrite<T>,
+    kernels::NarrowBackward<T>, kernels::LayerNormForward<T>, kernels::LayerNormBackward<T>,
+    kernels::LayerNormWeightBackward<T>, kernels::SumBroadcast<T>,
+    // optimizers, gradient clipping
+    kernels::SgdUpdate<T>, kernels::LaneUpdate<T, kernels::AdamRule<T>>, kernels::LaneUpdate<T, kernels::RmspropRule<T>>,
+    kernels::SquareGrads<T>, kernels::ClipGrads<T>>;
+
+}  // namespace detail
+
+// Every functor a compiled step may launch: float steps, labels of 32 or 64 bits.
+using CompiledFunctors = typename detail::Concat<
+    detail::CoreFunctors<float>, detail::LabelledFunctors<float, std::int32_t>, detail::LabelledFunctors<float, std::int64_t>,
+    detail::UnaryFamily<float, kernels::Neg, kernels::Exp, kernels::Log, kernels::Sqrt, kernels::Pow, kernels::Abs,
+                        kernels::Clamp, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
+    typename detail::BinaryFamily<float, kernels::Add<float>>::type, typename detail::BinaryFamily<float, kernels::Sub<float>>::type,
+    typename detail::BinaryFamily<float, kernels::Mul<float>>::type,
+    typename detail::BinaryFamily<float, kernels::Div<float>>::type>::type;
+
+// A record of the program: which functor (its index in CompiledFunctors), where its bytes are in
+// the program's arena, and its index range (index functors).
+struct ProgramOp {
+    std::int64_t n;
+    std::int64_t args_offset;
+    std::int32_t tag;
+};
+
+// One record's work (multiply-adds or element steps) from which compiled mode refuses a step: one
+// block of threads would take longer than the launches it saves. A guess, not a measurement
+// (scripts/gpu-check.sh times the modes on a GPU).
+inline constexpr std::int64_t compiled_max_work = std::int64_t{1} << 20;
+
+namespace kernels {
+
+// The program: `steps` times, every op in order, the block synchronising after each. A block
+// functor: Cpu::launch_block runs it on one host thread, Cuda::launch_block on one GPU block.
+template <class List>
+struct TapeProgram;
+template <class... Fs>
+struct TapeProgram<detail::TypeList<Fs...>> {
+    const ProgramOp* ops;
+    const unsigned char* arena;
+    std::int64_t count;
+    std::int64_t steps;
+
+    template <class Team>
+    MINIGRAD_HD void block(const Team& team) const {
+        for (std::int64_t s = 0; s < steps; ++s) {
+            for (std::int64_t r = 0; r < count; ++r) {
+                const ProgramOp op = ops[r];
+                dispatch<0, sizeof...(Fs)>(op, team);
+                team.sync();
+            }
+        }
+    }
+
+  private:
+    template <std::size_t I>
+    using At = std::tuple_element_t<I, std::tuple<Fs...>>;
+
+    template <std::size_t Lo, std::size_t Hi, class Team>
+    MINIGRAD_HD void dispatch(const ProgramOp& op, const Team& team) const {
+        if constexpr (Hi - Lo == 1) {
+            run<At<Lo>>(op, team);
+        } else {
+            constexpr std::size_t mid = (Lo + Hi) / 2;
+            if (static_cast<std::size_t>(op.tag) < mid)
+                dispatch<Lo, mid>(op, team);
+            else
+                dispatch<mid, Hi>(op, team);
+        }
+    }
+    template <class F, class Team>
+    MINIGRAD_HD void run(const ProgramOp& op, const Team& team) const {
+        const F& f = *reinterpret_cast<const F*>(arena + op.args_offset);
+        if constexpr (requires { f.block(team); }) {
+            f.block(team);
+        } else {
+            // a small functor is copied into registers; a large one (an optimizer's table) is read in place
+            if constexpr (sizeof(F) <= 128) {
+                const F local = f;
+                for (index_t i = team.thread(); i < op.n; i += team.threads()) local(i);
+            } else {
+                for (index_t i = team.thread(); i < op.n; i += team.threads()) f(i);
+            }
+        }
+    }
+};
+
+}  // namespace kernels
+
+namespace detail {
+
+// Index of the functor whose key is `type` in the list, or -1.
+template <class... Fs>
+int compiled_tag(const void* type, TypeList<Fs...>) {
+    int tag = -1, i = 0;
+    (void)((type == &functor_key<Fs> ? (tag = i, true) : (++i, false)) || ...);
+    return tag;
+}
+
+// A record tape resolved against CompiledFunctors: the program's ops and arena, or why there is none.
+struct CompiledProgram {
+    std::vector<ProgramOp> ops;
+    std::vector<unsigned char> arena;
+    std::string refused;
+};
+inline CompiledProgram compile_tape(const RecordTape& tape) {
+    CompiledProgram out;
+    out.refused = tape.refused;
+    for (const TapeRecord& r : tape.records) {
+        if (!out.refused.empty()) break;
+        const int tag = compiled_tag(r.type, CompiledFunctors{});
+        if (tag < 0) {
+            out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
+                                      "(CompiledFunctors in compiled.hpp: float steps only)",
+                                      type_name(*r.info));
+        } else if (r.work > compiled_max_work) {
+            out.refused = fmt::format("it launches {} over {} steps of work, more than one block should take on "
+                                      "(compiled_max_work = {})",
+                                      type_name(*r.info), r.work, compiled_max_work);
+        }
+        out.ops.push_back({r.n, r.args_offset, tag});
+    }
+    if (tape.records.empty() && out.refused.empty()) out.refused = "it launched nothing";
+    if (!out.refused.empty()) {
+        out.ops.clear();
+        return out;
+    }
+    out.arena = tape.arena;
+    return out;
+}
+
+}  // namespace detail
+}  // namespace minigrad

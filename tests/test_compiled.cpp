@@ -1,0 +1,207 @@
+// Compiled steps (StepMode::compiled, compiled.hpp): the captured step as one program of records.
+// On the CPU, replay(k) runs the tape (bit for bit eager); run_program(k) runs the program a GPU
+// block would run, with one host thread as the block: the GPU path's records, dispatch, block sums,
+// label check, k steps per launch and dropout counters, tested without a GPU.
+#include <cmath>
+#include <map>
+
+#include "helpers.hpp"
+#include "iris.hpp"
+
+namespace {
+
+const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
+
+// The largest relative difference between two runs' values (against max(|a|, 1e-3)).
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])) / std::max(std::abs(double(a[i])), 1e-3));
+    return worst;
+}
+// Parameters: the largest difference, relative to max(|a|, 0.1) (weights near zero move by
+// rounding alone).
+double max_param_diff(const std::map<std::string, mg::nn::HostArray<float>>& a, const std::map<std::string, mg::nn::HostArray<float>>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (const auto& [name, array] : a) {
+        const auto& other = b.at(name).values;
+        REQUIRE(other.size() == array.values.size());
+        for (std::size_t i = 0; i < other.size(); ++i)
+            worst = std::max(worst, std::abs(double(array.values[i]) - double(other[i])) / std::max(std::abs(double(other[i])), 0.1));
+    }
+    return worst;
+}
+
+// Iris: data, model (seed 42), SGD with momentum; step() records the loss.
+struct Iris {
+    mg::Tensor<mg::Cpu> x;
+    mg::Tensor<mg::Cpu, std::int32_t> y;
+    examples::IrisMLP<mg::Cpu> model;
+    mg::optim::SGD<mg::Cpu, float> opt;
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::LossLog log;
+    explicit Iris(const examples::IrisSplit& split)
+        : x(mg::Tensor<mg::Cpu>::from(split.x_train)),
+          y(mg::Tensor<mg::Cpu, std::int32_t>::from(split.y_train)),
+          model((mg::manual_seed(42), examples::IrisMLP<mg::Cpu>())),
+          opt(model.parameters(), {.lr = 0.05, .momentum = 0.9}) {}
+    void step() {
+        auto loss = loss_fn(model(x), y);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        log.record(loss);
+    }
+    void eager(int steps) {
+        for (int i = 0; i < steps; ++i) step();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("compiled step on the CPU: Iris with momentum compiles; replay(k) matches eager bit for bit and run_program(k)'s losses within 1e-6") {
+    const auto split = examples::load_iris(iris_path);
+    Iris eager(split), taped(split), program(split);
+    mg::StepGraph<mg::Cpu> tape_graph([&] { taped.step(); }, mg::StepMode::compiled);
+    mg::StepGraph<mg::Cpu> program_graph([&] { program.step(); }, mg::StepMode::compiled);
+
+    eager.eager(1 + 4 + 195);
+    tape_graph.replay();     // eager warm-up
+    tape_graph.replay(4);    // captures, then 4 steps
+    tape_graph.replay(195);  // k steps in one call
+    program_graph.run_program(1);
+    program_graph.run_program(4);
+    program_graph.run_program(195);
+
+    REQUIRE(tape_graph.compiled());
+    CHECK(tape_graph.fallback_reason().empty());
+    // forward (2 products, relu), the loss (label check, rows, mean), backward, SGD, the log: one
+    // record per launch of a step
+    CHECK(tape_graph.program_size() > 10);
+    CHECK(tape_graph.replays() == 200);
+    CHECK(program_graph.replays() == 200);
+
+    CHECK(taped.log.values() == eager.log.values());
+    CHECK(taped.model.parameter_values() == eager.model.parameter_values());
+
+    REQUIRE(program.log.size() == 200);
+    CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-6);
+    // products summed per output (GemmElement) and sums per block, as on the GPU: rounding apart
+    // (1.2e-6 measured after 200 steps)
+    CHECK(max_param_diff(program.model.parameter_values(), eager.model.parameter_values()) < 1e-5);
+    CHECK(program.log.values().back() < 0.5f * program.log.values().front());  // it trained
+}
+
+TEST_CASE("compiled step on the CPU: k steps in one program launch take no allocation, no host read, one launch") {
+    const auto split = examples::load_iris(iris_path);
+    Iris run(split);
+    mg::StepGraph<mg::Cpu> graph([&] { run.step(); }, mg::StepMode::compiled);
+    graph.run_program(2);  // warm-up and capture
+    const auto before = mg::counters();
+    graph.run_program(100);
+    const auto after = mg::counters();
+    CHECK(after.kernel_launches - before.kernel_launches == 1);  // the program (the log had room: its hook launched nothing)
+    CHECK(after.storage_allocs == before.storage_allocs);
+    CHECK(after.host_reads == before.host_reads);
+    CHECK(run.log.size() == 102);
+}
+
+TEST_CASE("compiled step on the CPU: dropout and Adam; each of k steps in one launch draws the mask an eager step draws") {
+    const auto x = mg::Tensor<mg::Cpu>::uniform({16, 8}, -1, 1);
+    const auto y = mg::Tensor<mg::Cpu, std::int64_t>::from(std::vector<std::int64_t>{0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3});
+    struct Run {
+        mg::nn::Sequential<mg::nn::Linear<mg::Cpu>, mg::nn::ReLU, mg::nn::Dropout, mg::nn::Linear<mg::Cpu>> model;
+        mg::optim::Adam<mg::Cpu, float> opt;
+        mg::Generator gen{11};
+        mg::LossLog log;
+        Run()
+            : model((mg::manual_seed(5), mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(8, 32), mg::nn::ReLU{}, mg::nn::Dropout(0.5),
+                                                              mg::nn::Linear<mg::Cpu>(32, 4)))),
+              opt(model.parameters(), {.lr = 1e-2}) {}
+    };
+    mg::nn::CrossEntropyLoss loss_fn;
+    auto step = [&](Run& r) {
+        auto h = r.model.layer<1>()(r.model.layer<0>()(x));
+        auto d1 = mg::dropout(h, 0.5, true, r.gen);
+        auto d2 = mg::dropout(d1, 0.25, true, r.gen);  // two dropouts on one generator: draws interleave per step
+        auto loss = loss_fn(r.model.layer<3>()(d2), y);
+        r.opt.zero_grad();
+        loss.backward();
+        r.opt.step();
+        r.log.record(loss);
+    };
+    Run eager, taped, program;
+    mg::StepGraph<mg::Cpu> tape([&] { step(taped); }, mg::StepMode::graph);
+    mg::StepGraph<mg::Cpu> graph([&] { step(program); }, mg::StepMode::compiled);
+    for (int i = 0; i < 30; ++i) step(eager);
+    tape.replay(2);
+    tape.replay(28);
+    graph.run_program(1);
+    graph.run_program(1);
+    graph.run_program(28);
+    CHECK(taped.log.values() == eager.log.values());  // the tape, k steps per call: bit for bit
+    CHECK(taped.model.parameter_values() == eager.model.parameter_values());
+    REQUIRE(graph.compiled());
+    CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-5);
+    CHECK(max_param_diff(program.model.parameter_values(), eager.model.parameter_values()) < 1e-5);
+    CHECK(program.gen.reserve(1).offset == eager.gen.reserve(1).offset);
+}
+
+TEST_CASE("compiled step: a step that cannot be one program says why, and still replays as a graph") {
+    SUBCASE("host work in the step") {
+        auto w = mg::Tensor<mg::Cpu>::uniform({5, 3}, -1, 1);
+        auto idx = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{0, 4, 2});
+        mg::LossLog log;
+        mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(mg::index_select(w, 0, idx))); }, mg::StepMode::compiled);
+        graph.replay(3);
+        INFO(graph.fallback_reason());
+        CHECK_FALSE(graph.compiled());
+        CHECK(graph.fallback_reason().starts_with("it runs work on the host inside the step"));
+        CHECK(log.size() == 3);
+        CHECK(error_message([&] { graph.run_program(); }).starts_with("StepGraph::run_program: the step could not be compiled: it runs work on the host"));
+    }
+    SUBCASE("a double step: the compiled set is float") {
+        auto w = mg::Tensor<mg::Cpu, double>::uniform({4, 3}, -1, 1);
+        w.requires_grad_();
+        mg::LossLog log;
+        mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(mg::relu(w))); }, mg::StepMode::compiled);
+        graph.replay(2);
+        INFO(graph.fallback_reason());
+        CHECK_FALSE(graph.compiled());
+        CHECK(graph.fallback_reason().find("not among the functors a compiled step can run") != std::string::npos);
+        CHECK(graph.fallback_reason().find("double") != std::string::npos);
+    }
+    SUBCASE("a record larger than one block should take on") {
+        auto a = mg::Tensor<mg::Cpu>::uniform({256, 256}, -1, 1);
+        auto b = mg::Tensor<mg::Cpu>::uniform({256, 256}, -1, 1);
+        mg::LossLog log;
+        mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(mg::matmul(a, b))); }, mg::StepMode::compiled);
+        graph.replay(2);
+        INFO(graph.fallback_reason());
+        CHECK_FALSE(graph.compiled());
+        CHECK(graph.fallback_reason().find("more than one block should take on") != std::string::npos);
+    }
+}
+
+TEST_CASE("compiled step on the CPU: a bad label in a new batch is found by the program's label check") {
+    const auto split = examples::load_iris(iris_path);
+    Iris run(split);
+    mg::StepGraph<mg::Cpu> graph([&] { run.step(); }, mg::StepMode::compiled);
+    graph.run_program(2);
+    run.y.data()[7] = 3;
+    CHECK(error_message([&] { graph.run_program(); }) ==
+          "cross_entropy: argument #2 'target' has class 3 at index 7, expected a class in [0, 3) (the input has 3 columns)");
+    CHECK(error_message([&] { graph.run_program(); }).starts_with("StepGraph: an earlier replay failed part way"));
+}
+
+TEST_CASE("StepGraph: replay(k) and run_program(k) refuse k < 1; run_program needs compiled mode") {
+    mg::LossLog log;
+    auto w = mg::Tensor<mg::Cpu>::full({3}, 1.0f);
+    mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(w)); });
+    CHECK(error_message([&] { graph.replay(0); }) == "StepGraph::replay: k=0 steps asked, expected at least 1");
+    CHECK(error_message([&] { graph.run_program(2); }) == "StepGraph::run_program: the graph is not in StepMode::compiled");
+    graph.replay(3);
+    CHECK(log.size() == 3);
+}
