@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything GPU-side in one call, for a lent H100/H200 (see docs/benchmarks.md): build with nvcc;
 # the GPU tests, also under compute-sanitizer memcheck, racecheck and synccheck; the Iris example on
-# CUDA with and without the graph; the Iris and digits benchmarks beside PyTorch on the same GPU;
+# CUDA with and without the graph; the Iris benchmark in every mode (eager, graph, compiled, compiled
+# 100 steps per launch) and the digits benchmark beside PyTorch on the same GPU;
 # mg::dist's NCCL transport as one rank (where Open MPI is installed);
 # the hand-fused reference limits (../shared/reference, copied into .gpudeps/reference by
 # scripts/gpu-deps.sh); cuBLAS against GemmElement; the scaling benchmark; then the table.
@@ -88,9 +89,14 @@ else skip iris_cuda "not built"; skip iris_cuda_nograph "not built"; fi
 if built $bin/bench/iris_bench; then
   step bench_minigrad 60 bench_minigrad.log $bin/bench/iris_bench --device cuda --repeats 3
   step bench_minigrad_graph 60 bench_minigrad_graph.log $bin/bench/iris_bench --device cuda --graph --repeats 3
+  # the compiled step: one launch per step, then 100 steps per launch (the log says if it fell back)
+  step bench_minigrad_compiled 60 bench_minigrad_compiled.log $bin/bench/iris_bench --device cuda --mode compiled --repeats 3
+  step bench_minigrad_compiled_k100 60 bench_minigrad_compiled_k100.log $bin/bench/iris_bench --device cuda --mode compiled \
+    --steps-per-launch 100 --repeats 3
   step bench_minigrad_cpu 60 bench_minigrad_cpu.log $bin/bench/iris_bench --device cpu --repeats 3
   step bench_minigrad_cpu_graph 60 bench_minigrad_cpu_graph.log $bin/bench/iris_bench --device cpu --graph --repeats 3
-else for n in bench_minigrad bench_minigrad_graph bench_minigrad_cpu bench_minigrad_cpu_graph; do skip $n "not built"; done; fi
+else for n in bench_minigrad bench_minigrad_graph bench_minigrad_compiled bench_minigrad_compiled_k100 bench_minigrad_cpu \
+  bench_minigrad_cpu_graph; do skip $n "not built"; done; fi
 step bench_torch_item 60 bench_torch_item.log python3 bench/torch_iris.py --device cuda --mode item --repeats 1
 step bench_torch_log 60 bench_torch_log.log python3 bench/torch_iris.py --device cuda --mode log --repeats 1
 step bench_torch_graph 60 bench_torch_graph.log python3 bench/torch_iris.py --device cuda --mode graph --repeats 3
@@ -152,7 +158,7 @@ step scaling_torch_graph 90 scaling_torch_graph.log bash -c 'scaling_all "$@"' _
     numbers=""
     log="$out/$name.log"
     case $name in
-      gpu_tests) numbers="$(grep -E "test cases:" "$log" 2>/dev/null | head -1); $(grep -oE "CPU/CUDA max relative difference.*" "$log" 2>/dev/null | head -1)" ;;
+      gpu_tests) numbers="$(grep -E "test cases:" "$log" 2>/dev/null | head -1); $(grep -oE "(Iris mode .*: )?CPU/CUDA max relative difference.*" "$log" 2>/dev/null | tr '\n' ';')" ;;
       memcheck|racecheck|synccheck) numbers=$(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$log" 2>/dev/null | tail -1) ;;
       iris_cuda*) numbers=$(grep -E "us/epoch|Final loss|Test accuracy|Host syncs" "$log" 2>/dev/null | tr '\n' ' ') ;;
       bench_*|digits_cuda) numbers=$(grep -E "median" "$log" 2>/dev/null | tail -1) ;;

@@ -161,6 +161,7 @@ TEST_CASE("compiled step: a step that cannot be one program says why, and still 
         CHECK(graph.fallback_reason().starts_with("it runs work on the host inside the step"));
         CHECK(log.size() == 3);
         CHECK(error_message([&] { graph.run_program(); }).starts_with("StepGraph::run_program: the step could not be compiled: it runs work on the host"));
+        CHECK(log.size() == 3);  // the refused call reserved nothing in the log
     }
     SUBCASE("a double step: the compiled set is float") {
         auto w = mg::Tensor<mg::Cpu, double>::uniform({4, 3}, -1, 1);
@@ -204,4 +205,42 @@ TEST_CASE("StepGraph: replay(k) and run_program(k) refuse k < 1; run_program nee
     CHECK(error_message([&] { graph.run_program(2); }) == "StepGraph::run_program: the graph is not in StepMode::compiled");
     graph.replay(3);
     CHECK(log.size() == 3);
+}
+
+TEST_CASE("CrossEntropyBlock, the one-launch forward a GPU takes for small losses, equals the check, rows and mean it replaces") {
+    using CE = mg::kernels::CrossEntropyForward<float, std::int64_t>;
+    const std::int64_t rows = 37, cols = 5;
+    const auto logits = mg::Tensor<mg::Cpu>::uniform({rows, cols}, -3, 3);
+    std::vector<std::int64_t> labels(rows);
+    for (std::int64_t r = 0; r < rows; ++r) labels[static_cast<std::size_t>(r)] = r % 7 == 3 ? -100 : r % cols;  // some ignored
+    const auto target = mg::Tensor<mg::Cpu, std::int64_t>::from(labels);
+    struct Buffers {
+        mg::Tensor<mg::Cpu> exps = mg::Tensor<mg::Cpu>::zeros({37, 5}), inv_sum = mg::Tensor<mg::Cpu>::zeros({38}),
+                            row_loss = mg::Tensor<mg::Cpu>::zeros({37}), out = mg::Tensor<mg::Cpu>::zeros({1});
+        CE forward(const mg::Tensor<mg::Cpu>& x, const mg::Tensor<mg::Cpu, std::int64_t>& t) {
+            return {x.data(), t.data(), row_loss.data(), exps.data(), inv_sum.data(), 5, -100, 0.0f};
+        }
+    } fused, apart;
+    mg::Cpu::launch_block(mg::kernels::CrossEntropyBlock<float, std::int64_t>{fused.forward(logits, target), rows, fused.out.data(),
+                                                                               fused.inv_sum.data() + rows, "cross_entropy"},
+                          0);
+    float* scale = apart.inv_sum.data() + rows;
+    mg::Cpu::launch_block(mg::kernels::LabelCheck<std::int64_t, float>{target.data(), rows, cols, -100, scale, "cross_entropy"}, 0);
+    mg::Cpu::launch(rows, apart.forward(logits, target), 0);
+    mg::Cpu::launch_block(mg::kernels::BlockSum<float>{apart.row_loss.data(), rows, apart.out.data(), 1.0f, true, scale}, 0);
+    CHECK(fused.out.to_vector() == apart.out.to_vector());
+    CHECK(fused.inv_sum.to_vector() == apart.inv_sum.to_vector());
+    // exps within rounding: Cpu::launch runs its loop compiled for AVX2+FMA where the CPU has it
+    const auto fe = fused.exps.to_vector(), ae = apart.exps.to_vector();
+    for (std::size_t i = 0; i < fe.size(); ++i) CHECK(fe[i] == doctest::Approx(ae[i]).epsilon(1e-6));
+    CHECK(fused.row_loss.to_vector() == apart.row_loss.to_vector());
+    CHECK(fused.out.to_vector()[0] == doctest::Approx(mg::cross_entropy(logits, target).item()).epsilon(1e-6));
+
+    labels[4] = 9;
+    const auto bad = mg::Tensor<mg::Cpu, std::int64_t>::from(labels);
+    CHECK(error_message([&] {
+              mg::Cpu::launch_block(mg::kernels::CrossEntropyBlock<float, std::int64_t>{fused.forward(logits, bad), rows, fused.out.data(),
+                                                                                         nullptr, "cross_entropy"},
+                                    0);
+          }) == "cross_entropy: argument #2 'target' has class 9 at index 4, expected a class in [0, 5) (the input has 5 columns)");
 }

@@ -31,6 +31,10 @@ struct Node {
     virtual ~Node() = default;
     // Reads out.grad and adds each input's share to that input's grad.
     virtual void backward(TensorImpl<B, T>& out) = 0;
+    // As backward(out) where out is backward()'s root, with out's gradient 1 and not stored: a rule
+    // that can take the 1 as given (a loss) does so and returns true, saving the launch that would
+    // write it. The default returns false and backward() writes the 1.
+    virtual bool backward_from_one(TensorImpl<B, T>& /*out*/) { return false; }
     // The inputs whose values the rule reads (bit i: inputs[i]), with the op's name for messages:
     // those must not have changed in place since the forward pass.
     virtual unsigned saved_inputs() const { return 0; }
@@ -191,10 +195,15 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
         }
     }
 
-    auto seed = grad_slot(*root);
-    B::launch(1, kernels::AddScalar<T>{seed.data, T(1), seed.overwrite}, root->device);
+    // The root's gradient is 1: where its rule can take that as a given (a loss), no launch writes it.
+    Node<B, T>* root_rule = root->grad_fn.get();
+    const bool seeded = root_rule && !root->grad && root_rule->backward_from_one(*root);
+    if (!seeded) {
+        auto seed = grad_slot(*root);
+        B::launch(1, kernels::AddScalar<T>{seed.data, T(1), seed.overwrite}, root->device);
+    }
     for (auto it = order.rbegin(); it != order.rend(); ++it)
-        if ((*it)->grad_fn) (*it)->grad_fn->backward(**it);
+        if ((*it)->grad_fn && !(seeded && *it == root.get())) (*it)->grad_fn->backward(**it);
 
     // Free the graph children-first, so every pointer in `order` stays valid while we walk it.
     for (TensorImpl<B, T>* impl : order) {

@@ -2,8 +2,9 @@
 // that one block of threads runs from start to end, k steps per launch (StepGraph in
 // StepMode::compiled, graph.hpp). It is possible because every functor a step launches comes from
 // the library: CompiledFunctors lists them, and the program finds each record's functor type by
-// its index in that list (a binary search over the list at compile time, so the device never makes
-// an indirect call). Between records the block synchronises, as consecutive launches would.
+// its index in that list (a binary search whose branches the compiler lays out, about eight per
+// record: no indirect call on the device). Between records the block synchronises, as consecutive
+// launches would.
 //
 // What it refuses (and StepGraph then replays the CUDA graph instead, saying why): host work in
 // the step, a library call (a cuBLAS product), a functor outside the list (a double step: the list
@@ -72,6 +73,7 @@ using UnaryFamily = TypeList<kernels::UnaryForward<T, Rules<T>>..., kernels::Una
 template <class T, class L>
 using LabelledFunctors =
     TypeList<kernels::LabelCheck<L, T>, kernels::CrossEntropyForward<T, L, false>, kernels::CrossEntropyForward<T, L, true>,
+             kernels::CrossEntropyBlock<T, L, false>, kernels::CrossEntropyBlock<T, L, true>,
              kernels::CrossEntropyBackward<T, L, false, Reduction::Mean>,
              kernels::CrossEntropyBackward<T, L, false, Reduction::Sum>,
              kernels::CrossEntropyBackward<T, L, false, Reduction::None>,
@@ -79,14 +81,15 @@ using LabelledFunctors =
              kernels::CrossEntropyBackward<T, L, true, Reduction::Sum>,
              kernels::CrossEntropyBackward<T, L, true, Reduction::None>, kernels::NllForward<T, L>,
              kernels::NllBackward<T, L>, kernels::EmbeddingForward<T, L>, kernels::EmbeddingBackward<T, L>,
-             kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>>;
+             kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>,
+             kernels::ArgmaxRows<T, L>>;
 
 template <class T>
 using CoreFunctors = TypeList<
     // backend primitives (kernels.hpp, tape.hpp)
     kernels::Fill<T>, kernels::AddScalar<T>, kernels::ScaleInPlace<T>, kernels::AccumulateGrad<T>, kernels::SumRows<T>,
     kernels::SumRowsPartial<T>, kernels::ScaleWrite<T>, kernels::BroadcastRow<T>, kernels::BroadcastScalarGrad<T>,
-    kernels::GemmElement<T>, kernels::BlockSum<T>, kernels::CopyWords<std::uint32_t>, kernels::CopyWords<unsigned char>,
+    kernels::GemmElement<T>, kernels::GemmRowSums<T>, kernels::BlockSum<T>, kernels::CopyWords<std::uint32_t>, kernels::CopyWords<unsigned char>,
     // the loss log, dropout
     kernels::RecordScalar<T>, kernels::SetLogStorage, kernels::SetDropoutCounter, kernels::AdvanceDropoutCounter,
     kernels::DropoutForward<T>, kernels::DropoutBackward<T>,
@@ -187,11 +190,11 @@ struct TapeProgram<detail::TypeList<Fs...>> {
 
 namespace detail {
 
-// Index of the functor whose key is `type` in the list, or -1.
+// Index of the functor type in the list, or -1.
 template <class... Fs>
-int compiled_tag(const void* type, TypeList<Fs...>) {
+int compiled_tag(const std::type_info& type, TypeList<Fs...>) {
     int tag = -1, i = 0;
-    (void)((type == &functor_key<Fs> ? (tag = i, true) : (++i, false)) || ...);
+    (void)((type == typeid(Fs) ? (tag = i, true) : (++i, false)) || ...);
     return tag;
 }
 
@@ -206,7 +209,7 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
     out.refused = tape.refused;
     for (const TapeRecord& r : tape.records) {
         if (!out.refused.empty()) break;
-        const int tag = compiled_tag(r.type, CompiledFunctors{});
+        const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
                                       "(CompiledFunctors in compiled.hpp: float steps only)",

@@ -2,7 +2,9 @@
 // replays it. The first replay runs the step eagerly (a warm-up that creates gradients, optimizer
 // state and the allocator's cache), the second captures it, and every replay from then on runs the
 // capture, with none of the host work of building and walking the autograd graph. replay(k) runs k
-// training steps, with the same results as running the step eagerly k times.
+// training steps. A graph (and the CPU's tape) gives the results of running the step eagerly k
+// times bit for bit; a compiled program on CUDA gives them up to rounding (its sums and rows run in
+// one block, in another order: within 1e-6 relative on Iris, tests/test_compiled.cpp).
 //
 // The modes (StepMode):
 //   eager     the step function itself, every time.
@@ -26,6 +28,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <string>
 #include <utility>
@@ -67,7 +70,9 @@ class StepGraph {
                 if (--k == 0) return;
             }
             if (mode_ != StepMode::eager) {
-                prepare_replay(k);
+                if (!captured_) capture();
+                check_replayable();
+                capture_state_.before_replay(k);
                 try {
                     if (program_ops_ && !B::is_host) {
                         launch_program(k);
@@ -100,10 +105,12 @@ class StepGraph {
                 if (--k == 0) return;
             }
             if (mode_ == StepMode::compiled) {
-                prepare_replay(k);
+                if (!captured_) capture();
                 if (!program_ops_) {
                     detail::fail<Error>("StepGraph::run_program: the step could not be compiled: {}", fallback_reason_);
                 }
+                check_replayable();
+                capture_state_.before_replay(k);
                 try {
                     launch_program(k);
                 } catch (...) {
@@ -123,7 +130,8 @@ class StepGraph {
     // CUDA). Otherwise fallback_reason() says why not.
     bool compiled() const { return program_ops_ != nullptr; }
     const std::string& fallback_reason() const { return fallback_reason_; }
-    // The program's records (compiled mode, once captured): the kernels one replayed step runs.
+    // The program's records (compiled mode, once captured): the kernels one replayed step runs. The
+    // CPU records launches the GPU skips (empty ones), so the two counts may differ.
     std::int64_t program_size() const { return program_count_; }
     std::int64_t replays() const { return replays_; }
 
@@ -132,9 +140,8 @@ class StepGraph {
         if (k < 1) detail::fail<ValueError>("StepGraph::{}: k={} steps asked, expected at least 1", what, k);
     }
 
-    // Captures on the first call, then readies the hooks for k steps.
-    void prepare_replay(std::int64_t k) {
-        if (!captured_) capture();
+    // Before any hook runs: a replay that is refused changes nothing.
+    void check_replayable() const {
         if (capture_state_.hook_destroyed) {
             detail::fail<Error>("StepGraph: a LossLog that the captured step records into was destroyed, so a replay "
                                 "would write freed memory; keep the LossLog alive as long as the StepGraph "
@@ -144,7 +151,6 @@ class StepGraph {
             detail::fail<Error>("StepGraph: an earlier replay failed part way (see its error), so the step's state (weights, "
                                 "loss logs, random counters) is half updated; make a new StepGraph");
         }
-        capture_state_.before_replay(k);
     }
 
     void launch_program(std::int64_t k) {
@@ -197,20 +203,30 @@ class StepGraph {
             }
             return;
         }
+        const std::size_t ops_bytes = program.ops.size() * sizeof(ProgramOp), arena_bytes = program.arena.size() + 1;
+        ProgramOp* ops = nullptr;
+        unsigned char* arena = nullptr;
+        try {
+            ops = static_cast<ProgramOp*>(B::allocate_state(ops_bytes, device_));
+            arena = static_cast<unsigned char*>(B::allocate_state(arena_bytes, device_));
+            B::upload(ops, program.ops.data(), ops_bytes, device_);
+            B::upload(arena, program.arena.data(), program.arena.size(), device_);
+        } catch (const std::exception& e) {  // the graph stays usable; the reason says what happened
+            if (ops) B::deallocate(ops, ops_bytes, device_);
+            if (arena) B::deallocate(arena, arena_bytes, device_);
+            fallback_reason_ = std::string("making the program failed: ") + e.what();
+            throw;
+        }
         program_count_ = static_cast<std::int64_t>(program.ops.size());
-        ops_bytes_ = program.ops.size() * sizeof(ProgramOp);
-        arena_bytes_ = program.arena.size();
-        auto* ops = static_cast<ProgramOp*>(B::allocate_state(ops_bytes_, device_));
-        auto* arena = static_cast<unsigned char*>(B::allocate_state(arena_bytes_ ? arena_bytes_ : 1, device_));
-        B::upload(ops, program.ops.data(), ops_bytes_, device_);
-        B::upload(arena, program.arena.data(), arena_bytes_, device_);
+        ops_bytes_ = ops_bytes;
+        arena_bytes_ = arena_bytes;
         program_ops_ = ops;
         program_arena_ = arena;
     }
     void release_program() {
         if (!program_ops_) return;
         B::deallocate(const_cast<ProgramOp*>(program_ops_), ops_bytes_, device_);
-        B::deallocate(const_cast<unsigned char*>(program_arena_), arena_bytes_ ? arena_bytes_ : 1, device_);
+        B::deallocate(const_cast<unsigned char*>(program_arena_), arena_bytes_, device_);
         program_ops_ = nullptr;
     }
 

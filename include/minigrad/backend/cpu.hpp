@@ -226,8 +226,8 @@ struct Cpu {
         detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
     }
 
-    // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
-    // Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
+    // c (m, n) = op(a) op(b) [+ bias (n)], written or added, and a's column sums where asked;
+    // shapes as kernels::GemmElement. Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
     // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
     // (n <= 16) the row is a fixed-size register accumulator the compiler unrolls and vectorises.
     // Where BLAS is built in, products with outputs wider than 16 columns and at least blas_min_work
@@ -236,10 +236,15 @@ struct Cpu {
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
         if (auto* tape = detail::cpu_recording()) [[unlikely]] {
-            detail::record_each(g.m * g.n, g);
+            if (g.a_sums)
+                detail::record_each(g.m * (g.n + 1), kernels::GemmRowSums<T>{g});
+            else
+                detail::record_each(g.m * g.n, g);
             return tape->add([g] { gemm(g, 0); });
         }
         ++counters().kernel_launches;
+        MINIGRAD_ASSERT(!g.a_sums || g.trans_a);
+        if (g.a_sums) launch(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite}, 0);  // as sum_rows would
 #if defined(MINIGRAD_HAS_BLAS)
         if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
             if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) return gemm_blas(g);
@@ -580,11 +585,19 @@ struct Cpu {
         if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
     }
 
+    // Work (elements) up to which an op may run as one block functor (launch_block) instead of its
+    // launches: none on the CPU, whose launches cost nothing to save and whose row kernels use
+    // every vector lane and core.
+    static constexpr std::int64_t one_block_max_work = 0;
     // f.block(team) for a block functor (tape.hpp): on the host the team is this thread alone. A
-    // label the functor reports as out of range is thrown here, as check_labels does.
+    // label the functor reports as out of range is thrown once the functor has finished (a whole
+    // compiled program: all its steps), with check_labels's message.
     template <class F>
-    static void launch_block(const F& f, int device) {
-        if (detail::cpu_recording()) [[unlikely]] refuse_during_capture(device, "running a compiled program");
+    static void launch_block(const F& f, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_block(0, f);
+            return tape->add([f] { launch_block(f, 0); });
+        }
         ++counters().kernel_launches;
         kernels::LabelError error{};
         f.block(kernels::HostTeam{&error});

@@ -483,10 +483,16 @@ struct Cuda {
     }
 
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
+    // With a_sums, a's column sums are computed in the built-in product's launch (GemmRowSums), or
+    // by sum_rows beside cuBLAS.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int device) {
         if (g.m <= 0 || g.n <= 0) return;
-        if (takes_cublas(g) && cublas_gemm(g, device)) return;
+        if (takes_cublas(g) && cublas_gemm(g, device)) {
+            if (g.a_sums) sum_rows(g.a, g.k, g.m, g.a_sums, g.a_sums_overwrite, device);
+            return;
+        }
+        if (g.a_sums) return launch(g.m * (g.n + 1), kernels::GemmRowSums<T>{g}, device);
         launch(g.m * g.n, g, device);
     }
     template <class T>
@@ -541,10 +547,10 @@ struct Cuda {
         std::lock_guard lock(s.blas_mutex);
         cublasHandle_t handle = blas(s, device);
         if (!handle) return false;
-        if (auto* records = detail::recording_tape()) {
-            records->refuse(fmt::format("it has a {}x{}x{} matrix product, which goes to cuBLAS (set_cublas_crossover() "
-                                        "moves the size from which products do)",
-                                        g.m, g.n, g.k));
+        if (detail::recording_tape()) {
+            detail::record_refuse(fmt::format("it has a {}x{}x{} matrix product, which goes to cuBLAS (set_cublas_crossover() "
+                                              "moves the size from which products do)",
+                                              g.m, g.n, g.k));
         }
         if (g.bias) launch(g.m * g.n, kernels::BroadcastRow<T>{g.bias, g.c, g.n, g.overwrite}, device);
         constexpr bool is_float = std::is_same_v<T, float>;
@@ -633,8 +639,12 @@ struct Cuda {
     // f.block(team) for a block functor (tape.hpp), run by one block of block_threads threads: a
     // compiled step's whole program (compiled.hpp). A label it reports surfaces at the next sync.
     static constexpr int block_threads = 256;
+    // Work (elements) up to which an op runs as one block functor instead of its launches: one
+    // launch then beats several (a guess, not a measurement: no GPU has timed both yet).
+    static constexpr std::int64_t one_block_max_work = std::int64_t{1} << 16;
     template <class F>
     static void launch_block(const F& f, int device) {
+        detail::record_block(0, f);
         auto& s = state(device);
         detail::for_one_block<block_threads><<<1, block_threads, 0, s.stream>>>(f, s.label_error_device);
         MINIGRAD_CUDA_CHECK(cudaGetLastError());

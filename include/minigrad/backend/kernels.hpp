@@ -216,6 +216,7 @@ struct SumRowsPartial {
     const T* dy;
     T* partial;
     index_t rows, cols, chunk_rows;
+    MINIGRAD_HD index_t work_per_index() const { return chunk_rows; }
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t chunk = i / cols, j = i % cols;
         const index_t begin = chunk * chunk_rows;
@@ -273,6 +274,8 @@ struct SoloTeam {
 
 // c is (m, n) = op(a) op(b) [+ bias row (n)], where op(a) is (m, k) and op(b) is (k, n); a is
 // stored (k, m) when trans_a, b is stored (n, k) when trans_b. i over m*n (one output each).
+// a_sums, where given (trans_a only), gets the sums of a's columns (m), written or added, in the
+// product's pass: a linear layer's bias gradient beside its weight gradient (GemmRowSums runs both).
 template <class T>
 struct GemmElement {
     const T* a;
@@ -281,6 +284,8 @@ struct GemmElement {
     T* c;
     index_t m, n, k;
     bool trans_a, trans_b, overwrite;
+    T* a_sums = nullptr;
+    bool a_sums_overwrite = false;
     MINIGRAD_HD index_t work_per_index() const { return k > 0 ? k : 1; }
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t row = i / n, col = i % n;
@@ -291,6 +296,23 @@ struct GemmElement {
             acc += av * bv;
         }
         c[i] = write(c[i], acc, overwrite);
+    }
+    // a_sums[j] (trans_a: a is stored (k, m)), summed as SumRows sums a column
+    MINIGRAD_HD void a_sum(index_t j) const { a_sums[j] = write(a_sums[j], column_sum(a, m, j, 0, k), a_sums_overwrite); }
+};
+
+// A product with a_sums: i over m * (n + 1), index (row, n) being a_sums[row] and the others the
+// product's outputs, so one launch computes both.
+template <class T>
+struct GemmRowSums {
+    GemmElement<T> g;
+    MINIGRAD_HD index_t work_per_index() const { return g.k > 0 ? g.k : 1; }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t row = i / (g.n + 1), col = i % (g.n + 1);
+        if (col == g.n)
+            g.a_sum(row);
+        else
+            g(row * g.n + col);
     }
 };
 

@@ -1,9 +1,10 @@
 // A captured step's launches as data: the record tape that a StepGraph in compiled mode makes while
 // it captures (graph.hpp; the program that runs it is in compiled.hpp). Every backend primitive that
-// launches work appends a record: which functor (a key per type), its arguments (the functor's
-// bytes, copied) and its index range. Work that cannot be a record (host work, a library call such
-// as cuBLAS) makes the tape refuse, with the reason. Backend-neutral: it knows no op, and a backend
-// only calls record_each/record_block/record_refuse while recording_tape() is set.
+// launches work appends a record: which functor (its type), its arguments (the functor's bytes,
+// copied) and its index range. Work that cannot be a record (host work, a library call such as
+// cuBLAS or NCCL) makes the tape refuse, with the reason (record_refuse). Backend-neutral: it knows
+// no op. Recording is per thread: launches another thread makes meanwhile are not recorded (a
+// capture owns its device, docs/design.md).
 //
 // Two kinds of functor are recorded. An index functor (kernels.hpp's rules) is run as f(i) for
 // every i < n, the indices shared among the block's threads. A block functor has
@@ -116,11 +117,6 @@ struct CopyWords {
 
 namespace detail {
 
-// One address per functor type: the record's key, resolved to an index into the compiled set
-// when the step is compiled.
-template <class F>
-inline constexpr char functor_key = 0;
-
 inline std::string type_name(const std::type_info& info) {
 #if defined(__GNUC__)
     int status = 0;
@@ -134,11 +130,10 @@ inline std::string type_name(const std::type_info& info) {
     return info.name();
 }
 
-// One launch: the functor's key and arguments (bytes at args_offset in the tape's arena), its
+// One launch: the functor's type and arguments (bytes at args_offset in the tape's arena), its
 // index range n (index functors; 0 for block functors) and its work, the multiply-adds or element
 // steps it stands for, which compiled mode weighs against what one block should take on.
 struct TapeRecord {
-    const void* type = nullptr;
     const std::type_info* info = nullptr;
     std::int64_t n = 0;
     std::int64_t work = 0;
@@ -166,7 +161,6 @@ struct RecordTape {
             arena.resize(offset + sizeof(F));
             std::memcpy(arena.data() + offset, &f, sizeof(F));
             TapeRecord r;
-            r.type = &functor_key<F>;
             r.info = &typeid(F);
             r.n = n;
             r.work = work;
@@ -188,13 +182,12 @@ template <class F>
 inline void record_each(std::int64_t n, const F& f) {
     if (RecordTape* tape = recording_tape()) [[unlikely]] {
         std::int64_t work = n;
-        if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
+        if constexpr (requires { f.total_work(); })
+            work = f.total_work();  // a table of tensors launched over lanes
+        else if constexpr (requires { f.work_per_index(); })
+            work = n * f.work_per_index();
         tape->add(n, work, false, f);
     }
-}
-template <class T>
-inline void record_gemm(const kernels::GemmElement<T>& g) {
-    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->add(g.m * g.n, g.m * g.n * (g.k > 0 ? g.k : 1), false, g);
 }
 template <class F>
 inline void record_block(std::int64_t work, const F& f) {
@@ -214,6 +207,12 @@ inline void record_copy(void* dst, const void* src, std::size_t bytes) {
                     kernels::CopyWords<unsigned char>{static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src)});
     }
 }
+// Work the tape cannot hold (a library call, host work): the step will not be one program.
+template <class S>
+inline void record_refuse(S&& why) {
+    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->refuse(std::string(std::forward<S>(why)));
+}
+
 // While it lives, this thread's launches are not recorded: for a primitive that recorded itself as
 // one record and then launches its parts.
 struct NotRecorded {

@@ -67,12 +67,14 @@ struct Transport<Cuda> {
     // ncclAvg divides by the rank count inside the reduction: no second kernel, no host read.
     template <class T>
     static void all_reduce_mean(T* data, std::int64_t n, int device, const char* op) {
+        minigrad::detail::record_refuse("it has an NCCL all-reduce, which one block cannot run");
         ncclComm_t comm = nccl_comm(device, op);
         check_nccl(ncclAllReduce(data, data, static_cast<std::size_t>(n), nccl_type<T>(), ncclAvg, comm, Cuda::stream(device)), op,
                    "ncclAllReduce");
     }
     template <class T>
     static void broadcast(T* data, std::int64_t n, int root, int device, const char* op) {
+        minigrad::detail::record_refuse("it has an NCCL broadcast, which one block cannot run");
         ncclComm_t comm = nccl_comm(device, op);
         check_nccl(ncclBroadcast(data, data, static_cast<std::size_t>(n), nccl_type<T>(), root, comm, Cuda::stream(device)), op,
                    "ncclBroadcast");

@@ -125,8 +125,47 @@ struct CrossEntropyForward {
 #endif
 };
 
+// The whole forward pass of a reduced cross-entropy as one block functor (backend/tape.hpp), for
+// the small losses where launches cost more than the arithmetic: the label check (a label outside
+// [0, cols) is reported through the team), every row as CrossEntropyForward computes it, and the
+// sum or mean of the rows, summed as BlockSum sums. inv_count (the rows not ignored, inverted) is
+// written for a mean, where the backward pass reads it.
+template <class T, class L, bool Smoothed = false>
+struct CrossEntropyBlock {
+    CrossEntropyForward<T, L, Smoothed> rows;
+    index_t n;  // rows
+    T* out;     // (1)
+    T* inv_count;  // (1) for a mean, else null
+    const char* op;
+    template <class Team>
+    MINIGRAD_HD void block(const Team& team) const {
+        long long counted = 0;
+        T partial = 0;
+        for (index_t r = team.thread(); r < n; r += team.threads()) {
+            const long long t = static_cast<long long>(rows.target[r]);
+            if (t != rows.ignore_index) {
+                ++counted;
+                if (t < 0 || t >= rows.cols) team.report_label(r, t, rows.cols, op);
+            }
+            rows(r);
+            partial += rows.row_loss[r];
+        }
+        const T total = team.sum(partial);
+        if (inv_count) {
+            const long long kept = team.sum(counted);
+            if (team.thread() == 0) {
+                const T inv = T(1) / static_cast<T>(kept);
+                *inv_count = inv;
+                out[0] = total * T(1) * inv;  // as BlockSum's mean: total * scale * device_scale
+            }
+        } else if (team.thread() == 0) {
+            out[0] = total * T(1);
+        }
+    }
+};
+
 // exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1), or (rows) for
-// reduction none; r over rows (a row per index keeps integer division out of the loop:
+// reduction none, or null where the loss is the root of backward() (its gradient is 1); r over rows (a row per index keeps integer division out of the loop:
 // it costs more than the arithmetic on a CPU).
 // dlogits = (softmax - (1 - e) onehot(target) - e / cols) * dloss (* scale[0] for a mean); 0 for
 // an ignored row.
@@ -146,7 +185,7 @@ struct CrossEntropyBackward {
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const L label = target[r];
-        T g = dloss[R == Reduction::None ? r : 0];
+        T g = dloss ? dloss[R == Reduction::None ? r : 0] : T(1);
         if constexpr (R == Reduction::Mean) g *= scale[0];
         if (ignored_label(label, ignore_index)) g = T(0);
         const T norm = inv_sum[r];
@@ -365,14 +404,21 @@ struct CrossEntropyNode : Node<B, T> {
     std::int64_t ignore_index;
     T smoothing;
     Reduction reduction;
-    void backward(TensorImpl<B, T>& out) override {
+    void backward(TensorImpl<B, T>& out) override { backward_with(out.grad->data); }
+    // The loss as backward()'s root: its gradient, 1, is put in here instead of a launch of its own.
+    bool backward_from_one(TensorImpl<B, T>&) override {
+        if (reduction == Reduction::None) return false;
+        backward_with(nullptr);
+        return true;
+    }
+    void backward_with(const T* dloss) {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
         with_loss_flags(smoothing != T(0), reduction, [&](auto smoothed, auto reduced) {
             B::launch_rows(rows, cols,
                            kernels::CrossEntropyBackward<T, L, decltype(smoothed)::value, decltype(reduced)::value>{
-                               exps.data(), inv_sum.data(), target->data, out.grad->data, dlogits.data, cols, inv_sum.data() + rows,
+                               exps.data(), inv_sum.data(), target->data, dloss, dlogits.data, cols, inv_sum.data() + rows,
                                dlogits.overwrite, ignore_index, smoothing},
                            logits.device);
         });
@@ -489,15 +535,22 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
     auto exps = Tensor<B, T>::empty(logits.shape(), logits.device());
     auto inv_sum = Tensor<B, T>::empty(Shape{rows + 1}, logits.device());  // + 1 / the rows not ignored
     T* scale = options.reduction == Reduction::Mean ? inv_sum.data() + rows : nullptr;
-    B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "cross_entropy", target.device());
     auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
+    Tensor<B, T> loss;
     detail::with_loss_flags(smoothing != T(0), options.reduction, [&](auto smoothed, auto) {
-        B::launch_rows(rows, cols,
-                       kernels::CrossEntropyForward<T, L, decltype(smoothed)::value>{logits.data(), target.data(), row_loss.data(), exps.data(),
-                                                                                    inv_sum.data(), cols, options.ignore_index, smoothing},
-                       logits.device());
+        const kernels::CrossEntropyForward<T, L, decltype(smoothed)::value> forward{
+            logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, options.ignore_index, smoothing};
+        if (options.reduction != Reduction::None && rows * cols <= B::one_block_max_work) {
+            // small: the label check, the rows and their sum or mean in one launch
+            loss = Tensor<B, T>::empty(Shape{}, logits.device());
+            B::launch_block(kernels::CrossEntropyBlock<T, L, decltype(smoothed)::value>{forward, rows, loss.data(), scale, "cross_entropy"},
+                            logits.device());
+        } else {
+            B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "cross_entropy", target.device());
+            B::launch_rows(rows, cols, forward, logits.device());
+            loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
+        }
     });
-    auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
     if (detail::wants_grad(logits)) {
         auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
         node->inputs = {logits.impl_ptr(), nullptr, nullptr};

@@ -49,11 +49,17 @@ struct LinearNode : Node<B, T> {
             auto dx = grad_slot(x);
             gemm<B>(dx.data, dy, false, w.data, false, (const T*)nullptr, rows, in, outs, dx.overwrite, x.device);
         }
-        if (w.requires_grad) {  // dw (out,in) = dy^T (out,n) x (n,in)
+        const bool bias_grad = this->inputs[2] && this->inputs[2]->requires_grad;
+        if (w.requires_grad) {  // dw (out,in) = dy^T (out,n) x (n,in), and dbias (out) = dy's column sums in the same pass
             auto dw = grad_slot(w);
-            gemm<B>(dw.data, dy, true, x.data, false, (const T*)nullptr, outs, in, rows, dw.overwrite, w.device);
-        }
-        if (this->inputs[2] && this->inputs[2]->requires_grad) {  // dbias (out) = sum over rows of dy
+            kernels::GemmElement<T> g{dy, x.data, nullptr, dw.data, outs, in, rows, true, false, dw.overwrite};
+            if (bias_grad) {
+                auto db = grad_slot(*this->inputs[2]);
+                g.a_sums = db.data;
+                g.a_sums_overwrite = db.overwrite;
+            }
+            B::gemm(g, w.device);
+        } else if (bias_grad) {  // dbias (out) = sum over rows of dy
             auto db = grad_slot(*this->inputs[2]);
             B::sum_rows(dy, rows, outs, db.data, db.overwrite, out.device);
         }

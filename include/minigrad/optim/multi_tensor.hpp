@@ -49,6 +49,12 @@ template <class T, class Rule>
 struct LaneUpdate {
     LaneTable<T> table;
     Rule rule;
+    // The elements one launch updates (what a compiled step weighs; backend/tape.hpp).
+    MINIGRAD_HD index_t total_work() const {
+        index_t total = 0;
+        for (int t = 0; t < table.count; ++t) total += table.numel[t];
+        return total;
+    }
     // Inlined: on an AVX2 host the backend's AVX2 loop then holds it (Cpu::run_avx2).
     MINIGRAD_HD_INLINE void operator()(index_t i) const {
         int t = 0;
