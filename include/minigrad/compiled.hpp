@@ -38,6 +38,25 @@
 #include "optim/sgd.hpp"
 
 namespace minigrad {
+namespace kernels {
+
+// A product and the elementwise op that reads it, as one record of a compiled program: index i
+// computes c[i], then f(i), which reads c only at i. An activation as the product's epilogue
+// (forward: f.x is c), or an activation's gradient right after the product that makes dy (f.dy is
+// c). compile_tape makes them from two records (fuse_epilogues below); no op launches one.
+template <class T, class F>
+struct GemmThen {
+    GemmElement<T> g;
+    F f;
+    MINIGRAD_HD index_t work_per_index() const { return g.work_per_index(); }
+    MINIGRAD_HD void operator()(index_t i) const {
+        g(i);
+        f(i);
+    }
+};
+
+}  // namespace kernels
+
 namespace detail {
 
 template <class... Fs>
@@ -69,6 +88,10 @@ struct BinaryFamily {
 };
 template <class T, template <class> class... Rules>
 using UnaryFamily = TypeList<kernels::UnaryForward<T, Rules<T>>..., kernels::UnaryBackward<T, Rules<T>>...>;
+// The activations a product's epilogue takes in a compiled program.
+template <class T, template <class> class... Rules>
+using EpilogueFamily = TypeList<kernels::GemmThen<T, kernels::UnaryForward<T, Rules<T>>>...,
+                                kernels::GemmThen<T, kernels::UnaryBackward<T, Rules<T>>>...>;
 
 template <class T, class L>
 using LabelledFunctors =
@@ -112,6 +135,7 @@ using CompiledFunctors = typename detail::Concat<
     detail::CoreFunctors<float>, detail::LabelledFunctors<float, std::int32_t>, detail::LabelledFunctors<float, std::int64_t>,
     detail::UnaryFamily<float, kernels::Neg, kernels::Exp, kernels::Log, kernels::Sqrt, kernels::Pow, kernels::Abs,
                         kernels::Clamp, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
+    detail::EpilogueFamily<float, kernels::Relu, kernels::Tanh, kernels::Sigmoid, kernels::Gelu>,
     typename detail::BinaryFamily<float, kernels::Add<float>>::type, typename detail::BinaryFamily<float, kernels::Sub<float>>::type,
     typename detail::BinaryFamily<float, kernels::Mul<float>>::type,
     typename detail::BinaryFamily<float, kernels::Div<float>>::type>::type;
@@ -204,11 +228,77 @@ struct CompiledProgram {
     std::vector<unsigned char> arena;
     std::string refused;
 };
+// Appends f's bytes to an arena at the next aligned offset, which it returns.
+template <class F>
+std::int64_t append_args(std::vector<unsigned char>& arena, const F& f) {
+    const std::size_t offset = (arena.size() + RecordTape::arg_align - 1) / RecordTape::arg_align * RecordTape::arg_align;
+    arena.resize(offset + sizeof(F));
+    std::memcpy(arena.data() + offset, &f, sizeof(F));
+    return static_cast<std::int64_t>(offset);
+}
+template <class F>
+F args_as(const RecordTape& tape, const TapeRecord& r) {
+    F f;
+    std::memcpy(&f, tape.arena.data() + r.args_offset, sizeof(F));
+    return f;
+}
+
+// Where a float product (no column sums) is followed by an activation, forward or backward, that
+// reads its output only at the same index (UnaryForward's x, or UnaryBackward's dy, is the product's
+// c, over c's elements), the two become one GemmThen record: one barrier fewer, the activation in
+// the product's epilogue. The activation writes a tensor the product does not read (it was made
+// while the product's inputs were alive), so no thread of the product can see that write early.
+// Returns the fused record's bytes appended to `arena`, or -1.
+template <class Rule>
+std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
+                       TapeRecord& fused) {
+    using G = kernels::GemmElement<float>;
+    using Fwd = kernels::UnaryForward<float, Rule>;
+    using Bwd = kernels::UnaryBackward<float, Rule>;
+    const G g = args_as<G>(tape, a);
+    if (g.a_sums || a.n != b.n || a.n != g.m * g.n) return -1;
+    if (*b.info == typeid(Fwd)) {
+        const Fwd f = args_as<Fwd>(tape, b);
+        if (f.x != g.c) return -1;
+        fused.info = &typeid(kernels::GemmThen<float, Fwd>);
+        return append_args(arena, kernels::GemmThen<float, Fwd>{g, f});
+    }
+    if (*b.info == typeid(Bwd)) {
+        const Bwd f = args_as<Bwd>(tape, b);
+        if (f.dy != g.c) return -1;
+        fused.info = &typeid(kernels::GemmThen<float, Bwd>);
+        return append_args(arena, kernels::GemmThen<float, Bwd>{g, f});
+    }
+    return -1;
+}
+inline std::int64_t fuse_epilogue(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
+                                  TapeRecord& fused) {
+    if (*a.info != typeid(kernels::GemmElement<float>)) return -1;
+    std::int64_t offset = -1;
+    (void)((offset = fuse_pair<kernels::Relu<float>>(tape, a, b, arena, fused)) >= 0 ||
+           (offset = fuse_pair<kernels::Tanh<float>>(tape, a, b, arena, fused)) >= 0 ||
+           (offset = fuse_pair<kernels::Sigmoid<float>>(tape, a, b, arena, fused)) >= 0 ||
+           (offset = fuse_pair<kernels::Gelu<float>>(tape, a, b, arena, fused)) >= 0);
+    return offset;
+}
+
 inline CompiledProgram compile_tape(const RecordTape& tape) {
     CompiledProgram out;
     out.refused = tape.refused;
-    for (const TapeRecord& r : tape.records) {
-        if (!out.refused.empty()) break;
+    if (tape.records.empty() && out.refused.empty()) out.refused = "it launched nothing";
+    for (std::size_t i = 0; i < tape.records.size() && out.refused.empty(); ++i) {
+        TapeRecord r = tape.records[i];
+        std::int64_t offset = -1;
+        if (i + 1 < tape.records.size()) {  // an activation folded into the product before it
+            offset = fuse_epilogue(tape, r, tape.records[i + 1], out.arena, r);
+            if (offset >= 0) r.work += tape.records[++i].work;
+        }
+        if (offset < 0) {  // the record's own bytes
+            const std::size_t at = (out.arena.size() + RecordTape::arg_align - 1) / RecordTape::arg_align * RecordTape::arg_align;
+            out.arena.resize(at + static_cast<std::size_t>(r.args_size));
+            std::memcpy(out.arena.data() + at, tape.arena.data() + r.args_offset, static_cast<std::size_t>(r.args_size));
+            offset = static_cast<std::int64_t>(at);
+        }
         const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
@@ -219,14 +309,12 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
                                       "(compiled_max_work = {})",
                                       type_name(*r.info), r.work, compiled_max_work);
         }
-        out.ops.push_back({r.n, r.args_offset, tag});
+        out.ops.push_back({r.n, offset, tag});
     }
-    if (tape.records.empty() && out.refused.empty()) out.refused = "it launched nothing";
     if (!out.refused.empty()) {
         out.ops.clear();
-        return out;
+        out.arena.clear();
     }
-    out.arena = tape.arena;
     return out;
 }
 

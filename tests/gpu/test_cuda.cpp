@@ -351,31 +351,17 @@ TEST_CASE("SGD::set_lr between graph replays reaches the captured update") {
     check_close(graph_log.values(), eager_log.values(), 1e-6);
 }
 
-// Iris with momentum on one backend; every mode records the loss each step.
+// Iris (iris_run.hpp) with momentum on one backend, recording its loss each step.
 template <class B>
-struct IrisSteps {
-    mg::Tensor<B> x;
-    mg::Tensor<B, std::int32_t> y;
-    IrisMLP<B> model;
-    mg::optim::SGD<B, float> opt;
-    mg::nn::CrossEntropyLoss loss_fn;
+struct IrisSteps : IrisRun<B> {
     mg::LossLog log;
-    explicit IrisSteps(const Iris& data)
-        : x(data.x.to<B>()), y(data.y.to<B>()), model((mg::manual_seed(42), IrisMLP<B>())),
-          opt(model.parameters(), {.lr = 0.05, .momentum = 0.9}) {}
-    void step() {
-        auto loss = loss_fn(model(x), y);
-        opt.zero_grad();
-        loss.backward();
-        opt.step();
-        log.record(loss);
-    }
+    IrisSteps() : IrisRun<B>(0.9, 0.05) {}
+    void step() { IrisRun<B>::step(log); }
 };
 
 TEST_CASE("compiled StepGraph on CUDA: one launch runs k Iris steps with momentum; losses within 1e-6 of eager, no sync, no cudaMalloc") {
-    auto data = iris();
-    IrisSteps<mg::Cpu> cpu(data);
-    IrisSteps<mg::Cuda> eager(data), compiled(data);
+    IrisSteps<mg::Cpu> cpu;
+    IrisSteps<mg::Cuda> eager, compiled;
     mg::StepGraph<mg::Cuda> graph([&] { compiled.step(); }, mg::StepMode::compiled);
     graph.replay(2);  // warm-up and capture, then a step
     REQUIRE(graph.compiled());
@@ -437,8 +423,7 @@ TEST_CASE("compiled StepGraph on CUDA: a step with a cuBLAS product falls back t
         ~Restore() { mg::cuda::set_cublas_crossover(saved); }
     } restore;
     mg::cuda::set_cublas_crossover(0);  // every product goes to cuBLAS
-    auto data = iris();
-    IrisSteps<mg::Cuda> eager(data), compiled(data);
+    IrisSteps<mg::Cuda> eager, compiled;
     mg::StepGraph<mg::Cuda> graph([&] { compiled.step(); }, mg::StepMode::compiled);
     graph.replay(20);
     for (int i = 0; i < 20; ++i) eager.step();
@@ -448,13 +433,12 @@ TEST_CASE("compiled StepGraph on CUDA: a step with a cuBLAS product falls back t
 }
 
 TEST_CASE("Iris in every mode: eager, graph, compiled and compiled k=100 stay within 1e-4 of the CPU curve over 20000 epochs") {
-    auto data = iris();
-    IrisSteps<mg::Cpu> cpu(data);
+    IrisSteps<mg::Cpu> cpu;
     for (int i = 0; i < 20000; ++i) cpu.step();
     const auto reference = cpu.log.values();
     for (auto [mode, k] : {std::pair{mg::StepMode::eager, 1}, std::pair{mg::StepMode::graph, 1}, std::pair{mg::StepMode::compiled, 1},
                            std::pair{mg::StepMode::compiled, 100}}) {
-        IrisSteps<mg::Cuda> gpu(data);
+        IrisSteps<mg::Cuda> gpu;
         mg::StepGraph<mg::Cuda> graph([&] { gpu.step(); }, mode);
         for (int done = 0; done < 20000; done += k) graph.replay(k);
         const auto losses = gpu.log.values();

@@ -138,7 +138,7 @@ struct TapeRecord {
     std::int64_t n = 0;
     std::int64_t work = 0;
     std::int64_t args_offset = 0;
-    std::int32_t tag = -1;  // the functor's index in the compiled set, once resolved
+    std::int64_t args_size = 0;
     bool is_block = false;
 };
 
@@ -165,6 +165,7 @@ struct RecordTape {
             r.n = n;
             r.work = work;
             r.args_offset = static_cast<std::int64_t>(offset);
+            r.args_size = static_cast<std::int64_t>(sizeof(F));
             r.is_block = is_block;
             records.push_back(r);
         }

@@ -45,10 +45,6 @@ struct LinearNode : Node<B, T> {
         auto& w = *this->inputs[1];
         const auto rows = x.shape[0], in = x.shape[1], outs = w.shape[0];
         const T* dy = out.grad->data;
-        if (x.requires_grad) {  // dx (n,in) = dy (n,out) w (out,in)
-            auto dx = grad_slot(x);
-            gemm<B>(dx.data, dy, false, w.data, false, (const T*)nullptr, rows, in, outs, dx.overwrite, x.device);
-        }
         const bool bias_grad = this->inputs[2] && this->inputs[2]->requires_grad;
         if (w.requires_grad) {  // dw (out,in) = dy^T (out,n) x (n,in), and dbias (out) = dy's column sums in the same pass
             auto dw = grad_slot(w);
@@ -62,6 +58,12 @@ struct LinearNode : Node<B, T> {
         } else if (bias_grad) {  // dbias (out) = sum over rows of dy
             auto db = grad_slot(*this->inputs[2]);
             B::sum_rows(dy, rows, outs, db.data, db.overwrite, out.device);
+        }
+        // dx last: the next rule to run is usually x's own (an activation's), which a compiled
+        // program then folds into this product (compiled.hpp)
+        if (x.requires_grad) {  // dx (n,in) = dy (n,out) w (out,in)
+            auto dx = grad_slot(x);
+            gemm<B>(dx.data, dy, false, w.data, false, (const T*)nullptr, rows, in, outs, dx.overwrite, x.device);
         }
     }
 };
