@@ -228,14 +228,6 @@ struct CompiledProgram {
     std::vector<unsigned char> arena;
     std::string refused;
 };
-// Appends f's bytes to an arena at the next aligned offset, which it returns.
-template <class F>
-std::int64_t append_args(std::vector<unsigned char>& arena, const F& f) {
-    const std::size_t offset = (arena.size() + RecordTape::arg_align - 1) / RecordTape::arg_align * RecordTape::arg_align;
-    arena.resize(offset + sizeof(F));
-    std::memcpy(arena.data() + offset, &f, sizeof(F));
-    return static_cast<std::int64_t>(offset);
-}
 template <class F>
 F args_as(const RecordTape& tape, const TapeRecord& r) {
     F f;
@@ -248,10 +240,10 @@ F args_as(const RecordTape& tape, const TapeRecord& r) {
 // c, over c's elements), the two become one GemmThen record: one barrier fewer, the activation in
 // the product's epilogue. The activation writes a tensor the product does not read (it was made
 // while the product's inputs were alive), so no thread of the product can see that write early.
-// Returns the fused record's bytes appended to `arena`, or -1.
+// Returns where the fused record's bytes went in `arena` (and sets *fused_type), or -1.
 template <class Rule>
 std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
-                       TapeRecord& fused) {
+                       const std::type_info** fused_type) {
     using G = kernels::GemmElement<float>;
     using Fwd = kernels::UnaryForward<float, Rule>;
     using Bwd = kernels::UnaryBackward<float, Rule>;
@@ -260,25 +252,27 @@ std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRe
     if (*b.info == typeid(Fwd)) {
         const Fwd f = args_as<Fwd>(tape, b);
         if (f.x != g.c) return -1;
-        fused.info = &typeid(kernels::GemmThen<float, Fwd>);
-        return append_args(arena, kernels::GemmThen<float, Fwd>{g, f});
+        const kernels::GemmThen<float, Fwd> both{g, f};
+        *fused_type = &typeid(both);
+        return RecordTape::append(arena, &both, sizeof both);
     }
     if (*b.info == typeid(Bwd)) {
         const Bwd f = args_as<Bwd>(tape, b);
         if (f.dy != g.c) return -1;
-        fused.info = &typeid(kernels::GemmThen<float, Bwd>);
-        return append_args(arena, kernels::GemmThen<float, Bwd>{g, f});
+        const kernels::GemmThen<float, Bwd> both{g, f};
+        *fused_type = &typeid(both);
+        return RecordTape::append(arena, &both, sizeof both);
     }
     return -1;
 }
 inline std::int64_t fuse_epilogue(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
-                                  TapeRecord& fused) {
+                                  const std::type_info** fused_type) {
     if (*a.info != typeid(kernels::GemmElement<float>)) return -1;
     std::int64_t offset = -1;
-    (void)((offset = fuse_pair<kernels::Relu<float>>(tape, a, b, arena, fused)) >= 0 ||
-           (offset = fuse_pair<kernels::Tanh<float>>(tape, a, b, arena, fused)) >= 0 ||
-           (offset = fuse_pair<kernels::Sigmoid<float>>(tape, a, b, arena, fused)) >= 0 ||
-           (offset = fuse_pair<kernels::Gelu<float>>(tape, a, b, arena, fused)) >= 0);
+    (void)((offset = fuse_pair<kernels::Relu<float>>(tape, a, b, arena, fused_type)) >= 0 ||
+           (offset = fuse_pair<kernels::Tanh<float>>(tape, a, b, arena, fused_type)) >= 0 ||
+           (offset = fuse_pair<kernels::Sigmoid<float>>(tape, a, b, arena, fused_type)) >= 0 ||
+           (offset = fuse_pair<kernels::Gelu<float>>(tape, a, b, arena, fused_type)) >= 0);
     return offset;
 }
 
@@ -290,15 +284,11 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
         TapeRecord r = tape.records[i];
         std::int64_t offset = -1;
         if (i + 1 < tape.records.size()) {  // an activation folded into the product before it
-            offset = fuse_epilogue(tape, r, tape.records[i + 1], out.arena, r);
+            offset = fuse_epilogue(tape, tape.records[i], tape.records[i + 1], out.arena, &r.info);
             if (offset >= 0) r.work += tape.records[++i].work;
         }
-        if (offset < 0) {  // the record's own bytes
-            const std::size_t at = (out.arena.size() + RecordTape::arg_align - 1) / RecordTape::arg_align * RecordTape::arg_align;
-            out.arena.resize(at + static_cast<std::size_t>(r.args_size));
-            std::memcpy(out.arena.data() + at, tape.arena.data() + r.args_offset, static_cast<std::size_t>(r.args_size));
-            offset = static_cast<std::int64_t>(at);
-        }
+        if (offset < 0)  // the record's own bytes
+            offset = RecordTape::append(out.arena, tape.arena.data() + r.args_offset, static_cast<std::size_t>(r.args_size));
         const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "

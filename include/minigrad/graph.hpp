@@ -64,28 +64,7 @@ class StepGraph {
     void replay(std::int64_t k = 1) {
         check_steps("replay", k);
         if constexpr (B::supports_graphs) {
-            if (mode_ != StepMode::eager && replays_ == 0) {
-                step_();
-                ++replays_;
-                if (--k == 0) return;
-            }
-            if (mode_ != StepMode::eager) {
-                if (!captured_) capture();
-                check_replayable();
-                capture_state_.before_replay(k);
-                try {
-                    if (program_ops_ && !B::is_host) {
-                        launch_program(k);
-                    } else {
-                        for (std::int64_t s = 0; s < k; ++s) B::launch_graph(graph_, device_);
-                    }
-                } catch (...) {
-                    failed_ = true;  // on the CPU a recorded check (a bad index in a new batch) throws part way through the tape
-                    throw;
-                }
-                replays_ += k;
-                return;
-            }
+            if (mode_ != StepMode::eager) return run_captured(k, /*as_program=*/false);
         }
         for (std::int64_t s = 0; s < k; ++s) {
             step_();
@@ -99,27 +78,7 @@ class StepGraph {
     void run_program(std::int64_t k = 1) {
         check_steps("run_program", k);
         if constexpr (B::supports_graphs) {
-            if (mode_ == StepMode::compiled && replays_ == 0) {  // the eager warm-up first, as replay() does
-                step_();
-                ++replays_;
-                if (--k == 0) return;
-            }
-            if (mode_ == StepMode::compiled) {
-                if (!captured_) capture();
-                if (!program_ops_) {
-                    detail::fail<Error>("StepGraph::run_program: the step could not be compiled: {}", fallback_reason_);
-                }
-                check_replayable();
-                capture_state_.before_replay(k);
-                try {
-                    launch_program(k);
-                } catch (...) {
-                    failed_ = true;
-                    throw;
-                }
-                replays_ += k;
-                return;
-            }
+            if (mode_ == StepMode::compiled) return run_captured(k, /*as_program=*/true);
         }
         detail::fail<Error>("StepGraph::run_program: the graph is not in StepMode::compiled");
     }
@@ -151,6 +110,33 @@ class StepGraph {
             detail::fail<Error>("StepGraph: an earlier replay failed part way (see its error), so the step's state (weights, "
                                 "loss logs, random counters) is half updated; make a new StepGraph");
         }
+    }
+
+    // k steps of a graph that captures: the eager warm-up first if none ran yet, then the capture,
+    // then the captured steps, as the program (run_program, or CUDA in compiled mode) or the graph.
+    void run_captured(std::int64_t k, bool as_program) {
+        if (replays_ == 0) {
+            step_();
+            ++replays_;
+            if (--k == 0) return;
+        }
+        if (!captured_) capture();
+        if (as_program && !program_ops_) {
+            detail::fail<Error>("StepGraph::run_program: the step could not be compiled: {}", fallback_reason_);
+        }
+        check_replayable();
+        capture_state_.before_replay(k);
+        try {
+            if (program_ops_ && (as_program || !B::is_host)) {
+                launch_program(k);
+            } else {
+                for (std::int64_t s = 0; s < k; ++s) B::launch_graph(graph_, device_);
+            }
+        } catch (...) {
+            failed_ = true;  // on the CPU a recorded check (a bad index in a new batch) throws part way through the tape
+            throw;
+        }
+        replays_ += k;
     }
 
     void launch_program(std::int64_t k) {

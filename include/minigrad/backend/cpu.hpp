@@ -576,11 +576,7 @@ struct Cpu {
         if (any) [[unlikely]] {
             std::int64_t i = 0;
             while (is_skipped(target[i]) || !bad(target[i])) ++i;
-            detail::fail<ValueError>(
-                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
-                "(the input has {} columns)",
-                op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i,
-                classes, classes);
+            bad_label(op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i, classes);
         }
         if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
     }
@@ -601,11 +597,13 @@ struct Cpu {
         ++counters().kernel_launches;
         kernels::LabelError error{};
         f.block(kernels::HostTeam{&error});
-        if (error.flag) [[unlikely]] {
-            detail::fail<ValueError>(
-                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) (the input has {} columns)",
-                error.op ? error.op : "cross_entropy", error.value, error.index, error.classes, error.classes);
-        }
+        if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
+    }
+
+    template <class V>
+    [[noreturn, gnu::cold]] static void bad_label(std::string_view op, V value, std::int64_t index, std::int64_t classes) {
+        detail::fail<ValueError>("{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) (the input has {} columns)",
+                                 op, value, index, classes, classes);
     }
 
     // ---- graphs (used by StepGraph): a tape of launches ------------------------------------------

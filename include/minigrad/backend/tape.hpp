@@ -139,7 +139,6 @@ struct TapeRecord {
     std::int64_t work = 0;
     std::int64_t args_offset = 0;
     std::int64_t args_size = 0;
-    bool is_block = false;
 };
 
 struct RecordTape {
@@ -151,22 +150,25 @@ struct RecordTape {
     void refuse(std::string why) {
         if (refused.empty()) refused = std::move(why);
     }
+    // Copies `size` bytes to the end of `to`, at the next multiple of arg_align; returns where.
+    static std::int64_t append(std::vector<unsigned char>& to, const void* bytes, std::size_t size) {
+        const std::size_t offset = (to.size() + arg_align - 1) / arg_align * arg_align;
+        to.resize(offset + size);
+        std::memcpy(to.data() + offset, bytes, size);
+        return static_cast<std::int64_t>(offset);
+    }
     template <class F>
-    void add(std::int64_t n, std::int64_t work, bool is_block, const F& f) {
+    void add(std::int64_t n, std::int64_t work, const F& f) {
         if constexpr (!std::is_trivially_copyable_v<F> || alignof(F) > arg_align) {
             refuse(fmt::format("it launches {}, which is not a plain struct that can be copied to the device",
                                type_name(typeid(F))));
         } else {
-            const std::size_t offset = (arena.size() + arg_align - 1) / arg_align * arg_align;
-            arena.resize(offset + sizeof(F));
-            std::memcpy(arena.data() + offset, &f, sizeof(F));
             TapeRecord r;
             r.info = &typeid(F);
             r.n = n;
             r.work = work;
-            r.args_offset = static_cast<std::int64_t>(offset);
+            r.args_offset = append(arena, &f, sizeof(F));
             r.args_size = static_cast<std::int64_t>(sizeof(F));
-            r.is_block = is_block;
             records.push_back(r);
         }
     }
@@ -187,12 +189,12 @@ inline void record_each(std::int64_t n, const F& f) {
             work = f.total_work();  // a table of tensors launched over lanes
         else if constexpr (requires { f.work_per_index(); })
             work = n * f.work_per_index();
-        tape->add(n, work, false, f);
+        tape->add(n, work, f);
     }
 }
 template <class F>
 inline void record_block(std::int64_t work, const F& f) {
-    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->add(0, work, true, f);
+    if (RecordTape* tape = recording_tape()) [[unlikely]] tape->add(0, work, f);
 }
 // A copy of `bytes` within the backend, as whole words where both ends allow it.
 inline void record_copy(void* dst, const void* src, std::size_t bytes) {
