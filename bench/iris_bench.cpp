@@ -65,8 +65,10 @@ Result run_once(const mg::data::Matrix& xs, const std::vector<std::int32_t>& ys,
     return {seconds * 1e6 / timed, double(after_loop.storage_allocs - before.storage_allocs) / timed,
             after_loop.host_syncs - before.host_syncs, values.empty() ? 0.0f : values.back(),
             mode != mg::StepMode::compiled ? ""
-            : graph.compiled()             ? fmt::format(", one program of {} records", graph.program_size())
-                                           : ", not compiled: " + graph.fallback_reason()};
+            : graph.compiled() ? fmt::format(", one program of {} records on {}{}", graph.program_size(),
+                                             graph.program_on_grid() ? "a grid" : "one block",
+                                             B::is_host ? " (the CPU replays its tape instead)" : "")
+                               : ", not compiled: " + graph.fallback_reason()};
 }
 
 template <class B>
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
     bool graph = false;
     std::string mode_name = "eager";
     int k = 1;
+    std::int64_t block_max_work = mg::compiled_block_max_work();
     CLI::App app{"minigrad's Iris benchmark"};
     app.add_option("--device", device)->check(CLI::IsMember({"cpu", "cuda"}));
     app.add_option("--epochs", epochs);
@@ -104,9 +107,14 @@ int main(int argc, char** argv) {
     app.add_option("--mode", mode_name, "eager, graph (a CUDA graph, or the CPU's tape) or compiled (one program); both record every epoch")
         ->check(CLI::IsMember({"eager", "graph", "compiled"}));
     app.add_option("--steps-per-launch", k, "graph and compiled modes: steps per replay(k)")->check(CLI::PositiveNumber);
+    app.add_option("--block-max-work", block_max_work,
+                   "compiled mode: a program whose largest record has more work runs on a cooperative grid, not one block "
+                   "(0: always the grid)")
+        ->check(CLI::NonNegativeNumber);
     app.add_option("--data", data);
     CLI11_PARSE(app, argc, argv);
     const auto split = examples::load_iris(data);
+    mg::set_compiled_block_max_work(block_max_work);
     const mg::StepMode mode = graph || mode_name == "graph" ? mg::StepMode::graph
                               : mode_name == "compiled"     ? mg::StepMode::compiled
                                                             : mg::StepMode::eager;

@@ -2,7 +2,8 @@
 # Everything GPU-side in one call, for a lent H100/H200 (see docs/benchmarks.md): build with nvcc;
 # the GPU tests, also under compute-sanitizer memcheck, racecheck and synccheck; the Iris example on
 # CUDA with and without the graph; the Iris benchmark in every mode (eager, graph, compiled, compiled
-# 100 steps per launch) and the digits benchmark beside PyTorch on the same GPU;
+# 100 steps per launch, on one block and on a cooperative grid) and the digits benchmark beside
+# PyTorch on the same GPU;
 # mg::dist's NCCL transport as one rank (where Open MPI is installed);
 # the hand-fused reference limits (../shared/reference, copied into .gpudeps/reference by
 # scripts/gpu-deps.sh); cuBLAS against GemmElement; the scaling benchmark; then the table.
@@ -93,9 +94,13 @@ if built $bin/bench/iris_bench; then
   step bench_minigrad_compiled 60 bench_minigrad_compiled.log $bin/bench/iris_bench --device cuda --mode compiled --repeats 3
   step bench_minigrad_compiled_k100 60 bench_minigrad_compiled_k100.log $bin/bench/iris_bench --device cuda --mode compiled \
     --steps-per-launch 100 --repeats 3
+  # the same program on a cooperative grid (every block of the GPU), which larger steps take
+  step bench_minigrad_compiled_grid_k100 60 bench_minigrad_compiled_grid_k100.log $bin/bench/iris_bench --device cuda --mode compiled \
+    --steps-per-launch 100 --block-max-work 0 --repeats 3
   step bench_minigrad_cpu 60 bench_minigrad_cpu.log $bin/bench/iris_bench --device cpu --repeats 3
   step bench_minigrad_cpu_graph 60 bench_minigrad_cpu_graph.log $bin/bench/iris_bench --device cpu --graph --repeats 3
-else for n in bench_minigrad bench_minigrad_graph bench_minigrad_compiled bench_minigrad_compiled_k100 bench_minigrad_cpu \
+else for n in bench_minigrad bench_minigrad_graph bench_minigrad_compiled bench_minigrad_compiled_k100 \
+  bench_minigrad_compiled_grid_k100 bench_minigrad_cpu \
   bench_minigrad_cpu_graph; do skip $n "not built"; done; fi
 step bench_torch_item 60 bench_torch_item.log python3 bench/torch_iris.py --device cuda --mode item --repeats 1
 step bench_torch_log 60 bench_torch_log.log python3 bench/torch_iris.py --device cuda --mode log --repeats 1

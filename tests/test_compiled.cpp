@@ -162,16 +162,45 @@ TEST_CASE("compiled step: a step that cannot be one program says why, and still 
         CHECK(graph.fallback_reason().find("not among the functors a compiled step can run") != std::string::npos);
         CHECK(graph.fallback_reason().find("double") != std::string::npos);
     }
-    SUBCASE("a record larger than one block should take on") {
-        auto a = mg::Tensor<mg::Cpu>::uniform({256, 256}, -1, 1);
-        auto b = mg::Tensor<mg::Cpu>::uniform({256, 256}, -1, 1);
+}
+
+TEST_CASE("compiled step on the CPU: a record above compiled_block_max_work puts the program on a grid, which trains as eager steps do") {
+    CHECK(mg::compiled_block_max_work() == std::int64_t{1} << 20);
+    CHECK(error_message([] { mg::set_compiled_block_max_work(-1); }) ==
+          "set_compiled_block_max_work: -1 is negative, expected a record's work >= 0");
+    // a product of 128 x 96 x 96 = 1179648 multiply-adds, above one block's 2^20
+    const auto x = mg::Tensor<mg::Cpu>::uniform({128, 96}, -1, 1);
+    struct Run {
+        mg::Tensor<mg::Cpu> w = initial();
+        mg::optim::SGD<mg::Cpu, float> opt{{w}, {.lr = 0.1, .momentum = 0.9}};
         mg::LossLog log;
-        mg::StepGraph<mg::Cpu> graph([&] { log.record(mg::sum(mg::matmul(a, b))); }, mg::StepMode::compiled);
-        graph.replay(2);
-        INFO(graph.fallback_reason());
-        CHECK_FALSE(graph.compiled());
-        CHECK(graph.fallback_reason().find("more than one block should take on") != std::string::npos);
-    }
+        static mg::Tensor<mg::Cpu> initial() {
+            mg::Generator gen(3);
+            auto w = mg::Tensor<mg::Cpu>::uniform({96, 96}, -0.1, 0.1, gen);
+            w.requires_grad_();
+            return w;
+        }
+    };
+    auto step = [&](Run& r) {
+        auto loss = mg::mean(mg::relu(mg::matmul(x, r.w)));
+        r.opt.zero_grad();
+        loss.backward();
+        r.opt.step();
+        r.log.record(loss);
+    };
+    Run eager, program;
+    mg::StepGraph<mg::Cpu> graph([&] { step(program); }, mg::StepMode::compiled);
+    for (int i = 0; i < 6; ++i) step(eager);
+    graph.run_program(2);  // warm-up, capture, one step
+    const auto before = mg::counters();
+    graph.run_program(4);
+    CHECK(mg::counters().kernel_launches - before.kernel_launches == 1);
+    INFO(graph.fallback_reason());
+    REQUIRE(graph.compiled());
+    CHECK(graph.program_on_grid());
+    CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-5);
+    CHECK(max_rel_diff(program.w.to_vector(), eager.w.to_vector()) < 1e-5);
+    CHECK(program.log.values().back() < program.log.values().front());  // it trained
 }
 
 TEST_CASE("compiled step on the CPU: a bad label in a new batch is found by the program's label check") {

@@ -1,7 +1,9 @@
 // Threads: two threads each training their own model at once get, bit for bit, what each gets
 // alone; grad mode, counters and the Cpu allocator's cache are per thread; the shared default
 // generator hands out whole fills. Built also under ThreadSanitizer (minigrad_tsan_tests), where a
-// race fails the run. Results are gathered in the threads and checked on the main thread.
+// race fails the run. Results are gathered in the threads and checked on the main thread. A
+// compiled program on a team of host threads (the CPU's stand-in for a GPU's cooperative grid) is
+// here for the same reason: a missing barrier between its records is a race TSan reports.
 #include <algorithm>
 #include <latch>
 #include <map>
@@ -9,6 +11,7 @@
 
 #include "helpers.hpp"
 #include "iris.hpp"
+#include "iris_run.hpp"
 
 namespace {
 
@@ -67,7 +70,55 @@ RunResult train_alone(const IrisData& data, const RunSpec& spec) {
     return result;
 }
 
+// The largest relative difference between two runs' values (against max(|a|, floor)).
+double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b, double floor) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(double(a[i]) - double(b[i])) / std::max(std::abs(double(a[i])), floor));
+    return worst;
+}
+
+// While it lives, every compiled program captured runs on the grid, however small its records.
+struct AllOnGrid {
+    std::int64_t saved = mg::compiled_block_max_work();
+    AllOnGrid() { mg::set_compiled_block_max_work(0); }
+    ~AllOnGrid() { mg::set_compiled_block_max_work(saved); }
+    AllOnGrid(const AllOnGrid&) = delete;
+    AllOnGrid& operator=(const AllOnGrid&) = delete;
+};
+
 }  // namespace
+
+TEST_CASE("a compiled program run by a team of host threads (a GPU's cooperative grid, on the CPU) trains Iris as eager steps do") {
+    const auto split = examples::load_iris(iris_path);
+    AllOnGrid on_grid;
+    IrisRun<mg::Cpu> eager(split, 0.9, 0.05), program(split, 0.9, 0.05);
+    mg::LossLog eager_log, program_log;
+    mg::StepGraph<mg::Cpu> graph([&] { program.step(program_log); }, mg::StepMode::compiled);
+    for (int i = 0; i < 100; ++i) eager.step(eager_log);
+    graph.run_program(1);  // eager warm-up
+    graph.run_program(4);  // capture, then 4 steps
+    const auto before = mg::counters();
+    graph.run_program(95);
+    CHECK(mg::counters().kernel_launches - before.kernel_launches == 1);
+
+    REQUIRE(graph.program_on_grid());
+    CHECK(graph.program_size() == 11);
+    REQUIRE(program_log.size() == 100);
+    // the sums of a team of 4 add 4 partial sums: rounding apart from eager
+    CHECK(max_rel_diff(program_log.values(), eager_log.values(), 1e-3) < 1e-6);
+    const auto want = eager.model.parameter_values();
+    for (const auto& [name, array] : program.model.parameter_values()) {
+        INFO(name);
+        CHECK(max_rel_diff(array.values, want.at(name).values, 0.1) < 1e-5);
+    }
+
+    // a bad label in a new batch: one of the team's threads finds it, the launch reports it
+    program.y.data()[7] = 3;
+    CHECK(error_message([&] { graph.run_program(); }) ==
+          "cross_entropy: argument #2 'target' has class 3 at index 7, expected a class in [0, 3) (the input has 3 columns)");
+}
 
 TEST_CASE("two threads training their own Iris models at once match, bit for bit, the same runs alone") {
     const auto data = iris_train();

@@ -1,17 +1,20 @@
 // A compiled step: the record tape of a captured step (backend/tape.hpp) turned into one program
-// that one block of threads runs from start to end, k steps per launch (StepGraph in
-// StepMode::compiled, graph.hpp). It is possible because every functor a step launches comes from
-// the library: CompiledFunctors lists them, and the program finds each record's functor type by
-// its index in that list (a binary search whose branches the compiler lays out, about eight per
-// record: no indirect call on the device). Between records the block synchronises, as consecutive
-// launches would.
+// that a team of GPU threads runs from start to end, k steps per launch (StepGraph in
+// StepMode::compiled, graph.hpp). The team is one block when every record is small
+// (compiled_block_max_work), else every block of a cooperative grid. It is possible because every
+// functor a step launches comes from the library: CompiledFunctors lists them, and the program
+// finds each record's functor type by its index in that list (a binary search whose branches the
+// compiler lays out, about eight per record: no indirect call on the device). Between records the
+// team synchronises, as consecutive launches would.
 //
 // What it refuses (and StepGraph then replays the CUDA graph instead, saying why): host work in
 // the step, a library call (a cuBLAS product), a functor outside the list (a double step: the list
-// is float only; a user's own functor), and a record with more work than one block should take on
-// (compiled_max_work). docs/design.md, "Compiled steps", says when to use which mode.
+// is float only; a user's own functor), and, for a program that needs a grid, a device that cannot
+// launch a cooperative one. docs/design.md, "Compiled steps", says when to use which mode.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -20,6 +23,7 @@
 #include <vector>
 
 #include "backend/tape.hpp"
+#include "error.hpp"
 #include "loss_log.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/dropout.hpp"
@@ -148,15 +152,26 @@ struct ProgramOp {
     std::int32_t tag;
 };
 
-// One record's work (multiply-adds or element steps) from which compiled mode refuses a step: one
-// block of threads would take longer than the launches it saves. A guess, not a measurement
-// (scripts/gpu-check.sh times the modes on a GPU).
-inline constexpr std::int64_t compiled_max_work = std::int64_t{1} << 20;
+// One record's work (multiply-adds or element steps) up to which a compiled program runs on one
+// block of threads; a program with a larger record runs on the whole device instead (a cooperative
+// grid, whose barriers cost more than a block's). 2^20 by default: a guess, not a measurement
+// (scripts/gpu-check.sh times both on a GPU). 0 puts every program on the grid.
+inline std::atomic<std::int64_t>& compiled_block_max_work_value() {
+    static std::atomic<std::int64_t> value{std::int64_t{1} << 20};
+    return value;
+}
+inline std::int64_t compiled_block_max_work() { return compiled_block_max_work_value().load(std::memory_order_relaxed); }
+// Takes effect for graphs captured from then on.
+inline void set_compiled_block_max_work(std::int64_t work) {
+    if (work < 0) detail::fail<ValueError>("set_compiled_block_max_work: {} is negative, expected a record's work >= 0", work);
+    compiled_block_max_work_value().store(work, std::memory_order_relaxed);
+}
 
 namespace kernels {
 
-// The program: `steps` times, every op in order, the block synchronising after each. A block
-// functor: Cpu::launch_block runs it on one host thread, Cuda::launch_block on one GPU block.
+// The program: `steps` times, every op in order, the team synchronising after each. A block
+// functor: launch_block runs it on one GPU block (one host thread), launch_grid on a cooperative
+// grid (a team of host threads).
 template <class List>
 struct TapeProgram;
 template <class... Fs>
@@ -227,6 +242,7 @@ struct CompiledProgram {
     std::vector<ProgramOp> ops;
     std::vector<unsigned char> arena;
     std::string refused;
+    std::int64_t max_work = 0;  // the largest record's work: it decides block or grid
 };
 template <class F>
 F args_as(const RecordTape& tape, const TapeRecord& r) {
@@ -294,11 +310,8 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
                                       "(CompiledFunctors in compiled.hpp: float steps only)",
                                       type_name(*r.info));
-        } else if (r.work > compiled_max_work) {
-            out.refused = fmt::format("it launches {} over {} steps of work, more than one block should take on "
-                                      "(compiled_max_work = {})",
-                                      type_name(*r.info), r.work, compiled_max_work);
         }
+        out.max_work = std::max(out.max_work, r.work);
         out.ops.push_back({r.n, offset, tag});
     }
     if (!out.refused.empty()) {

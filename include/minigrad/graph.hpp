@@ -11,12 +11,13 @@
 //   graph     on CUDA one graph launch per step; on the CPU a tape of the step's kernels
 //             (Cpu::launch_graph), the CPU's fast path.
 //   compiled  the captured launches become one program (compiled.hpp) that one block of GPU threads
-//             runs: replay(k) is one kernel launch for k steps. Where the step cannot be compiled
-//             (host work, a cuBLAS product, a functor outside the compiled set, a record too large
-//             for one block), CUDA replays the graph instead and says why on stderr, once; the
-//             reason is fallback_reason(). On the CPU replays run the tape as in graph mode (it is
-//             faster there than the program run by one thread); run_program(k) runs the program
-//             itself, the GPU's arithmetic on the host, for checking.
+//             runs, or a cooperative grid where a record is larger than compiled_block_max_work():
+//             replay(k) is one kernel launch for k steps. Where the step cannot be compiled (host
+//             work, a cuBLAS product, a functor outside the compiled set, a grid the device cannot
+//             launch), CUDA replays the graph instead and says why on stderr, once; the reason is
+//             fallback_reason(). On the CPU replays run the tape as in graph mode (it is faster
+//             there); run_program(k) runs the program itself, the GPU's arithmetic on the host (one
+//             thread as the block, Cpu::grid_threads threads as the grid), for checking.
 //
 // What a captured step may do is what a CUDA graph allows, on both backends: no host read of a
 // tensor (record values with a LossLog), no copy in from host memory (feed batches with
@@ -72,9 +73,10 @@ class StepGraph {
         }
     }
 
-    // Compiled mode: runs k steps as the compiled program, in one B::launch_block. On CUDA this is
-    // what replay(k) does; on the CPU it is the GPU's program run by one host thread (for checking:
-    // replay() is faster there). Fails where the step could not be compiled (fallback_reason()).
+    // Compiled mode: runs k steps as the compiled program, in one B::launch_block or launch_grid. On
+    // CUDA this is what replay(k) does; on the CPU it is the GPU's program run by host threads (for
+    // checking: replay() is faster there). Fails where the step could not be compiled
+    // (fallback_reason()).
     void run_program(std::int64_t k = 1) {
         check_steps("run_program", k);
         if constexpr (B::supports_graphs) {
@@ -88,6 +90,8 @@ class StepGraph {
     // Compiled mode, once captured: true when the step became one program (one launch per replay on
     // CUDA). Otherwise fallback_reason() says why not.
     bool compiled() const { return program_ops_ != nullptr; }
+    // Compiled, on a cooperative grid (a record above compiled_block_max_work()), not one block.
+    bool program_on_grid() const { return program_ops_ != nullptr && grid_size_ > 0; }
     const std::string& fallback_reason() const { return fallback_reason_; }
     // The program's records (compiled mode, once captured): the kernels one replayed step runs. The
     // CPU records launches the GPU skips (empty ones), so the two counts may differ.
@@ -95,6 +99,8 @@ class StepGraph {
     std::int64_t replays() const { return replays_; }
 
   private:
+    using Program = kernels::TapeProgram<CompiledFunctors>;
+
     static void check_steps(const char* what, std::int64_t k) {
         if (k < 1) detail::fail<ValueError>("StepGraph::{}: k={} steps asked, expected at least 1", what, k);
     }
@@ -140,8 +146,11 @@ class StepGraph {
     }
 
     void launch_program(std::int64_t k) {
-        using Program = kernels::TapeProgram<CompiledFunctors>;
-        B::launch_block(Program{program_ops_, program_arena_, program_count_, k}, device_);
+        const Program program{program_ops_, program_arena_, program_count_, k};
+        if (grid_size_ > 0)
+            B::launch_grid(program, grid_size_, device_);
+        else
+            B::launch_block(program, device_);
     }
 
     // A capture that fails leaves nothing behind: no capture marked in progress, no hooks (a
@@ -181,6 +190,15 @@ class StepGraph {
     // stderr where the backend then replays its graph instead of the program.
     void make_program(const detail::RecordTape& records) {
         detail::CompiledProgram program = detail::compile_tape(records);
+        int grid = 0;
+        if (program.refused.empty() && program.max_work > compiled_block_max_work()) {
+            grid = B::template grid_size<Program>(device_);
+            if (grid < 1) {
+                program.refused = fmt::format("it has a record of {} steps of work, more than one block takes on "
+                                              "(compiled_block_max_work() = {}), and the device cannot launch a cooperative grid",
+                                              program.max_work, compiled_block_max_work());
+            }
+        }
         if (!program.refused.empty()) {
             fallback_reason_ = std::move(program.refused);
             if constexpr (!B::is_host) {
@@ -204,6 +222,7 @@ class StepGraph {
             throw;
         }
         program_count_ = static_cast<std::int64_t>(program.ops.size());
+        grid_size_ = grid;
         ops_bytes_ = ops_bytes;
         arena_bytes_ = arena_bytes;
         program_ops_ = ops;
@@ -229,6 +248,7 @@ class StepGraph {
     const ProgramOp* program_ops_ = nullptr;
     const unsigned char* program_arena_ = nullptr;
     std::int64_t program_count_ = 0;
+    int grid_size_ = 0;  // the grid's blocks (host threads on the CPU); 0: one block
     std::size_t ops_bytes_ = 0, arena_bytes_ = 0;
     std::string fallback_reason_;
 };

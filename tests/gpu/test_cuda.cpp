@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -432,12 +433,94 @@ TEST_CASE("compiled StepGraph on CUDA: a step with a cuBLAS product falls back t
     check_close(compiled.log.values(), eager.log.values(), 1e-6);
 }
 
-TEST_CASE("Iris in every mode: eager, graph, compiled and compiled k=100 stay within 1e-4 of the CPU curve over 20000 epochs") {
+// While it lives, compiled programs captured run on a cooperative grid, however small their records.
+struct AllOnGrid {
+    std::int64_t saved = mg::compiled_block_max_work();
+    AllOnGrid() { mg::set_compiled_block_max_work(0); }
+    ~AllOnGrid() { mg::set_compiled_block_max_work(saved); }
+};
+
+TEST_CASE("compiled StepGraph on a cooperative grid: k Iris steps in one launch, within 1e-6 of eager, no sync, no cudaMalloc; a bad label is reported") {
+    AllOnGrid on_grid;
+    IrisSteps<mg::Cuda> eager, compiled;
+    mg::StepGraph<mg::Cuda> graph([&] { compiled.step(); }, mg::StepMode::compiled);
+    graph.replay(2);
+    INFO(graph.fallback_reason());
+    REQUIRE(graph.compiled());
+    CHECK(graph.program_on_grid());
+    mg::Cuda::synchronize(0);
+    const auto before = mg::counters();
+    graph.replay(100);
+    graph.replay(98);
+    const auto after = mg::counters();
+    CHECK(after.kernel_launches - before.kernel_launches == 2);
+    CHECK(after.host_syncs == before.host_syncs);
+    CHECK(after.device_allocs == before.device_allocs);
+    for (int i = 0; i < 200; ++i) eager.step();
+    check_close(compiled.log.values(), eager.log.values(), 1e-6);
+    check_close(compiled.model.fc1.weight.to_vector(), eager.model.fc1.weight.to_vector(), 1e-5);
+
+    auto bad = compiled.y.to<mg::Cpu>();
+    bad.data()[7] = 3;
+    compiled.y.copy_(bad.to<mg::Cuda>());
+    graph.replay();
+    CHECK(error_message([] { mg::Cuda::synchronize(0); }).starts_with("cross_entropy: argument #2 'target' has class 3 at index 7"));
+}
+
+TEST_CASE("compiled StepGraph: a step with records above one block's work runs on a grid and matches the CPU") {
+    struct Restore {
+        std::int64_t saved = mg::cuda::cublas_crossover();
+        ~Restore() { mg::cuda::set_cublas_crossover(saved); }
+    } restore;
+    mg::cuda::set_cublas_crossover(std::numeric_limits<std::int64_t>::max());  // the 256x512x512 products stay out of cuBLAS
+    const auto xc = CpuT::uniform({256, 512}, -1, 1);
+    std::vector<std::int32_t> labels(256);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int32_t>(i % 10);
+    const auto yc = mg::Tensor<mg::Cpu, std::int32_t>::from(labels);
+    auto run = [&](auto tag, mg::StepMode mode) {
+        using B = decltype(tag);
+        mg::manual_seed(9);
+        auto model = mg::nn::Sequential(mg::nn::Linear<B>(512, 512), mg::nn::ReLU{}, mg::nn::Linear<B>(512, 10));
+        mg::optim::SGD opt(model.parameters(), {.lr = 0.05, .momentum = 0.9});
+        mg::LossLog log;
+        mg::nn::CrossEntropyLoss loss_fn;
+        const auto x = xc.to<B>();
+        const auto y = yc.to<B>();
+        mg::StepGraph<B> graph(
+            [&] {
+                auto loss = loss_fn(model(x), y);
+                opt.zero_grad();
+                loss.backward();
+                opt.step();
+                log.record(loss);
+            },
+            mode);
+        graph.replay(2);
+        graph.replay(18);
+        if (mode == mg::StepMode::compiled) {
+            INFO(graph.fallback_reason());
+            CHECK(graph.compiled());
+            CHECK(graph.program_on_grid());
+        }
+        return log.values();
+    };
+    const auto cpu = run(mg::Cpu{}, mg::StepMode::eager);
+    check_close(run(mg::Cuda{}, mg::StepMode::compiled), cpu, 1e-4);
+}
+
+TEST_CASE("Iris in every mode: eager, graph, compiled, compiled k=100 and on a grid stay within 1e-4 of the CPU curve over 20000 epochs") {
     IrisSteps<mg::Cpu> cpu;
     for (int i = 0; i < 20000; ++i) cpu.step();
     const auto reference = cpu.log.values();
-    for (auto [mode, k] : {std::pair{mg::StepMode::eager, 1}, std::pair{mg::StepMode::graph, 1}, std::pair{mg::StepMode::compiled, 1},
-                           std::pair{mg::StepMode::compiled, 100}}) {
+    struct Mode {
+        mg::StepMode mode;
+        int k;
+        bool grid;
+    };
+    for (auto [mode, k, grid] : {Mode{mg::StepMode::eager, 1, false}, Mode{mg::StepMode::graph, 1, false}, Mode{mg::StepMode::compiled, 1, false},
+                                 Mode{mg::StepMode::compiled, 100, false}, Mode{mg::StepMode::compiled, 100, true}}) {
+        std::optional<AllOnGrid> on_grid;
+        if (grid) on_grid.emplace();
         IrisSteps<mg::Cuda> gpu;
         mg::StepGraph<mg::Cuda> graph([&] { gpu.step(); }, mode);
         for (int done = 0; done < 20000; done += k) graph.replay(k);
@@ -445,7 +528,7 @@ TEST_CASE("Iris in every mode: eager, graph, compiled and compiled k=100 stay wi
         double worst = 0;
         for (std::size_t i = 0; i < losses.size(); ++i)
             worst = std::max(worst, std::abs(double(losses[i]) - reference[i]) / std::max(std::abs(double(reference[i])), 1e-30));
-        MESSAGE("Iris mode ", int(mode), " k=", k, ": CPU/CUDA max relative difference over 20000 losses: ", worst);
+        MESSAGE("Iris mode ", int(mode), " k=", k, grid ? " grid" : "", ": CPU/CUDA max relative difference over 20000 losses: ", worst);
         check_close(losses, reference, 1e-4);
     }
 }

@@ -16,6 +16,7 @@
 #include <limits>
 #include <new>
 #include <string_view>
+#include <thread>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -597,6 +598,30 @@ struct Cpu {
         ++counters().kernel_launches;
         kernels::LabelError error{};
         f.block(kernels::HostTeam{&error});
+        if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
+    }
+
+    // f.block(team) with a team of grid_threads host threads: a compiled program too large for one
+    // block (compiled.hpp), which the GPU runs on a cooperative grid. On the CPU the tape is the fast
+    // path, so this exists to check the grid program's arithmetic and barriers (and runs under
+    // ThreadSanitizer in CI). Functors do not throw: a bad label is reported through the team and
+    // thrown here, once every thread has finished. Not recorded: a program is not captured.
+    static constexpr int grid_threads = 4;
+    template <class F>
+    static int grid_size(int /*device*/) {
+        return grid_threads;
+    }
+    template <class F>
+    static void launch_grid(const F& f, int threads, int /*device*/) {
+        ++counters().kernel_launches;
+        kernels::LabelError error{};
+        kernels::HostTeamShared shared(threads);
+        {
+            std::vector<std::jthread> team;
+            team.reserve(static_cast<std::size_t>(threads - 1));
+            for (int id = 1; id < threads; ++id) team.emplace_back([&, id] { f.block(kernels::HostTeam{&error, &shared, id, threads}); });
+            f.block(kernels::HostTeam{&error, &shared, 0, threads});
+        }  // joins the team
         if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
     }
 

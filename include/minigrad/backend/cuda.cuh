@@ -17,6 +17,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <charconv>
@@ -30,6 +31,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include <cooperative_groups.h>
 #include <cub/block/block_reduce.cuh>
 #include <cub/device/device_reduce.cuh>
 
@@ -288,24 +290,42 @@ __global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_
     }
 }
 
-// The team of a block functor (tape.hpp) on the GPU: the Threads threads of one block. sum() gives
-// every thread the block's total (CUB's block reduction, then a broadcast through shared memory).
+// The team of a block functor (tape.hpp) on the GPU: the Threads threads of every block of the
+// launch. One block (launch_block): sync() is the block's barrier. A cooperative grid
+// (launch_grid): sync() is the grid's, and a sum adds the blocks' totals from `scratch` (a 16-byte
+// slot per block) in block order, the same on every thread and every run. Every thread of the
+// launch must reach each sync() and sum(), as on the host.
 template <int Threads>
-struct BlockTeam {
+struct DeviceTeam {
     kernels::LabelError* label_error;
-    __device__ int thread() const { return static_cast<int>(threadIdx.x); }
-    __device__ int threads() const { return Threads; }
-    __device__ void sync() const { __syncthreads(); }
+    unsigned char* scratch;  // grids only
+    __device__ int thread() const { return static_cast<int>(blockIdx.x * Threads + threadIdx.x); }
+    __device__ int threads() const { return static_cast<int>(gridDim.x * Threads); }
+    __device__ void sync() const {
+        if (gridDim.x == 1)
+            __syncthreads();
+        else
+            cooperative_groups::this_grid().sync();
+    }
     template <class T>
     __device__ T sum(T v) const {
+        static_assert(sizeof(T) <= 16);
         using Reduce = cub::BlockReduce<T, Threads>;
         __shared__ typename Reduce::TempStorage temp;
         __shared__ T total;
         const T block_total = Reduce(temp).Sum(v);
-        if (threadIdx.x == 0) total = block_total;
-        __syncthreads();
-        const T out = total;
-        __syncthreads();  // temp and total are free for the next sum
+        if (gridDim.x == 1) {
+            if (threadIdx.x == 0) total = block_total;
+            __syncthreads();
+            const T out = total;
+            __syncthreads();  // temp and total are free for the next sum
+            return out;
+        }
+        if (threadIdx.x == 0) *reinterpret_cast<T*>(scratch + 16 * blockIdx.x) = block_total;
+        sync();
+        T out = 0;
+        for (unsigned b = 0; b < gridDim.x; ++b) out += *reinterpret_cast<const T*>(scratch + 16 * b);
+        sync();  // the slots (and temp) are free for the next sum
         return out;
     }
     __device__ void report_label(long long index, long long value, long long classes, const char* op) const {
@@ -318,10 +338,10 @@ struct BlockTeam {
     }
 };
 
-// A block functor run by one block of Threads threads.
+// A block functor run by a team of Threads-thread blocks: one block, or a cooperative grid.
 template <int Threads, class F>
-__global__ void __launch_bounds__(Threads) for_one_block(F f, kernels::LabelError* label_error) {
-    f.block(BlockTeam<Threads>{label_error});
+__global__ void __launch_bounds__(Threads) for_team(F f, kernels::LabelError* label_error, unsigned char* scratch) {
+    f.block(DeviceTeam<Threads>{label_error, scratch});
 }
 
 }  // namespace detail
@@ -345,6 +365,8 @@ struct Cuda {
         cuda::detail::LabelError* label_error_device = nullptr;
         int max_grid = 0;
         std::once_flag initialised;
+        unsigned char* team_scratch = nullptr;  // a cooperative grid's sum slots (grid_size makes them)
+        std::once_flag team_scratch_made;
         // cuBLAS, made at the first product that takes it (see blas()). One host thread at a time
         // may use a handle, so calls hold blas_mutex.
         cublasHandle_t blas = nullptr;
@@ -636,8 +658,8 @@ struct Cuda {
         ++counters().kernel_launches;
     }
 
-    // f.block(team) for a block functor (tape.hpp), run by one block of block_threads threads: a
-    // compiled step's whole program (compiled.hpp). A label it reports surfaces at the next sync.
+    // f.block(team) for a block functor (tape.hpp), run by one block of block_threads threads (a
+    // small compiled program, a small loss). A label it reports surfaces at the next sync.
     static constexpr int block_threads = 256;
     // Work (elements) up to which an op runs as one block functor instead of its launches: one
     // launch then beats several (a guess, not a measurement: no GPU has timed both yet).
@@ -646,8 +668,37 @@ struct Cuda {
     static void launch_block(const F& f, int device) {
         detail::record_block(0, f);
         auto& s = state(device);
-        detail::for_one_block<block_threads><<<1, block_threads, 0, s.stream>>>(f, s.label_error_device);
+        detail::for_team<block_threads><<<1, block_threads, 0, s.stream>>>(f, s.label_error_device, nullptr);
         MINIGRAD_CUDA_CHECK(cudaGetLastError());
+        ++counters().kernel_launches;
+    }
+    // The blocks of a cooperative grid for F on the device: as many as it holds at once (each must
+    // reach every grid barrier). 0 where the device cannot launch one. Makes the grid's sum slots
+    // the first time, so call it between steps, not inside a capture.
+    template <class F>
+    static int grid_size(int device) {
+        auto& s = state(device);
+        int cooperative = 0, per_sm = 0, sms = 0;
+        MINIGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&cooperative, cudaDevAttrCooperativeLaunch, device));
+        if (!cooperative) return 0;
+        MINIGRAD_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+        MINIGRAD_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, detail::for_team<block_threads, F>, block_threads, 0));
+        std::call_once(s.team_scratch_made, [&] {
+            s.team_scratch = static_cast<unsigned char*>(allocate_state(static_cast<std::size_t>(s.max_grid) * 16, device));
+        });
+        return std::min(per_sm * sms, s.max_grid);
+    }
+    // f.block(team) run by a cooperative grid of `blocks` blocks (from grid_size): a compiled program
+    // too large for one block. Not recorded: a program is not captured.
+    template <class F>
+    static void launch_grid(const F& f, int blocks, int device) {
+        auto& s = state(device);
+        F args_f = f;
+        kernels::LabelError* label_error = s.label_error_device;
+        unsigned char* scratch = s.team_scratch;
+        void* args[] = {&args_f, &label_error, &scratch};
+        MINIGRAD_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&detail::for_team<block_threads, F>), dim3(blocks),
+                                                        dim3(block_threads), args, 0, s.stream));
         ++counters().kernel_launches;
     }
 

@@ -7,12 +7,15 @@
 // capture owns its device, docs/design.md).
 //
 // Two kinds of functor are recorded. An index functor (kernels.hpp's rules) is run as f(i) for
-// every i < n, the indices shared among the block's threads. A block functor has
-// block(team) instead: a piece of work that one block does together (a sum, the label check),
-// written against a team that says which thread this is, how many there are, and sums a value
-// over all of them. kernels::HostTeam below is the host's team of one; the GPU's is in cuda.cuh.
+// every i < n. A block functor has block(team) instead: a piece of work that a team of threads
+// does together (a sum, the label check), written against a team that says which thread this is
+// and how many there are, waits for all of them (sync), and sums a value over all of them. The
+// teams: kernels::HostTeam below on the host (one thread, or several for a program that takes the
+// whole machine); in cuda.cuh one GPU block, or every block of a cooperative grid.
 #pragma once
 
+#include <atomic>
+#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -43,20 +46,57 @@ struct LabelError {
     const char* op;
 };
 
-// The host's team for a block functor: one thread, so its sum is the value itself.
+// What the host threads of one team share: a barrier, a slot per thread for sums, and who reported
+// a label first.
+struct HostTeamShared {
+    struct alignas(16) Slot {
+        unsigned char bytes[16];
+    };
+    explicit HostTeamShared(int count) : barrier(count), slots(static_cast<std::size_t>(count)) {}
+    std::barrier<> barrier;
+    std::vector<Slot> slots;
+    std::atomic<int> label_reported{0};
+};
+
+// The host's team for a block functor: `count` host threads, thread `id` of them; a team of one
+// where `shared` is null. Its sum is deterministic: every thread adds the slots in thread order.
 // (Annotated for both sides only so that nvcc may compile the programs that take it for the device
 // too; it runs on the host.)
 struct HostTeam {
     LabelError* label_error;
-    MINIGRAD_HD int thread() const { return 0; }
-    MINIGRAD_HD int threads() const { return 1; }
-    MINIGRAD_HD void sync() const {}
+    HostTeamShared* shared = nullptr;
+    int id = 0;
+    int count = 1;
+    MINIGRAD_HD int thread() const { return id; }
+    MINIGRAD_HD int threads() const { return count; }
+    MINIGRAD_HD void sync() const {
+#if !defined(__CUDA_ARCH__)
+        if (shared) shared->barrier.arrive_and_wait();
+#endif
+    }
     template <class T>
     MINIGRAD_HD T sum(T v) const {
+#if !defined(__CUDA_ARCH__)
+        static_assert(sizeof(T) <= sizeof(HostTeamShared::Slot));
+        if (!shared) return v;
+        std::memcpy(shared->slots[static_cast<std::size_t>(id)].bytes, &v, sizeof(T));
+        sync();
+        T total = 0;
+        for (const auto& slot : shared->slots) {
+            T part;
+            std::memcpy(&part, slot.bytes, sizeof(T));
+            total += part;
+        }
+        sync();  // the slots are free for the next sum
+        return total;
+#else
         return v;
+#endif
     }
     MINIGRAD_HD void report_label(long long index, long long value, long long classes, const char* op) const {
-        if (!label_error->flag) *label_error = {1, index, value, classes, op};
+#if !defined(__CUDA_ARCH__)
+        if (shared ? shared->label_reported.exchange(1) == 0 : !label_error->flag) *label_error = {1, index, value, classes, op};
+#endif
     }
 };
 
