@@ -120,6 +120,40 @@ TEST_CASE("a compiled program run by a team of host threads (a GPU's cooperative
           "cross_entropy: argument #2 'target' has class 3 at index 7, expected a class in [0, 3) (the input has 3 columns)");
 }
 
+TEST_CASE("CrossEntropyBlock on a team of host threads: its two sums in a row equal one thread's, and the lowest bad label is reported") {
+    using CE = mg::kernels::CrossEntropyForward<float, std::int32_t>;
+    using Block = mg::kernels::CrossEntropyBlock<float, std::int32_t>;
+    const std::int64_t rows = 301, cols = 4;
+    const auto logits = mg::Tensor<mg::Cpu>::uniform({rows, cols}, -3, 3);
+    std::vector<std::int32_t> labels(static_cast<std::size_t>(rows));
+    for (std::size_t r = 0; r < labels.size(); ++r) labels[r] = r % 5 == 2 ? -100 : static_cast<std::int32_t>(r % 4);  // some ignored
+    struct Buffers {
+        mg::Tensor<mg::Cpu> exps = mg::Tensor<mg::Cpu>::zeros({301, 4}), inv_sum = mg::Tensor<mg::Cpu>::zeros({302}),
+                            row_loss = mg::Tensor<mg::Cpu>::zeros({301}), out = mg::Tensor<mg::Cpu>::zeros({1});
+        Block block(const mg::Tensor<mg::Cpu>& x, const mg::Tensor<mg::Cpu, std::int32_t>& t) {
+            return {CE{x.data(), t.data(), row_loss.data(), exps.data(), inv_sum.data(), 4, -100, 0.0f}, 301, out.data(), inv_sum.data() + 301,
+                    "cross_entropy"};
+        }
+    } one, team;
+    const auto target = mg::Tensor<mg::Cpu, std::int32_t>::from(labels);
+    mg::Cpu::launch_block(one.block(logits, target), 0);
+    CHECK(mg::Cpu::launch_grid(team.block(logits, target), 4, 0));
+    // the mean's count (a second sum right after the first) is exact; the loss sums 4 partials
+    CHECK(team.inv_sum.to_vector().back() == one.inv_sum.to_vector().back());
+    CHECK(team.out.to_vector()[0] == doctest::Approx(one.out.to_vector()[0]).epsilon(1e-6));
+    CHECK(team.row_loss.to_vector() == one.row_loss.to_vector());
+
+    // bad labels at 250, 9 and 130: whichever thread finds one first, the lowest is reported
+    labels[250] = 7;
+    labels[9] = 5;
+    labels[130] = -3;
+    const auto bad = mg::Tensor<mg::Cpu, std::int32_t>::from(labels);
+    for (int run = 0; run < 5; ++run) {
+        CHECK(error_message([&] { mg::Cpu::launch_grid(team.block(logits, bad), 4, 0); }) ==
+              "cross_entropy: argument #2 'target' has class 5 at index 9, expected a class in [0, 4) (the input has 4 columns)");
+    }
+}
+
 TEST_CASE("two threads training their own Iris models at once match, bit for bit, the same runs alone") {
     const auto data = iris_train();
     const RunSpec spec_a{.seed = 1, .hidden = 10, .momentum = 0.0, .steps = 300};

@@ -155,7 +155,7 @@ struct ProgramOp {
 // One record's work (multiply-adds or element steps) up to which a compiled program runs on one
 // block of threads; a program with a larger record runs on the whole device instead (a cooperative
 // grid, whose barriers cost more than a block's). 2^20 by default: a guess, not a measurement
-// (scripts/gpu-check.sh times both on a GPU). 0 puts every program on the grid.
+// (scripts/gpu-check.sh times both on a GPU). 0 puts every program that does any work on the grid.
 inline std::atomic<std::int64_t>& compiled_block_max_work_value() {
     static std::atomic<std::int64_t> value{std::int64_t{1} << 20};
     return value;

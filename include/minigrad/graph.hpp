@@ -3,8 +3,9 @@
 // state and the allocator's cache), the second captures it, and every replay from then on runs the
 // capture, with none of the host work of building and walking the autograd graph. replay(k) runs k
 // training steps. A graph (and the CPU's tape) gives the results of running the step eagerly k
-// times bit for bit; a compiled program on CUDA gives them up to rounding (its sums and rows run in
-// one block, in another order: within 1e-6 relative on Iris, tests/test_compiled.cpp).
+// times bit for bit; a compiled program on CUDA gives them up to rounding (its products sum per
+// output and its sums run in one team, in another order: within 1e-6 relative on Iris,
+// tests/test_compiled.cpp).
 //
 // The modes (StepMode):
 //   eager     the step function itself, every time.
@@ -147,10 +148,13 @@ class StepGraph {
 
     void launch_program(std::int64_t k) {
         const Program program{program_ops_, program_arena_, program_count_, k};
-        if (grid_size_ > 0)
-            B::launch_grid(program, grid_size_, device_);
-        else
-            B::launch_block(program, device_);
+        if (grid_size_ == 0) return B::launch_block(program, device_);
+        if (B::launch_grid(program, grid_size_, device_)) return;
+        // the device holds fewer blocks now than when the program was made: the graph from now on
+        // (the hooks did for these k steps what k graph replays need)
+        refuse_program(fmt::format("the device would not launch its cooperative grid of {} blocks", grid_size_));
+        release_program();
+        for (std::int64_t s = 0; s < k; ++s) B::launch_graph(graph_, device_);
     }
 
     // A capture that fails leaves nothing behind: no capture marked in progress, no hooks (a
@@ -192,21 +196,19 @@ class StepGraph {
         detail::CompiledProgram program = detail::compile_tape(records);
         int grid = 0;
         if (program.refused.empty() && program.max_work > compiled_block_max_work()) {
-            grid = B::template grid_size<Program>(device_);
+            try {
+                grid = B::template grid_size<Program>(device_);
+            } catch (const std::exception& e) {  // the graph stays usable; the reason says what happened
+                refuse_program(std::string("finding the size of its cooperative grid failed: ") + e.what());
+                throw;
+            }
             if (grid < 1) {
                 program.refused = fmt::format("it has a record of {} steps of work, more than one block takes on "
-                                              "(compiled_block_max_work() = {}), and the device cannot launch a cooperative grid",
+                                              "(compiled_block_max_work() = {}), and no cooperative grid of the program fits this device",
                                               program.max_work, compiled_block_max_work());
             }
         }
-        if (!program.refused.empty()) {
-            fallback_reason_ = std::move(program.refused);
-            if constexpr (!B::is_host) {
-                std::fprintf(stderr, "minigrad: StepGraph (compiled) on %s: the step cannot run as one program because %s; it replays as a graph instead\n",
-                             std::string(B::name).c_str(), fallback_reason_.c_str());
-            }
-            return;
-        }
+        if (!program.refused.empty()) return refuse_program(std::move(program.refused));
         const std::size_t ops_bytes = program.ops.size() * sizeof(ProgramOp), arena_bytes = program.arena.size() + 1;
         ProgramOp* ops = nullptr;
         unsigned char* arena = nullptr;
@@ -218,7 +220,7 @@ class StepGraph {
         } catch (const std::exception& e) {  // the graph stays usable; the reason says what happened
             if (ops) B::deallocate(ops, ops_bytes, device_);
             if (arena) B::deallocate(arena, arena_bytes, device_);
-            fallback_reason_ = std::string("making the program failed: ") + e.what();
+            refuse_program(std::string("making the program failed: ") + e.what());
             throw;
         }
         program_count_ = static_cast<std::int64_t>(program.ops.size());
@@ -227,6 +229,14 @@ class StepGraph {
         arena_bytes_ = arena_bytes;
         program_ops_ = ops;
         program_arena_ = arena;
+    }
+    // No program: replays run the graph. Said once on stderr where that is a GPU's graph.
+    void refuse_program(std::string why) {
+        fallback_reason_ = std::move(why);
+        if constexpr (!B::is_host) {
+            std::fprintf(stderr, "minigrad: StepGraph (compiled) on %s: the step cannot run as one program because %s; it replays as a graph instead\n",
+                         std::string(B::name).c_str(), fallback_reason_.c_str());
+        }
     }
     void release_program() {
         if (!program_ops_) return;

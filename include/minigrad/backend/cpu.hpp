@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <latch>
 #include <limits>
 #include <new>
 #include <string_view>
@@ -605,24 +606,40 @@ struct Cpu {
     // block (compiled.hpp), which the GPU runs on a cooperative grid. On the CPU the tape is the fast
     // path, so this exists to check the grid program's arithmetic and barriers (and runs under
     // ThreadSanitizer in CI). Functors do not throw: a bad label is reported through the team and
-    // thrown here, once every thread has finished. Not recorded: a program is not captured.
+    // thrown here, once every thread has finished. The team starts only once all its threads
+    // exist: if one cannot be made, the others leave without waiting at a barrier, and the error
+    // is thrown. Not recorded: a program is not captured.
     static constexpr int grid_threads = 4;
     template <class F>
     static int grid_size(int /*device*/) {
         return grid_threads;
     }
     template <class F>
-    static void launch_grid(const F& f, int threads, int /*device*/) {
+    static bool launch_grid(const F& f, int threads, int /*device*/) {
         ++counters().kernel_launches;
         kernels::LabelError error{};
         kernels::HostTeamShared shared(threads);
+        std::latch all_made(1);
+        bool abandoned = false;  // written before all_made opens, read after
+        auto member = [&](int id) {
+            all_made.wait();
+            if (!abandoned) f.block(kernels::HostTeam{&error, &shared, id, threads});
+        };
         {
             std::vector<std::jthread> team;
-            team.reserve(static_cast<std::size_t>(threads - 1));
-            for (int id = 1; id < threads; ++id) team.emplace_back([&, id] { f.block(kernels::HostTeam{&error, &shared, id, threads}); });
-            f.block(kernels::HostTeam{&error, &shared, 0, threads});
+            try {
+                team.reserve(static_cast<std::size_t>(threads - 1));
+                for (int id = 1; id < threads; ++id) team.emplace_back(member, id);
+            } catch (...) {
+                abandoned = true;
+                all_made.count_down();
+                throw;  // joins the threads made so far, which return at once
+            }
+            all_made.count_down();
+            member(0);
         }  // joins the team
         if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
+        return true;
     }
 
     template <class V>

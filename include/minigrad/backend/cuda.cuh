@@ -689,17 +689,25 @@ struct Cuda {
         return std::min(per_sm * sms, s.max_grid);
     }
     // f.block(team) run by a cooperative grid of `blocks` blocks (from grid_size): a compiled program
-    // too large for one block. Not recorded: a program is not captured.
+    // too large for one block. False, with nothing launched, where the device will not hold that
+    // many blocks now (fewer than the occupancy query said: under MPS, say); the caller then falls
+    // back. Not recorded: a program is not captured.
     template <class F>
-    static void launch_grid(const F& f, int blocks, int device) {
+    static bool launch_grid(const F& f, int blocks, int device) {
         auto& s = state(device);
         F args_f = f;
         kernels::LabelError* label_error = s.label_error_device;
         unsigned char* scratch = s.team_scratch;
         void* args[] = {&args_f, &label_error, &scratch};
-        MINIGRAD_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&detail::for_team<block_threads, F>), dim3(blocks),
-                                                        dim3(block_threads), args, 0, s.stream));
+        const cudaError_t err = cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(&detail::for_team<block_threads, F>), dim3(blocks),
+                                                            dim3(block_threads), args, 0, s.stream);
+        if (err == cudaErrorCooperativeLaunchTooLarge) {
+            (void)cudaGetLastError();
+            return false;
+        }
+        MINIGRAD_CUDA_CHECK(err);
         ++counters().kernel_launches;
+        return true;
     }
 
     // ---- graphs (used by StepGraph) ---------------------------------------------------------

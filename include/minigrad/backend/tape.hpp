@@ -14,11 +14,11 @@
 // whole machine); in cuda.cuh one GPU block, or every block of a cooperative grid.
 #pragma once
 
-#include <atomic>
 #include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <typeinfo>
@@ -46,8 +46,8 @@ struct LabelError {
     const char* op;
 };
 
-// What the host threads of one team share: a barrier, a slot per thread for sums, and who reported
-// a label first.
+// What the host threads of one team share: a barrier, a slot per thread for sums, and a lock for
+// the label report.
 struct HostTeamShared {
     struct alignas(16) Slot {
         unsigned char bytes[16];
@@ -55,7 +55,7 @@ struct HostTeamShared {
     explicit HostTeamShared(int count) : barrier(count), slots(static_cast<std::size_t>(count)) {}
     std::barrier<> barrier;
     std::vector<Slot> slots;
-    std::atomic<int> label_reported{0};
+    std::mutex label_mutex;
 };
 
 // The host's team for a block functor: `count` host threads, thread `id` of them; a team of one
@@ -95,7 +95,10 @@ struct HostTeam {
     }
     MINIGRAD_HD void report_label(long long index, long long value, long long classes, const char* op) const {
 #if !defined(__CUDA_ARCH__)
-        if (shared ? shared->label_reported.exchange(1) == 0 : !label_error->flag) *label_error = {1, index, value, classes, op};
+        // the lowest index, whichever thread finds it: what eager steps report
+        std::unique_lock<std::mutex> lock;
+        if (shared) lock = std::unique_lock(shared->label_mutex);
+        if (!label_error->flag || index < label_error->index) *label_error = {1, index, value, classes, op};
 #endif
     }
 };
