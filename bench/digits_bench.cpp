@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <minigrad/minigrad.hpp>
 
+#include "../examples/common/guarded_main.hpp"
 #include "../examples/common/digits_recipe.hpp"
 
 namespace mg = minigrad;
@@ -61,17 +62,19 @@ int main(int argc, char** argv) {
     app.add_option("--threads", threads, "CPU threads (mg::set_num_threads)")->check(CLI::Range(1, 1024));
     app.add_option("--data", data);
     CLI11_PARSE(app, argc, argv);
-    mg::set_num_threads(threads);
-    auto digits = mg::data::read_csv(data, {.label = "label", .label_kind = mg::data::LabelKind::integer});
-    for (auto& v : digits.x.values) v /= 16.0f;
-    const auto [train_set, test_set] = mg::data::train_test_split(digits, {.test_size = 0.2, .seed = 42});
+    return examples::guarded_main([&] {  // a missing data file, a GPU that fails: "error: ...", exit 1
+        mg::set_num_threads(threads);
+        auto digits = mg::data::read_csv(data, {.label = "label", .label_kind = mg::data::LabelKind::integer});
+        for (auto& v : digits.x.values) v /= 16.0f;
+        const auto [train_set, test_set] = mg::data::train_test_split(digits, {.test_size = 0.2, .seed = 42});
 #if defined(MINIGRAD_HAS_CUDA)
-    if (device == "cuda") return bench<mg::Cuda>(train_set, epochs, threads);
+        if (device == "cuda") return bench<mg::Cuda>(train_set, epochs, threads);
 #else
-    if (device == "cuda") {
-        fmt::print(stderr, "error: this build has no CUDA backend\n");
-        return 2;
-    }
+        if (device == "cuda") {
+            fmt::print(stderr, "error: this build has no CUDA backend\n");
+            return 2;
+        }
 #endif
-    return bench<mg::Cpu>(train_set, epochs, threads);
+        return bench<mg::Cpu>(train_set, epochs, threads);
+    });
 }

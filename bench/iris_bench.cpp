@@ -14,6 +14,7 @@
 #include <minigrad/minigrad.hpp>
 
 #include "../examples/common/iris.hpp"
+#include "../examples/common/guarded_main.hpp"
 
 namespace mg = minigrad;
 
@@ -113,18 +114,20 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber);
     app.add_option("--data", data);
     CLI11_PARSE(app, argc, argv);
-    const auto split = examples::load_iris(data);
-    mg::set_compiled_block_max_work(block_max_work);
-    const mg::StepMode mode = graph || mode_name == "graph" ? mg::StepMode::graph
-                              : mode_name == "compiled"     ? mg::StepMode::compiled
-                                                            : mg::StepMode::eager;
+    return examples::guarded_main([&] {  // a missing data file, a GPU that fails: "error: ...", exit 1
+        const auto split = examples::load_iris(data);
+        mg::set_compiled_block_max_work(block_max_work);
+        const mg::StepMode mode = graph || mode_name == "graph" ? mg::StepMode::graph
+                                  : mode_name == "compiled"     ? mg::StepMode::compiled
+                                                                : mg::StepMode::eager;
 #if defined(MINIGRAD_HAS_CUDA)
-    if (device == "cuda") return bench<mg::Cuda>(split.x_train, split.y_train, epochs, log_every, repeats, mode, k);
+        if (device == "cuda") return bench<mg::Cuda>(split.x_train, split.y_train, epochs, log_every, repeats, mode, k);
 #else
-    if (device == "cuda") {
-        fmt::print(stderr, "error: this build has no CUDA backend\n");
-        return 2;
-    }
+        if (device == "cuda") {
+            fmt::print(stderr, "error: this build has no CUDA backend\n");
+            return 2;
+        }
 #endif
-    return bench<mg::Cpu>(split.x_train, split.y_train, epochs, log_every, repeats, mode, k);
+        return bench<mg::Cpu>(split.x_train, split.y_train, epochs, log_every, repeats, mode, k);
+    });
 }
