@@ -292,9 +292,10 @@ __global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_
 
 // The team of a block functor (tape.hpp) on the GPU: the Threads threads of every block of the
 // launch. One block (launch_block): sync() is the block's barrier. A cooperative grid
-// (launch_grid): sync() is the grid's, and a sum adds the blocks' totals from `scratch` (a 16-byte
-// slot per block) in block order, the same on every thread and every run. Every thread of the
-// launch must reach each sync() and sum(), as on the host.
+// (launch_grid): sync() is the grid's, and a sum puts each block's total in `scratch` (a 16-byte
+// slot per block); then the first warp of every block adds the slots in one fixed order (a
+// strided pass, then a shuffle tree), so every thread and every run gets the same value. Every
+// thread of the launch must reach each sync() and sum(), as on the host.
 template <int Threads>
 struct DeviceTeam {
     kernels::LabelError* label_error;
@@ -323,10 +324,14 @@ struct DeviceTeam {
         }
         if (threadIdx.x == 0) *reinterpret_cast<T*>(scratch + 16 * blockIdx.x) = block_total;
         sync();
-        T out = 0;
-        for (unsigned b = 0; b < gridDim.x; ++b) out += *reinterpret_cast<const T*>(scratch + 16 * b);
-        sync();  // the slots (and temp) are free for the next sum
-        return out;
+        if (threadIdx.x < 32) {  // the first warp of each block adds the slots: lane l takes l, l + 32, ...
+            T part = 0;
+            for (unsigned b = threadIdx.x; b < gridDim.x; b += 32) part += *reinterpret_cast<const T*>(scratch + 16 * b);
+            for (int offset = 16; offset > 0; offset /= 2) part += __shfl_down_sync(0xffffffffu, part, offset);
+            if (threadIdx.x == 0) total = part;
+        }
+        sync();  // the slots (and temp) are free for the next sum; total is written
+        return total;  // read before the next sum can write it: that write follows its grid barrier
     }
     __device__ void report_label(long long index, long long value, long long classes, const char* op) const {
         if (atomicCAS(&label_error->flag, 0, 1) == 0) {
