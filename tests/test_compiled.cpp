@@ -203,6 +203,43 @@ TEST_CASE("compiled step on the CPU: a record above compiled_block_max_work puts
     CHECK(program.log.values().back() < program.log.values().front());  // it trained
 }
 
+TEST_CASE("compiled step on the CPU: a trained leaf, a cross-entropy over 4096 rows plus a mean, two tensors in SGD compile to a grid program that matches eager") {
+    // the CPU twin of the GPU suite's many-block grid case: that every record of this step is in
+    // the compiled set is checked here, without a GPU
+    const auto logits0 = mg::Tensor<mg::Cpu>::uniform({4096, 10}, -2, 2).to_vector();
+    const auto x = mg::Tensor<mg::Cpu>::uniform({128, 96}, -1, 1);
+    const auto w0 = mg::Tensor<mg::Cpu>::uniform({96, 96}, -0.1, 0.1).to_vector();
+    std::vector<std::int32_t> labels(4096);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int32_t>(i * 7 % 10);
+    const auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(labels);
+    struct Run {
+        mg::Tensor<mg::Cpu> logits, w;
+        mg::optim::SGD<mg::Cpu, float> opt;
+        mg::LossLog log;
+        Run(const std::vector<float>& l, const std::vector<float>& w_)
+            : logits(mg::Tensor<mg::Cpu>::from(l, {4096, 10})), w(mg::Tensor<mg::Cpu>::from(w_, {96, 96})),
+              opt({logits.requires_grad_(), w.requires_grad_()}, {.lr = 0.5, .momentum = 0.9}) {}
+    };
+    mg::nn::CrossEntropyLoss loss_fn;
+    auto step = [&](Run& r) {
+        auto loss = loss_fn(r.logits, y) + mg::mean(mg::relu(mg::matmul(x, r.w)));
+        r.opt.zero_grad();
+        loss.backward();
+        r.opt.step();
+        r.log.record(loss);
+    };
+    Run eager(logits0, w0), program(logits0, w0);
+    mg::StepGraph<mg::Cpu> graph([&] { step(program); }, mg::StepMode::compiled);
+    for (int i = 0; i < 20; ++i) step(eager);
+    graph.run_program(2);
+    graph.run_program(18);
+    INFO(graph.fallback_reason());
+    REQUIRE(graph.compiled());
+    CHECK(graph.program_on_grid());
+    CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-5);
+    CHECK(max_rel_diff(program.logits.to_vector(), eager.logits.to_vector()) < 1e-5);
+}
+
 TEST_CASE("compiled step on the CPU: a bad label in a new batch is found by the program's label check") {
     const auto split = examples::load_iris(iris_path);
     Iris run(split);

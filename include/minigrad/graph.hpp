@@ -77,7 +77,9 @@ class StepGraph {
     // Compiled mode: runs k steps as the compiled program, in one B::launch_block or launch_grid. On
     // CUDA this is what replay(k) does; on the CPU it is the GPU's program run by host threads (for
     // checking: replay() is faster there). Fails where the step could not be compiled
-    // (fallback_reason()).
+    // (fallback_reason()). Where the device refuses a grid program's launch (the first time only:
+    // the program is then dropped), these k steps run as the graph, which is what the hooks that
+    // already ran for them expect.
     void run_program(std::int64_t k = 1) {
         check_steps("run_program", k);
         if constexpr (B::supports_graphs) {
@@ -243,6 +245,9 @@ class StepGraph {
         B::deallocate(const_cast<ProgramOp*>(program_ops_), ops_bytes_, device_);
         B::deallocate(const_cast<unsigned char*>(program_arena_), arena_bytes_, device_);
         program_ops_ = nullptr;
+        program_arena_ = nullptr;
+        program_count_ = 0;
+        grid_size_ = 0;
     }
 
     std::function<void()> step_;

@@ -120,8 +120,8 @@ TEST_CASE("compiled StepGraph on a grid: sums over many blocks (cross-entropy ov
     const auto w0 = CpuT::uniform({96, 96}, -0.1, 0.1, data_gen).to_vector();
     std::vector<std::int32_t> labels(4096);
     for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int32_t>(i * 7 % 10);
-    // both sums of the cross-entropy (its rows and its count) and the mean span every block the
-    // grid has: a grid sum that kept one block's total, or reused its slots early, is off here
+    // both sums of the cross-entropy (its rows and its count) and the mean span many blocks (16 and
+    // 48 of 256 threads): a grid sum that kept one block's total is off here
     auto run = [&](auto tag, mg::StepMode mode, std::int64_t bad_index) {
         using B = decltype(tag);
         auto logits = CpuT::from(logits0, {4096, 10}).to<B>();

@@ -7,6 +7,7 @@
 // tape, the CPU's counterpart of a CUDA graph (see "Graph capture" in docs/design.md).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -620,10 +621,10 @@ struct Cpu {
         kernels::LabelError error{};
         kernels::HostTeamShared shared(threads);
         std::latch all_made(1);
-        bool abandoned = false;  // written before all_made opens, read after
+        std::atomic<bool> abandoned{false};
         auto member = [&](int id) {
             all_made.wait();
-            if (!abandoned) f.block(kernels::HostTeam{&error, &shared, id, threads});
+            if (!abandoned.load(std::memory_order_relaxed)) f.block(kernels::HostTeam{&error, &shared, id, threads});
         };
         {
             std::vector<std::jthread> team;
@@ -631,7 +632,7 @@ struct Cpu {
                 team.reserve(static_cast<std::size_t>(threads - 1));
                 for (int id = 1; id < threads; ++id) team.emplace_back(member, id);
             } catch (...) {
-                abandoned = true;
+                abandoned.store(true, std::memory_order_relaxed);  // ordered by the latch
                 all_made.count_down();
                 throw;  // joins the threads made so far, which return at once
             }

@@ -298,6 +298,7 @@ __global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_
 // thread of the launch must reach each sync() and sum(), as on the host.
 template <int Threads>
 struct DeviceTeam {
+    static_assert(Threads % 32 == 0, "a grid sum's first warp must be whole");
     kernels::LabelError* label_error;
     unsigned char* scratch;  // grids only
     __device__ int thread() const { return static_cast<int>(blockIdx.x * Threads + threadIdx.x); }

@@ -36,8 +36,8 @@
 namespace minigrad {
 namespace kernels {
 
-// A label outside [0, classes) that a device check found (the first one to report). `op` is the
-// op's name, a string literal of the host.
+// A label outside [0, classes) that a check run as a team found: on the host the lowest index, on
+// a GPU whichever thread reported first. `op` is the op's name, a string literal of the host.
 struct LabelError {
     int flag;
     long long index;
@@ -95,7 +95,7 @@ struct HostTeam {
     }
     MINIGRAD_HD void report_label(long long index, long long value, long long classes, const char* op) const {
 #if !defined(__CUDA_ARCH__)
-        // the lowest index, whichever thread finds it: what eager steps report
+        // the lowest index, whichever thread finds it: what eager steps on the CPU report
         std::unique_lock<std::mutex> lock;
         if (shared) lock = std::unique_lock(shared->label_mutex);
         if (!label_error->flag || index < label_error->index) *label_error = {1, index, value, classes, op};
