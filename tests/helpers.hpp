@@ -26,6 +26,16 @@ mg::Tensor<mg::Cpu, T> random_tensor(mg::Shape shape, std::uint64_t seed, double
     return t;
 }
 
+// While it lives, every compiled program (StepMode::compiled) captured runs on the grid (a
+// cooperative grid on a GPU, a team of host threads on the CPU), however small its records.
+struct AllOnGrid {
+    std::int64_t saved = mg::compiled_block_max_work();
+    AllOnGrid() { mg::set_compiled_block_max_work(0); }
+    ~AllOnGrid() { mg::set_compiled_block_max_work(saved); }
+    AllOnGrid(const AllOnGrid&) = delete;
+    AllOnGrid& operator=(const AllOnGrid&) = delete;
+};
+
 // Checks d f / d input for every input against central differences in double. f must return a
 // scalar and must be smooth near the inputs' values.
 inline void check_gradients(const std::function<mg::Tensor<mg::Cpu, double>()>& f,

@@ -79,15 +79,6 @@ double max_rel_diff(const std::vector<float>& a, const std::vector<float>& b, do
     return worst;
 }
 
-// While it lives, every compiled program captured runs on the grid, however small its records.
-struct AllOnGrid {
-    std::int64_t saved = mg::compiled_block_max_work();
-    AllOnGrid() { mg::set_compiled_block_max_work(0); }
-    ~AllOnGrid() { mg::set_compiled_block_max_work(saved); }
-    AllOnGrid(const AllOnGrid&) = delete;
-    AllOnGrid& operator=(const AllOnGrid&) = delete;
-};
-
 }  // namespace
 
 TEST_CASE("a compiled program run by a team of host threads (a GPU's cooperative grid, on the CPU) trains Iris as eager steps do") {

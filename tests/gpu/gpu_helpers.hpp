@@ -47,3 +47,13 @@ struct IrisSteps : IrisRun<B> {
     IrisSteps() : IrisRun<B>(0.9, 0.05) {}
     void step() { IrisRun<B>::step(log); }
 };
+
+// Sets where matrix products switch to cuBLAS for one scope.
+struct CrossoverGuard {
+    std::int64_t saved = mg::cuda::cublas_crossover();
+    explicit CrossoverGuard(std::int64_t mnk) { mg::cuda::set_cublas_crossover(mnk); }
+    ~CrossoverGuard() { mg::cuda::set_cublas_crossover(saved); }
+    CrossoverGuard(const CrossoverGuard&) = delete;
+    CrossoverGuard& operator=(const CrossoverGuard&) = delete;
+};
+inline constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();

@@ -62,11 +62,7 @@ TEST_CASE("compiled StepGraph on CUDA: Adam with dropout, k steps per launch, ma
 }
 
 TEST_CASE("compiled StepGraph on CUDA: a step with a cuBLAS product falls back to the graph, says why, and matches eager") {
-    struct Restore {
-        std::int64_t saved = mg::cuda::cublas_crossover();
-        ~Restore() { mg::cuda::set_cublas_crossover(saved); }
-    } restore;
-    mg::cuda::set_cublas_crossover(0);  // every product goes to cuBLAS
+    CrossoverGuard all_cublas(0);  // every product goes to cuBLAS
     IrisSteps<mg::Cuda> eager, compiled;
     mg::StepGraph<mg::Cuda> graph([&] { compiled.step(); }, mg::StepMode::compiled);
     graph.replay(20);
@@ -75,15 +71,6 @@ TEST_CASE("compiled StepGraph on CUDA: a step with a cuBLAS product falls back t
     CHECK(graph.fallback_reason().find("goes to cuBLAS") != std::string::npos);
     check_close(compiled.log.values(), eager.log.values(), 1e-6);
 }
-
-// While it lives, compiled programs captured run on a cooperative grid, however small their records.
-struct AllOnGrid {
-    std::int64_t saved = mg::compiled_block_max_work();
-    AllOnGrid() { mg::set_compiled_block_max_work(0); }
-    ~AllOnGrid() { mg::set_compiled_block_max_work(saved); }
-    AllOnGrid(const AllOnGrid&) = delete;
-    AllOnGrid& operator=(const AllOnGrid&) = delete;
-};
 
 TEST_CASE("compiled StepGraph on a cooperative grid: k Iris steps in one launch, within 1e-6 of eager, no sync, no cudaMalloc; a bad label is reported") {
     AllOnGrid on_grid;
@@ -166,11 +153,7 @@ TEST_CASE("compiled StepGraph on a grid: sums over many blocks (cross-entropy ov
 }
 
 TEST_CASE("compiled StepGraph: a step with records above one block's work runs on a grid and matches the CPU") {
-    struct Restore {
-        std::int64_t saved = mg::cuda::cublas_crossover();
-        ~Restore() { mg::cuda::set_cublas_crossover(saved); }
-    } restore;
-    mg::cuda::set_cublas_crossover(std::numeric_limits<std::int64_t>::max());  // the 256x512x512 products stay out of cuBLAS
+    CrossoverGuard no_cublas(never);  // the 256x512x512 products stay out of cuBLAS
     const auto xc = CpuT::uniform({256, 512}, -1, 1);
     std::vector<std::int32_t> labels(256);
     for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int32_t>(i % 10);

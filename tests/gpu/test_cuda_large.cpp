@@ -20,13 +20,6 @@ static std::vector<float> random_row(std::int64_t n, mg::Generator& gen) {
     return CpuT::uniform({n}, -1, 1, gen).to_vector();
 }
 
-// Sets where matrix products switch to cuBLAS for one scope.
-struct CrossoverGuard {
-    std::int64_t saved = mg::cuda::cublas_crossover();
-    explicit CrossoverGuard(std::int64_t mnk) { mg::cuda::set_cublas_crossover(mnk); }
-    ~CrossoverGuard() { mg::cuda::set_cublas_crossover(saved); }
-};
-static constexpr std::int64_t never = std::numeric_limits<std::int64_t>::max();
 
 struct Tf32Guard {
     bool saved = mg::cuda::tf32_allowed();
