@@ -1,6 +1,8 @@
 // Compiled steps on CUDA (StepMode::compiled, compiled.hpp): one launch for k steps, on one block
 // and on a cooperative grid, against eager CUDA and the CPU; the fallback to the graph; Iris in
 // every mode against the CPU curve.
+#include <memory>
+
 #include "gpu_helpers.hpp"
 
 TEST_CASE("compiled StepGraph on CUDA: one launch runs k Iris steps with momentum; losses within 1e-6 of eager, no sync, no cudaMalloc") {
@@ -99,6 +101,29 @@ TEST_CASE("compiled StepGraph on a cooperative grid: k Iris steps in one launch,
     CHECK(error_message([] { mg::Cuda::synchronize(0); }).starts_with("cross_entropy: argument #2 'target' has class 3 at index 7"));
 }
 
+// 20 training steps of loss() with opt through a StepGraph in `mode`, each loss recorded in log;
+// in compiled mode, checks that the step compiled to a grid program. The graph, for more replays.
+template <class B, class Loss, class Opt>
+std::unique_ptr<mg::StepGraph<B>> twenty_steps_on_grid(Loss loss_of, Opt& opt, mg::LossLog& log, mg::StepMode mode) {
+    auto graph = std::make_unique<mg::StepGraph<B>>(
+        [loss_of, &opt, &log] {
+            auto loss = loss_of();
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            log.record(loss);
+        },
+        mode);
+    graph->replay(2);
+    graph->replay(18);
+    if (mode == mg::StepMode::compiled) {
+        INFO(graph->fallback_reason());
+        CHECK(graph->compiled());
+        CHECK(graph->program_on_grid());
+    }
+    return graph;
+}
+
 TEST_CASE("compiled StepGraph on a grid: sums over many blocks (cross-entropy over 4096 rows, a mean of 12288) match the CPU; a bad label far in is reported") {
     AllOnGrid on_grid;
     mg::Generator data_gen(21);
@@ -120,28 +145,13 @@ TEST_CASE("compiled StepGraph on a grid: sums over many blocks (cross-entropy ov
         mg::optim::SGD opt({logits, w}, {.lr = 0.5, .momentum = 0.9});
         mg::nn::CrossEntropyLoss loss_fn;
         mg::LossLog log;
-        mg::StepGraph<B> graph(
-            [&] {
-                auto loss = loss_fn(logits, y) + mg::mean(mg::relu(mg::matmul(x, w)));
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                log.record(loss);
-            },
-            mode);
-        graph.replay(2);
-        graph.replay(18);
-        if (mode == mg::StepMode::compiled) {
-            INFO(graph.fallback_reason());
-            CHECK(graph.compiled());
-            CHECK(graph.program_on_grid());
-        }
+        auto graph = twenty_steps_on_grid<B>([&] { return loss_fn(logits, y) + mg::mean(mg::relu(mg::matmul(x, w))); }, opt, log, mode);
         auto result = std::pair{log.values(), logits.to_vector()};
         if (bad_index >= 0) {
             auto bad = labels;
             bad[static_cast<std::size_t>(bad_index)] = 10;
             y.copy_(mg::Tensor<mg::Cpu, std::int32_t>::from(bad));
-            graph.replay();
+            graph->replay();
             CHECK(error_message([&] { B::synchronize(0); }).starts_with(fmt::format("cross_entropy: argument #2 'target' has class 10 at index {}", bad_index)));
         }
         return result;
@@ -167,22 +177,7 @@ TEST_CASE("compiled StepGraph: a step with records above one block's work runs o
         mg::nn::CrossEntropyLoss loss_fn;
         const auto x = xc.to<B>();
         const auto y = yc.to<B>();
-        mg::StepGraph<B> graph(
-            [&] {
-                auto loss = loss_fn(model(x), y);
-                opt.zero_grad();
-                loss.backward();
-                opt.step();
-                log.record(loss);
-            },
-            mode);
-        graph.replay(2);
-        graph.replay(18);
-        if (mode == mg::StepMode::compiled) {
-            INFO(graph.fallback_reason());
-            CHECK(graph.compiled());
-            CHECK(graph.program_on_grid());
-        }
+        twenty_steps_on_grid<B>([&] { return loss_fn(model(x), y); }, opt, log, mode);
         return log.values();
     };
     const auto cpu = run(mg::Cpu{}, mg::StepMode::eager);
