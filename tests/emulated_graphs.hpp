@@ -54,6 +54,11 @@ struct EmulatedGraphs : minigrad::Cpu {
         if (auto* r = recording()) return r->ops.push_back([g] { minigrad::Cpu::gemm(g, 0); });
         minigrad::Cpu::gemm(g, device);
     }
+    template <class T, class F>
+    static void gemm_then(const minigrad::kernels::GemmElement<T>& g, const F& f, int device) {
+        if (auto* r = recording()) return r->ops.push_back([g, f] { minigrad::Cpu::gemm_then(g, f, 0); });
+        minigrad::Cpu::gemm_then(g, f, device);
+    }
     template <class T>
     static void sum(const T* x, std::int64_t n, T* out, T scale, bool overwrite, int device, const T* device_scale = nullptr) {
         if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::sum(x, n, out, scale, overwrite, 0, device_scale); });

@@ -137,6 +137,53 @@ TEST_CASE("compiled step on the CPU: dropout and Adam; each of k steps in one la
     CHECK(program.gen.reserve(1).offset == eager.gen.reserve(1).offset);
 }
 
+// A Linear, an activation, a Linear: backward() launches the activation's gradient inside the
+// second product's launch (a GemmThen record); the compiled set must hold it for every activation
+// that does so (kernels::product_epilogue), and its forward folds in at compile time.
+template <class Act>
+void check_activation_compiles(Act act) {
+    const auto x = mg::Tensor<mg::Cpu>::uniform({24, 6}, -1, 1);
+    const auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>(24, 1));
+    struct Run {
+        mg::nn::Sequential<mg::nn::Linear<mg::Cpu>, Act, mg::nn::Linear<mg::Cpu>> model;
+        mg::optim::SGD<mg::Cpu, float> opt;
+        mg::LossLog log;
+        explicit Run(Act a)
+            : model((mg::manual_seed(9), mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(6, 8), a, mg::nn::Linear<mg::Cpu>(8, 3)))),
+              opt(model.parameters(), {.lr = 0.1}) {}
+    };
+    mg::nn::CrossEntropyLoss loss_fn;
+    auto step = [&](Run& r) {
+        auto loss = loss_fn(r.model(x), y);
+        r.opt.zero_grad();
+        loss.backward();
+        r.opt.step();
+        r.log.record(loss);
+    };
+    Run eager(act), taped(act), program(act);
+    mg::StepGraph<mg::Cpu> tape([&] { step(taped); }, mg::StepMode::compiled);
+    mg::StepGraph<mg::Cpu> graph([&] { step(program); }, mg::StepMode::compiled);
+    for (int i = 0; i < 10; ++i) step(eager);
+    tape.replay(10);
+    graph.run_program(10);
+    INFO(graph.fallback_reason());
+    REQUIRE(graph.compiled());
+    // 11, as Iris's: the first product with the activation, the second product; the loss's label
+    // check, rows and mean, its gradient; the second product's weight and bias gradients; its input
+    // gradient with the activation's gradient; the first's weight and bias gradients; SGD; the log
+    CHECK(graph.program_size() == 11);
+    CHECK(taped.log.values() == eager.log.values());
+    CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-5);
+    CHECK(max_param_diff(program.model.parameter_values(), eager.model.parameter_values()) < 1e-5);
+}
+
+TEST_CASE("compiled step on the CPU: each activation a product takes as its epilogue compiles, forward and backward") {
+    check_activation_compiles(mg::nn::ReLU{});
+    check_activation_compiles(mg::nn::Tanh{});
+    check_activation_compiles(mg::nn::Sigmoid{});
+    check_activation_compiles(mg::nn::GELU{});
+}
+
 TEST_CASE("compiled step: a step that cannot be one program says why, and still replays as a graph") {
     SUBCASE("host work in the step") {
         auto w = mg::Tensor<mg::Cpu>::uniform({5, 3}, -1, 1);

@@ -55,6 +55,39 @@ TEST_CASE("GemmElement (the GPU's matmul) equals a reference product in every tr
                 }
 }
 
+TEST_CASE("GemmThen (a product with an activation's gradient as its epilogue) equals the product, then the gradient; so does Cpu::gemm_then") {
+    const std::int64_t m = 9, n = 6, kk = 4;
+    const auto dy = random_values(m * kk, 21), w = random_values(n * kk, 22), z = random_values(m * n, 23), init = random_values(m * n, 24);
+    std::vector<float> h(m * n);
+    run(m * n, k::UnaryForward<float, k::Tanh<float>>{z.data(), h.data(), {}});
+    for (bool overwrite : {false, true}) {
+        CAPTURE(overwrite);
+        // two launches: dh = dy w (m, n), then dz = tanh's gradient of dh
+        std::vector<float> dh_two(m * n), dz_two = init;
+        const k::GemmElement<float> two{dy.data(), w.data(), nullptr, dh_two.data(), m, n, kk, false, true, true};
+        run(m * n, two);
+        run(m * n, k::UnaryBackward<float, k::Tanh<float>>{z.data(), h.data(), dh_two.data(), dz_two.data(), {}, overwrite});
+        // one launch
+        std::vector<float> dh(m * n), dz = init;
+        k::GemmElement<float> g = two;
+        g.c = dh.data();
+        const k::UnaryBackward<float, k::Tanh<float>> f{z.data(), h.data(), dh.data(), dz.data(), {}, overwrite};
+        run(m * n, k::GemmThen<float, decltype(f)>{g, f});
+        CHECK(dh == dh_two);
+        CHECK(dz == dz_two);
+        for (std::int64_t i = 0; i < m * n; ++i)
+            CHECK(dz[i] == doctest::Approx((overwrite ? 0.0 : init[i]) + double(dh_two[i]) * (1.0 - double(h[i]) * h[i])).epsilon(1e-6));
+        // the CPU backend's: its own product kernel (not GemmElement's order), then the same gradient
+        std::vector<float> cpu_dh(m * n), cpu_dz = init;
+        g.c = cpu_dh.data();
+        mg::Cpu::gemm_then(g, k::UnaryBackward<float, k::Tanh<float>>{z.data(), h.data(), cpu_dh.data(), cpu_dz.data(), {}, overwrite}, 0);
+        for (std::int64_t i = 0; i < m * n; ++i) {
+            CHECK(cpu_dh[i] == doctest::Approx(dh[i]).epsilon(1e-5));
+            CHECK(cpu_dz[i] == doctest::Approx(dz[i]).epsilon(1e-5));
+        }
+    }
+}
+
 TEST_CASE("elementwise kernels: add with a broadcast row, relu forward/backward, gradient accumulation") {
     const auto a = random_values(12, 5), row = random_values(4, 6), dy = random_values(12, 7);
     std::vector<float> y(12);

@@ -39,6 +39,76 @@ TEST_CASE("linear: x w^T + b, and gradients of x, weight and bias") {
     }
 }
 
+// backward() runs an activation's gradient inside the launch of the product that makes its dy, where
+// nothing else reads the activation's result (detail::product_into_grad). `interpose` multiplies the
+// result by 1 before the product reads it: the same numbers, with the fusion out of reach.
+template <class T>
+struct TwoProducts {
+    std::uint64_t launches = 0;  // in backward()
+    std::vector<std::vector<T>> grads;
+};
+template <class T, class Act>
+TwoProducts<T> two_products(Act act, bool linear_layers, bool interpose, int second_reader = 0) {
+    using X = mg::Tensor<mg::Cpu, T>;
+    mg::Generator gen(17);
+    auto leaf = [&](mg::Shape shape) { return X::uniform(shape, -1, 1, gen).requires_grad_(); };
+    std::vector<X> leaves;
+    X loss, h;
+    auto read = [&](const X& t) { return interpose ? t * T(1) : t; };
+    if (linear_layers) {  // linear(act(linear(x)))
+        leaves = {leaf({8, 5}), leaf({6, 5}), leaf({6}), leaf({3, 6}), leaf({3})};
+        h = act(mg::linear(leaves[0], leaves[1], leaves[2]));
+        loss = mg::sum(mg::linear(read(h), leaves[3], leaves[4]));
+    } else {  // matmul(act(a), act(b)): both inputs
+        leaves = {leaf({4, 5}), leaf({5, 3})};
+        h = act(leaves[0]);
+        loss = mg::sum(mg::matmul(read(h), read(act(leaves[1]))));
+    }
+    if (second_reader == 1) loss = loss + mg::sum(h);  // either order: backward() must not depend on which reader runs first
+    if (second_reader == 2) loss = mg::sum(h) + loss;
+    TwoProducts<T> out;
+    const auto before = mg::counters().kernel_launches;
+    loss.backward();
+    out.launches = mg::counters().kernel_launches - before;
+    for (const auto& l : leaves) out.grads.push_back(l.grad().to_vector());
+    return out;
+}
+
+TEST_CASE("backward: an activation read only by a product runs in that product's launch, with the same gradients") {
+    auto check = [](auto act, bool epilogue, auto zero) {
+        using T = decltype(zero);
+        for (bool linear_layers : {true, false}) {
+            CAPTURE(linear_layers);
+            const auto fused = two_products<T>(act, linear_layers, false);
+            const auto apart = two_products<T>(act, linear_layers, true);
+            CHECK(fused.grads == apart.grads);  // bit for bit: the same kernels, in one launch
+            // apart: the multiplications' gradients (1 or 2) and, for an epilogue, the activations' (1 or 2)
+            const std::uint64_t activations = linear_layers ? 1 : 2;
+            CHECK(fused.launches + activations * (epilogue ? 2 : 1) == apart.launches);
+        }
+        // The result also read by something else: its gradient is not whole after the product, so
+        // the activation runs on its own, as without the fusion.
+        for (int order : {1, 2}) {
+            const auto shared = two_products<T>(act, true, false, order);
+            const auto shared_apart = two_products<T>(act, true, true, order);
+            CHECK(shared.grads == shared_apart.grads);
+            CHECK(shared.launches + 1 == shared_apart.launches);  // only the multiplication's gradient
+        }
+    };
+    check([](const auto& t) { return mg::relu(t); }, true, 0.0f);
+    check([](const auto& t) { return mg::relu(t); }, true, 0.0);
+    check([](const auto& t) { return mg::tanh(t); }, true, 0.0f);
+    check([](const auto& t) { return mg::sigmoid(t); }, true, 0.0f);
+    check([](const auto& t) { return mg::gelu(t); }, true, 0.0f);
+    check([](const auto& t) { return mg::exp(t); }, false, 0.0f);  // not an epilogue: launched apart
+    // and the fused gradients against central differences
+    auto x = random_tensor({5, 4}, 31), w1 = random_tensor({6, 4}, 32), b1 = random_tensor({6}, 33), w2 = random_tensor({3, 6}, 34),
+         b2 = random_tensor({3}, 35);
+    check_gradients([&] { return scalarize(mg::linear(mg::tanh(mg::linear(x, w1, b1)), w2, b2)); }, {x, w1, b1, w2, b2});
+    check_gradients([&] { return scalarize(mg::linear(mg::gelu(mg::linear(x, w1, b1)), w2, b2)); }, {x, w1, b1, w2, b2});
+    check_gradients([&] { return scalarize(mg::matmul(mg::sigmoid(x), mg::tanh(mg::transpose(w1, 0, 1)))); }, {x, w1});
+}
+
 TEST_CASE("add: same shapes and a broadcast row") {
     auto a = tensor({1, 2, 3, 4}, {2, 2});
     CHECK(mg::add(a, tensor({10, 20, 30, 40}, {2, 2})).to_vector() == std::vector<double>{11, 22, 33, 44});

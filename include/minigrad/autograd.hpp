@@ -35,6 +35,11 @@ struct Node {
     // that can take the 1 as given (a loss) does so and returns true, saving the launch that would
     // write it. The default returns false and backward() writes the 1.
     virtual bool backward_from_one(TensorImpl<B, T>& /*out*/) { return false; }
+    // As backward(out), run in the launch of the matrix product g that makes out's gradient (g.c),
+    // as that product's epilogue (B::gemm_then), where the rule can be (an activation's): returns
+    // true. The default returns false, and the product launches alone. Only product_into_grad
+    // calls it, when nothing else adds to out's gradient.
+    virtual bool backward_in_product(TensorImpl<B, T>& /*out*/, const kernels::GemmElement<T>& /*g*/) { return false; }
     // The inputs whose values the rule reads (bit i: inputs[i]), with the op's name for messages:
     // those must not have changed in place since the forward pass.
     virtual unsigned saved_inputs() const { return 0; }
@@ -52,6 +57,8 @@ struct TensorImpl {
     std::shared_ptr<TensorImpl> grad;
     std::shared_ptr<Node<B, T>> grad_fn;  // null for leaves
     std::uint64_t visit_mark = 0;
+    std::uint32_t consumers = 0;  // in the backward() walk of visit_mark: the edges to this tensor
+    std::uint64_t rule_ran_mark = 0;  // == visit_mark: grad_fn's rule already ran in that walk (product_into_grad)
     bool graph_freed = false;  // an op's result whose Node a backward() has run and freed
     std::uint64_t version = 0;  // bumped by every in-place write (optimizer step, load): see mark_modified
     std::shared_ptr<TensorImpl> storage_owner;  // set for a view (detach) of another tensor's storage
@@ -139,6 +146,20 @@ void attach(TensorImpl<B, T>& out, std::shared_ptr<N> node) {
     out.grad_fn = std::move(node);
 }
 
+// A matrix product whose result is x's gradient (g.c). Where x is an activation's result that
+// nothing else reads in this backward(), the product makes x's whole gradient, so x's own rule can
+// run now, as the product's epilogue in the same launch; the walk then skips it. That saves the
+// activation's launch in every mode (eager, graph, compiled) for any model with an activation
+// between two products.
+template <class B, class T>
+void product_into_grad(TensorImpl<B, T>& x, const kernels::GemmElement<T>& g) {
+    if (x.grad_fn && x.consumers == 1 && x.grad_fn->backward_in_product(x, g)) {
+        x.rule_ran_mark = x.visit_mark;
+        return;
+    }
+    B::gemm(g, x.device);
+}
+
 inline constexpr const char* freed_graph_message =
     "backward: this graph was already run and freed by an earlier backward(); compute the result again "
     "from its inputs (as in PyTorch without retain_graph, a graph is freed once backward() has run through it)";
@@ -164,17 +185,22 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
     stack.clear();
     stack.emplace_back(root.get(), 0);
     root->visit_mark = mark;
+    root->consumers = 0;
     while (!stack.empty()) {
         auto& [impl, next] = stack.back();
         Node<B, T>* node = impl->grad_fn.get();
         if (node && next < static_cast<int>(node->inputs.size())) {
             TensorImpl<B, T>* child = node->inputs[next++].get();
-            if (child && child->requires_grad && child->visit_mark != mark) {
-                // Found before any rule runs, so a refused backward() changes no gradient.
-                if (child->graph_freed) throw Error(freed_graph_message);
-                child->visit_mark = mark;
-                stack.emplace_back(child, 0);
+            if (!child || !child->requires_grad) continue;
+            if (child->visit_mark == mark) {
+                ++child->consumers;
+                continue;
             }
+            // Found before any rule runs, so a refused backward() changes no gradient.
+            if (child->graph_freed) throw Error(freed_graph_message);
+            child->visit_mark = mark;
+            child->consumers = 1;
+            stack.emplace_back(child, 0);
             continue;
         }
         order.push_back(impl);
@@ -202,8 +228,10 @@ void run_backward(const std::shared_ptr<TensorImpl<B, T>>& root) {
         auto seed = grad_slot(*root);
         B::launch(1, kernels::AddScalar<T>{seed.data, T(1), seed.overwrite}, root->device);
     }
-    for (auto it = order.rbegin(); it != order.rend(); ++it)
-        if ((*it)->grad_fn && !(seeded && *it == root.get())) (*it)->grad_fn->backward(**it);
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        TensorImpl<B, T>& impl = **it;
+        if (impl.grad_fn && !(seeded && &impl == root.get()) && impl.rule_ran_mark != mark) impl.grad_fn->backward(impl);
+    }
 
     // Free the graph children-first, so every pointer in `order` stays valid while we walk it.
     for (TensorImpl<B, T>* impl : order) {

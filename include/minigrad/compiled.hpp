@@ -42,25 +42,6 @@
 #include "optim/sgd.hpp"
 
 namespace minigrad {
-namespace kernels {
-
-// A product and the elementwise op that reads it, as one record of a compiled program: index i
-// computes c[i], then f(i), which reads c only at i. An activation as the product's epilogue
-// (forward: f.x is c), or an activation's gradient right after the product that makes dy (f.dy is
-// c). compile_tape makes them from two records (fuse_epilogues below); no op launches one.
-template <class T, class F>
-struct GemmThen {
-    GemmElement<T> g;
-    F f;
-    MINIGRAD_HD index_t work_per_index() const { return g.work_per_index(); }
-    MINIGRAD_HD void operator()(index_t i) const {
-        g(i);
-        f(i);
-    }
-};
-
-}  // namespace kernels
-
 namespace detail {
 
 template <class... Fs>
@@ -256,6 +237,9 @@ F args_as(const RecordTape& tape, const TapeRecord& r) {
 // c, over c's elements), the two become one GemmThen record: one barrier fewer, the activation in
 // the product's epilogue. The activation writes a tensor the product does not read (it was made
 // while the product's inputs were alive), so no thread of the product can see that write early.
+// backward() already launches most backward pairs as one (detail::product_into_grad); this also
+// takes the forward ones, which no op can see when it runs, and a backward pair left adjacent on
+// the tape where the activation's result had another reader (which added its share of dy first).
 // Returns where the fused record's bytes went in `arena` (and sets *fused_type), or -1.
 template <class Rule>
 std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,

@@ -218,6 +218,29 @@ struct Cpu {
             return tape->add([n, f] { launch(n, f, 0); });
         }
         ++counters().kernel_launches;
+        run_all(n, f);
+    }
+
+    // c (m, n) = op(a) op(b) [+ bias (n)], then f(i) for every i < m * n, where f reads c only at i:
+    // an activation as the product's epilogue, or an activation's gradient after the product that
+    // makes its dy. One launch (kernels::GemmThen when recorded); here the product's kernel, then
+    // f's loop over c while it is in cache.
+    template <class T, class F>
+    static void gemm_then(const kernels::GemmElement<T>& g, const F& f, int /*device*/) {
+        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
+            detail::record_each(g.m * g.n, kernels::GemmThen<T, F>{g, f});
+            return tape->add([g, f] { gemm_then(g, f, 0); });
+        }
+        MINIGRAD_ASSERT(!g.a_sums);
+        ++counters().kernel_launches;
+        run_gemm(g);
+        run_all(g.m * g.n, f);
+    }
+
+  private:
+    // launch's loop, uncounted
+    template <class F>
+    static void run_all(std::int64_t n, const F& f) {
         std::int64_t work = n;
         if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
         if (work < detail::parallel_min_work) {  // the small launches of small models: the loop alone
@@ -229,6 +252,7 @@ struct Cpu {
         detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
     }
 
+  public:
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added, and a's column sums where asked;
     // shapes as kernels::GemmElement. Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
     // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
@@ -246,6 +270,17 @@ struct Cpu {
             return tape->add([g] { gemm(g, 0); });
         }
         ++counters().kernel_launches;
+        run_gemm(g);
+    }
+
+    // Below this many multiply-adds minigrad's own loops beat OpenBLAS (its call and packing cost
+    // more than the product); measured with bench/cpu_thresholds.cpp, numbers in docs/design.md.
+    static constexpr std::int64_t blas_min_work = std::int64_t{1} << 12;
+
+  private:
+    // gemm's work, uncounted
+    template <class T>
+    static void run_gemm(const kernels::GemmElement<T>& g) {
         MINIGRAD_ASSERT(!g.a_sums || g.trans_a);
         if (g.a_sums) launch(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite}, 0);  // as sum_rows would
 #if defined(MINIGRAD_HAS_BLAS)
@@ -256,10 +291,7 @@ struct Cpu {
         gemm_builtin(g);
     }
 
-    // Below this many multiply-adds minigrad's own loops beat OpenBLAS (its call and packing cost
-    // more than the product); measured with bench/cpu_thresholds.cpp, numbers in docs/design.md.
-    static constexpr std::int64_t blas_min_work = std::int64_t{1} << 12;
-
+  public:
     // The two matrix kernels, public so that tests and bench/cpu_thresholds.cpp can compare them;
     // neither counts a launch. gemm_builtin runs on the calling thread.
     template <class T>

@@ -523,6 +523,15 @@ struct Cuda {
         if (g.a_sums) return launch(g.m * (g.n + 1), kernels::GemmRowSums<T>{g}, device);
         launch(g.m * g.n, g, device);
     }
+    // The product, then f(i) for every i < m * n, where f reads c only at i (an activation, or an
+    // activation's gradient): one launch of kernels::GemmThen, or two beside cuBLAS.
+    template <class T, class F>
+    static void gemm_then(const kernels::GemmElement<T>& g, const F& f, int device) {
+        if (g.m <= 0 || g.n <= 0) return;
+        MINIGRAD_ASSERT(!g.a_sums);
+        if (takes_cublas(g) && cublas_gemm(g, device)) return launch(g.m * g.n, f, device);
+        launch(g.m * g.n, kernels::GemmThen<T, F>{g, f}, device);
+    }
     template <class T>
     static bool takes_cublas(const kernels::GemmElement<T>& g) {
         if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) {

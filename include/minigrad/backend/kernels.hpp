@@ -316,4 +316,19 @@ struct GemmRowSums {
     }
 };
 
+// A product and the elementwise op that reads it, as one launch: index i computes c[i], then f(i),
+// which reads c only at i, in the same thread. An activation as the product's epilogue (forward:
+// f.x is c), or an activation's gradient right after the product that makes its dy (f.dy is c).
+// The backends' gemm_then launches it; a compiled program also makes it from two records.
+template <class T, class F>
+struct GemmThen {
+    GemmElement<T> g;
+    F f;
+    MINIGRAD_HD index_t work_per_index() const { return g.work_per_index(); }
+    MINIGRAD_HD void operator()(index_t i) const {
+        g(i);
+        f(i);
+    }
+};
+
 }  // namespace minigrad::kernels

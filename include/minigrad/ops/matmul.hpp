@@ -26,11 +26,11 @@ struct MatmulNode : Node<B, T> {
         const T* dy = out.grad->data;
         if (a.requires_grad) {  // da (m,k) = dy (m,n) b^T
             auto da = grad_slot(a);
-            gemm<B>(da.data, dy, false, b.data, true, (const T*)nullptr, m, k, n, da.overwrite, a.device);
+            product_into_grad(a, kernels::GemmElement<T>{dy, b.data, nullptr, da.data, m, k, n, false, true, da.overwrite});
         }
         if (b.requires_grad) {  // db (k,n) = a^T dy (m,n)
             auto db = grad_slot(b);
-            gemm<B>(db.data, a.data, true, dy, false, (const T*)nullptr, k, n, m, db.overwrite, b.device);
+            product_into_grad(b, kernels::GemmElement<T>{a.data, dy, nullptr, db.data, k, n, m, true, false, db.overwrite});
         }
     }
 };
@@ -59,11 +59,10 @@ struct LinearNode : Node<B, T> {
             auto db = grad_slot(*this->inputs[2]);
             B::sum_rows(dy, rows, outs, db.data, db.overwrite, out.device);
         }
-        // dx last: the next rule to run is usually x's own (an activation's), which a compiled
-        // program then folds into this product (compiled.hpp)
+        // dx last, with x's own rule (an activation's) as its epilogue where product_into_grad can
         if (x.requires_grad) {  // dx (n,in) = dy (n,out) w (out,in)
             auto dx = grad_slot(x);
-            gemm<B>(dx.data, dy, false, w.data, false, (const T*)nullptr, rows, in, outs, dx.overwrite, x.device);
+            product_into_grad(x, kernels::GemmElement<T>{dy, w.data, nullptr, dx.data, rows, in, outs, false, false, dx.overwrite});
         }
     }
 };

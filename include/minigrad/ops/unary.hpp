@@ -127,6 +127,20 @@ struct Gelu {
     }
 };
 
+// The activations a matrix product takes as its epilogue (kernels::GemmThen): backward() runs
+// their gradient in the launch of the product that makes dy (product_into_grad), and a compiled
+// program also folds their forward into the product before them (compiled.hpp lists the same four).
+template <class Rule>
+inline constexpr bool product_epilogue = false;
+template <class T>
+inline constexpr bool product_epilogue<Relu<T>> = true;
+template <class T>
+inline constexpr bool product_epilogue<Tanh<T>> = true;
+template <class T>
+inline constexpr bool product_epilogue<Sigmoid<T>> = true;
+template <class T>
+inline constexpr bool product_epilogue<Gelu<T>> = true;
+
 // x, y are (n); i over n
 template <class T, class Rule>
 struct UnaryForward {
@@ -162,6 +176,16 @@ struct UnaryNode : Node<B, T> {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
         B::launch(x.numel(), kernels::UnaryBackward<T, Rule>{x.data, out.data, out.grad->data, dx.data, rule, dx.overwrite}, x.device);
+    }
+    bool backward_in_product(TensorImpl<B, T>& out, const kernels::GemmElement<T>& g) override {
+        if constexpr (!kernels::product_epilogue<Rule>) {
+            return false;
+        } else {
+            auto& x = *this->inputs[0];
+            auto dx = grad_slot(x);
+            B::gemm_then(g, kernels::UnaryBackward<T, Rule>{x.data, out.data, g.c, dx.data, rule, dx.overwrite}, x.device);
+            return true;
+        }
     }
 };
 
