@@ -53,6 +53,71 @@ TEST_CASE("Sequential names its layers 0, 1, 2 and applies them in order") {
     CHECK(seq(x).to_vector() == expected);
 }
 
+static_assert(mg::nn::EpilogueActivation<mg::nn::ReLU, float> && mg::nn::EpilogueActivation<mg::nn::GELU, double>);
+static_assert(!mg::nn::EpilogueActivation<mg::nn::Softmax, float>);
+
+// One forward call's launches, its values, and the gradients a backward() of sum(y * y) leaves.
+template <class T>
+struct Pass {
+    std::uint64_t launches;
+    std::vector<T> values;
+    std::vector<std::vector<T>> grads;
+};
+template <class T, class F>
+Pass<T> pass(F forward, std::vector<mg::Tensor<mg::Cpu, T>> leaves) {
+    for (auto& l : leaves)
+        if (l.impl().grad) l.impl().grad_is_zero = true;  // as zero_grad()
+    const auto before = mg::counters().kernel_launches;
+    auto y = forward();
+    Pass<T> out{mg::counters().kernel_launches - before, y.to_vector(), {}};
+    mg::sum(y * y).backward();
+    for (const auto& l : leaves) out.grads.push_back(l.grad().to_vector());
+    return out;
+}
+
+TEST_CASE("Linear with an activation, and a Linear then an activation in a Sequential: one launch, the two ops' values and gradients") {
+    auto check = [](auto act, auto zero, bool with_bias) {
+        using T = decltype(zero);
+        mg::manual_seed(3);
+        mg::nn::Linear<mg::Cpu, T> fc(5, 7, with_bias);
+        auto x = mg::Tensor<mg::Cpu, T>::uniform({9, 5}, -2, 2).requires_grad_();
+        std::vector<mg::Tensor<mg::Cpu, T>> leaves{x, fc.weight};
+        if (with_bias) leaves.push_back(fc.bias);
+        const auto fused = pass<T>([&] { return fc(x, act); }, leaves);
+        const auto apart = pass<T>([&] { return act(fc(x)); }, leaves);
+        CHECK(fused.launches == 1);
+        CHECK(apart.launches == 2);
+        CHECK(fused.values == apart.values);
+        CHECK(fused.grads == apart.grads);
+        mg::NoGradGuard no_grad;
+        CHECK_FALSE(fc(x, act).requires_grad());
+    };
+    for (bool with_bias : {true, false}) {
+        CAPTURE(with_bias);
+        check(mg::nn::ReLU{}, 0.0f, with_bias);
+        check(mg::nn::Tanh{}, 0.0f, with_bias);
+        check(mg::nn::Sigmoid{}, 0.0f, with_bias);
+        check(mg::nn::GELU{}, 0.0f, with_bias);
+        check(mg::nn::Tanh{}, 0.0, with_bias);
+    }
+
+    mg::manual_seed(4);
+    auto seq = mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(4, 6), mg::nn::ReLU{}, mg::nn::Linear<mg::Cpu>(6, 6), mg::nn::Dropout(0.0),
+                                  mg::nn::Tanh{}, mg::nn::Linear<mg::Cpu>(6, 2), mg::nn::Sigmoid{});
+    auto x = mg::Tensor<mg::Cpu>::uniform({3, 4}, -1, 1);
+    auto leaves = seq.parameters();
+    const auto fused = pass<float>([&] { return seq(x); }, leaves);
+    const auto apart = pass<float>([&] {
+        auto h = mg::relu(seq.layer<0>()(x));
+        h = mg::tanh(seq.layer<3>()(seq.layer<2>()(h)));  // a Dropout between: no fusion there
+        return mg::sigmoid(seq.layer<5>()(h));
+    }, leaves);
+    CHECK(apart.launches == 6);  // Dropout(0) launches nothing
+    CHECK(fused.launches == 4);  // Linear+ReLU, Linear, Tanh, Linear+Sigmoid
+    CHECK(fused.values == apart.values);
+    CHECK(fused.grads == apart.grads);
+}
+
 TEST_CASE("SGD: one step with momentum and weight decay, by hand") {
     auto two = mg::Tensor<mg::Cpu>::full({1, 1}, 2.0f);
     // loss = 2w (linear of x = [[2]] with weight w = [[1]]): d loss/dw = 2; lr 0.1, momentum

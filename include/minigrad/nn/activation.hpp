@@ -11,6 +11,8 @@
 namespace minigrad::nn {
 
 struct ReLU {
+    template <class T>
+    using rule = kernels::Relu<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return relu(x);
@@ -22,6 +24,8 @@ struct ReLU {
 };
 
 struct Tanh {
+    template <class T>
+    using rule = kernels::Tanh<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return tanh(x);
@@ -33,6 +37,8 @@ struct Tanh {
 };
 
 struct Sigmoid {
+    template <class T>
+    using rule = kernels::Sigmoid<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return sigmoid(x);
@@ -46,6 +52,8 @@ struct Sigmoid {
 // As torch.nn.GELU(approximate='tanh'), the only form minigrad has; PyTorch's default, the exact
 // erf form ("none"), is refused rather than silently approximated.
 struct GELU {
+    template <class T>
+    using rule = kernels::Gelu<T>;
     explicit GELU(std::string_view approximate = "tanh") {
         if (approximate != "tanh") {
             minigrad::detail::fail<ValueError>("GELU: approximate='{}' is not supported, only approximate='tanh'", approximate);

@@ -3,11 +3,16 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "../ops/matmul.hpp"
 #include "module.hpp"
 
 namespace minigrad::nn {
+
+// An activation layer (activation.hpp) that a product takes as its epilogue.
+template <class Act, class T>
+concept EpilogueActivation = requires { typename Act::template rule<T>; } && kernels::product_epilogue<typename Act::template rule<T>>;
 
 template <class B, class T = float>
 class Linear : public Module<B, T> {
@@ -47,6 +52,22 @@ class Linear : public Module<B, T> {
     template <class BX, class TX>
     auto operator()(const Tensor<BX, TX>& x) const {
         return forward(x);
+    }
+    // act(forward(x)) with the activation (ReLU, Tanh, Sigmoid, GELU) as the product's epilogue: one
+    // launch, not two, and the same values and gradients. Sequential does this for a Linear followed
+    // by one of them.
+    template <class BX, class TX, class Act>
+        requires EpilogueActivation<Act, TX>
+    auto forward(const Tensor<BX, TX>& x, const Act& act) const {
+        if constexpr (!std::is_same_v<BX, B> || !std::is_same_v<TX, T>)
+            return act(forward(x));  // linear's own error for the mix
+        else
+            return minigrad::detail::linear_then(x, weight, bias, typename Act::template rule<T>{});
+    }
+    template <class BX, class TX, class Act>
+        requires EpilogueActivation<Act, TX>
+    auto operator()(const Tensor<BX, TX>& x, const Act& act) const {
+        return forward(x, act);
     }
 
     void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "linear.hpp"
 #include "module.hpp"
 
 namespace minigrad::nn {
@@ -82,12 +83,27 @@ class Sequential : public Module<typename detail::first_module<Layers...>::type:
     }
 
   private:
+    // A layer that takes the next one as its epilogue (a Linear, then ReLU, Tanh, Sigmoid or GELU)
+    // runs both in one launch.
     template <std::size_t I, class Input>
     auto apply(const Input& x) {
-        if constexpr (I == sizeof...(Layers))
+        if constexpr (I == sizeof...(Layers)) {
             return x;
-        else
+        } else if constexpr (takes_epilogue<I, Input>()) {
+            return apply<I + 2>(std::get<I>(layers_).forward(x, std::get<I + 1>(layers_)));
+        } else {
             return apply<I + 1>(std::get<I>(layers_)(x));
+        }
+    }
+    template <std::size_t I, class Input>
+    static constexpr bool takes_epilogue() {
+        if constexpr (I + 1 < sizeof...(Layers) && requires { typename Input::value_type; }) {
+            using Layer = std::tuple_element_t<I, std::tuple<Layers...>>;
+            using Next = std::tuple_element_t<I + 1, std::tuple<Layers...>>;
+            if constexpr (EpilogueActivation<Next, typename Input::value_type>)
+                return requires(const Layer& layer, const Next& next, const Input& x) { layer.forward(x, next); };
+        }
+        return false;
     }
     template <std::size_t I, class Visitor>
     void visit(Visitor& visitor, const std::string& prefix) {

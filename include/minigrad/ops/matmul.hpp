@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "checks.hpp"
+#include "unary.hpp"
 
 namespace minigrad {
 namespace detail {
@@ -157,11 +158,10 @@ Tensor<BA, TA> matmul(const Tensor<BA, TA>&, const Tensor<BB, TB>&) {
     return {};
 }
 
-// As torch.nn.functional.linear: x is (n,in), weight is (out,in), bias is (out) or undefined,
-// result is (n,out)
+namespace detail {
 template <class B, class T>
-Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}) {
-    detail::require_floating<T>();
+void check_linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias) {
+    require_floating<T>();
     detail::check_defined("linear", x, 1, "input");
     detail::check_defined("linear", weight, 2, "weight");
     detail::check_ndim("linear", weight, 2, "weight", 2, "a matrix [out, in]");
@@ -177,15 +177,46 @@ Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Ten
                                      bias.shape(), weight.size(0), weight.shape());
         }
     }
-    const auto rows = x.size(0), in = x.size(1), outs = weight.size(0);
-    auto y = Tensor<B, T>::empty(Shape{rows, outs}, x.device());
-    detail::gemm<B>(y.data(), x.data(), false, weight.data(), true, bias.defined() ? bias.data() : nullptr,
-                    rows, outs, in, true, x.device());
-    if (detail::wants_grad(x, weight, bias)) {
-        auto node = std::make_shared<detail::LinearNode<B, T>>();
-        node->inputs = {x.impl_ptr(), weight.impl_ptr(), bias.defined() ? bias.impl_ptr() : nullptr};
-        detail::attach(y.impl(), std::move(node));
-    }
+}
+
+template <class B, class T>
+kernels::GemmElement<T> linear_product(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias, T* y) {
+    return {x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y, x.size(0), weight.size(0), x.size(1), false, true, true};
+}
+
+template <class B, class T>
+void attach_linear(const Tensor<B, T>& y, const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias) {
+    if (!wants_grad(x, weight, bias)) return;
+    auto node = std::make_shared<LinearNode<B, T>>();
+    node->inputs = {x.impl_ptr(), weight.impl_ptr(), bias.defined() ? bias.impl_ptr() : nullptr};
+    attach(y.impl(), std::move(node));
+}
+
+// rule(linear(x, weight, bias)) in one launch, the activation as the product's epilogue
+// (B::gemm_then). Both results and both nodes are the two ops', so backward() and every StepGraph
+// mode see the two ops (and backward() fuses their gradients the same way). nn::Linear and
+// nn::Sequential call it.
+template <class B, class T, class Rule>
+    requires kernels::product_epilogue<Rule>
+Tensor<B, T> linear_then(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias, Rule rule) {
+    check_linear(x, weight, bias);
+    const Shape shape{x.size(0), weight.size(0)};
+    auto y = Tensor<B, T>::empty(shape, x.device()), h = Tensor<B, T>::empty(shape, x.device());
+    B::gemm_then(linear_product(x, weight, bias, y.data()), kernels::UnaryForward<T, Rule>{y.data(), h.data(), rule}, x.device());
+    attach_linear(y, x, weight, bias);
+    attach_unary(h, y, rule);
+    return h;
+}
+}  // namespace detail
+
+// As torch.nn.functional.linear: x is (n,in), weight is (out,in), bias is (out) or undefined,
+// result is (n,out)
+template <class B, class T>
+Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}) {
+    detail::check_linear(x, weight, bias);
+    auto y = Tensor<B, T>::empty(Shape{x.size(0), weight.size(0)}, x.device());
+    B::gemm(detail::linear_product(x, weight, bias, y.data()), x.device());
+    detail::attach_linear(y, x, weight, bias);
     return y;
 }
 template <class BA, class TA, class BB, class TB>

@@ -189,17 +189,22 @@ struct UnaryNode : Node<B, T> {
     }
 };
 
+// y = rule(x) as computed elsewhere (a product's epilogue): its node, where x records one.
+template <class B, class T, class Rule>
+void attach_unary(const Tensor<B, T>& y, const Tensor<B, T>& x, Rule rule) {
+    if (!wants_grad(x)) return;
+    auto node = std::make_shared<UnaryNode<B, T, Rule>>();
+    node->inputs = {x.impl_ptr(), nullptr, nullptr};
+    node->rule = rule;
+    attach(y.impl(), std::move(node));
+}
+
 template <class B, class T, class Rule>
 Tensor<B, T> unary(const Tensor<B, T>& x, Rule rule) {
     check_defined(Rule::name, x, 1, "input");
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
     B::launch(x.numel(), kernels::UnaryForward<T, Rule>{x.data(), y.data(), rule}, x.device());
-    if (wants_grad(x)) {
-        auto node = std::make_shared<UnaryNode<B, T, Rule>>();
-        node->inputs = {x.impl_ptr(), nullptr, nullptr};
-        node->rule = rule;
-        attach(y.impl(), std::move(node));
-    }
+    attach_unary(y, x, rule);
     return y;
 }
 
