@@ -39,7 +39,8 @@ struct EmulatedGraphs : minigrad::Cpu {
         if (auto* r = recording()) return r->ops.push_back([n, f] { minigrad::Cpu::launch(n, f, 0); });
         minigrad::Cpu::launch(n, f, device);
     }
-    // Every primitive whose Cpu version calls Cpu::launch itself is routed here, so it is recorded.
+    // Every primitive whose Cpu version calls Cpu::launch itself is routed here, so it is recorded
+    // (a new Cpu primitive is inherited unrouted: end_capture below catches it).
     template <class T>
     static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
         launch(cols, minigrad::kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);

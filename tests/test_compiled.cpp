@@ -63,10 +63,10 @@ TEST_CASE("compiled step on the CPU: Iris with momentum compiles; replay(k) matc
 
     REQUIRE(tape_graph.compiled());
     CHECK(tape_graph.fallback_reason().empty());
-    // The step's 13 launches on the CPU, as 11 records: the first product with its ReLU, the second
-    // product; the label check, the rows, the mean; the cross-entropy's gradient (its seed inside);
-    // the product making the hidden gradient with the ReLU's gradient; the two weight gradients,
-    // each with its bias gradient; SGD; the log.
+    // 11 records: the first product with its ReLU (fc1(x, relu)), the second product; the label
+    // check, the rows, the mean; the cross-entropy's gradient (its seed inside); the product making
+    // the hidden gradient with the ReLU's gradient (backward() fuses them); the two weight
+    // gradients, each with its bias gradient; SGD; the log.
     CHECK(tape_graph.program_size() == 11);
     CHECK(tape_graph.replays() == 200);
     CHECK(program_graph.replays() == 200);
@@ -137,11 +137,14 @@ TEST_CASE("compiled step on the CPU: dropout and Adam; each of k steps in one la
     CHECK(program.gen.reserve(1).offset == eager.gen.reserve(1).offset);
 }
 
-// A Linear, an activation, a Linear: backward() launches the activation's gradient inside the
-// second product's launch (a GemmThen record); the compiled set must hold it for every activation
-// that does so (kernels::product_epilogue), and its forward folds in at compile time.
+// A Linear, an activation, a Linear. As a Sequential the ops launch the activation in the first
+// product's launch and its gradient in the second's (GemmThen records); written as act(fc1(x)),
+// compile_tape folds the forward pair itself; with the activation's result also read by a mean,
+// backward() leaves the gradient apart and compile_tape folds that pair. Every way, the compiled
+// set must hold the records for every activation of kernels::EpilogueRules.
+enum class Form { sequential, unfused, second_reader };
 template <class Act>
-void check_activation_compiles(Act act) {
+void check_activation_compiles(Act act, Form form) {
     const auto x = mg::Tensor<mg::Cpu>::uniform({24, 6}, -1, 1);
     const auto y = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>(24, 1));
     struct Run {
@@ -154,7 +157,14 @@ void check_activation_compiles(Act act) {
     };
     mg::nn::CrossEntropyLoss loss_fn;
     auto step = [&](Run& r) {
-        auto loss = loss_fn(r.model(x), y);
+        mg::Tensor<mg::Cpu> loss;
+        if (form == Form::sequential) {
+            loss = loss_fn(r.model(x), y);
+        } else {
+            auto h = act(r.model.template layer<0>()(x));
+            loss = loss_fn(r.model.template layer<2>()(h), y);
+            if (form == Form::second_reader) loss = loss + mg::mean(h);
+        }
         r.opt.zero_grad();
         loss.backward();
         r.opt.step();
@@ -170,18 +180,24 @@ void check_activation_compiles(Act act) {
     REQUIRE(graph.compiled());
     // 11, as Iris's: the first product with the activation, the second product; the loss's label
     // check, rows and mean, its gradient; the second product's weight and bias gradients; its input
-    // gradient with the activation's gradient; the first's weight and bias gradients; SGD; the log
-    CHECK(graph.program_size() == 11);
+    // gradient with the activation's gradient; the first's weight and bias gradients; SGD; the log.
+    // Unfused, the tape has 12 records and compile_tape folds the forward pair. With the second
+    // reader it has 19, the mean's and the sum of the two losses' among them, and compile_tape
+    // folds both pairs (17 then; without the folds this check fails).
+    CHECK(graph.program_size() == (form == Form::second_reader ? 17 : 11));
     CHECK(taped.log.values() == eager.log.values());
     CHECK(max_rel_diff(program.log.values(), eager.log.values()) < 1e-5);
     CHECK(max_param_diff(program.model.parameter_values(), eager.model.parameter_values()) < 1e-5);
 }
 
-TEST_CASE("compiled step on the CPU: each activation a product takes as its epilogue compiles, forward and backward") {
-    check_activation_compiles(mg::nn::ReLU{});
-    check_activation_compiles(mg::nn::Tanh{});
-    check_activation_compiles(mg::nn::Sigmoid{});
-    check_activation_compiles(mg::nn::GELU{});
+TEST_CASE("compiled step on the CPU: each activation a product takes as its epilogue compiles, forward and backward, fused by the ops or by compile_tape") {
+    for (Form form : {Form::sequential, Form::unfused, Form::second_reader}) {
+        CAPTURE(static_cast<int>(form));
+        check_activation_compiles(mg::nn::ReLU{}, form);
+        check_activation_compiles(mg::nn::Tanh{}, form);
+        check_activation_compiles(mg::nn::Sigmoid{}, form);
+        check_activation_compiles(mg::nn::GELU{}, form);
+    }
 }
 
 TEST_CASE("compiled step: a step that cannot be one program says why, and still replays as a graph") {

@@ -56,6 +56,17 @@ TEST_CASE("Sequential names its layers 0, 1, 2 and applies them in order") {
 static_assert(mg::nn::EpilogueActivation<mg::nn::ReLU, float> && mg::nn::EpilogueActivation<mg::nn::GELU, double>);
 static_assert(!mg::nn::EpilogueActivation<mg::nn::Softmax, float>);
 
+// A layer derived from ReLU with a forward of its own: Sequential must run that forward.
+struct CountingReLU : mg::nn::ReLU {
+    int* calls;
+    template <class B, class T>
+    mg::Tensor<B, T> operator()(const mg::Tensor<B, T>& x) const {
+        ++*calls;
+        return mg::relu(x);
+    }
+};
+static_assert(!mg::nn::EpilogueActivation<CountingReLU, float>);
+
 // One forward call's launches, its values, and the gradients a backward() of sum(y * y) leaves.
 template <class T>
 struct Pass {
@@ -116,6 +127,11 @@ TEST_CASE("Linear with an activation, and a Linear then an activation in a Seque
     CHECK(fused.launches == 4);  // Linear+ReLU, Linear, Tanh, Linear+Sigmoid
     CHECK(fused.values == apart.values);
     CHECK(fused.grads == apart.grads);
+
+    int calls = 0;
+    auto counted = mg::nn::Sequential(mg::nn::Linear<mg::Cpu>(4, 6), CountingReLU{{}, &calls});
+    counted(x);
+    CHECK(calls == 1);
 }
 
 TEST_CASE("SGD: one step with momentum and weight decay, by hand") {

@@ -53,11 +53,12 @@ TwoProducts<T> two_products(Act act, bool linear_layers, bool interpose, int sec
     mg::Generator gen(17);
     auto leaf = [&](mg::Shape shape) { return X::uniform(shape, -1, 1, gen).requires_grad_(); };
     std::vector<X> leaves;
-    X loss, h;
+    X loss, h, z;
     auto read = [&](const X& t) { return interpose ? t * T(1) : t; };
     if (linear_layers) {  // linear(act(linear(x)))
         leaves = {leaf({8, 5}), leaf({6, 5}), leaf({6}), leaf({3, 6}), leaf({3})};
-        h = act(mg::linear(leaves[0], leaves[1], leaves[2]));
+        z = mg::linear(leaves[0], leaves[1], leaves[2]);
+        h = act(z);
         loss = mg::sum(mg::linear(read(h), leaves[3], leaves[4]));
     } else {  // matmul(act(a), act(b)): both inputs
         leaves = {leaf({4, 5}), leaf({5, 3})};
@@ -66,6 +67,7 @@ TwoProducts<T> two_products(Act act, bool linear_layers, bool interpose, int sec
     }
     if (second_reader == 1) loss = loss + mg::sum(h);  // either order: backward() must not depend on which reader runs first
     if (second_reader == 2) loss = mg::sum(h) + loss;
+    if (second_reader == 3) loss = loss + mg::sum(z * z);  // the activation's input read too: its gradient adds
     TwoProducts<T> out;
     const auto before = mg::counters().kernel_launches;
     loss.backward();
@@ -94,7 +96,24 @@ TEST_CASE("backward: an activation read only by a product runs in that product's
             CHECK(shared.grads == shared_apart.grads);
             CHECK(shared.launches + 1 == shared_apart.launches);  // only the multiplication's gradient
         }
+        // The activation's input read by something else: the fused gradient adds to its share.
+        const auto adds = two_products<T>(act, true, false, 3);
+        const auto adds_apart = two_products<T>(act, true, true, 3);
+        CHECK(adds.grads == adds_apart.grads);
+        CHECK(adds.launches + (epilogue ? 2 : 1) == adds_apart.launches);
     };
+    // one product reading the result twice: two readers, no fusion
+    {
+        auto a = random_tensor<float>({5, 5}, 41), b = random_tensor<float>({5, 5}, 41);
+        auto h = mg::relu(a), hb = mg::relu(b);
+        auto launches = mg::counters().kernel_launches;
+        mg::sum(mg::matmul(h, h)).backward();
+        const auto same = mg::counters().kernel_launches - launches;
+        launches = mg::counters().kernel_launches;
+        mg::sum(mg::matmul(hb * 1.0f, hb * 1.0f)).backward();
+        CHECK(same + 4 == mg::counters().kernel_launches - launches);  // only the multiplications, forward and backward
+        CHECK(a.grad().to_vector() == b.grad().to_vector());
+    }
     check([](const auto& t) { return mg::relu(t); }, true, 0.0f);
     check([](const auto& t) { return mg::relu(t); }, true, 0.0);
     check([](const auto& t) { return mg::tanh(t); }, true, 0.0f);

@@ -150,7 +150,7 @@ void attach(TensorImpl<B, T>& out, std::shared_ptr<N> node) {
 // nothing else reads in this backward(), the product makes x's whole gradient, so x's own rule can
 // run now, as the product's epilogue in the same launch; the walk then skips it. That saves the
 // activation's launch in every mode (eager, graph, compiled) for any model with an activation
-// between two products.
+// between two products (not beside cuBLAS, whose product is a launch of its own: B::gemm_then).
 template <class B, class T>
 void product_into_grad(TensorImpl<B, T>& x, const kernels::GemmElement<T>& g) {
     if (x.grad_fn && x.consumers == 1 && x.grad_fn->backward_in_product(x, g)) {

@@ -73,10 +73,13 @@ struct BinaryFamily {
 };
 template <class T, template <class> class... Rules>
 using UnaryFamily = TypeList<kernels::UnaryForward<T, Rules<T>>..., kernels::UnaryBackward<T, Rules<T>>...>;
-// The activations a product's epilogue takes in a compiled program.
-template <class T, template <class> class... Rules>
-using EpilogueFamily = TypeList<kernels::GemmThen<T, kernels::UnaryForward<T, Rules<T>>>...,
-                                kernels::GemmThen<T, kernels::UnaryBackward<T, Rules<T>>>...>;
+// A product with each activation of kernels::EpilogueRules as its epilogue, forward and backward.
+template <class T, class Rules = kernels::EpilogueRules<T>>
+struct EpilogueFamily;
+template <class T, class... Rules>
+struct EpilogueFamily<T, std::tuple<Rules...>> {
+    using type = TypeList<kernels::GemmThen<T, kernels::UnaryForward<T, Rules>>..., kernels::GemmThen<T, kernels::UnaryBackward<T, Rules>>...>;
+};
 
 template <class T, class L>
 using LabelledFunctors =
@@ -120,7 +123,7 @@ using CompiledFunctors = typename detail::Concat<
     detail::CoreFunctors<float>, detail::LabelledFunctors<float, std::int32_t>, detail::LabelledFunctors<float, std::int64_t>,
     detail::UnaryFamily<float, kernels::Neg, kernels::Exp, kernels::Log, kernels::Sqrt, kernels::Pow, kernels::Abs,
                         kernels::Clamp, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
-    detail::EpilogueFamily<float, kernels::Relu, kernels::Tanh, kernels::Sigmoid, kernels::Gelu>,
+    typename detail::EpilogueFamily<float>::type,
     typename detail::BinaryFamily<float, kernels::Add<float>>::type, typename detail::BinaryFamily<float, kernels::Sub<float>>::type,
     typename detail::BinaryFamily<float, kernels::Mul<float>>::type,
     typename detail::BinaryFamily<float, kernels::Div<float>>::type>::type;
@@ -268,12 +271,11 @@ std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRe
 inline std::int64_t fuse_epilogue(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
                                   const std::type_info** fused_type) {
     if (*a.info != typeid(kernels::GemmElement<float>)) return -1;
-    std::int64_t offset = -1;
-    (void)((offset = fuse_pair<kernels::Relu<float>>(tape, a, b, arena, fused_type)) >= 0 ||
-           (offset = fuse_pair<kernels::Tanh<float>>(tape, a, b, arena, fused_type)) >= 0 ||
-           (offset = fuse_pair<kernels::Sigmoid<float>>(tape, a, b, arena, fused_type)) >= 0 ||
-           (offset = fuse_pair<kernels::Gelu<float>>(tape, a, b, arena, fused_type)) >= 0);
-    return offset;
+    return [&]<class... Rules>(std::tuple<Rules...>*) {
+        std::int64_t offset = -1;
+        (void)(((offset = fuse_pair<Rules>(tape, a, b, arena, fused_type)) >= 0) || ...);
+        return offset;
+    }(static_cast<kernels::EpilogueRules<float>*>(nullptr));
 }
 
 inline CompiledProgram compile_tape(const RecordTape& tape) {

@@ -2,17 +2,22 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 #include <cstdint>
 #include <type_traits>
 
 #include "../ops/matmul.hpp"
+#include "activation.hpp"
 #include "module.hpp"
 
 namespace minigrad::nn {
 
-// An activation layer (activation.hpp) that a product takes as its epilogue.
+// An activation layer (activation.hpp) that a product takes as its epilogue: these exact types,
+// not a layer derived from one (its own forward must run).
 template <class Act, class T>
-concept EpilogueActivation = requires { typename Act::template rule<T>; } && kernels::product_epilogue<typename Act::template rule<T>>;
+concept EpilogueActivation =
+    (std::same_as<Act, ReLU> || std::same_as<Act, Tanh> || std::same_as<Act, Sigmoid> || std::same_as<Act, GELU>) &&
+    kernels::product_epilogue<typename Act::template rule<T>>;
 
 template <class B, class T = float>
 class Linear : public Module<B, T> {
@@ -84,5 +89,10 @@ class Linear : public Module<B, T> {
     std::int64_t in_, out_;
     bool with_bias_;
 };
+
+template <class L>
+inline constexpr bool is_linear = false;
+template <class B, class T>
+inline constexpr bool is_linear<Linear<B, T>> = true;
 
 }  // namespace minigrad::nn

@@ -32,6 +32,15 @@ struct first_module<L, Rest...> {
     using type = typename std::conditional_t<has_backend<L>::value, std::type_identity<L>, first_module<Rest...>>::type;
 };
 
+// Whether Layer, given Input, takes Next as its product's epilogue: a Linear, then ReLU, Tanh,
+// Sigmoid or GELU. Next is void past the last layer.
+template <class Layer, class Next, class Input>
+constexpr bool takes_epilogue() {
+    if constexpr (is_linear<Layer> && requires { typename Input::value_type; })
+        return EpilogueActivation<Next, typename Input::value_type>;
+    return false;
+}
+
 // A layer on backend B2: a Module rebuilds itself there; a layer without a backend is copied.
 template <class B2, class L>
 auto layer_to(const L& layer) {
@@ -83,27 +92,20 @@ class Sequential : public Module<typename detail::first_module<Layers...>::type:
     }
 
   private:
+    template <std::size_t I>
+    using layer_type = std::tuple_element_t<I, std::tuple<Layers..., void>>;  // void past the last
+
     // A layer that takes the next one as its epilogue (a Linear, then ReLU, Tanh, Sigmoid or GELU)
     // runs both in one launch.
     template <std::size_t I, class Input>
     auto apply(const Input& x) {
         if constexpr (I == sizeof...(Layers)) {
             return x;
-        } else if constexpr (takes_epilogue<I, Input>()) {
+        } else if constexpr (detail::takes_epilogue<layer_type<I>, layer_type<I + 1>, Input>()) {
             return apply<I + 2>(std::get<I>(layers_).forward(x, std::get<I + 1>(layers_)));
         } else {
             return apply<I + 1>(std::get<I>(layers_)(x));
         }
-    }
-    template <std::size_t I, class Input>
-    static constexpr bool takes_epilogue() {
-        if constexpr (I + 1 < sizeof...(Layers) && requires { typename Input::value_type; }) {
-            using Layer = std::tuple_element_t<I, std::tuple<Layers...>>;
-            using Next = std::tuple_element_t<I + 1, std::tuple<Layers...>>;
-            if constexpr (EpilogueActivation<Next, typename Input::value_type>)
-                return requires(const Layer& layer, const Next& next, const Input& x) { layer.forward(x, next); };
-        }
-        return false;
     }
     template <std::size_t I, class Visitor>
     void visit(Visitor& visitor, const std::string& prefix) {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <tuple>
 #include <type_traits>
 
 #include "checks.hpp"
@@ -128,18 +129,20 @@ struct Gelu {
 };
 
 // The activations a matrix product takes as its epilogue (kernels::GemmThen): backward() runs
-// their gradient in the launch of the product that makes dy (product_into_grad), and a compiled
-// program also folds their forward into the product before them (compiled.hpp lists the same four).
+// their gradient in the launch of the product that makes dy (product_into_grad), nn::Linear runs
+// their forward in its product's launch, and a compiled program folds both (compiled.hpp). The one
+// list all of these read.
+template <class T>
+using EpilogueRules = std::tuple<Relu<T>, Tanh<T>, Sigmoid<T>, Gelu<T>>;
+
+template <class Rule, class List>
+inline constexpr bool in_rules = false;
+template <class Rule, class... Rules>
+inline constexpr bool in_rules<Rule, std::tuple<Rules...>> = (std::is_same_v<Rule, Rules> || ...);
 template <class Rule>
 inline constexpr bool product_epilogue = false;
-template <class T>
-inline constexpr bool product_epilogue<Relu<T>> = true;
-template <class T>
-inline constexpr bool product_epilogue<Tanh<T>> = true;
-template <class T>
-inline constexpr bool product_epilogue<Sigmoid<T>> = true;
-template <class T>
-inline constexpr bool product_epilogue<Gelu<T>> = true;
+template <template <class> class Rule, class T>
+inline constexpr bool product_epilogue<Rule<T>> = in_rules<Rule<T>, EpilogueRules<T>>;
 
 // x, y are (n); i over n
 template <class T, class Rule>
