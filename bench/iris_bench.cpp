@@ -22,6 +22,7 @@ struct Result {
     double us_per_epoch;
     double allocs_per_epoch;  // after the first epoch
     std::uint64_t syncs;      // host syncs in the loop (recorded points read only at the end)
+    double launches_per_epoch;  // the backend's count (CUDA: a graph replay or a program is one; the CPU tape counts its kernels)
     float final_loss;
     std::string program;  // compiled mode: the program's size, or why there is none
 };
@@ -64,7 +65,8 @@ Result run_once(const mg::data::Matrix& xs, const std::vector<std::int32_t>& ys,
     const int timed = epochs - first_timed;
     const auto values = log.values();
     return {seconds * 1e6 / timed, double(after_loop.storage_allocs - before.storage_allocs) / timed,
-            after_loop.host_syncs - before.host_syncs, values.empty() ? 0.0f : values.back(),
+            after_loop.host_syncs - before.host_syncs, double(after_loop.kernel_launches - before.kernel_launches) / timed,
+            values.empty() ? 0.0f : values.back(),
             mode != mg::StepMode::compiled ? ""
             : graph.compiled() ? fmt::format(", one program of {} records on {}{}", graph.program_size(),
                                              graph.program_on_grid() ? "a grid" : "one block",
@@ -86,9 +88,9 @@ int bench(const mg::data::Matrix& xs, const std::vector<std::int32_t>& ys, int e
                               : mode == mg::StepMode::compiled ? fmt::format(" compiled k={}", k)
                                                                : "";
     fmt::print("minigrad {}{}: median {:.2f} us/epoch (runs: {:.2f}), final loss {:.6f}, storage allocations per epoch after the "
-               "first: {}, host syncs in the loop: {}{}\n",
+               "first: {}, host syncs in the loop: {}, launches per epoch: {:.2f}{}\n",
                B::name, label, median, fmt::join(us, ", "), runs.back().final_loss,
-               runs.back().allocs_per_epoch, runs.back().syncs, runs.back().program);
+               runs.back().allocs_per_epoch, runs.back().syncs, runs.back().launches_per_epoch, runs.back().program);
     return 0;
 }
 
