@@ -237,22 +237,6 @@ struct Cpu {
         run_all(g.m * g.n, f);
     }
 
-  private:
-    // launch's loop, uncounted
-    template <class F>
-    static void run_all(std::int64_t n, const F& f) {
-        std::int64_t work = n;
-        if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
-        if (work < detail::parallel_min_work) {  // the small launches of small models: the loop alone
-#if MINIGRAD_CPU_DISPATCH
-            if (detail::cpu_has_avx2_fma()) return run_avx2(0, n, f);
-#endif
-            return run(0, n, f);
-        }
-        detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
-    }
-
-  public:
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added, and a's column sums where asked;
     // shapes as kernels::GemmElement. Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
     // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
@@ -277,21 +261,6 @@ struct Cpu {
     // more than the product); measured with bench/cpu_thresholds.cpp, numbers in docs/design.md.
     static constexpr std::int64_t blas_min_work = std::int64_t{1} << 12;
 
-  private:
-    // gemm's work, uncounted
-    template <class T>
-    static void run_gemm(const kernels::GemmElement<T>& g) {
-        MINIGRAD_ASSERT(!g.a_sums || g.trans_a);
-        if (g.a_sums) launch(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite}, 0);  // as sum_rows would
-#if defined(MINIGRAD_HAS_BLAS)
-        if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-            if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) return gemm_blas(g);
-        }
-#endif
-        gemm_builtin(g);
-    }
-
-  public:
     // The two matrix kernels, public so that tests and bench/cpu_thresholds.cpp can compare them;
     // neither counts a launch. gemm_builtin runs on the calling thread.
     template <class T>
@@ -415,6 +384,33 @@ struct Cpu {
 #endif
 
   private:
+    // launch's loop, uncounted
+    template <class F>
+    static void run_all(std::int64_t n, const F& f) {
+        std::int64_t work = n;
+        if constexpr (requires { f.work_per_index(); }) work = n * f.work_per_index();
+        if (work < detail::parallel_min_work) {  // the small launches of small models: the loop alone
+#if MINIGRAD_CPU_DISPATCH
+            if (detail::cpu_has_avx2_fma()) return run_avx2(0, n, f);
+#endif
+            return run(0, n, f);
+        }
+        detail::parallel_ranges(n, work, [&f](std::int64_t begin, std::int64_t end) { run_range(begin, end, f); });
+    }
+
+    // gemm's work, uncounted
+    template <class T>
+    static void run_gemm(const kernels::GemmElement<T>& g) {
+        MINIGRAD_ASSERT(!g.a_sums || g.trans_a);
+        if (g.a_sums) launch(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite}, 0);  // as sum_rows would
+#if defined(MINIGRAD_HAS_BLAS)
+        if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+            if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) return gemm_blas(g);
+        }
+#endif
+        gemm_builtin(g);
+    }
+
     static void raw_release(void* p) { std::free(p); }
 
     struct ThreadCache {
