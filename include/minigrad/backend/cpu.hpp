@@ -238,12 +238,14 @@ struct Cpu {
     }
 
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added, and a's column sums where asked;
-    // shapes as kernels::GemmElement. Every case becomes "row r of c += a(r, p) * row p of b" with b's rows contiguous (b is
-    // transposed into scratch when it is stored (n, k)); for the narrow outputs of small models
-    // (n <= 16) the row is a fixed-size register accumulator the compiler unrolls and vectorises.
-    // Where BLAS is built in, products with outputs wider than 16 columns and at least blas_min_work
-    // multiply-adds (m*n*k) go to it; narrower outputs stay on the register-blocked kernel, which
-    // measured as fast as OpenBLAS there at every size tried.
+    // shapes as kernels::GemmElement. One launch, the column sums included (kernels::GemmRowSums
+    // when recorded). b is transposed into scratch when it is stored (n, k), so that its rows are
+    // contiguous. For the narrow outputs of small models (n <= 16, known at compile time) the
+    // built-in kernel holds a block of c in registers, vectorised along c's rows or, for a weight
+    // gradient, down its columns (gemm_fixed_width). Where BLAS is built in, products with outputs
+    // wider than 16 columns and at least blas_min_work multiply-adds (m*n*k) go to it; narrower
+    // outputs stay on the register-blocked kernel, which measured as fast as OpenBLAS there at
+    // every size tried.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int /*device*/) {
         if (auto* tape = detail::cpu_recording()) [[unlikely]] {
@@ -262,7 +264,8 @@ struct Cpu {
     static constexpr std::int64_t blas_min_work = std::int64_t{1} << 12;
 
     // The two matrix kernels, public so that tests and bench/cpu_thresholds.cpp can compare them;
-    // neither counts a launch. gemm_builtin runs on the calling thread.
+    // neither counts a launch. gemm_builtin runs on the calling thread and computes a_sums too;
+    // gemm_blas ignores a_sums.
     template <class T>
     static void gemm_builtin(const kernels::GemmElement<T>& g) {
 #if MINIGRAD_CPU_DISPATCH
@@ -402,13 +405,16 @@ struct Cpu {
     template <class T>
     static void run_gemm(const kernels::GemmElement<T>& g) {
         MINIGRAD_ASSERT(!g.a_sums || g.trans_a);
-        if (g.a_sums) launch(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite}, 0);  // as sum_rows would
 #if defined(MINIGRAD_HAS_BLAS)
         if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-            if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) return gemm_blas(g);
+            if (g.n > 16 && g.m * g.n * g.k >= blas_min_work) {
+                // the column sums as sum_rows computes them, over threads where they are large
+                if (g.a_sums) run_all(g.m, kernels::SumRows<T>{g.a, g.a_sums, g.k, g.m, g.a_sums_overwrite});
+                return gemm_blas(g);
+            }
         }
 #endif
-        gemm_builtin(g);
+        gemm_builtin(g);  // a_sums included
     }
 
     static void raw_release(void* p) { std::free(p); }
@@ -482,7 +488,10 @@ struct Cpu {
     }
 #endif
 
-    // Lanes: output rows held in one vector (4 = 128-bit SSE, 8 = 256-bit AVX).
+    // Lanes: values in one vector (4 = 128-bit SSE, 8 = 256-bit AVX). Whichever loop below computes
+    // an output, it is bias + a(r, 0) b(0, j) + ... + a(r, k-1) b(k-1, j), added in that order, so a
+    // product's values do not depend on which loop its shape chose (in a build for the machine,
+    // -march=native, GCC may fuse one loop's multiply-adds and not the other's: the last bit then can).
     template <class T, int Lanes>
     [[gnu::always_inline]] static inline void gemm_body(const kernels::GemmElement<T>& g) {
         const T* b = g.b;
@@ -496,76 +505,202 @@ struct Cpu {
         if (g.n <= 16) {
             gemm_narrow<T, Lanes>(g, b, std::make_integer_sequence<int, 17>{});
         } else {
-            gemm_rows<T, 0, Lanes>(g, b);
+            gemm_wide(g, b);
         }
-    }
-
-    // N > 0: the row width is N, known at compile time; N == 0: width g.n at run time.
-    template <class T, int N, int Lanes>
-    [[gnu::always_inline]] static inline void gemm_rows(const kernels::GemmElement<T>& g, const T* b) {
-        const std::int64_t m = g.m, k = g.k, n = N > 0 ? N : g.n;
-        // a(r, p) = a[r * a_row + p * a_col]: strides instead of a branch keep the loops vectorisable
-        const std::int64_t a_row = g.trans_a ? 1 : k, a_col = g.trans_a ? m : 1;
-        if constexpr (N > 0) {
-            // Lanes rows at once, held as one vector (GCC/Clang vector extension): acc[j] lane i is
-            // c(r + i, j). Narrow outputs then use full vector width whatever N is; a last block
-            // of fewer rows runs with its missing lanes at zero.
-            using V = typename detail::Vec<T, Lanes>::type;
-            for (std::int64_t r = 0; r < m; r += Lanes) {
-                const int lanes = m - r < Lanes ? static_cast<int>(m - r) : Lanes;
-                V acc[N];
-                for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
-                const T* a0 = g.a + r * a_row;
-                if (lanes == Lanes && a_row == 1) {  // a stored transposed: the rows are contiguous
-                    for (std::int64_t p = 0; p < k; ++p) {
-                        V av;
-                        std::memcpy(&av, a0 + p * a_col, sizeof(V));
-                        const T* __restrict bp = b + p * N;
-                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
-                    }
-                } else if (lanes == Lanes) {  // a gather with a constant trip count, unrolled
-                    for (std::int64_t p = 0; p < k; ++p) {
-                        const T* ap = a0 + p * a_col;
-                        V av;
-                        for (int i = 0; i < Lanes; ++i) av[i] = ap[i * a_row];
-                        const T* __restrict bp = b + p * N;
-                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
-                    }
-                } else {
-                    for (std::int64_t p = 0; p < k; ++p) {
-                        const T* ap = a0 + p * a_col;
-                        V av{};
-                        for (int i = 0; i < lanes; ++i) av[i] = ap[i * a_row];
-                        const T* __restrict bp = b + p * N;
-                        for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
-                    }
-                }
-                for (int i = 0; i < lanes; ++i) {
-                    T* __restrict cr = g.c + (r + i) * N;
-                    if (g.overwrite)
-                        for (int j = 0; j < N; ++j) cr[j] = acc[j][i];
-                    else
-                        for (int j = 0; j < N; ++j) cr[j] += acc[j][i];
-                }
-            }
-        } else {
-            for (std::int64_t r = 0; r < m; ++r) {
-                T* __restrict cr = g.c + r * n;
-                if (g.overwrite)
-                    for (std::int64_t j = 0; j < n; ++j) cr[j] = g.bias ? g.bias[j] : T(0);
-                else if (g.bias)
-                    for (std::int64_t j = 0; j < n; ++j) cr[j] += g.bias[j];
-                for (std::int64_t p = 0; p < k; ++p) {
-                    const T av = g.a[r * a_row + p * a_col];
-                    const T* __restrict bp = b + p * n;
-                    for (std::int64_t j = 0; j < n; ++j) cr[j] += av * bp[j];
-                }
-            }
-        }
+        if (g.a_sums) a_column_sums<T, Lanes>(g);
     }
     template <class T, int Lanes, int... Ns>
     [[gnu::always_inline]] static inline void gemm_narrow(const kernels::GemmElement<T>& g, const T* b, std::integer_sequence<int, Ns...>) {
-        ((g.n == Ns ? (gemm_rows<T, Ns, Lanes>(g, b), true) : false) || ...);
+        (void)((g.n == Ns ? (gemm_fixed_width<T, Ns, Lanes>(g, b), true) : false) || ...);
+    }
+
+    // n = N <= 16 columns, known at compile time. Two loops, and the cheaper for the shape, counted
+    // in vector instructions per p: along c's rows (b's row p in vectors, a broadcast of a(r, p) and
+    // a multiply-add per vector, for each row), or, where a is stored transposed (its column p is
+    // contiguous), down c's columns (Lanes rows of a in one load, a broadcast of b(p, j) and a
+    // multiply-add per column). The first needs no transposition; the second fills every lane when
+    // m is large and N is small, as in a weight gradient (m outputs, k the batch).
+    template <class T, int N, int Lanes>
+    [[gnu::always_inline]] static inline void gemm_fixed_width(const kernels::GemmElement<T>& g, const T* b) {
+        if constexpr (N == 0) {
+            return;  // m x 0: nothing to write
+        } else {
+            constexpr int C = (N + Lanes - 1) / Lanes;
+            if (g.trans_a) {
+                const std::int64_t down_columns = (g.m + Lanes - 1) / Lanes * (1 + 2 * N);
+                const std::int64_t along_rows = C + g.m * (1 + C);
+                if (down_columns < along_rows) return gemm_down_columns<T, N, Lanes>(g, b);
+            }
+            gemm_along_rows<T, N, Lanes>(g, b);
+        }
+    }
+
+    // c's rows as C vectors each (the last holding N - (C - 1) * Lanes columns), R rows at a time so
+    // that each vector of b's row p serves R rows. A vector of b reaches past its row where that
+    // stays inside b (those lanes are computed and never stored); c's and the bias's last vectors
+    // move element by element. (Helpers, not lambdas: a lambda would not inherit gemm_avx2's target.)
+    template <class T, int N, int Lanes>
+    [[gnu::always_inline]] static inline void gemm_along_rows(const kernels::GemmElement<T>& g, const T* b) {
+        using V = typename detail::Vec<T, Lanes>::type;
+        constexpr int C = (N + Lanes - 1) / Lanes;
+        constexpr int last = N - (C - 1) * Lanes;  // columns in a row's last vector
+        constexpr int R = C >= 8 ? 1 : 8 / C;     // R * C accumulators, half the vector registers
+        const std::int64_t m = g.m, k = g.k;
+        // rows p < whole: b's row p read as C whole vectors stays inside b's k * N values
+        const std::int64_t whole = last == Lanes ? k : k * N < C * Lanes ? 0 : std::min(k, (k * N - C * Lanes) / N + 1);
+        V bias[C];
+        for (int c = 0; c < C; ++c) {
+            bias[c] = V{};
+            if (g.bias) load_part(bias[c], g.bias + c * Lanes, c == C - 1 ? last : Lanes);
+        }
+        std::int64_t r = 0;
+        for (; r + R <= m; r += R) gemm_row_block<T, N, Lanes, R, false>(g, b, r, R, whole, bias);
+        if (r < m) gemm_row_block<T, N, Lanes, R, true>(g, b, r, static_cast<int>(m - r), whole, bias);
+    }
+    // Rows rows from r, of which the first `valid` exist (Partial: the others repeat the last one's
+    // arithmetic and are not stored; one pass over b for the last rows, not one per row).
+    template <class T, int N, int Lanes, int Rows, bool Partial>
+    [[gnu::always_inline]] static inline void gemm_row_block(const kernels::GemmElement<T>& g, const T* b, std::int64_t r, int valid,
+                                                             std::int64_t whole, const typename detail::Vec<T, Lanes>::type* bias) {
+        using V = typename detail::Vec<T, Lanes>::type;
+        constexpr int C = (N + Lanes - 1) / Lanes;
+        constexpr int last = N - (C - 1) * Lanes;
+        const std::int64_t k = g.k;
+        const std::int64_t a_row = g.trans_a ? 1 : k, a_col = g.trans_a ? g.m : 1;  // a(r, p) = a[r * a_row + p * a_col]
+        const T* a0 = g.a + r * a_row;
+        std::int64_t at[Rows];  // row i's offset in a (Partial: the missing rows read the last one)
+        for (int i = 0; i < Rows; ++i) at[i] = (Partial && i >= valid ? valid - 1 : i) * a_row;
+        V acc[Rows][C];
+        for (int i = 0; i < Rows; ++i)
+            for (int c = 0; c < C; ++c) acc[i][c] = bias[c];
+        std::int64_t p = 0;
+        for (; p < whole; ++p) {
+            V bv[C];
+            for (int c = 0; c < C; ++c) std::memcpy(&bv[c], b + p * N + c * Lanes, sizeof(V));
+            for (int i = 0; i < Rows; ++i) {
+                const T av = a0[(Partial ? at[i] : i * a_row) + p * a_col];
+                for (int c = 0; c < C; ++c) acc[i][c] += bv[c] * av;
+            }
+        }
+        for (; p < k; ++p) {
+            V bv[C];
+            for (int c = 0; c < C; ++c) load_part(bv[c], b + p * N + c * Lanes, c == C - 1 ? last : Lanes);
+            for (int i = 0; i < Rows; ++i) {
+                const T av = a0[(Partial ? at[i] : i * a_row) + p * a_col];
+                for (int c = 0; c < C; ++c) acc[i][c] += bv[c] * av;
+            }
+        }
+        // whole vectors, then the last one's columns one by one, each a loop of constant length
+        for (int i = 0; i < Rows; ++i) {
+            if (Partial && i >= valid) break;
+            T* __restrict cr = g.c + (r + i) * N;
+            for (int c = 0; c + 1 < C; ++c) {
+                V out = acc[i][c];
+                if (!g.overwrite) {
+                    V old;
+                    std::memcpy(&old, cr + c * Lanes, sizeof(V));
+                    out = old + out;
+                }
+                std::memcpy(cr + c * Lanes, &out, sizeof(V));
+            }
+            T* __restrict tail = cr + (C - 1) * Lanes;
+            if (g.overwrite)
+                for (int e = 0; e < last; ++e) tail[e] = acc[i][C - 1][e];
+            else
+                for (int e = 0; e < last; ++e) tail[e] += acc[i][C - 1][e];
+        }
+    }
+    // v = the first count values from `from`, zeros after them (an out-parameter: a function that
+    // returns a vector wider than the baseline ISA draws GCC's ABI warning)
+    template <class V, class T>
+    [[gnu::always_inline]] static inline void load_part(V& v, const T* from, int count) {
+        v = V{};
+        for (int i = 0; i < count; ++i) v[i] = from[i];
+    }
+
+    // a stored transposed, (k, m): Lanes rows of c at once, a(r..r+Lanes, p) being one load from a's
+    // row p. acc[j] lane i is c(r + i, j). A last block of fewer rows reads a whole vector where it
+    // stays inside a (the lanes past m are computed and dropped), element by element after that.
+    template <class T, int N, int Lanes>
+    [[gnu::always_inline]] static inline void gemm_down_columns(const kernels::GemmElement<T>& g, const T* b) {
+        using V = typename detail::Vec<T, Lanes>::type;
+        const std::int64_t m = g.m, k = g.k;
+        for (std::int64_t r = 0; r < m; r += Lanes) {
+            const int lanes = m - r < Lanes ? static_cast<int>(m - r) : Lanes;
+            V acc[N];
+            for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
+            // rows p < whole: a vector from a + p * m + r stays inside a's k * m values
+            const std::int64_t whole = k * m < r + Lanes ? 0 : std::min(k, (k * m - r - Lanes) / m + 1);
+            for (std::int64_t p = 0; p < k; ++p) {
+                V av{};
+                if (p < whole)
+                    std::memcpy(&av, g.a + p * m + r, sizeof(V));
+                else
+                    for (int i = 0; i < lanes; ++i) av[i] = g.a[p * m + r + i];
+                const T* __restrict bp = b + p * N;
+                for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
+            }
+            for (int i = 0; i < lanes; ++i) {
+                T* __restrict cr = g.c + (r + i) * N;
+                if (g.overwrite)
+                    for (int j = 0; j < N; ++j) cr[j] = acc[j][i];
+                else
+                    for (int j = 0; j < N; ++j) cr[j] += acc[j][i];
+            }
+        }
+    }
+
+    // n > 16 at run time (products too small for BLAS, or no BLAS): a row of c at a time, the
+    // compiler vectorising along it.
+    template <class T>
+    [[gnu::always_inline]] static inline void gemm_wide(const kernels::GemmElement<T>& g, const T* b) {
+        const std::int64_t m = g.m, k = g.k, n = g.n;
+        const std::int64_t a_row = g.trans_a ? 1 : k, a_col = g.trans_a ? m : 1;
+        for (std::int64_t r = 0; r < m; ++r) {
+            T* __restrict cr = g.c + r * n;
+            if (g.overwrite)
+                for (std::int64_t j = 0; j < n; ++j) cr[j] = g.bias ? g.bias[j] : T(0);
+            else if (g.bias)
+                for (std::int64_t j = 0; j < n; ++j) cr[j] += g.bias[j];
+            for (std::int64_t p = 0; p < k; ++p) {
+                const T av = g.a[r * a_row + p * a_col];
+                const T* __restrict bp = b + p * n;
+                for (std::int64_t j = 0; j < n; ++j) cr[j] += av * bp[j];
+            }
+        }
+    }
+
+    // a_sums[j] = the sum of a's column j, a stored (k, m) (a weight gradient's bias gradient), in
+    // kernels::column_sum's order (four running sums, rows r % 4, then (s0 + s1) + (s2 + s3)): the
+    // bits sum_rows gives. Lanes columns at once, a vector per row of a, which reaches past the row
+    // where that stays inside a (those lanes are dropped).
+    template <class T, int Lanes>
+    [[gnu::always_inline]] static inline void a_column_sums(const kernels::GemmElement<T>& g) {
+        using V = typename detail::Vec<T, Lanes>::type;
+        const std::int64_t m = g.m, k = g.k;
+        for (std::int64_t j0 = 0; j0 < m; j0 += Lanes) {
+            const int w = m - j0 < Lanes ? static_cast<int>(m - j0) : Lanes;
+            // rows p < whole: a vector from a + p * m + j0 stays inside a's k * m values
+            const std::int64_t whole = k * m < j0 + Lanes ? 0 : std::min(k, (k * m - j0 - Lanes) / m + 1);
+            V s[4] = {};
+            std::int64_t p = 0;
+            for (; p + 4 <= k; p += 4)
+                for (int u = 0; u < 4; ++u) {
+                    V row;
+                    if (p + u < whole)
+                        std::memcpy(&row, g.a + (p + u) * m + j0, sizeof(V));
+                    else
+                        load_part(row, g.a + (p + u) * m + j0, w);
+                    s[u] += row;
+                }
+            for (; p < k; ++p) {
+                V row;
+                load_part(row, g.a + p * m + j0, w);
+                s[0] += row;
+            }
+            const V total = (s[0] + s[1]) + (s[2] + s[3]);
+            for (int e = 0; e < w; ++e) g.a_sums[j0 + e] = kernels::write(g.a_sums[j0 + e], total[e], g.a_sums_overwrite);
+        }
     }
 
   public:
