@@ -305,6 +305,48 @@ TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim
     CHECK(p2[0] == doctest::Approx(3 - 0.23 - 0.1 * (0.9 * buf + g)));
 }
 
+TEST_CASE("SgdUpdate::range, the CPU's loop, gives operator()'s bits over any range of indices") {
+    const std::vector<std::int64_t> sizes{5, 1, 37};
+    struct Setting {
+        float momentum, dampening, weight_decay;
+        bool nesterov, first_step, with_buffers;
+    };
+    for (const Setting& s : {Setting{0, 0, 0.1f, false, false, false}, Setting{0.9f, 0, 0, false, true, true},
+                             Setting{0.9f, 0.2f, 0.05f, false, false, true}, Setting{0.8f, 0, 0.01f, true, false, true}}) {
+        // the ranges a thread split could give: whole, cut inside a tensor, cut at a tensor's end, one index
+        for (auto [begin, end] : {std::pair<std::int64_t, std::int64_t>{0, 43}, {0, 3}, {3, 43}, {5, 6}, {2, 40}, {42, 43}}) {
+            CAPTURE(begin);
+            CAPTURE(end);
+            std::vector<std::vector<float>> params[2], grads, buffers[2];
+            for (std::size_t t = 0; t < sizes.size(); ++t) {
+                const auto n = static_cast<std::size_t>(sizes[t]);
+                params[0].push_back(random_values(n, 100 + t));
+                grads.push_back(random_values(n, 200 + t));
+                buffers[0].push_back(random_values(n, 300 + t));
+            }
+            params[1] = params[0];
+            buffers[1] = buffers[0];
+            k::SgdTable<float> tables[2]{};
+            for (int which = 0; which < 2; ++which) {
+                for (std::size_t t = 0; t < sizes.size(); ++t) {
+                    tables[which].param[t] = params[which][t].data();
+                    tables[which].grad[t] = grads[t].data();
+                    tables[which].momentum[t] = s.with_buffers ? buffers[which][t].data() : nullptr;
+                    tables[which].offset[t + 1] = tables[which].offset[t] + sizes[t];
+                }
+                tables[which].count = static_cast<int>(sizes.size());
+            }
+            const float lr = 0.05f;
+            const k::SgdUpdate<float> by_index{tables[0], &lr, s.momentum, s.dampening, s.weight_decay, s.nesterov, s.first_step};
+            const k::SgdUpdate<float> by_range{tables[1], &lr, s.momentum, s.dampening, s.weight_decay, s.nesterov, s.first_step};
+            for (std::int64_t i = begin; i < end; ++i) by_index(i);
+            by_range.range(begin, end);
+            CHECK(params[0] == params[1]);
+            CHECK(buffers[0] == buffers[1]);
+        }
+    }
+}
+
 TEST_CASE("RecordScalar and SetLogStorage: a log appends, grows, and never writes past its capacity") {
     std::vector<float> first(2), second(4);
     k::LogSlots slots{first.data(), 0, 2};

@@ -469,6 +469,10 @@ struct Cpu {
     template <class F>
     [[gnu::always_inline]] static inline void run(std::int64_t begin, std::int64_t end, const F& f) {
         const F local = f;  // a local copy lets the compiler keep its fields in registers
+        if constexpr (requires { local.range(begin, end); }) {  // a functor with a host loop of its own
+            local.range(begin, end);
+            return;
+        }
         if (begin == 0) {  // the whole range, or the first thread's: the loop as it was before threads
 #pragma GCC ivdep
             for (std::int64_t i = 0; i < end; ++i) local(i);

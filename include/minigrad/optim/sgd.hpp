@@ -53,6 +53,33 @@ struct SgdUpdate {
         }
         p[j] -= lr[0] * g;
     }
+    // Indices [begin, end) as operator() computes them, the host's loop (Cpu::launch calls it):
+    // a tensor's run of indices at a time, so the table lookup and the momentum test leave the
+    // inner loop and it vectorises; the same expressions, so the same bits.
+    MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
+        const T rate = lr[0];  // lr is a tensor of its own: no parameter write changes it
+        for (int t = 0; t < table.count; ++t) {
+            const index_t lo = begin > table.offset[t] ? begin : table.offset[t];
+            const index_t hi = end < table.offset[t + 1] ? end : table.offset[t + 1];
+            if (lo >= hi) continue;
+            T* __restrict p = table.param[t] - table.offset[t];  // p[i] is element i - offset of tensor t
+            const T* __restrict grad = table.grad[t] - table.offset[t];
+            T* __restrict buf = table.momentum[t] ? table.momentum[t] - table.offset[t] : nullptr;
+            if (!buf) {
+                for (index_t i = lo; i < hi; ++i) {
+                    const T g = grad[i] + weight_decay * p[i];
+                    p[i] -= rate * g;
+                }
+            } else {
+                for (index_t i = lo; i < hi; ++i) {
+                    T g = grad[i] + weight_decay * p[i];
+                    buf[i] = first_step ? g : momentum * buf[i] + (T(1) - dampening) * g;
+                    g = nesterov ? g + momentum * buf[i] : buf[i];
+                    p[i] -= rate * g;
+                }
+            }
+        }
+    }
 };
 
 }  // namespace minigrad::kernels
