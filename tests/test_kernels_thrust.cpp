@@ -314,7 +314,8 @@ TEST_CASE("SgdUpdate::range, the CPU's loop, gives operator()'s bits over any ra
     for (const Setting& s : {Setting{0, 0, 0.1f, false, false, false}, Setting{0.9f, 0, 0, false, true, true},
                              Setting{0.9f, 0.2f, 0.05f, false, false, true}, Setting{0.8f, 0, 0.01f, true, false, true}}) {
         // the ranges a thread split could give: whole, cut inside a tensor, cut at a tensor's end, one index
-        for (auto [begin, end] : {std::pair<std::int64_t, std::int64_t>{0, 43}, {0, 3}, {3, 43}, {5, 6}, {2, 40}, {42, 43}}) {
+        for (auto bounds : {std::pair<std::int64_t, std::int64_t>{0, 43}, {0, 3}, {3, 43}, {5, 6}, {2, 40}, {42, 43}}) {
+            const std::int64_t begin = bounds.first, end = bounds.second;  // plain locals: CAPTURE's lambda takes them
             CAPTURE(begin);
             CAPTURE(end);
             std::vector<std::vector<float>> params[2], grads, buffers[2];

@@ -7,6 +7,7 @@
 // tape, the CPU's counterpart of a CUDA graph (see "Graph capture" in docs/design.md).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -498,6 +499,7 @@ struct Cpu {
     // -march=native, GCC may fuse one loop's multiply-adds and not the other's: the last bit then can).
     template <class T, int Lanes>
     [[gnu::always_inline]] static inline void gemm_body(const kernels::GemmElement<T>& g) {
+        MINIGRAD_ASSERT(!g.a_sums || g.trans_a);  // column sums of a stored (k, m) only
         const T* b = g.b;
         if (g.trans_b) {
             thread_local std::vector<T> scratch;  // grows once to the largest b: no per-step allocation
@@ -530,9 +532,10 @@ struct Cpu {
             return;  // m x 0: nothing to write
         } else {
             constexpr int C = (N + Lanes - 1) / Lanes;
+            constexpr int R = C >= 8 ? 1 : 8 / C;  // gemm_along_rows's rows per block
             if (g.trans_a) {
                 const std::int64_t down_columns = (g.m + Lanes - 1) / Lanes * (1 + 2 * N);
-                const std::int64_t along_rows = C + g.m * (1 + C);
+                const std::int64_t along_rows = (g.m + R - 1) / R * (C + R * (1 + C));  // a short block costs a whole one
                 if (down_columns < along_rows) return gemm_down_columns<T, N, Lanes>(g, b);
             }
             gemm_along_rows<T, N, Lanes>(g, b);
@@ -632,7 +635,11 @@ struct Cpu {
         for (std::int64_t r = 0; r < m; r += Lanes) {
             const int lanes = m - r < Lanes ? static_cast<int>(m - r) : Lanes;
             V acc[N];
-            for (int j = 0; j < N; ++j) acc[j] = g.bias ? V{} + g.bias[j] : V{};
+            for (int j = 0; j < N; ++j) {
+                acc[j] = V{};
+                if (g.bias)  // lane by lane, not V{} + bias: that would turn a -0 bias into +0
+                    for (int i = 0; i < Lanes; ++i) acc[j][i] = g.bias[j];
+            }
             // rows p < whole: a vector from a + p * m + r stays inside a's k * m values
             const std::int64_t whole = k * m < r + Lanes ? 0 : std::min(k, (k * m - r - Lanes) / m + 1);
             for (std::int64_t p = 0; p < k; ++p) {

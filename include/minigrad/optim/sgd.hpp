@@ -62,20 +62,21 @@ struct SgdUpdate {
             const index_t lo = begin > table.offset[t] ? begin : table.offset[t];
             const index_t hi = end < table.offset[t + 1] ? end : table.offset[t + 1];
             if (lo >= hi) continue;
-            T* __restrict p = table.param[t] - table.offset[t];  // p[i] is element i - offset of tensor t
-            const T* __restrict grad = table.grad[t] - table.offset[t];
-            T* __restrict buf = table.momentum[t] ? table.momentum[t] - table.offset[t] : nullptr;
+            const index_t first = lo - table.offset[t], count = hi - lo;  // tensor t's elements first..first+count
+            T* __restrict p = table.param[t] + first;
+            const T* __restrict grad = table.grad[t] + first;
+            T* __restrict buf = table.momentum[t] ? table.momentum[t] + first : nullptr;
             if (!buf) {
-                for (index_t i = lo; i < hi; ++i) {
-                    const T g = grad[i] + weight_decay * p[i];
-                    p[i] -= rate * g;
+                for (index_t j = 0; j < count; ++j) {
+                    const T g = grad[j] + weight_decay * p[j];
+                    p[j] -= rate * g;
                 }
             } else {
-                for (index_t i = lo; i < hi; ++i) {
-                    T g = grad[i] + weight_decay * p[i];
-                    buf[i] = first_step ? g : momentum * buf[i] + (T(1) - dampening) * g;
-                    g = nesterov ? g + momentum * buf[i] : buf[i];
-                    p[i] -= rate * g;
+                for (index_t j = 0; j < count; ++j) {
+                    T g = grad[j] + weight_decay * p[j];
+                    buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
+                    g = nesterov ? g + momentum * buf[j] : buf[j];
+                    p[j] -= rate * g;
                 }
             }
         }
