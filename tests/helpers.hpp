@@ -3,7 +3,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,16 @@ mg::Tensor<mg::Cpu, T> tensor(std::vector<T> values, mg::Shape shape, bool requi
     auto t = mg::Tensor<mg::Cpu, T>::from(values, shape);
     if (requires_grad) t.requires_grad_();
     return t;
+}
+
+// n values drawn uniformly from [-1, 1) (std::mt19937 from seed), as T: a kernel's raw inputs.
+template <class T>
+std::vector<T> uniform_values(std::int64_t n, unsigned seed) {
+    std::mt19937 gen(seed);
+    std::uniform_real_distribution<double> dist(-1.0, 1.0);
+    std::vector<T> v(static_cast<std::size_t>(n));
+    for (auto& x : v) x = static_cast<T>(dist(gen));
+    return v;
 }
 
 template <class T = double>

@@ -7,18 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 
 namespace {
-
-template <class T>
-std::vector<T> values(std::int64_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> dist(-1.0, 1.0);
-    std::vector<T> v(static_cast<std::size_t>(n));
-    for (auto& x : v) x = static_cast<T>(dist(gen));
-    return v;
-}
 
 // a stored (k, m) as (m, k), or back: the same matrix, the other layout
 template <class T>
@@ -37,8 +27,8 @@ TEST_CASE_TEMPLATE("gemm_builtin: every narrow width, transpose, bias and accumu
     for (std::int64_t n = 0; n <= 18; ++n)
         for (std::int64_t m : {1, 2, 3, 5, 8, 9, 17, 120})
             for (std::int64_t k : {0, 1, 3, 4, 10, 121}) {
-                const auto a = values<T>(m * k, 1), b = values<T>(k * n, 2), bias = values<T>(n, 3), c0 = values<T>(m * n, 4);
-                const auto sums0 = values<T>(m, 5);
+                const auto a = uniform_values<T>(m * k, 1), b = uniform_values<T>(k * n, 2), bias = uniform_values<T>(n, 3), c0 = uniform_values<T>(m * n, 4);
+                const auto sums0 = uniform_values<T>(m, 5);
                 for (int mode = 0; mode < 32; ++mode) {
                     const bool ta = mode & 1, tb = mode & 2, with_bias = mode & 4, overwrite = mode & 8, sums = mode & 16;
                     if (sums && !ta) continue;  // column sums come with a weight gradient's transposed a only
@@ -79,7 +69,7 @@ TEST_CASE("gemm_builtin: an output's bits do not depend on the loop or the block
     for (std::int64_t n : {1, 3, 4, 10, 16})
         for (std::int64_t m : {3, 9, 120})
             for (std::int64_t k : {1, 4, 10, 120}) {
-                const auto a = values<float>(m * k, 6), b = values<float>(k * n, 7), bias = values<float>(n, 8);
+                const auto a = uniform_values<float>(m * k, 6), b = uniform_values<float>(k * n, 7), bias = uniform_values<float>(n, 8);
                 const auto a_rows = transposed(a, k, m);  // (m, k)
                 std::vector<float> down(m * n), along(m * n);
                 mg::Cpu::gemm_builtin(mg::kernels::GemmElement<float>{a.data(), b.data(), bias.data(), down.data(), m, n, k, true, false, true});
@@ -104,7 +94,7 @@ TEST_CASE("gemm_builtin: an output's bits do not depend on the loop or the block
 
 TEST_CASE("gemm: a weight gradient's bias sums are part of the product's one launch") {
     const std::int64_t m = 10, n = 4, k = 120;
-    const auto a = values<float>(k * m, 9), b = values<float>(k * n, 10);
+    const auto a = uniform_values<float>(k * m, 9), b = uniform_values<float>(k * n, 10);
     std::vector<float> c(m * n), sums(m);
     mg::kernels::GemmElement<float> g{a.data(), b.data(), nullptr, c.data(), m, n, k, true, false, true};
     g.a_sums = sums.data();

@@ -14,15 +14,6 @@ struct ThreadCountGuard {
     ~ThreadCountGuard() { mg::set_num_threads(saved); }
 };
 
-template <class T>
-std::vector<T> random_values(std::int64_t n, unsigned seed) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<double> dist(-1.0, 1.0);
-    std::vector<T> v(static_cast<std::size_t>(n));
-    for (auto& x : v) x = static_cast<T>(dist(gen));
-    return v;
-}
-
 }  // namespace
 
 #if defined(MINIGRAD_HAS_BLAS)
@@ -42,8 +33,8 @@ TEST_CASE_TEMPLATE("gemm: BLAS matches the built-in kernel in every mode and at 
     for (int threads : {1, 2}) {
         mg::set_num_threads(threads);
         for (const auto& s : sizes) {
-            const auto a = random_values<T>(s.m * s.k, 1), b = random_values<T>(s.k * s.n, 2), bias = random_values<T>(s.n, 3);
-            const auto c0 = random_values<T>(s.m * s.n, 4);
+            const auto a = uniform_values<T>(s.m * s.k, 1), b = uniform_values<T>(s.k * s.n, 2), bias = uniform_values<T>(s.n, 3);
+            const auto c0 = uniform_values<T>(s.m * s.n, 4);
             for (int mode = 0; mode < 16; ++mode) {
                 const bool trans_a = mode & 1, trans_b = mode & 2, with_bias = mode & 4, overwrite = mode & 8;
                 auto mine = c0, theirs = c0;
@@ -70,7 +61,7 @@ TEST_CASE("gemm: the dispatch sends wide products to BLAS and narrow ones to the
     // op's result must equal the BLAS one exactly, and a narrow product the built-in one exactly.
     for (std::int64_t n : {64, 10}) {
         const std::int64_t m = 64, k = 1000;
-        const auto a = random_values<float>(m * k, 5), b = random_values<float>(k * n, 6);
+        const auto a = uniform_values<float>(m * k, 5), b = uniform_values<float>(k * n, 6);
         std::vector<float> via_op(m * n), blas(m * n), builtin(m * n);
         auto element = [&](std::vector<float>& c) { return mg::kernels::GemmElement<float>{a.data(), b.data(), nullptr, c.data(), m, n, k, false, false, true}; };
         mg::Cpu::gemm(element(via_op), 0);
@@ -113,8 +104,8 @@ namespace {
 std::vector<std::vector<float>> large_pass(int threads) {
     mg::set_num_threads(threads);
     const std::int64_t rows = 4096, cols = 40;
-    auto x = mg::Tensor<mg::Cpu, float>::from(random_values<float>(rows * cols, 7), mg::Shape{rows, cols});
-    auto bias = mg::Tensor<mg::Cpu, float>::from(random_values<float>(cols, 8), mg::Shape{cols});
+    auto x = mg::Tensor<mg::Cpu, float>::from(uniform_values<float>(rows * cols, 7), mg::Shape{rows, cols});
+    auto bias = mg::Tensor<mg::Cpu, float>::from(uniform_values<float>(cols, 8), mg::Shape{cols});
     x.requires_grad_();
     bias.requires_grad_();
     std::vector<std::int32_t> labels(static_cast<std::size_t>(rows));
@@ -149,7 +140,7 @@ TEST_CASE("threads: large launches give the same bits on one thread and on sever
 TEST_CASE("threads: a large sum is the same for any thread count and close to the exact sum") {
     ThreadCountGuard guard;
     const std::int64_t n = 1000003;  // several chunks and a partial one
-    const auto values = random_values<float>(n, 9);
+    const auto values = uniform_values<float>(n, 9);
     double exact = 0;
     for (float v : values) exact += v;
     float first = 0;
