@@ -53,7 +53,7 @@ struct Sigmoid {
 // erf form ("none"), is refused rather than silently approximated.
 struct GELU {
     template <class T>
-    using rule = kernels::Gelu<T>;
+    using rule = kernels::Gelu<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
     explicit GELU(std::string_view approximate = "tanh") {
         if (approximate != "tanh") {
             minigrad::detail::fail<ValueError>("GELU: approximate='{}' is not supported, only approximate='tanh'", approximate);
