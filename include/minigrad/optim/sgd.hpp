@@ -44,18 +44,14 @@ struct SgdUpdate {
         int t = 0;
         while (i >= table.offset[t + 1]) ++t;
         const index_t j = i - table.offset[t];
-        T* p = table.param[t];
-        T g = table.grad[t][j] + weight_decay * p[j];
-        if (table.momentum[t]) {
-            T* buf = table.momentum[t];
-            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
-            g = nesterov ? g + momentum * buf[j] : buf[j];
-        }
-        p[j] -= lr[0] * g;
+        if (table.momentum[t])
+            element<true>(table.param[t], table.grad[t], table.momentum[t], j, lr[0]);
+        else
+            element<false>(table.param[t], table.grad[t], nullptr, j, lr[0]);
     }
     // Indices [begin, end) as operator() computes them, the host's loop (Cpu::launch calls it):
     // a tensor's run of indices at a time, so the table lookup and the momentum test leave the
-    // inner loop and it vectorises; the same expressions, so the same bits.
+    // inner loop and it vectorises; the same element(), so the same bits.
     MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
         const T rate = lr[0];  // lr is a tensor of its own: no parameter write changes it
         for (int t = 0; t < table.count; ++t) {
@@ -65,21 +61,23 @@ struct SgdUpdate {
             const index_t first = lo - table.offset[t], count = hi - lo;  // tensor t's elements first..first+count
             T* __restrict p = table.param[t] + first;
             const T* __restrict grad = table.grad[t] + first;
-            T* __restrict buf = table.momentum[t] ? table.momentum[t] + first : nullptr;
-            if (!buf) {
-                for (index_t j = 0; j < count; ++j) {
-                    const T g = grad[j] + weight_decay * p[j];
-                    p[j] -= rate * g;
-                }
+            if (table.momentum[t]) {
+                T* __restrict buf = table.momentum[t] + first;
+                for (index_t j = 0; j < count; ++j) element<true>(p, grad, buf, j, rate);
             } else {
-                for (index_t j = 0; j < count; ++j) {
-                    T g = grad[j] + weight_decay * p[j];
-                    buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
-                    g = nesterov ? g + momentum * buf[j] : buf[j];
-                    p[j] -= rate * g;
-                }
+                for (index_t j = 0; j < count; ++j) element<false>(p, grad, nullptr, j, rate);
             }
         }
+    }
+    // element j of one tensor: buf is its momentum buffer (Momentum) or unused
+    template <bool Momentum>
+    MINIGRAD_HD_INLINE void element(T* p, const T* grad, T* buf, index_t j, T rate) const {
+        T g = grad[j] + weight_decay * p[j];
+        if constexpr (Momentum) {
+            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
+            g = nesterov ? g + momentum * buf[j] : buf[j];
+        }
+        p[j] -= rate * g;
     }
 };
 
