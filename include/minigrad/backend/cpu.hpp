@@ -580,6 +580,7 @@ struct Cpu {
         V acc[Rows][C];
         for (int i = 0; i < Rows; ++i)
             for (int c = 0; c < C; ++c) acc[i][c] = bias[c];
+        // Two loops, not one with a test per p: merged, the Iris products took 4% more instructions.
         std::int64_t p = 0;
         for (; p < whole; ++p) {
             V bv[C];
