@@ -332,24 +332,24 @@ TEST_CASE("CrossEntropyBlock, the one-launch forward a GPU takes for small losse
     for (std::int64_t r = 0; r < rows; ++r) labels[static_cast<std::size_t>(r)] = r % 7 == 3 ? -100 : r % cols;  // some ignored
     const auto target = mg::Tensor<mg::Cpu, std::int64_t>::from(labels);
     struct Buffers {
-        mg::Tensor<mg::Cpu> exps = mg::Tensor<mg::Cpu>::zeros({37, 5}), inv_sum = mg::Tensor<mg::Cpu>::zeros({38}),
+        mg::Tensor<mg::Cpu> grad = mg::Tensor<mg::Cpu>::zeros({37, 5}), inv_count = mg::Tensor<mg::Cpu>::zeros({1}),
                             row_loss = mg::Tensor<mg::Cpu>::zeros({37}), out = mg::Tensor<mg::Cpu>::zeros({1});
         CE forward(const mg::Tensor<mg::Cpu>& x, const mg::Tensor<mg::Cpu, std::int64_t>& t) {
-            return {x.data(), t.data(), row_loss.data(), exps.data(), inv_sum.data(), 5, -100, 0.0f};
+            return {x.data(), t.data(), row_loss.data(), grad.data(), 5, -100, 0.0f};
         }
     } fused, apart;
     mg::Cpu::launch_block(mg::kernels::CrossEntropyBlock<float, std::int64_t>{fused.forward(logits, target), rows, fused.out.data(),
-                                                                               fused.inv_sum.data() + rows, "cross_entropy"},
+                                                                               fused.inv_count.data(), "cross_entropy"},
                           0);
-    float* scale = apart.inv_sum.data() + rows;
+    float* scale = apart.inv_count.data();
     mg::Cpu::launch_block(mg::kernels::LabelCheck<std::int64_t, float>{target.data(), rows, cols, -100, scale, "cross_entropy"}, 0);
     mg::Cpu::launch(rows, apart.forward(logits, target), 0);
     mg::Cpu::launch_block(mg::kernels::BlockSum<float>{apart.row_loss.data(), rows, apart.out.data(), 1.0f, true, scale}, 0);
     CHECK(fused.out.to_vector() == apart.out.to_vector());
-    CHECK(fused.inv_sum.to_vector() == apart.inv_sum.to_vector());
-    // exps within rounding: Cpu::launch runs its loop compiled for AVX2+FMA where the CPU has it
-    const auto fe = fused.exps.to_vector(), ae = apart.exps.to_vector();
-    for (std::size_t i = 0; i < fe.size(); ++i) CHECK(fe[i] == doctest::Approx(ae[i]).epsilon(1e-6));
+    CHECK(fused.inv_count.to_vector() == apart.inv_count.to_vector());
+    // the gradients within rounding: Cpu::launch runs its loop compiled for AVX2+FMA where the CPU has it
+    const auto fg = fused.grad.to_vector(), ag = apart.grad.to_vector();
+    for (std::size_t i = 0; i < fg.size(); ++i) CHECK(fg[i] == doctest::Approx(ag[i]).epsilon(1e-6));
     CHECK(fused.row_loss.to_vector() == apart.row_loss.to_vector());
     CHECK(fused.out.to_vector()[0] == doctest::Approx(mg::cross_entropy(logits, target).item()).epsilon(1e-6));
 

@@ -181,14 +181,14 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     const std::int64_t rows = 6, cols = 4;
     const auto x = random_values(rows * cols, 8), dy = random_values(rows * cols, 9);
     const std::vector<std::int32_t> target{0, 3, 1, 2, 2, 0};
-    std::vector<float> y(rows * cols), dx(rows * cols), row_loss(rows), exps(rows * cols), inv_sum(rows), dlogits(rows * cols);
+    std::vector<float> y(rows * cols), dx(rows * cols), row_loss(rows), grad(rows * cols), dlogits(rows * cols);
     std::vector<std::int32_t> best(rows);
     run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
     run(rows, k::LogSoftmaxBackward<float>{y.data(), dy.data(), dx.data(), cols, true});
-    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
+    run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), grad.data(), cols, -100, 0.0f});
     const std::vector<float> dloss{2.0f};
     const float inv_rows = 1.0f / rows;
-    run(rows, k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, true, -100, 0.0f});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t>{grad.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, true, -100});
     run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;
@@ -201,7 +201,7 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
             const double p = std::exp(x[i] - lse);
             CHECK(y[i] == doctest::Approx(x[i] - lse).epsilon(1e-5));
             CHECK(dx[i] == doctest::Approx(dy[i] - p * dsum).epsilon(1e-5));
-            CHECK(exps[i] * inv_sum[r] == doctest::Approx(p).epsilon(1e-5));
+            CHECK(grad[i] == doctest::Approx(p - (target[r] == c)).epsilon(1e-5));
             CHECK(dlogits[i] == doctest::Approx((p - (target[r] == c)) * 2.0 / rows).epsilon(1e-5));
             if (x[i] > x[r * cols + arg]) arg = c;
         }
@@ -213,8 +213,8 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
 TEST_CASE("CrossEntropyForward never reads outside its row for a bad label (the GPU reports it later)") {
     const std::vector<float> x{1, 2, 3, 4, 5, 6};
     const std::vector<std::int32_t> target{0, 7};
-    std::vector<float> row_loss(2), exps(6), inv_sum(2);
-    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), 3, -100, 0.0f});
+    std::vector<float> row_loss(2), grad(6);
+    run(2, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), grad.data(), 3, -100, 0.0f});
     CHECK(std::isfinite(row_loss[1]));
     CHECK(row_loss[0] == doctest::Approx(std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0)) - 1).epsilon(1e-5));
 }
@@ -224,12 +224,11 @@ TEST_CASE("cross-entropy with label smoothing and ignore_index, and nll, per row
     const auto x = random_values(rows * cols, 40), dy = random_values(rows, 41);
     const std::vector<std::int32_t> target{1, -100, 3, 0, 2};
     const float e = 0.1f;
-    std::vector<float> row_loss(rows), exps(rows * cols), inv_sum(rows), dlogits(rows * cols, 9.0f), nll(rows), dlogp(rows * cols, 9.0f);
-    run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
-                                                                -100, e});
+    std::vector<float> row_loss(rows), grad(rows * cols), dlogits(rows * cols, 9.0f), nll(rows), dlogp(rows * cols, 9.0f);
+    run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), target.data(), row_loss.data(), grad.data(), cols, -100, e});
     // reduction none: the upstream gradient is per row, no scale
-    run(rows, k::CrossEntropyBackward<float, std::int32_t, true, mg::Reduction::None>{exps.data(), inv_sum.data(), target.data(), dy.data(),
-                                                                                      dlogits.data(), cols, nullptr, true, -100, e});
+    run(rows, k::CrossEntropyBackward<float, std::int32_t, mg::Reduction::None>{grad.data(), target.data(), dy.data(), dlogits.data(), cols,
+                                                                                nullptr, true, -100});
     run(rows, k::NllForward<float, std::int32_t>{x.data(), target.data(), nll.data(), cols, -100});
     run(rows, k::NllBackward<float, std::int32_t>{target.data(), dy.data(), dlogp.data(), cols, -100, nullptr, true, true});
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -461,26 +460,23 @@ TEST_CASE("row functors shared by several lanes (the GPU's warp per row) match o
         run(rows, k::LogSoftmaxForward<float>{x.data(), y.data(), cols});
         both([&](std::vector<float>& out) { return k::LogSoftmaxForward<float>{x.data(), out.data(), cols}; }, n);
         both([&](std::vector<float>& out) { return k::LogSoftmaxBackward<float>{y.data(), dy.data(), out.data(), cols, false}; }, n);
-        // cross-entropy forward writes three outputs: check each, by packing them in one buffer
+        // cross-entropy forward writes two outputs: check both, by packing them in one buffer
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, out.data() + rows + n, cols, -100, 0.0f};
-        }, n + 2 * rows);
-        std::vector<float> exps(n), inv_sum(rows), row_loss(rows);
-        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, -100, 0.0f});
+            return k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), out.data(), out.data() + rows, cols, -100, 0.0f};
+        }, n + rows);
+        std::vector<float> grad(n), row_loss(rows);
+        run(rows, k::CrossEntropyForward<float, std::int32_t>{x.data(), target.data(), row_loss.data(), grad.data(), cols, -100, 0.0f});
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyBackward<float, std::int32_t>{exps.data(), inv_sum.data(), target.data(), dloss.data(), out.data(), cols, &inv_rows, false, -100, 0.0f};
+            return k::CrossEntropyBackward<float, std::int32_t>{grad.data(), target.data(), dloss.data(), out.data(), cols, &inv_rows, false, -100};
         }, n);
         // ...and with label smoothing, an ignored row (the third) and a mean's scale
         const std::vector<std::int32_t> with_ignored{0, static_cast<std::int32_t>(cols - 1), -100, static_cast<std::int32_t>(cols / 2), 0};
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), out.data(), out.data() + rows,
-                                                                     out.data() + rows + n, cols, -100, 0.1f};
-        }, n + 2 * rows);
-        run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), row_loss.data(), exps.data(), inv_sum.data(), cols,
-                                                                    -100, 0.1f});
+            return k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), out.data(), out.data() + rows, cols, -100, 0.1f};
+        }, n + rows);
+        run(rows, k::CrossEntropyForward<float, std::int32_t, true>{x.data(), with_ignored.data(), row_loss.data(), grad.data(), cols, -100, 0.1f});
         both([&](std::vector<float>& out) {
-            return k::CrossEntropyBackward<float, std::int32_t, true>{exps.data(), inv_sum.data(), with_ignored.data(), dloss.data(), out.data(),
-                                                                      cols, &inv_rows, false, -100, 0.1f};
+            return k::CrossEntropyBackward<float, std::int32_t>{grad.data(), with_ignored.data(), dloss.data(), out.data(), cols, &inv_rows, false, -100};
         }, n);
     }
 }

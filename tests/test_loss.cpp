@@ -89,8 +89,12 @@ TEST_CASE("cross_entropy: ignore_index rows add nothing and the mean is over the
     // Any ignore_index, also one inside [0, classes): class 2 is ignored, -100 is then out of range.
     CHECK(mg::cross_entropy(logits.detach(), labels({1, 2, 2}), {.ignore_index = 2}).item() == doctest::Approx(row0));
     CHECK_THROWS_AS(mg::cross_entropy(logits.detach(), labels({1, 2, -100}), {.ignore_index = 2}), mg::ValueError);
-    // Every row ignored: the mean is 0/0, NaN, as in PyTorch.
+    // Every row ignored: the mean is 0/0, NaN, as in PyTorch, and the gradient 0, as in PyTorch
+    // (the mean's scale is 1/0, and an ignored row's gradient stays 0 whatever scales it).
     CHECK(std::isnan(mg::cross_entropy(logits.detach(), labels({-100, -100, -100})).item()));
+    auto fresh = tensor({0, 0, 0, 1, 2, 3, 5, -1, 2}, {3, 3}, true);
+    mg::cross_entropy(fresh, labels({-100, -100, -100})).backward();
+    CHECK(fresh.grad().to_vector() == std::vector<double>(9, 0.0));
     CHECK(mg::nll_loss(logits.detach(), labels({-100, 1, -100})).item() == doctest::Approx(-2.0));
     CHECK(std::isnan(mg::nll_loss(logits.detach(), labels({-100, -100, -100})).item()));
 }

@@ -85,12 +85,8 @@ template <class T, class L>
 using LabelledFunctors =
     TypeList<kernels::LabelCheck<L, T>, kernels::CrossEntropyForward<T, L, false>, kernels::CrossEntropyForward<T, L, true>,
              kernels::CrossEntropyBlock<T, L, false>, kernels::CrossEntropyBlock<T, L, true>,
-             kernels::CrossEntropyBackward<T, L, false, Reduction::Mean>,
-             kernels::CrossEntropyBackward<T, L, false, Reduction::Sum>,
-             kernels::CrossEntropyBackward<T, L, false, Reduction::None>,
-             kernels::CrossEntropyBackward<T, L, true, Reduction::Mean>,
-             kernels::CrossEntropyBackward<T, L, true, Reduction::Sum>,
-             kernels::CrossEntropyBackward<T, L, true, Reduction::None>, kernels::NllForward<T, L>,
+             kernels::CrossEntropyBackward<T, L, Reduction::Mean>, kernels::CrossEntropyBackward<T, L, Reduction::Sum>,
+             kernels::CrossEntropyBackward<T, L, Reduction::None>, kernels::NllForward<T, L>,
              kernels::NllBackward<T, L>, kernels::EmbeddingForward<T, L>, kernels::EmbeddingBackward<T, L>,
              kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>,
              kernels::ArgmaxRows<T, L>>;

@@ -64,6 +64,9 @@ namespace rows8 {
 typedef float f32x8 __attribute__((vector_size(32)));
 typedef std::int32_t i32x8 __attribute__((vector_size(32)));
 
+// The widest rows Cpu::launch_rows gives to rows8: a functor may keep a row's columns in vectors.
+inline constexpr std::int64_t max_cols = 16;
+
 template <class To, class From>
 [[gnu::target("avx2,fma")]] inline To bits_as(const From& from) {
     static_assert(sizeof(To) == sizeof(From));

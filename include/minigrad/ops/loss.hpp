@@ -34,19 +34,19 @@ MINIGRAD_HD inline bool ignored_label(L target, index_t ignore_index) {
     return static_cast<index_t>(target) == ignore_index;
 }
 
-// logits and exps are (rows, cols), target and row_loss are (rows), inv_sum is (rows) (or longer);
-// r over rows. row_loss = logsumexp(logits_r) - logits_r[t] with t = target_r; with label smoothing
-// e (Smoothed), PyTorch's (1 - e) * that + e * (logsumexp(logits_r) - mean_c logits_r[c]). 0 for
-// an ignored row. For the backward rule it keeps exps = e^(logits - max) and inv_sum = 1 / sum(exps):
-// softmax = exps * inv_sum, unnormalised here to save a pass. Smoothing is a template flag so that
-// the default costs only the ignore_index test per row.
+// logits and grad are (rows, cols), target and row_loss are (rows); r over rows.
+// row_loss = logsumexp(logits_r) - logits_r[t] with t = target_r; with label smoothing e (Smoothed),
+// PyTorch's (1 - e) * that + e * (logsumexp(logits_r) - mean_c logits_r[c]). 0 for an ignored row.
+// For the backward rule it keeps the row loss's gradient, grad = softmax - (1 - e) onehot(t) - e / cols
+// (0 for an ignored row), so that the backward pass is a product by the upstream gradient: one
+// pass, no label or softmax to look at again (the hand-fused reference does the same). Smoothing is
+// a template flag so that the default costs only the ignore_index test per row.
 template <class T, class L, bool Smoothed = false>
 struct CrossEntropyForward {
     const T* logits;
     const L* target;
     T* row_loss;
-    T* exps;
-    T* inv_sum;
+    T* grad;
     index_t cols;
     index_t ignore_index = -100;
     T smoothing = 0;
@@ -54,7 +54,7 @@ struct CrossEntropyForward {
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
         const T* xr = logits + r * cols;
-        T* er = exps + r * cols;
+        T* er = grad + r * cols;  // e^(x - max) first, then the gradient
         T max = xr[lane < cols ? lane : 0];
         for (index_t c = lane + Lanes; c < cols; c += Lanes) max = xr[c] > max ? xr[c] : max;
         max = team.max(max);
@@ -69,13 +69,19 @@ struct CrossEntropyForward {
             for (index_t c = lane; c < cols; c += Lanes) total += xr[c];
             total = team.sum(total);
         }
-        if (lane != 0) return;
-        inv_sum[r] = T(1) / sum;
         const L label = target[r];
+        const bool ignored = ignored_label(label, ignore_index);
+        // A label outside [0, cols) is reported by the backend's check; it matches no column here.
+        const index_t t = static_cast<index_t>(label);
+        const T inv = T(1) / sum, on = Smoothed ? T(1) - smoothing : T(1);
+        for (index_t c = lane; c < cols; c += Lanes) {  // this lane's own columns: no wait needed
+            T d = er[c] * inv - (c == t ? on : T(0));
+            if constexpr (Smoothed) d -= smoothing / static_cast<T>(cols);
+            er[c] = ignored ? T(0) : d;
+        }
+        if (lane != 0) return;
         T loss = 0;
-        if (!ignored_label(label, ignore_index)) {
-            // A label outside [0, cols) is reported by the backend's check; never read out of the row.
-            const index_t t = static_cast<index_t>(label);
+        if (!ignored) {
             const T lse = max + std::log(sum);
             loss = lse - (t >= 0 && t < cols ? xr[t] : T(0));
             if constexpr (Smoothed) loss = (T(1) - smoothing) * loss + smoothing * (lse - total / static_cast<T>(cols));
@@ -85,7 +91,7 @@ struct CrossEntropyForward {
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 #if defined(MINIGRAD_ROWS8)
     // Rows r..r+7 as row() computes them, one per vector lane (kernels::rows8; the Cpu backend's
-    // launch_rows calls it for narrow rows where the CPU has AVX2).
+    // launch_rows calls it for rows of at most rows8::max_cols where the CPU has AVX2).
     [[gnu::target("avx2,fma")]] void rows8(index_t r) const
         requires std::is_same_v<T, float>
     {
@@ -105,21 +111,27 @@ struct CrossEntropyForward {
             max = v > max ? v : max;
         }
         f32x8 sum{}, xt{}, total{};
-        T* e0 = exps + r * cols;
+        f32x8 e[rows8::max_cols];  // column c's e^(x - max), kept until the sum is known
         for (index_t c = 0; c < cols; ++c) {
             const f32x8 v = rows8::column(x0 + c, cols);
-            const f32x8 e = rows8::exp(v - max);
-            for (int i = 0; i < 8; ++i) e0[i * cols + c] = e[i];
-            sum += e;
+            e[c] = rows8::exp(v - max);
+            sum += e[c];
             xt = t == static_cast<std::int32_t>(c) ? v : xt;
             if constexpr (Smoothed) total += v;
         }
         // sum >= e^-87 (exp's clamp): a normal float, as rows8::log needs
         const f32x8 inv = 1.0f / sum, lse = max + rows8::log(sum);
+        const float on = Smoothed ? 1.0f - smoothing : 1.0f;
+        T* g0 = grad + r * cols;
+        for (index_t c = 0; c < cols; ++c) {
+            f32x8 d = e[c] * inv - (t == static_cast<std::int32_t>(c) ? f32x8{} + on : f32x8{});
+            if constexpr (Smoothed) d -= smoothing / static_cast<T>(cols);
+            d = ignored != 0 ? f32x8{} : d;
+            for (int i = 0; i < 8; ++i) g0[i * cols + c] = d[i];
+        }
         f32x8 loss = lse - xt;
         if constexpr (Smoothed) loss = (1.0f - smoothing) * loss + smoothing * (lse - total / static_cast<T>(cols));
         loss = ignored != 0 ? f32x8{} : loss;
-        std::memcpy(inv_sum + r, &inv, sizeof inv);
         std::memcpy(row_loss + r, &loss, sizeof loss);
     }
 #endif
@@ -164,15 +176,14 @@ struct CrossEntropyBlock {
     }
 };
 
-// exps, dlogits are (rows, cols), target and inv_sum are (rows), dloss is (1), or (rows) for
-// reduction none, or null where the loss is the root of backward() (its gradient is 1); r over rows (a row per index keeps integer division out of the loop:
-// it costs more than the arithmetic on a CPU).
-// dlogits = (softmax - (1 - e) onehot(target) - e / cols) * dloss (* scale[0] for a mean); 0 for
-// an ignored row.
-template <class T, class L, bool Smoothed = false, Reduction R = Reduction::Mean>
+// grad, dlogits are (rows, cols), target is (rows), dloss is (1), or (rows) for reduction none, or
+// null where the loss is the root of backward() (its gradient is 1); r over rows (a row per index
+// keeps integer division out of the loop: it costs more than the arithmetic on a CPU).
+// dlogits = grad * dloss (* scale[0] for a mean), grad being CrossEntropyForward's; 0 for an ignored
+// row, whatever dloss is (as PyTorch, also where every row is ignored and a mean's scale is 1/0).
+template <class T, class L, Reduction R = Reduction::Mean>
 struct CrossEntropyBackward {
-    const T* exps;
-    const T* inv_sum;
+    const T* grad;
     const L* target;
     const T* dloss;
     T* dlogits;
@@ -180,25 +191,41 @@ struct CrossEntropyBackward {
     const T* scale;  // (1), read for a mean only
     bool overwrite;
     index_t ignore_index;
-    T smoothing;
     MINIGRAD_HD index_t work_per_index() const { return cols; }
-    template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
-        const L label = target[r];
+    // the upstream gradient of row r, before the ignored test
+    MINIGRAD_HD T upstream(index_t r) const {
         T g = dloss ? dloss[R == Reduction::None ? r : 0] : T(1);
         if constexpr (R == Reduction::Mean) g *= scale[0];
-        if (ignored_label(label, ignore_index)) g = T(0);
-        const T norm = inv_sum[r];
-        const index_t t = static_cast<index_t>(label);
-        const T on = Smoothed ? T(1) - smoothing : T(1);
+        return g;
+    }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const T g = ignored_label(target[r], ignore_index) ? T(0) : upstream(r);
         for (index_t c = lane; c < cols; c += Lanes) {
             const index_t i = r * cols + c;
-            T p = exps[i] * norm - (c == t ? on : T(0));
-            if constexpr (Smoothed) p -= smoothing / static_cast<T>(cols);
-            dlogits[i] = write(dlogits[i], p * g, overwrite);
+            dlogits[i] = write(dlogits[i], grad[i] * g, overwrite);
         }
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+    // The host's loop over rows begin..end (Cpu::launch calls it). A reduced loss has one upstream
+    // gradient for every row, so the rows are one flat loop, which vectorises: an ignored row's
+    // grad is 0, and 0 * g is 0 where g is finite. Where it is not, row by row.
+    void range(index_t begin, index_t end) const
+        requires(R != Reduction::None)
+    {
+        const T g = upstream(0);
+        if (!std::isfinite(g)) {
+            for (index_t r = begin; r < end; ++r) (*this)(r);
+            return;
+        }
+        const T* __restrict from = grad + begin * cols;
+        T* __restrict to = dlogits + begin * cols;
+        const index_t n = (end - begin) * cols;
+        if (overwrite)
+            for (index_t i = 0; i < n; ++i) to[i] = from[i] * g;
+        else
+            for (index_t i = 0; i < n; ++i) to[i] += from[i] * g;
+    }
 };
 
 // logp is (rows, cols), target and row_loss are (rows); r over rows.
@@ -361,21 +388,15 @@ Tensor<B, T> reduce_loss(Tensor<B, T> per, Reduction reduction, T mean_scale, co
     return out;
 }
 
-// Calls f(smoothed, reduced) with both as compile-time constants (std::integral_constant), for the
-// cross-entropy functors' template flags.
+// Calls f(reduced) with the reduction as a compile-time constant (std::integral_constant), for the
+// cross-entropy backward functor's template flag.
 template <class F>
-void with_loss_flags(bool smoothed, Reduction reduction, F&& f) {
-    const auto with_reduction = [&](auto s) {
-        switch (reduction) {
-            case Reduction::Mean: return f(s, std::integral_constant<Reduction, Reduction::Mean>{});
-            case Reduction::Sum: return f(s, std::integral_constant<Reduction, Reduction::Sum>{});
-            case Reduction::None: return f(s, std::integral_constant<Reduction, Reduction::None>{});
-        }
-    };
-    if (smoothed)
-        with_reduction(std::true_type{});
-    else
-        with_reduction(std::false_type{});
+void with_reduction(Reduction reduction, F&& f) {
+    switch (reduction) {
+        case Reduction::Mean: return f(std::integral_constant<Reduction, Reduction::Mean>{});
+        case Reduction::Sum: return f(std::integral_constant<Reduction, Reduction::Sum>{});
+        case Reduction::None: return f(std::integral_constant<Reduction, Reduction::None>{});
+    }
 }
 
 // input is (rows, classes), target is (rows) of class indices
@@ -395,14 +416,13 @@ void check_class_target(std::string_view op, const Tensor<B, T>& input, const Te
     }
 }
 
-// logits and exps are (rows, cols), target is (rows), inv_sum is (rows + 1): its last element is
-// 1 / the rows not ignored (a mean's scale), y is () or (rows) for reduction none
+// logits and grad are (rows, cols), target is (rows), inv_count is (1): 1 / the rows not ignored (a
+// mean's scale; undefined for the others), y is () or (rows) for reduction none
 template <class B, class T, class L>
 struct CrossEntropyNode : Node<B, T> {
     std::shared_ptr<TensorImpl<B, L>> target;
-    Tensor<B, T> exps, inv_sum;  // the softmax, as exps * inv_sum, from the forward pass
+    Tensor<B, T> grad, inv_count;  // the forward pass's: d row_loss / d logits, and a mean's scale
     std::int64_t ignore_index;
-    T smoothing;
     Reduction reduction;
     void backward(TensorImpl<B, T>& out) override { backward_with(out.grad->data); }
     // The loss as backward()'s root: its gradient, 1, is put in here instead of a launch of its own.
@@ -415,11 +435,11 @@ struct CrossEntropyNode : Node<B, T> {
         auto& logits = *this->inputs[0];
         auto dlogits = grad_slot(logits);
         const auto rows = logits.shape[0], cols = logits.shape[1];
-        with_loss_flags(smoothing != T(0), reduction, [&](auto smoothed, auto reduced) {
+        const T* scale = reduction == Reduction::Mean ? inv_count.data() : nullptr;
+        with_reduction(reduction, [&](auto reduced) {
             B::launch_rows(rows, cols,
-                           kernels::CrossEntropyBackward<T, L, decltype(smoothed)::value, decltype(reduced)::value>{
-                               exps.data(), inv_sum.data(), target->data, dloss, dlogits.data, cols, inv_sum.data() + rows,
-                               dlogits.overwrite, ignore_index, smoothing},
+                           kernels::CrossEntropyBackward<T, L, decltype(reduced)::value>{grad.data(), target->data, dloss, dlogits.data, cols,
+                                                                                         scale, dlogits.overwrite, ignore_index},
                            logits.device);
         });
     }
@@ -532,14 +552,15 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
     }
     const auto rows = logits.size(0), cols = logits.size(1);
     const T smoothing = static_cast<T>(options.label_smoothing);
-    auto exps = Tensor<B, T>::empty(logits.shape(), logits.device());
-    auto inv_sum = Tensor<B, T>::empty(Shape{rows + 1}, logits.device());  // + 1 / the rows not ignored
-    T* scale = options.reduction == Reduction::Mean ? inv_sum.data() + rows : nullptr;
+    auto grad = Tensor<B, T>::empty(logits.shape(), logits.device());
+    Tensor<B, T> inv_count;  // 1 / the rows not ignored, for a mean
+    if (options.reduction == Reduction::Mean) inv_count = Tensor<B, T>::empty(Shape{1}, logits.device());
+    T* scale = inv_count.defined() ? inv_count.data() : nullptr;
     auto row_loss = Tensor<B, T>::empty(Shape{rows}, logits.device());
     Tensor<B, T> loss;
-    detail::with_loss_flags(smoothing != T(0), options.reduction, [&](auto smoothed, auto) {
+    const auto run = [&](auto smoothed) {
         const kernels::CrossEntropyForward<T, L, decltype(smoothed)::value> forward{
-            logits.data(), target.data(), row_loss.data(), exps.data(), inv_sum.data(), cols, options.ignore_index, smoothing};
+            logits.data(), target.data(), row_loss.data(), grad.data(), cols, options.ignore_index, smoothing};
         if (options.reduction != Reduction::None && rows * cols <= B::one_block_max_work) {
             // small: the label check, the rows and their sum or mean in one launch
             loss = Tensor<B, T>::empty(Shape{}, logits.device());
@@ -550,15 +571,18 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
             B::launch_rows(rows, cols, forward, logits.device());
             loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
         }
-    });
+    };
+    if (smoothing != T(0))
+        run(std::true_type{});
+    else
+        run(std::false_type{});
     if (detail::wants_grad(logits)) {
         auto node = std::make_shared<detail::CrossEntropyNode<B, T, L>>();
         node->inputs = {logits.impl_ptr(), nullptr, nullptr};
         node->target = target.impl_ptr();
-        node->exps = std::move(exps);
-        node->inv_sum = std::move(inv_sum);
+        node->grad = std::move(grad);
+        node->inv_count = std::move(inv_count);
         node->ignore_index = options.ignore_index;
-        node->smoothing = smoothing;
         node->reduction = options.reduction;
         detail::attach(loss.impl(), std::move(node));
     }
