@@ -289,3 +289,31 @@ TEST_CASE("a label of an unsigned type is reported as the value it holds") {
           "cross_entropy: argument #2 'target' has class 18446744073709551615 at index 1, expected a class in [0, 3) "
           "(the input has 3 columns)");
 }
+
+// The label check counts the rows a mean divides by in the label's own width; here labels of 8 and
+// 16 bits over more rows than an 8-bit count holds, an ignore_index no 8-bit label can hold, and more
+// classes than an 8-bit label can name (no label can be out of range).
+TEST_CASE("the label check in every label width: the rows a mean keeps, and what it refuses") {
+    const std::int64_t rows = 600;
+    auto logits = mg::Tensor<mg::Cpu, double>::zeros({rows, 3});  // every row's loss is log 3
+    std::vector<std::int8_t> small(rows);
+    for (std::int64_t r = 0; r < rows; ++r) small[static_cast<std::size_t>(r)] = static_cast<std::int8_t>(r % 2 ? -100 : r % 3);
+    // the sum over the 300 kept rows, divided by 300 (300 ignored), not by 600 or by 600 - 300 mod 256
+    CHECK(mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int8_t>::from(small)).item() == doctest::Approx(std::log(3.0)));
+    CHECK(mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int8_t>::from(small), {.reduction = mg::Reduction::Sum}).item() ==
+          doctest::Approx(300 * std::log(3.0)));
+    std::vector<std::int16_t> wide(small.begin(), small.end());
+    wide[8] = 1000;  // a kept row's label; ignored below, where ignore_index is 1000
+    CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int16_t>::from(wide)); }) ==
+          "cross_entropy: argument #2 'target' has class 1000 at index 8, expected a class in [0, 3) (the input has 3 columns)");
+    for (auto& v : wide) v = v == -100 ? 1000 : v;
+    CHECK(mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int16_t>::from(wide), {.ignore_index = 1000, .reduction = mg::Reduction::Sum})
+              .item() == doctest::Approx(299 * std::log(3.0)));
+    // ignore_index 1000 cannot be an 8-bit label: -100 is then a bad class
+    CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int8_t>::from(small), {.ignore_index = 1000}); }) ==
+          "cross_entropy: argument #2 'target' has class -100 at index 1, expected a class in [0, 3) (the input has 3 columns)");
+    // 300 classes: every uint8 label names one
+    auto many = mg::Tensor<mg::Cpu, double>::zeros({2, 300});
+    CHECK(mg::cross_entropy(many, mg::Tensor<mg::Cpu, std::uint8_t>::from(std::vector<std::uint8_t>{0, 255})).item() ==
+          doctest::Approx(std::log(300.0)));
+}

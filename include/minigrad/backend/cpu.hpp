@@ -762,13 +762,25 @@ struct Cpu {
                                                  : static_cast<unsigned long long>(ignore_index) <= most;
         const L skip = can_ignore ? static_cast<L>(ignore_index) : L{};
         const auto is_skipped = [can_ignore, skip](L v) { return can_ignore && v == skip; };
+        // The pass in the label's width (counts in a chunk of 2^30 cannot overflow 32 bits), so that
+        // it vectorises: a third of the instructions of bool and 64-bit counts mixed (callgrind).
+        using Count = std::conditional_t<(sizeof(U) >= 4), U, std::uint32_t>;
+        const U skip_bits = static_cast<U>(skip), can_skip = can_ignore ? 1u : 0u;
         std::int64_t skipped = 0;
-        bool any = false;
-        for (std::int64_t i = 0; i < n; ++i) {
-            const bool s = is_skipped(target[i]);
-            skipped += s;
-            any |= !s & bad(target[i]);
+        U out_of_range = 0;
+        for (std::int64_t i0 = 0; i0 < n; i0 += std::int64_t{1} << 30) {
+            const std::int64_t end = std::min(n, i0 + (std::int64_t{1} << 30));
+            Count count = 0;
+            for (std::int64_t i = i0; i < end; ++i) {
+                const U v = static_cast<U>(target[i]);
+                const U s = static_cast<U>(v == skip_bits) & can_skip;
+                count += s;
+                out_of_range |= static_cast<U>(v >= limit) & (s ^ 1u);
+            }
+            skipped += static_cast<std::int64_t>(count);
         }
+        bool any = out_of_range != 0;
+        if constexpr (std::is_unsigned_v<L>) any = any && limit != 0;  // limit 0: classes exceeds every L
         if (any) [[unlikely]] {
             std::int64_t i = 0;
             while (is_skipped(target[i]) || !bad(target[i])) ++i;
