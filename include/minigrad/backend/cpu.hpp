@@ -659,14 +659,19 @@ struct Cpu {
                 if (g.bias)  // lane by lane, not V{} + bias: that would turn a -0 bias into +0
                     for (int i = 0; i < Lanes; ++i) acc[j][i] = g.bias[j];
             }
-            // rows p < whole: a vector from a + p * m + r stays inside a's k * m values
+            // rows p < whole: a vector from a + p * m + r stays inside a's k * m values (two loops,
+            // not a test per p)
             const std::int64_t whole = k * m < r + Lanes ? 0 : std::min(k, (k * m - r - Lanes) / m + 1);
-            for (std::int64_t p = 0; p < k; ++p) {
+            std::int64_t p = 0;
+            for (; p < whole; ++p) {
+                V av;
+                std::memcpy(&av, g.a + p * m + r, sizeof(V));
+                const T* __restrict bp = b + p * N;
+                for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
+            }
+            for (; p < k; ++p) {
                 V av{};
-                if (p < whole)
-                    std::memcpy(&av, g.a + p * m + r, sizeof(V));
-                else
-                    for (int i = 0; i < lanes; ++i) av[i] = g.a[p * m + r + i];
+                for (int i = 0; i < lanes; ++i) av[i] = g.a[p * m + r + i];
                 const T* __restrict bp = b + p * N;
                 for (int j = 0; j < N; ++j) acc[j] += av * bp[j];
             }
@@ -714,6 +719,12 @@ struct Cpu {
             const std::int64_t whole = k * m < j0 + Lanes ? 0 : std::min(k, (k * m - j0 - Lanes) / m + 1);
             V s[4] = {};
             std::int64_t p = 0;
+            for (; p + 4 <= whole; p += 4)  // no test per row where every row is a whole vector
+                for (int u = 0; u < 4; ++u) {
+                    V row;
+                    std::memcpy(&row, g.a + (p + u) * m + j0, sizeof(V));
+                    s[u] += row;
+                }
             for (; p + 4 <= k; p += 4)
                 for (int u = 0; u < 4; ++u) {
                     V row;
