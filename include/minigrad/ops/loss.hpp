@@ -105,15 +105,14 @@ struct CrossEntropyForward {
             t[i] = ti >= 0 && ti < cols ? static_cast<std::int32_t>(ti) : -1;
             ignored[i] = ignored_label(label, ignore_index) ? -1 : 0;
         }
-        f32x8 max = rows8::column(x0, cols);
-        for (index_t c = 1; c < cols; ++c) {
-            const f32x8 v = rows8::column(x0 + c, cols);
-            max = v > max ? v : max;
-        }
+        // column c of the eight rows, gathered once; then its e^(x - max), kept until the sum is known
+        f32x8 e[rows8::max_cols];
+        for (index_t c = 0; c < cols; ++c) e[c] = rows8::column(x0 + c, cols);
+        f32x8 max = e[0];
+        for (index_t c = 1; c < cols; ++c) max = e[c] > max ? e[c] : max;
         f32x8 sum{}, xt{}, total{};
-        f32x8 e[rows8::max_cols];  // column c's e^(x - max), kept until the sum is known
         for (index_t c = 0; c < cols; ++c) {
-            const f32x8 v = rows8::column(x0 + c, cols);
+            const f32x8 v = e[c];
             e[c] = rows8::exp(v - max);
             sum += e[c];
             xt = t == static_cast<std::int32_t>(c) ? v : xt;
