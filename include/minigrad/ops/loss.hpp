@@ -107,9 +107,11 @@ struct CrossEntropyForward {
         }
         // column c of the eight rows, gathered once; then its e^(x - max), kept until the sum is known
         f32x8 e[rows8::max_cols];
-        for (index_t c = 0; c < cols; ++c) e[c] = rows8::column(x0 + c, cols);
-        f32x8 max = e[0];
-        for (index_t c = 1; c < cols; ++c) max = e[c] > max ? e[c] : max;
+        f32x8 max = e[0] = rows8::column(x0, cols);  // cols >= 1: the op refuses an input without columns
+        for (index_t c = 1; c < cols; ++c) {
+            e[c] = rows8::column(x0 + c, cols);
+            max = e[c] > max ? e[c] : max;
+        }
         f32x8 sum{}, xt{}, total{};
         for (index_t c = 0; c < cols; ++c) {
             const f32x8 v = e[c];
