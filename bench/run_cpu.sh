@@ -30,5 +30,17 @@ if [ -f "$reference" ]; then  # the yardstick, built as its README says (never c
   echo "$limit"
   l=$(sed -E 's/.* ([0-9.]+) us\/epoch.*/\1/' <<<"$limit")
   echo "distance to the limit: minigrad graph / SoA limit = $(awk -v g="$g" -v l="$l" 'BEGIN{printf "%.1fx", g/l}'), eager / limit = $(awk -v m="$m" -v l="$l" 'BEGIN{printf "%.1fx", m/l}')"
+  # The numbers above are a minute apart, and this machine's speed moves by tens of percent from
+  # minute to minute. So also in pairs, each measured within a second: one graph run (its median of
+  # 3) and one run of the limit (its median of 3 SoA lines), five times; the median of the ratios.
+  ratios=()
+  for round in 1 2 3 4 5; do
+    pg=$("$build/bench/iris_bench" --device cpu --graph --repeats 3 | sed -E 's/.*median ([0-9.]+) us.*/\1/')
+    pl=$(/tmp/minigrad_limit_cpu | grep SoA | sed -E 's/.* ([0-9.]+) us\/epoch.*/\1/' | sort -g | sed -n 2p)
+    r=$(awk -v g="$pg" -v l="$pl" 'BEGIN{printf "%.2f", g/l}')
+    echo "pair $round: graph $pg us/epoch, limit $pl us/epoch, ratio ${r}x"
+    ratios+=("$r")
+  done
+  echo "distance to the limit, paired: median graph / limit = $(printf '%s\n' "${ratios[@]}" | sort -g | sed -n 3p)x"
 fi
 "$build/examples/iris" --print-every 0 --out "$build/bench-out" | grep -E "Peak resident|us/epoch"
