@@ -290,9 +290,10 @@ TEST_CASE("a label of an unsigned type is reported as the value it holds") {
           "(the input has 3 columns)");
 }
 
-// The label check counts the rows a mean divides by in the label's own width; here labels of 8 and
-// 16 bits over more rows than an 8-bit count holds, an ignore_index no 8-bit label can hold, and more
-// classes than an 8-bit label can name (no label can be out of range).
+// The label check counts the rows a mean divides by in the label's own width; here 8-bit labels
+// over more ignored rows than an 8-bit count holds, 16-bit labels with their own ignore_index, an
+// ignore_index no 8-bit label can hold, and more classes than a uint8 label can name (no label can
+// be out of range).
 TEST_CASE("the label check in every label width: the rows a mean keeps, and what it refuses") {
     const std::int64_t rows = 600;
     auto logits = mg::Tensor<mg::Cpu, double>::zeros({rows, 3});  // every row's loss is log 3

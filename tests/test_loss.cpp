@@ -279,3 +279,49 @@ TEST_CASE("a refused loss changes nothing: no gradient is written and the inputs
     CHECK_FALSE(x.grad().defined());
     CHECK(x.to_vector() == std::vector<double>{1, 2, 3, 4});
 }
+
+// On the CPU a reduced loss's backward is one flat loop (CrossEntropyBackward::range); the GPU and
+// the compiled program run it a row at a time. Both, over every reduction that takes the loop, added
+// or written, for an upstream gradient that is finite, NaN and infinite, with ignored rows.
+TEST_CASE("cross-entropy backward: the CPU's flat loop equals the row functor, also for a gradient that is not finite") {
+    namespace k = mg::kernels;
+    const std::int64_t rows = 13, cols = 3;
+    auto grad = uniform_values<float>(rows * cols, 5);
+    std::vector<std::int32_t> target(rows);
+    for (std::int64_t r = 0; r < rows; ++r) target[static_cast<std::size_t>(r)] = r % 4 == 1 ? -100 : static_cast<std::int32_t>(r % cols);
+    for (std::size_t i = 0; i < grad.size(); ++i)  // as the forward leaves it: 0 in an ignored row
+        if (target[i / cols] == -100) grad[i] = 0.0f;
+    const float inv_count = 0.25f;
+    for (const float upstream : {2.5f, std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+        for (const bool overwrite : {true, false}) {
+            const auto check = [&](auto f_of) {
+                std::vector<float> flat(grad.size(), 0.5f), rowwise(flat);
+                mg::Cpu::launch_rows(rows, cols, f_of(flat.data()), 0);
+                const auto f = f_of(rowwise.data());
+                for (std::int64_t r = 0; r < rows; ++r) f(r);
+                for (std::size_t i = 0; i < flat.size(); ++i) {
+                    CAPTURE(i);
+                    const bool ignored = target[i / cols] == -100;
+                    if (ignored) {
+                        CHECK(flat[i] == (overwrite ? 0.0f : 0.5f));  // 0, whatever the upstream gradient
+                    } else if (std::isnan(rowwise[i])) {
+                        CHECK(std::isnan(flat[i]));
+                    } else {
+                        // the same infinity, or within an FMA's one rounding
+                        CHECK((flat[i] == rowwise[i] || flat[i] == doctest::Approx(rowwise[i]).epsilon(1e-6)));
+                    }
+                }
+            };
+            CAPTURE(upstream);
+            CAPTURE(overwrite);
+            check([&](float* out) {
+                return k::CrossEntropyBackward<float, std::int32_t, mg::Reduction::Sum>{grad.data(), target.data(), &upstream, out, cols,
+                                                                                       nullptr, overwrite, -100};
+            });
+            check([&](float* out) {
+                return k::CrossEntropyBackward<float, std::int32_t, mg::Reduction::Mean>{grad.data(), target.data(), &upstream, out, cols,
+                                                                                        &inv_count, overwrite, -100};
+            });
+        }
+    }
+}

@@ -132,6 +132,7 @@ TEST_CASE("CrossEntropyBlock on a team of host threads: its two sums in a row eq
     CHECK(team.inv_count.to_vector() == one.inv_count.to_vector());
     CHECK(team.out.to_vector()[0] == doctest::Approx(one.out.to_vector()[0]).epsilon(1e-6));
     CHECK(team.row_loss.to_vector() == one.row_loss.to_vector());
+    CHECK(team.grad.to_vector() == one.grad.to_vector());  // each row by one thread, as on one
 
     // bad labels at 250, 9 and 130: whichever thread finds one first, the lowest is reported
     labels[250] = 7;

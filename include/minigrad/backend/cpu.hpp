@@ -373,8 +373,9 @@ struct Cpu {
 #endif
         launch(rows, f, device);
     }
+    static constexpr std::int64_t rows8_max_cols = 16;
 #if defined(MINIGRAD_ROWS8)
-    static constexpr std::int64_t rows8_max_cols = kernels::rows8::max_cols;
+    static_assert(rows8_max_cols == kernels::rows8::max_cols);
     // Whether launch_rows may take the eight-row path on this machine (public for its tests).
     static bool has_avx2_fma() {
 #if MINIGRAD_CPU_DISPATCH
