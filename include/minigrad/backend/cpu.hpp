@@ -272,8 +272,16 @@ struct Cpu {
 #if MINIGRAD_CPU_DISPATCH
         if (detail::cpu_has_avx2_fma()) return gemm_avx2(g);
 #endif
-        gemm_body<T, 4>(g);
+        gemm_body<T, baseline_lanes>(g);
     }
+    // Values per vector in the product loops compiled without a target attribute: 8 in a build for
+    // an AVX2 CPU (-march=native on one, where no dispatch is compiled and these loops are the AVX2
+    // ones), 4 otherwise (SSE, or another CPU's 128-bit vectors).
+#if defined(__AVX2__)
+    static constexpr int baseline_lanes = 8;
+#else
+    static constexpr int baseline_lanes = 4;
+#endif
 #if defined(MINIGRAD_HAS_BLAS)
     // c = op(a) op(b) (beta 0) or c += op(a) op(b) (beta 1); a bias is put into c's rows first
     // (written or added) and BLAS then adds to it. Row-major: a stored (m,k) has leading dimension
