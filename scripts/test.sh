@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the suite twice, as a release
-# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan, then the thread
-# tests alone under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then
-# runs each libFuzzer harness for 60 seconds (scripts/fuzz.sh).
+# build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan (a Debug build:
+# unoptimised, which compiles in a third of the time, with minigrad's assertions on; its unit tests
+# also run on the baseline loops, as a CPU without AVX2 runs them), then the thread tests alone
+# under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then runs each
+# libFuzzer harness for 60 seconds (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
