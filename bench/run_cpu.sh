@@ -39,7 +39,19 @@ echo "ratio: PyTorch (item every epoch) / minigrad = $(awk -v t="$t" -v m="$m" '
 reference=../shared/reference/limit_cpu.cpp
 if [ -f "$reference" ]; then  # the yardstick, built as its README says (never copied into the repo)
   g++ -O3 -march=native -ffast-math -std=c++20 "$reference" -o /tmp/minigrad_limit_cpu
-  limit=$(/tmp/minigrad_limit_cpu | grep SoA | tail -1)
+  # soa_lines: one run of the limit, its SoA lines (three); stops the script, showing what the
+  # limit printed, when it fails or prints fewer
+  soa_lines() {
+    local out lines
+    out=$(/tmp/minigrad_limit_cpu 2>&1) || { echo "bench/run_cpu.sh: the limit failed: $out" >&2; return 1; }
+    lines=$(grep SoA <<<"$out" || true)
+    if [ "$(grep -c . <<<"$lines")" -lt 3 ]; then
+      echo "bench/run_cpu.sh: fewer than 3 SoA lines from the limit: $out" >&2
+      return 1
+    fi
+    echo "$lines"
+  }
+  limit=$(soa_lines | tail -1)
   echo "$limit"
   l=$(num "$limit" "$per_epoch")
   echo "distance to the limit: minigrad graph / SoA limit = $(awk -v g="$g" -v l="$l" 'BEGIN{printf "%.1fx", g/l}'), eager / limit = $(awk -v m="$m" -v l="$l" 'BEGIN{printf "%.1fx", m/l}')"
@@ -49,7 +61,7 @@ if [ -f "$reference" ]; then  # the yardstick, built as its README says (never c
   ratios=()
   for round in 1 2 3 4 5; do
     pg=$(num "$("$build/bench/iris_bench" --device cpu --graph --repeats 3)" "$median")
-    soa=$(/tmp/minigrad_limit_cpu | grep SoA)
+    soa=$(soa_lines)
     pl=$(num "$(sed -nE "s/$per_epoch/\1/p" <<<"$soa" | sort -g | sed -n 2p)" "^([0-9.]+)$")
     r=$(awk -v g="$pg" -v l="$pl" 'BEGIN{printf "%.2f", g/l}')
     echo "pair $round: graph $pg us/epoch, limit $pl us/epoch, ratio ${r}x"

@@ -272,16 +272,8 @@ struct Cpu {
 #if MINIGRAD_CPU_DISPATCH
         if (detail::cpu_has_avx2_fma()) return gemm_avx2(g);
 #endif
-        gemm_body<T, baseline_lanes>(g);
+        gemm_body<T, plain_lanes>(g);
     }
-    // Values per vector in the product loops compiled without a target attribute: 8 in a build for
-    // an AVX2 CPU (-march=native on one, where no dispatch is compiled and these loops are the AVX2
-    // ones), 4 otherwise (SSE, or another CPU's 128-bit vectors).
-#if defined(__AVX2__)
-    static constexpr int baseline_lanes = 8;
-#else
-    static constexpr int baseline_lanes = 4;
-#endif
 #if defined(MINIGRAD_HAS_BLAS)
     // c = op(a) op(b) (beta 0) or c += op(a) op(b) (beta 1); a bias is put into c's rows first
     // (written or added) and BLAS then adds to it. Row-major: a stored (m,k) has leading dimension
@@ -397,6 +389,15 @@ struct Cpu {
 #endif
 
   private:
+    // Lanes of the product loops compiled without a target attribute: 8 in a build for an AVX2 CPU
+    // (-march=native on one: no dispatch is compiled, and these loops are the AVX2 ones), 4 otherwise
+    // (SSE2, or another CPU's 128-bit vectors).
+#if defined(__AVX2__)
+    static constexpr int plain_lanes = 8;
+#else
+    static constexpr int plain_lanes = 4;
+#endif
+
     // launch's loop, uncounted
     template <class F>
     static void run_all(std::int64_t n, const F& f) {
@@ -502,7 +503,8 @@ struct Cpu {
     }
 #endif
 
-    // Lanes: values in one vector (4 = 128-bit SSE, 8 = 256-bit AVX). Whichever loop below computes
+    // Lanes: values in one vector (float: 4 = 128-bit SSE, 8 = 256-bit AVX; a double's vectors are
+    // twice as wide, two registers where that is wider than the ISA's). Whichever loop below computes
     // an output, it is bias + a(r, 0) b(0, j) + ... + a(r, k-1) b(k-1, j), added in that order, so a
     // product's values do not depend on which loop its shape chose (in a build for the machine,
     // -march=native, GCC may fuse one loop's multiply-adds and not the other's: the last bit then can).
@@ -531,7 +533,8 @@ struct Cpu {
     // Each width is its own function, not inlined into the caller: GCC's optimiser takes time
     // superlinear in a function's size, and with all sixteen widths in one function every file that
     // uses a tensor took 5x longer to compile at -O3 (125 s against 28 s). A call per product costs
-    // nothing measurable. Lanes 8 is gemm_avx2's, so its widths keep that target.
+    // nothing measurable. Where the dispatch is compiled, Lanes 8 is gemm_avx2's alone, so its widths
+    // keep that target (a build for an AVX2 CPU has no dispatch: its Lanes 8 is gemm_builtin's).
     template <class T, int N, int Lanes>
 #if MINIGRAD_CPU_DISPATCH
         requires(Lanes != 8)
