@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs what is missing, then builds and runs the suite twice, as a release
 # build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan (a Debug build:
-# unoptimised, which compiles in a third of the time, with minigrad's assertions on; its unit tests
-# also run on the baseline loops, as a CPU without AVX2 runs them), then the thread tests alone
+# unoptimised, which compiles about three times faster than -O2, with minigrad's assertions on; the
+# optimised code is the release build's, tested without sanitizers; the unit tests also run on the
+# baseline loops, as an x86-64 CPU without AVX2 runs them), then the thread tests alone
 # under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then runs each
 # libFuzzer harness for 60 seconds (scripts/fuzz.sh).
 set -euo pipefail
