@@ -6,6 +6,7 @@
 #include <thrust/iterator/counting_iterator.h>
 #include <thrust/system/cpp/execution_policy.h>
 
+#include <algorithm>
 #include <barrier>
 #include <cmath>
 #include <thread>
@@ -582,6 +583,37 @@ TEST_CASE("SquareGrads, a sum, then ClipGrads: the joint norm over two tables an
     const float coef = 1.0f / (13 + 1e-6f);
     CHECK(g0[0] == doctest::Approx(3 * coef));
     CHECK(g1[0] == doctest::Approx(12 * coef));
+}
+
+TEST_CASE("dropout: the CPU's vectorised loop (range) draws the GPU's per-element mask, across a counter's high word and from backend memory") {
+    const std::int64_t n = 3000;
+    std::vector<float> x(n), dy(n);
+    for (std::int64_t i = 0; i < n; ++i) x[i] = 1.0f + 0.001f * static_cast<float>(i), dy[i] = 2.0f - 0.0005f * static_cast<float>(i);
+    // offsets whose counters cross from high word 0 to 1, and 6 to 7 with a seed over 32 bits
+    const std::uint64_t high_seed = (std::uint64_t{5} << 32) | 99;
+    const std::uint64_t counters[3] = {high_seed, (std::uint64_t{7} << 32) - 1234, 0};
+    const k::DropoutMask masks[] = {
+        {42, (std::uint64_t{1} << 32) - 1000, k::DropoutMask::threshold(0.3)},
+        {high_seed, (std::uint64_t{7} << 32) - 1234, k::DropoutMask::threshold(0.5)},
+        {0, 0, k::DropoutMask::threshold(0.5), counters},  // a captured step's: counters read from memory
+    };
+    for (const auto& mask : masks) {
+        std::vector<float> y_gpu(n), y_cpu(n), dx_gpu(n, 0.5f), dx_cpu(n, 0.5f);
+        run(n, k::DropoutForward<float>{x.data(), y_gpu.data(), mask, 1.5f});
+        run(n, k::DropoutBackward<float>{dy.data(), dx_gpu.data(), mask, 1.5f, false});
+        mg::Cpu::launch(n, k::DropoutForward<float>{x.data(), y_cpu.data(), mask, 1.5f}, 0);
+        mg::Cpu::launch(n, k::DropoutBackward<float>{dy.data(), dx_cpu.data(), mask, 1.5f, false}, 0);
+        CHECK(y_cpu == y_gpu);
+        CHECK(dx_cpu == dx_gpu);
+        // a launch that starts past the high word's change, as a thread's share of a large one does
+        std::vector<float> y_part(n);
+        k::DropoutForward<float>{x.data(), y_part.data(), mask, 1.5f}.range(1500, n);
+        CHECK(std::equal(y_part.begin() + 1500, y_part.end(), y_gpu.begin() + 1500));
+        std::int64_t kept = 0;
+        for (float v : y_gpu) kept += v != 0.0f;
+        CHECK(kept > n / 3);
+        CHECK(kept < n);
+    }
 }
 
 TEST_CASE("dropout mask: about p dropped, forward and backward drop the same elements, a pure function of offset + index") {

@@ -41,13 +41,31 @@ struct DropoutMask {
     std::uint32_t drop_below;
     const std::uint64_t* counter_at = nullptr;  // (3) {seed, offset, stride} in backend memory, for a captured step; else null
     MINIGRAD_HD static std::uint32_t threshold(double p) { return static_cast<std::uint32_t>(p * 4294967296.0); }
-    MINIGRAD_HD bool keep(index_t i) const {
-        const std::uint64_t seed = counter_at ? counter_at[0] : this->seed;
-        const std::uint64_t counter = (counter_at ? counter_at[1] : offset) + static_cast<std::uint64_t>(i);
-        const std::uint32_t key = mix32(static_cast<std::uint32_t>(seed) ^ mix32(static_cast<std::uint32_t>(seed >> 32) + 0x9E3779B9u));
-        const std::uint32_t h = mix32(static_cast<std::uint32_t>(counter) ^ key);
-        return mix32(h + key + static_cast<std::uint32_t>(counter >> 32) * 0x9E3779B9u) >= drop_below;
+
+    // keep() over indices [begin, end) whose counters share one high word: the seed's key and the
+    // high word's term are fixed there, so a host loop over the run is 32-bit integer arithmetic
+    // that vectorises (the counters are read once, not once per element).
+    struct Run {
+        index_t end;
+        std::uint32_t key, low, high_term, drop_below;  // low: the counter's low word at index 0 (mod 2^32)
+        MINIGRAD_HD_INLINE bool keep(std::uint32_t low_word) const {
+            return mix32(mix32(low_word ^ key) + key + high_term) >= drop_below;
+        }
+        MINIGRAD_HD_INLINE bool keep(index_t i) const { return keep(low + static_cast<std::uint32_t>(i)); }
+    };
+    // The run that starts at begin and ends at end or where the counter's high word changes.
+    MINIGRAD_HD_INLINE Run run(index_t begin, index_t end) const {
+        const std::uint64_t s = counter_at ? counter_at[0] : seed;
+        const std::uint64_t first = counter_at ? counter_at[1] : offset;
+        const std::uint64_t at = first + static_cast<std::uint64_t>(begin);
+        // at most 2^31 indices, so that a run's length fits the 32-bit loop counter of range()
+        const std::uint64_t left_in_word = (std::uint64_t{1} << 32) - (at & 0xFFFFFFFFu);
+        const std::uint64_t most = left_in_word < (std::uint64_t{1} << 31) ? left_in_word : (std::uint64_t{1} << 31);
+        const index_t run_end = static_cast<std::uint64_t>(end - begin) > most ? begin + static_cast<index_t>(most) : end;
+        const std::uint32_t key = mix32(static_cast<std::uint32_t>(s) ^ mix32(static_cast<std::uint32_t>(s >> 32) + 0x9E3779B9u));
+        return {run_end, key, static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(at >> 32) * 0x9E3779B9u, drop_below};
     }
+    MINIGRAD_HD bool keep(index_t i) const { return run(i, i + 1).keep(i); }
 };
 
 // at is (3): the seed and offset of a captured dropout's next replayed step, and how far the offset
@@ -77,6 +95,18 @@ struct DropoutForward {
     DropoutMask mask;
     T scale;  // 1 / (1 - p)
     MINIGRAD_HD void operator()(index_t i) const { y[i] = x[i] * (mask.keep(i) ? scale : T(0)); }
+    // The host's loop (Cpu::launch calls it): a run of one counter high word at a time, the same
+    // keep() as operator(), so the same bits, in a loop that vectorises.
+    MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
+        for (index_t i0 = begin; i0 < end;) {
+            const DropoutMask::Run run = mask.run(i0, end);
+            const std::uint32_t low = run.low + static_cast<std::uint32_t>(i0), count = static_cast<std::uint32_t>(run.end - i0);
+            const T* __restrict xs = x + i0;
+            T* __restrict ys = y + i0;
+            for (std::uint32_t j = 0; j < count; ++j) ys[j] = xs[j] * (run.keep(low + j) ? scale : T(0));
+            i0 = run.end;
+        }
+    }
 };
 
 // dy, dx are (n); i over n. dx = dy * mask * scale, with the forward pass's mask.
@@ -88,6 +118,20 @@ struct DropoutBackward {
     T scale;
     bool overwrite;
     MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], dy[i] * (mask.keep(i) ? scale : T(0)), overwrite); }
+    // The host's loop, as DropoutForward::range.
+    MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
+        for (index_t i0 = begin; i0 < end;) {
+            const DropoutMask::Run run = mask.run(i0, end);
+            const std::uint32_t low = run.low + static_cast<std::uint32_t>(i0), count = static_cast<std::uint32_t>(run.end - i0);
+            const T* __restrict dys = dy + i0;
+            T* __restrict dxs = dx + i0;
+            if (overwrite)
+                for (std::uint32_t j = 0; j < count; ++j) dxs[j] = dys[j] * (run.keep(low + j) ? scale : T(0));
+            else
+                for (std::uint32_t j = 0; j < count; ++j) dxs[j] += dys[j] * (run.keep(low + j) ? scale : T(0));
+            i0 = run.end;
+        }
+    }
 };
 
 }  // namespace kernels
