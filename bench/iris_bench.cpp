@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <minigrad/minigrad.hpp>
 
 #include "../examples/common/iris.hpp"

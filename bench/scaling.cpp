@@ -17,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <minigrad/minigrad.hpp>
 
 namespace mg = minigrad;

@@ -8,8 +8,10 @@
 #include <climits>
 #include <initializer_list>
 
+#include <algorithm>
+#include <string>
+
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "error.hpp"
 
@@ -40,7 +42,7 @@ class Shape {
         if (overflow || n > max_numel) {
             ndim_ = 0;  // never let a caller see the half-built shape
             detail::fail<ShapeError>("Shape: [{}] holds more elements than can be addressed (at most {})",
-                                     fmt::join(dims, ", "), max_numel);
+                                     detail::join(dims), max_numel);
         }
     }
 
@@ -84,18 +86,14 @@ inline Shape make_shape(const std::int64_t* dims, int ndim) {
 
 }  // namespace minigrad
 
-// Prints as PyTorch does in its messages: [120, 4]
+// Prints as PyTorch does in its messages: [120, 4]. The text is made by detail::join and copied
+// out, not written with fmt::format_to (see join: that would cost every file seconds to compile).
 template <>
-struct fmt::formatter<minigrad::Shape> : fmt::formatter<std::string_view> {
+struct fmt::formatter<minigrad::Shape> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
     template <class Ctx>
     auto format(const minigrad::Shape& s, Ctx& ctx) const {
-        auto out = ctx.out();
-        *out++ = '[';
-        for (int i = 0; i < s.ndim(); ++i) {
-            if (i) out = fmt::format_to(out, ", ");
-            out = fmt::format_to(out, "{}", s[i]);
-        }
-        *out++ = ']';
-        return out;
+        const std::string text = "[" + minigrad::detail::join(s) + "]";
+        return std::copy(text.begin(), text.end(), ctx.out());
     }
 };

@@ -299,40 +299,44 @@ Tensor<B, T> state_tensor(const Shape& shape, int device, T fill) {
 }  // namespace minigrad
 
 // Printing, as torch prints: values, then the backend and shape. Reading values is a host read.
+// The text is made with fmt::format (the compiled libfmt) and copied out: fmt::format_to into the
+// context would instantiate fmt's writer in every file (see detail::join).
 template <class B, class T>
-struct fmt::formatter<minigrad::Tensor<B, T>> : fmt::formatter<std::string_view> {
-    template <class Out>
-    static Out format_element(Out out, T value) {
+struct fmt::formatter<minigrad::Tensor<B, T>> {
+    constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
+    static std::string element_text(T value) {
         if constexpr (std::is_floating_point_v<T>)
-            return fmt::format_to(out, "{:.4g}", value);
+            return fmt::format("{:.4g}", value);
         else
-            return fmt::format_to(out, "{}", +value);  // + prints an int8 as a number, not a character
+            return fmt::format("{}", +value);  // + prints an int8 as a number, not a character
     }
-    template <class Ctx>
-    auto format(const minigrad::Tensor<B, T>& t, Ctx& ctx) const {
-        auto out = ctx.out();
-        if (!t.defined()) return fmt::format_to(out, "tensor(undefined)");
+    static std::string text(const minigrad::Tensor<B, T>& t) {
+        if (!t.defined()) return "tensor(undefined)";
         const auto values = t.to_vector();
         const auto& shape = t.shape();
         const std::int64_t cols = shape.ndim() >= 1 ? shape[shape.ndim() - 1] : 1;
-        out = fmt::format_to(out, "tensor(");
+        std::string out = "tensor(";
         if (shape.ndim() == 0) {
-            out = format_element(out, values.empty() ? T{} : values[0]);
+            out += element_text(values.empty() ? T{} : values[0]);
         } else if (values.empty()) {
-            out = fmt::format_to(out, "[]");  // the shape says which dimension is zero
+            out += "[]";  // the shape says which dimension is zero
         } else {
             const bool matrix = shape.ndim() >= 2;
-            if (matrix) *out++ = '[';
+            if (matrix) out += '[';
             for (std::size_t i = 0; i < values.size(); ++i) {
                 const bool row_start = i % cols == 0, row_end = (i + 1) % cols == 0;
-                if (row_start) out = fmt::format_to(out, "{}[", i ? (matrix ? ",\n        " : "") : "");
-                out = fmt::format_to(out, "{}", row_start ? "" : ", ");
-                out = format_element(out, values[i]);
-                if (row_end) *out++ = ']';
+                if (row_start) out += i ? (matrix ? ",\n        [" : "[") : "[";
+                if (!row_start) out += ", ";
+                out += element_text(values[i]);
+                if (row_end) out += ']';
             }
-            if (matrix) *out++ = ']';
+            if (matrix) out += ']';
         }
-        return fmt::format_to(out, ", backend={}, shape={}{})", B::name, shape,
-                              t.requires_grad() ? ", requires_grad" : "");
+        return out + fmt::format(", backend={}, shape={}{})", B::name, shape, t.requires_grad() ? ", requires_grad" : "");
+    }
+    template <class Ctx>
+    auto format(const minigrad::Tensor<B, T>& t, Ctx& ctx) const {
+        const std::string s = text(t);
+        return std::copy(s.begin(), s.end(), ctx.out());
     }
 };

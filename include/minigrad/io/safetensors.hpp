@@ -142,7 +142,7 @@ inline std::string_view file_kind(mode_t mode) {
     return "not a regular file";
 }
 
-inline std::string shape_text(const std::vector<std::int64_t>& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+inline std::string shape_text(const std::vector<std::int64_t>& shape) { return "[" + minigrad::detail::join(shape) + "]"; }
 
 // Closes a descriptor on every path out of a scope.
 struct Fd {

@@ -149,7 +149,7 @@ inline Shape resolve_shape(const char* op, std::span<const std::int64_t> sizes, 
             inferred = static_cast<int>(d);
         } else if (sizes[d] < 0) {
             fail<ShapeError>("{}: argument #2 'shape' [{}] has size {} at dim {}; only one -1 (inferred) is allowed, no other negative size",
-                             op, fmt::join(sizes, ", "), sizes[d], d);
+                             op, join(sizes), sizes[d], d);
         } else {
             known *= sizes[d];
         }
@@ -157,14 +157,14 @@ inline Shape resolve_shape(const char* op, std::span<const std::int64_t> sizes, 
     if (inferred >= 0) {
         if (known == 0 || from.numel() % known != 0) {
             fail<ShapeError>("{}: argument #2 'shape' [{}] does not fit argument #1 'input' of shape {} ({} elements)", op,
-                             fmt::join(sizes, ", "), from, from.numel());
+                             join(sizes), from, from.numel());
         }
         dims[inferred] = from.numel() / known;
         known = from.numel();
     }
     if (known != from.numel()) {
         fail<ShapeError>("{}: argument #2 'shape' [{}] holds {} elements, but argument #1 'input' of shape {} has {}", op,
-                         fmt::join(sizes, ", "), known, from, from.numel());
+                         join(sizes), known, from, from.numel());
     }
     return make_shape(dims, static_cast<int>(sizes.size()));
 }

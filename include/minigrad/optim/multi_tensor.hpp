@@ -189,7 +189,7 @@ class MultiTensorOptimizer : public Optimizer {
             auto [i, k] = locate(t.name, buffer_names);
             if (i == params_.size()) {
                 state.fail(fmt::format("stores {}, which is no state of this optimizer's {} parameters (buffers: step, {})",
-                                       io::detail::quote(t.name), params_.size(), fmt::join(buffer_names, ", ")));
+                                       io::detail::quote(t.name), params_.size(), minigrad::detail::join(buffer_names)));
             }
             ++found[i];
             if (k == buffer_names.size()) {
@@ -211,7 +211,7 @@ class MultiTensorOptimizer : public Optimizer {
         for (std::size_t i = 0; i < params_.size(); ++i) {
             if (found[i] != 0 && found[i] != per_param) {
                 state.fail(fmt::format("has {} of the {} state tensors of parameter #{} (step, {})", found[i], per_param, i,
-                                       fmt::join(buffer_names, ", ")));
+                                       minigrad::detail::join(buffer_names)));
             }
         }
 
