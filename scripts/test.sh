@@ -5,16 +5,30 @@
 # optimised code is the release build's, tested without sanitizers; the unit tests also run on the
 # baseline loops, as an x86-64 CPU without AVX2 runs them), then the thread tests alone
 # under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then runs each
-# libFuzzer harness for 60 seconds (scripts/fuzz.sh).
+# libFuzzer harness for 60 seconds (scripts/fuzz.sh). Ends with each stage's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+times=()
+stage_done() { times+=("$(printf '%-22s %4d s' "$1" $((SECONDS - $2)))"); }
+t=$SECONDS
 scripts/install-deps.sh
+stage_done "install" "$t"
 jobs=$(nproc)
 for preset in release asan tsan; do
   echo "=== ${preset}"
+  t=$SECONDS
   cmake --preset "${preset}"
   cmake --build --preset "${preset}" -j"${jobs}"
+  stage_done "${preset}: build" "$t"
+  t=$SECONDS
   ctest --preset "${preset}" -j"${jobs}"
+  stage_done "${preset}: tests" "$t"
 done
 echo "=== fuzz"
+t=$SECONDS
 scripts/fuzz.sh 60
+stage_done "fuzz (build and runs)" "$t"
+echo "=== time per stage"
+printf '%s\n' "${times[@]}"
+printf '%-22s %4d s\n' "total" $((SECONDS - start))

@@ -9,6 +9,9 @@
 #include "iris.hpp"
 #include "iris_run.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_compiled {
+
 namespace {
 
 const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
@@ -361,3 +364,5 @@ TEST_CASE("CrossEntropyBlock, the one-launch forward a GPU takes for small losse
                                     0);
           }) == "cross_entropy: argument #2 'target' has class 9 at index 4, expected a class in [0, 5) (the input has 5 columns)");
 }
+
+}  // namespace test_compiled

@@ -7,6 +7,9 @@
 
 #include "helpers.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_elementwise {
+
 using T2 = mg::Tensor<mg::Cpu, double>;
 
 static std::vector<double> values(const T2& t) { return t.to_vector(); }
@@ -259,3 +262,5 @@ TEST_CASE("an input a gradient rule reads may not change in place before backwar
     root.backward();  // sqrt's rule reads its output, not a
     CHECK(error_message([&] { logs.backward(); }).find("argument #1 of log") != std::string::npos);
 }
+
+}  // namespace test_elementwise

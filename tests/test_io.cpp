@@ -15,6 +15,9 @@
 #include "iris.hpp"
 #include "temp_dir.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_io {
+
 namespace fs = std::filesystem;
 namespace io = mg::io;
 using IrisMLP = examples::IrisMLP<mg::Cpu>;
@@ -624,3 +627,5 @@ TEST_CASE("minigrad's save of the fixed model is tests/data/minigrad_iris.safete
     CHECK(recorded.find("input")->values<float>() == x);
     check_close(logits, recorded.find("logits")->values<float>());
 }
+
+}  // namespace test_io

@@ -17,6 +17,9 @@
 #include "iris.hpp"
 #include "temp_dir.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_optim {
+
 namespace fs = std::filesystem;
 namespace io = mg::io;
 namespace optim = mg::optim;
@@ -502,3 +505,5 @@ TEST_CASE("Adam changes parameters in place: a backward through the old values i
     opt.step();
     CHECK(error_message([&] { stale.backward(); }).rfind("backward: argument #2 of linear (shape [1, 2]) was modified in place", 0) == 0);
 }
+
+}  // namespace test_optim

@@ -13,6 +13,9 @@
 
 #include "helpers.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_parity {
+
 namespace fs = std::filesystem;
 namespace io = mg::io;
 namespace nn = mg::nn;
@@ -130,3 +133,5 @@ TEST_CASE("parity with PyTorch: digits, 64-128-ReLU-10 with CrossEntropyLoss and
     const auto losses = train(model, nn::CrossEntropyLoss{}, run.at("lr"), static_cast<std::size_t>(epochs * batches_per_epoch), batch_at);
     check_against_pytorch("digits", losses, expected);
 }
+
+}  // namespace test_parity

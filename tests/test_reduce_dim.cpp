@@ -7,6 +7,9 @@
 
 #include "helpers.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_reduce_dim {
+
 using T2 = mg::Tensor<mg::Cpu, double>;
 
 static T2 weighted_sum(const T2& y) {
@@ -111,3 +114,5 @@ TEST_CASE("dim ops: errors name the op, the argument and the valid range; nothin
     CHECK(error_message([&] { mg::argmax(T2::zeros({0, 3}), 0); }).starts_with("argmax: argument #1 'input' has shape [0, 3]"));
     CHECK(error_message([&] { mg::mean(T2::zeros({0, 3}), 0); }).starts_with("mean: argument #1 'input' has shape [0, 3]"));
 }
+
+}  // namespace test_reduce_dim

@@ -7,6 +7,9 @@
 
 #include "helpers.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_shape {
+
 using T2 = mg::Tensor<mg::Cpu, double>;
 using I64 = mg::Tensor<mg::Cpu, std::int64_t>;
 
@@ -171,3 +174,5 @@ TEST_CASE("bmm and matmul of 3-D tensors (ops/matmul.hpp): values, gradients, er
     CHECK(error_message([&] { mg::bmm(p, random_tensor({4, 5}, 34)); }) ==
           "bmm: argument #2 'mat2' has shape [4, 5], expected a batch of matrices [batch, k, n]");
 }
+
+}  // namespace test_shape

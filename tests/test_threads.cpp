@@ -13,6 +13,9 @@
 #include "iris.hpp"
 #include "iris_run.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_threads {
+
 namespace {
 
 const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
@@ -258,3 +261,5 @@ TEST_CASE("threads sharing the default generator each get whole runs of its sequ
     std::sort(expected.begin(), expected.end());
     CHECK(all == expected);
 }
+
+}  // namespace test_threads

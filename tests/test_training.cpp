@@ -4,6 +4,9 @@
 #include "iris.hpp"
 #include "recipe_run.hpp"
 
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_training {
+
 static const std::string iris_path = std::string(MINIGRAD_DATA_DIR) + "/iris.csv";
 
 template <class B>
@@ -238,3 +241,5 @@ TEST_CASE("the digits recipe: after the first epoch, no storage allocation and n
     REQUIRE(run.losses.size() == 4);
     CHECK(run.losses.back() < run.losses.front());
 }
+
+}  // namespace test_training

@@ -93,7 +93,9 @@ struct fmt::formatter<minigrad::Shape> {
     constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
     template <class Ctx>
     auto format(const minigrad::Shape& s, Ctx& ctx) const {
-        const std::string text = "[" + minigrad::detail::join(s) + "]";
+        std::string text(1, '[');  // appended, not "[" + join(s): GCC 12 warns falsely (-Wrestrict) on that
+        text += minigrad::detail::join(s);
+        text += ']';
         return std::copy(text.begin(), text.end(), ctx.out());
     }
 };
