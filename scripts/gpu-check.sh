@@ -36,7 +36,8 @@ command -v nvidia-smi >/dev/null || missing+=("nvidia-smi (no GPU driver?)")
 } | tee "$out/summary.txt"
 
 prefix_path=""
-if [ -d .gpudeps ] && ! dpkg-query -W libfmt-dev >/dev/null 2>&1; then
+# unpacked unless every package is installed (dpkg-query fails when any one is missing)
+if [ -d .gpudeps ] && ! dpkg-query -W libfmt-dev doctest-dev libcli11-dev nlohmann-json3-dev >/dev/null 2>&1; then
   root=$PWD/.gpudeps/root
   for deb in .gpudeps/*.deb; do [ -e "$deb" ] && dpkg -x "$deb" "$root"; done
   prefix_path="$root/usr"

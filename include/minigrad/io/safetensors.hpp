@@ -39,9 +39,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include "../error.hpp"
+#include "json.hpp"
 
 namespace minigrad::io {
 
@@ -142,7 +141,11 @@ inline std::string_view file_kind(mode_t mode) {
     return "not a regular file";
 }
 
-inline std::string shape_text(const std::vector<std::int64_t>& shape) { return "[" + minigrad::detail::join(shape) + "]"; }
+inline std::string shape_text(const std::vector<std::int64_t>& shape) {
+    std::string text(1, '[');
+    text += minigrad::detail::join(shape);
+    return text += ']';
+}
 
 // Closes a descriptor on every path out of a scope.
 struct Fd {
@@ -231,48 +234,23 @@ class SafetensorsReader {
     }
 
     void parse(const std::string& header) {
-        using json = nlohmann::json;
-        // nlohmann keeps the last of duplicate keys silently, so the callback sees each key first.
-        // Nesting is at most 3 deep (header, entry, shape), which the callback enforces early.
-        std::vector<std::set<std::string>> keys_in_object;
-        int depth = 0;
-        auto callback = [&](int, json::parse_event_t event, json& parsed) {
-            switch (event) {
-                case json::parse_event_t::object_start:
-                case json::parse_event_t::array_start:
-                    if (++depth > 3) fail("has a malformed header: it nests deeper than a safetensors header does");
-                    if (event == json::parse_event_t::object_start) keys_in_object.emplace_back();
-                    break;
-                case json::parse_event_t::object_end:
-                    keys_in_object.pop_back();
-                    --depth;
-                    break;
-                case json::parse_event_t::array_end: --depth; break;
-                case json::parse_event_t::key: {
-                    const auto& key = parsed.get_ref<const std::string&>();
-                    if (!keys_in_object.back().insert(key).second) {
-                        fail("has a malformed header: the key {} appears twice{}", detail::quote(key),
-                             keys_in_object.size() == 1 ? " (a duplicate tensor name)" : "");
-                    }
-                    break;
-                }
-                case json::parse_event_t::value: break;
-            }
-            return true;
-        };
-        json root;
+        json::Value root;
         try {
-            root = json::parse(header.begin(), header.end(), callback);
-        } catch (const json::exception& e) {
-            fail("has a header that is not valid JSON: {}", detail::quote(e.what(), 4 * detail::max_quoted));
+            root = json::parse(header, 3);  // header, entry, shape: no safetensors header nests deeper
+        } catch (const json::ParseError& e) {
+            if (e.kind == json::ParseError::Kind::TooDeep) fail("has a malformed header: it nests deeper than a safetensors header does");
+            if (e.kind == json::ParseError::Kind::DuplicateKey) {
+                fail("has a malformed header: the key {} appears twice{}", detail::quote(e.key), e.depth == 1 ? " (a duplicate tensor name)" : "");
+            }
+            fail("has a header that is not valid JSON: {}", detail::quote(e.message, 4 * detail::max_quoted));
         }
         if (!root.is_object()) fail("has a malformed header: it is not a JSON object");
-        for (auto& [name, value] : root.items()) {
+        for (const auto& [name, value] : root.members) {
             if (name == "__metadata__") {
                 if (!value.is_object()) fail("has a malformed header: '__metadata__' is not an object");
-                for (auto& [key, text] : value.items()) {
+                for (const auto& [key, text] : value.members) {
                     if (!text.is_string()) fail("has a malformed header: metadata {} is not a string", detail::quote(key));
-                    metadata_[key] = text.get<std::string>();
+                    metadata_[key] = text.text;
                 }
                 continue;
             }
@@ -281,49 +259,49 @@ class SafetensorsReader {
         check_layout();
     }
 
-    Entry parse_entry(const std::string& name, const nlohmann::json& value) const {
+    Entry parse_entry(const std::string& name, const json::Value& value) const {
         const auto who = "tensor " + detail::quote(name);
         if (!value.is_object()) fail("has a malformed header: {} is not an object", who);
-        for (auto& [key, v] : value.items()) {
+        for (const auto& [key, v] : value.members) {
             if (key != "dtype" && key != "shape" && key != "data_offsets") {
                 fail("has a malformed header: {} has the unknown key {} (expected dtype, shape, data_offsets)", who, detail::quote(key));
             }
         }
         for (const char* key : {"dtype", "shape", "data_offsets"}) {
-            if (!value.contains(key)) fail("has a malformed header: {} has no '{}'", who, key);
+            if (!value.find(key)) fail("has a malformed header: {} has no '{}'", who, key);
         }
         Entry e{name, Dtype::F32, {}, 0, 0};
-        const auto& dtype = value["dtype"];
+        const auto& dtype = *value.find("dtype");
         if (!dtype.is_string()) fail("has a malformed header: {} has a dtype that is not a string", who);
-        const auto& dname = dtype.get_ref<const std::string&>();
+        const auto& dname = dtype.text;
         bool known = false;
         for (Dtype d : {Dtype::F32, Dtype::F64, Dtype::I32, Dtype::I64}) {
             if (dname == dtype_name(d)) e.dtype = d, known = true;
         }
         if (!known) fail("stores {} as dtype {}, which minigrad does not read (it reads F32, F64, I32, I64)", who, detail::quote(dname));
 
-        const auto& shape = value["shape"];
+        const auto& shape = *value.find("shape");
         if (!shape.is_array()) fail("has a malformed header: {} has a shape that is not an array", who);
         std::uint64_t numel = 1;
-        for (const auto& d : shape) {
-            if (!d.is_number_unsigned()) fail("has a malformed header: {} has shape {}, whose entries must be non-negative integers", who, detail::quote(shape.dump()));
-            const auto dim = d.get<std::uint64_t>();
+        for (const auto& d : shape.items) {
+            if (!d.is_unsigned()) fail("has a malformed header: {} has shape {}, whose entries must be non-negative integers", who, detail::quote(json::dump(shape)));
+            const auto dim = d.number;
             if (dim > static_cast<std::uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel)) {
-                fail("has a malformed header: {} has shape {}, whose element count overflows", who, detail::quote(shape.dump()));
+                fail("has a malformed header: {} has shape {}, whose element count overflows", who, detail::quote(json::dump(shape)));
             }
             e.shape.push_back(static_cast<std::int64_t>(dim));
         }
         std::uint64_t expected_bytes = 0;
         if (__builtin_mul_overflow(numel, dtype_size(e.dtype), &expected_bytes)) {
-            fail("has a malformed header: {} has shape {}, whose byte count overflows", who, detail::quote(shape.dump()));
+            fail("has a malformed header: {} has shape {}, whose byte count overflows", who, detail::quote(json::dump(shape)));
         }
 
-        const auto& offsets = value["data_offsets"];
-        if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned()) {
-            fail("has a malformed header: {} has data_offsets {}, expected two non-negative integers", who, detail::quote(offsets.dump()));
+        const auto& offsets = *value.find("data_offsets");
+        if (!offsets.is_array() || offsets.items.size() != 2 || !offsets.items[0].is_unsigned() || !offsets.items[1].is_unsigned()) {
+            fail("has a malformed header: {} has data_offsets {}, expected two non-negative integers", who, detail::quote(json::dump(offsets)));
         }
-        e.begin = offsets[0].get<std::uint64_t>();
-        e.end = offsets[1].get<std::uint64_t>();
+        e.begin = offsets.items[0].number;
+        e.end = offsets.items[1].number;
         if (e.begin > e.end) fail("has a malformed header: {} has data_offsets [{}, {}], which end before they begin", who, e.begin, e.end);
         if (e.end > data_bytes_) fail("is truncated: {} has data_offsets [{}, {}], but the data section has {} bytes", who, e.begin, e.end, data_bytes_);
         if (e.end - e.begin != expected_bytes) {
@@ -413,9 +391,15 @@ inline std::filesystem::path save_target(const std::filesystem::path& path) {
 
 // `path` is the target as quoted in messages.
 inline std::string encode(const std::vector<TensorData>& tensors, const Metadata& metadata, const std::string& path) {
-    nlohmann::json header = nlohmann::json::object();
+    // The header as nlohmann/json (and so earlier minigrad) wrote it: compact, keys sorted bytewise
+    // (the entries, "__metadata__" among them, and each entry's and the metadata's keys), so that
+    // a save keeps its bytes.
+    std::map<std::string, std::string> header;  // key -> its value as JSON text
     std::set<std::string> names;
     std::uint64_t offset = 0;
+    const auto not_utf8 = [&](std::string_view what, const std::string& text) {
+        minigrad::detail::fail<IoError>("save_safetensors: {}: cannot encode the header: {} {} is not valid UTF-8", path, what, quote(text));
+    };
     for (const auto& t : tensors) {
         if (t.name == "__metadata__") minigrad::detail::fail<IoError>("save_safetensors: {}: a tensor cannot be named '__metadata__'", path);
         if (!names.insert(t.name).second) minigrad::detail::fail<IoError>("save_safetensors: {}: the tensor name {} appears twice", path, quote(t.name));
@@ -430,16 +414,30 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
             minigrad::detail::fail<IoError>("save_safetensors: {}: tensor {} has shape {} of {}, which needs {} bytes, but {} were given", path,
                                             quote(t.name), shape_text(t.shape), dtype_name(t.dtype), numel * dtype_size(t.dtype), t.bytes.size());
         }
-        header[t.name] = {{"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}, {"data_offsets", {offset, offset + expected}}};
+        std::string entry = "{\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + expected) + "],\"dtype\":\"";
+        entry += dtype_name(t.dtype);
+        entry += "\",\"shape\":[" + minigrad::detail::join(t.shape, ",") + "]}";
+        header[t.name] = std::move(entry);
         offset += expected;
     }
-    if (!metadata.empty()) header["__metadata__"] = metadata;
-    std::string text;
-    try {
-        text = header.dump();
-    } catch (const nlohmann::json::exception& e) {  // a name or metadata that is not UTF-8
-        minigrad::detail::fail<IoError>("save_safetensors: {}: cannot encode the header: {}", path, quote(e.what(), 4 * max_quoted));
+    if (!metadata.empty()) {
+        std::string object(1, '{');
+        for (const auto& [key, value] : metadata) {
+            if (object.size() > 1) object += ',';
+            if (!json::append_string(object, key)) not_utf8("the metadata key", key);
+            object += ':';
+            if (!json::append_string(object, value)) not_utf8("the metadata value of", key);
+        }
+        header["__metadata__"] = object + '}';
     }
+    std::string text(1, '{');
+    for (const auto& [key, value] : header) {
+        if (text.size() > 1) text += ',';
+        if (!json::append_string(text, key)) not_utf8("the tensor name", key);
+        text += ':';
+        text += value;
+    }
+    text += '}';
     text.append((8 - text.size() % 8) % 8, ' ');  // data starts 8-aligned, as the reference writer pads
     std::string out(8, '\0');
     for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<char>((text.size() >> (8 * i)) & 0xFF);

@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "../io/safetensors.hpp"
 #include "../tensor.hpp"
 
@@ -20,9 +18,14 @@ namespace minigrad::optim::detail {
 // The parameters' shapes as a JSON list ([[10,4],[10]]), as save_state records them.
 template <class B, class T>
 std::string param_shapes_json(const std::vector<Tensor<B, T>>& params) {
-    nlohmann::json shapes = nlohmann::json::array();
-    for (auto& p : params) shapes.push_back(std::vector<std::int64_t>(p.shape().begin(), p.shape().end()));
-    return shapes.dump();
+    std::string text(1, '[');
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        if (i) text += ',';
+        text += '[';
+        text += minigrad::detail::join(params[i].shape(), ",");
+        text += ']';
+    }
+    return text += ']';
 }
 
 // `who` names the caller ("Adam::load_state: 'path'") in every message.
