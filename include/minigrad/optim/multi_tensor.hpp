@@ -100,8 +100,7 @@ class MultiTensorOptimizer : public Optimizer {
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {
-        for (auto& p : params_)
-            if (p.impl().grad) p.impl().grad_is_zero = true;
+        for (auto& p : params_) p.zero_grad();
     }
 
     // How many updates parameter i has had (0 before its first): a host read.

@@ -121,8 +121,7 @@ class SGD : public Optimizer {
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {
-        for (auto& p : params_)
-            if (p.impl().grad) p.impl().grad_is_zero = true;
+        for (auto& p : params_) p.zero_grad();
     }
 
     // Updates every parameter that received a gradient since zero_grad(), as PyTorch skips those
