@@ -317,6 +317,23 @@ TEST_CASE("compiled step on the CPU: a bad label in a new batch is found by the 
     CHECK(error_message([&] { graph.run_program(); }).starts_with("StepGraph: an earlier replay failed part way"));
 }
 
+TEST_CASE("StepGraph deduces its backend as the README spells it, mg::StepGraph(step, mg::StepMode::compiled): Cpu in a host-compiled file") {
+    const auto split = examples::load_iris(iris_path);
+    Iris eager(split), deduced(split);
+    auto step = [&] { deduced.step(); };
+    auto graph = mg::StepGraph(step, mg::StepMode::compiled);
+    static_assert(std::is_same_v<decltype(graph), mg::StepGraph<mg::Cpu>>);
+    static_assert(std::is_same_v<decltype(mg::StepGraph(step)), mg::StepGraph<mg::Cpu>>);
+    static_assert(std::is_same_v<decltype(mg::StepGraph(step, false)), mg::StepGraph<mg::Cpu>>);
+    static_assert(std::is_same_v<decltype(mg::StepGraph(step, mg::StepMode::graph, 0)), mg::StepGraph<mg::Cpu>>);
+    static_assert(std::is_same_v<decltype(mg::StepGraph(std::function<void()>(step))), mg::StepGraph<mg::Cpu>>);
+    eager.eager(5);
+    graph.replay();   // eager warm-up
+    graph.replay(4);  // captures, then 4 steps
+    CHECK(graph.compiled());
+    CHECK(deduced.log.values() == eager.log.values());
+}
+
 TEST_CASE("StepGraph: replay(k) and run_program(k) refuse k < 1; run_program needs compiled mode") {
     mg::LossLog log;
     auto w = mg::Tensor<mg::Cpu>::full({3}, 1.0f);

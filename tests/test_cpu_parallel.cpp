@@ -74,6 +74,33 @@ TEST_CASE("gemm: the dispatch sends wide products to BLAS and narrow ones to the
 }
 #endif
 
+#if !defined(_OPENMP)
+TEST_CASE("threads: without OpenMP get_num_threads() is 1, the one thread every launch runs on") {
+    ThreadCountGuard guard;
+    const auto ranges_in_large_launch = [] {
+        int ranges = 0;
+        mg::detail::parallel_ranges(std::int64_t{1} << 20, std::int64_t{1} << 20, [&](std::int64_t, std::int64_t) { ++ranges; });
+        return ranges;
+    };
+    const char* old = std::getenv("MINIGRAD_NUM_THREADS");
+    const std::string saved = old ? old : "";
+    mg::detail::num_threads_setting().store(0);
+    ::unsetenv("MINIGRAD_NUM_THREADS");
+    CHECK(mg::get_num_threads() == 1);
+    CHECK(ranges_in_large_launch() == 1);
+    mg::detail::num_threads_setting().store(0);
+    ::setenv("MINIGRAD_NUM_THREADS", "5", 1);
+    CHECK(mg::get_num_threads() == 1);
+    if (old) ::setenv("MINIGRAD_NUM_THREADS", saved.c_str(), 1);
+    else ::unsetenv("MINIGRAD_NUM_THREADS");
+
+    // set_num_threads still takes a count (and still rejects a bad one): it has no effect here.
+    mg::set_num_threads(3);
+    CHECK(mg::get_num_threads() == 1);
+    CHECK(ranges_in_large_launch() == 1);
+    CHECK(error_message([] { mg::set_num_threads(0); }) == "set_num_threads: argument #1 'n' is 0, expected at least 1");
+}
+#else
 TEST_CASE("threads: set_num_threads and MINIGRAD_NUM_THREADS") {
     ThreadCountGuard guard;
     mg::set_num_threads(3);
@@ -96,6 +123,7 @@ TEST_CASE("threads: set_num_threads and MINIGRAD_NUM_THREADS") {
     CHECK(mg::get_num_threads() == mg::detail::cores_available());
     if (old) ::setenv("MINIGRAD_NUM_THREADS", saved.c_str(), 1);
 }
+#endif
 
 namespace {
 

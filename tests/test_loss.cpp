@@ -241,6 +241,30 @@ TEST_CASE("the nn modules hold their options and call the functional forms") {
     CHECK(mg::nn::BCEWithLogitsLoss<mg::Cpu, double>{}(x, y).item() == mg::binary_cross_entropy_with_logits(x, y).item());
 }
 
+TEST_CASE("BCEWithLogitsLoss with no pos_weight needs no backend, as PyTorch's nn.BCEWithLogitsLoss()") {
+    mg::nn::BCEWithLogitsLoss loss_fn;
+    mg::nn::BCEWithLogitsLoss summed({.reduction = Reduction::Sum});
+    auto x = random_tensor({2, 3}, 34), y = random_tensor({2, 3}, 35, 0, 1);
+    auto loss = loss_fn(x, y);
+    CHECK(loss.item() == mg::binary_cross_entropy_with_logits(x, y).item());
+    CHECK(summed(x, y).item() == mg::binary_cross_entropy_with_logits(x, y, {.reduction = Reduction::Sum}).item());
+    loss.backward();
+    const auto dx = x.grad().to_vector();
+    x.zero_grad();
+    mg::binary_cross_entropy_with_logits(x, y).backward();
+    CHECK(dx == x.grad().to_vector());
+    // the same object on float tensors
+    auto xf = random_tensor<float>({2, 3}, 34), yf = random_tensor<float>({2, 3}, 35, 0, 1);
+    CHECK(loss_fn(xf, yf).item() == mg::binary_cross_entropy_with_logits(xf, yf).item());
+    // a pos_weight still puts the loss on its tensor's backend and element type
+    mg::nn::BCEWithLogitsLoss<mg::Cpu, double> weighted({.pos_weight = tensor({1, 2, 3}, {3})});
+    CHECK(weighted(x, y).item() == mg::binary_cross_entropy_with_logits(x, y, {.pos_weight = tensor({1, 2, 3}, {3})}).item());
+    const mg::BceWithLogitsOptions<mg::Cpu, double> options{.pos_weight = tensor({1, 2, 3}, {3})};
+    mg::nn::BCEWithLogitsLoss from_options(options);
+    static_assert(std::is_same_v<decltype(from_options), mg::nn::BCEWithLogitsLoss<mg::Cpu, double>>);
+    CHECK(from_options(x, y).item() == weighted(x, y).item());
+}
+
 TEST_CASE("loss errors name the op, the argument and both shapes") {
     auto x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
     CHECK(error_message([&] { mg::mse_loss(x, tensor({1, 2, 3, 4, 5, 6}, {3, 2})); }) ==

@@ -34,8 +34,21 @@ TEST_CASE("Softmax(-1): rows sum to 1, values as exp(x) / sum, gradient by centr
     }
     CHECK(mg::nn::Softmax(2)(x).to_vector() == y);
     check_gradients([&] { return weighted_sum(mg::nn::Softmax(-1)(x), 4); }, {x});
-    CHECK(error_message([&] { mg::nn::Softmax(0)(x); }) ==
-          "Softmax: dim=0 for an input of shape [2, 3, 5]; only the last dimension (dim=-1 or 2) is supported");
+}
+
+TEST_CASE("Softmax(dim) takes any dim, as torch.nn.Softmax: softmax(x, dim)'s values and gradient, negative dims from the end") {
+    auto x = random_tensor({2, 3, 5}, 5, -3, 3);
+    for (int dim : {0, 1, 2, -1, -2, -3}) {
+        INFO("dim ", dim);
+        CHECK(mg::nn::Softmax(dim)(x).to_vector() == mg::softmax(x, dim).to_vector());
+        CHECK(mg::nn::Softmax(dim)(x).to_vector() == mg::softmax(x, dim < 0 ? dim + 3 : dim).to_vector());
+        check_gradients([&] { return weighted_sum(mg::nn::Softmax(dim)(x), 6); }, {x});
+    }
+    // Along dim 0 each (j, k) column of the two [3, 5] slices sums to 1.
+    const auto y = mg::nn::Softmax(0)(x).to_vector();
+    for (int i = 0; i < 15; ++i) CHECK(y[i] + y[15 + i] == doctest::Approx(1).epsilon(1e-12));
+    CHECK(error_message([&] { mg::nn::Softmax(3)(x); }) ==
+          "softmax: argument #2 'dim' is 3, out of range for a tensor of shape [2, 3, 5] (expected a dim in [-3, 2])");
 }
 
 TEST_CASE("Dropout: about p of the elements dropped, the rest scaled by 1/(1-p), reproducible by seed") {

@@ -204,6 +204,34 @@ TEST_CASE("gradients accumulate until zero_grad") {
     CHECK(w.grad().to_vector() == std::vector<double>{1, 1});
 }
 
+// PyTorch's `a.grad = None`, ported as `a.grad() = T2{}`, would assign to a temporary and leave the
+// gradient as it was: it must not compile. a.zero_grad() is the operation it means.
+template <class X>
+concept grad_assignable = requires(X a) { a.grad() = X{}; };
+static_assert(!grad_assignable<T2>, "a.grad() = Tensor{} must not compile: it changes nothing");
+static_assert(!std::is_assignable_v<decltype(std::declval<T2&>().grad()), T2>);
+static_assert(!std::is_assignable_v<T2, const T2&>, "no assignment to a temporary tensor");
+static_assert(std::is_copy_assignable_v<T2> && std::is_move_assignable_v<T2> && std::is_nothrow_move_constructible_v<T2>);
+
+TEST_CASE("zero_grad() on a tensor drops its gradient, as PyTorch's a.grad = None: the next backward starts afresh and SGD skips it") {
+    auto w = tensor({1, 2}, {2}, true);
+    w.zero_grad();  // no gradient yet: nothing to drop
+    CHECK_FALSE(w.grad().defined());
+    mg::sum(w).backward();
+    mg::sum(w * w).backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{3, 5});
+    w.zero_grad();
+    CHECK(w.grad().to_vector() == std::vector<double>{0, 0});  // reading it gives zeros, as after Module::zero_grad
+
+    mg::optim::SGD sgd(std::vector<T2>{w}, {.lr = 0.5});
+    sgd.step();  // w has no gradient since zero_grad: skipped, as PyTorch skips a None grad
+    CHECK(w.to_vector() == std::vector<double>{1, 2});
+    mg::sum(w).backward();
+    CHECK(w.grad().to_vector() == std::vector<double>{1, 1});  // written afresh, not added to 3, 5
+    sgd.step();
+    CHECK(w.to_vector() == std::vector<double>{0.5, 1.5});
+}
+
 TEST_CASE("no_grad records no graph") {
     auto w = tensor({1, 2}, {2}, true);
     mg::NoGradGuard guard;

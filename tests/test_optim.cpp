@@ -198,8 +198,8 @@ TEST_CASE("Adam, AdamW, RMSprop: bad settings are refused with a message naming 
     CHECK(rmsprop({.weight_decay = -1}) == "RMSprop: weight_decay=-1 must be >= 0");
     CHECK(error_message([&] { optim::Adam({w, w}); }) ==
           "Adam: parameter #1 is the same tensor as parameter #0 (shape [3]); list each parameter once");
-    auto frozen = tensor<float>({1, 2}, {2});
-    CHECK(error_message([&] { optim::RMSprop({frozen}); }) == "RMSprop: parameter #0 does not require grad; optimizing it would do nothing");
+    CHECK(error_message([&] { optim::RMSprop({w, mg::Tensor<mg::Cpu>{}}); }) ==
+          "RMSprop: parameter #1 is an undefined tensor (default-constructed, or an absent grad)");
 
     optim::Adam opt({w}, {.lr = 0.01});
     CHECK(error_message([&] { opt.set_lr(-1); }) == "Adam: lr=-1 must be >= 0");
@@ -272,6 +272,44 @@ TEST_CASE("a parameter that got no gradient is not stepped, as PyTorch skips a N
     CHECK(opt.step_count(0) == 1);
     CHECK(opt.step_count(1) == 0);
     CHECK(b.to_vector() == b_before);
+}
+
+TEST_CASE("every optimizer and clip_grad_norm_ skip a frozen parameter (requires_grad_(false)) and leave it as it is, as PyTorch") {
+    using P = mg::Tensor<mg::Cpu, float>;
+    using Any = AnyOptimizer<mg::Cpu>;
+    const std::vector<std::pair<std::string, std::function<Any(std::vector<P>)>>> optimizers = {
+        {"SGD", [](std::vector<P> p) { return Any::make(std::make_unique<optim::SGD<mg::Cpu, float>>(p, optim::SgdOptions{.lr = 0.1, .momentum = 0.9})); }},
+        {"Adam", [](std::vector<P> p) { return Any::make(std::make_unique<optim::Adam<mg::Cpu, float>>(p, optim::AdamOptions{.lr = 0.1})); }},
+        {"AdamW", [](std::vector<P> p) { return Any::make(std::make_unique<optim::AdamW<mg::Cpu, float>>(p, optim::AdamWOptions{.lr = 0.1})); }},
+        {"RMSprop", [](std::vector<P> p) { return Any::make(std::make_unique<optim::RMSprop<mg::Cpu, float>>(p, optim::RmspropOptions{.lr = 0.1})); }},
+    };
+    for (const auto& [name, make] : optimizers) {
+        CAPTURE(name);
+        // frozen_first never requires grad (a layer frozen for fine-tuning); frozen_later gets a
+        // gradient and is then frozen, so only its requires_grad can keep a step from using it.
+        auto trained = random_tensor<float>({3}, 1), frozen_first = random_tensor<float>({3}, 2), frozen_later = random_tensor<float>({3}, 3);
+        frozen_first.requires_grad_(false);
+        auto opt = make({frozen_first, trained, frozen_later});
+        const auto trained_before = trained.to_vector(), first_before = frozen_first.to_vector(), later_before = frozen_later.to_vector();
+        for (int step = 0; step < 2; ++step) {
+            opt.zero_grad();
+            mg::sum(trained * trained + frozen_first * frozen_later).backward();
+            if (step == 0) frozen_later.requires_grad_(false);
+            opt.step();
+        }
+        REQUIRE(frozen_later.grad().defined());
+        CHECK(frozen_first.to_vector() == first_before);
+        CHECK(frozen_later.to_vector() == later_before);
+        for (std::size_t i = 0; i < 3; ++i) CHECK(trained.to_vector()[i] != trained_before[i]);
+    }
+
+    auto trained = tensor<float>({1, 1}, {2}, true), frozen = tensor<float>({1, 1}, {2}, true);
+    mg::sum(trained * tensor<float>({3, 4}, {2}) + frozen * tensor<float>({30, 40}, {2})).backward();
+    frozen.requires_grad_(false);
+    auto norm = optim::clip_grad_norm_(std::vector{trained, frozen}, 1.0);
+    CHECK(norm.item() == doctest::Approx(5));  // the trained gradient's norm alone
+    CHECK(trained.grad().to_vector()[0] == doctest::Approx(0.6));
+    CHECK(frozen.grad().to_vector() == std::vector<float>{30, 40});
 }
 
 TEST_CASE("Adam's first step moves every weight by lr against its gradient's sign (bias correction at step 1)") {

@@ -27,6 +27,30 @@ TEST_CASE("uniform draws from the seeded generator: same seed, same values, in r
     CHECK(a != c);
 }
 
+TEST_CASE("seeds that differ only in the high 32 bits draw different values; seeds below 2^32 draw as std::mt19937(seed)") {
+    constexpr std::uint64_t high = 1ull << 32;
+    mg::manual_seed(0);
+    auto low_seed = mg::Tensor<mg::Cpu>::uniform({8}, 0, 1).to_vector();
+    mg::manual_seed(high);
+    auto high_seed = mg::Tensor<mg::Cpu>::uniform({8}, 0, 1).to_vector();
+    CHECK(low_seed != high_seed);
+
+    mg::Generator constructed(7 + high), reseeded(0);
+    reseeded.seed(7 + high);
+    CHECK(constructed.engine()() == reseeded.engine()());
+    CHECK(mg::Generator(7 + high).engine()() != mg::Generator(7).engine()());
+
+    // The existing goldens were drawn with the 32-bit seed given to std::mt19937 directly.
+    for (std::uint64_t seed : {std::uint64_t{0}, std::uint64_t{5}, std::uint64_t{2024}, high - 1}) {
+        mg::Generator gen(seed);
+        std::mt19937 reference(static_cast<std::uint32_t>(seed));
+        CHECK(gen.engine()() == reference());
+        gen.seed(seed);
+        reference.seed(static_cast<std::uint32_t>(seed));
+        CHECK(gen.engine()() == reference());
+    }
+}
+
 TEST_CASE("to<Cpu>() is a copy, detach() shares storage without history") {
     auto a = tensor({1, 2}, {2}, true);
     auto copy = a.to<mg::Cpu>();

@@ -40,14 +40,13 @@ namespace mg = minigrad;
 
 // The data-parallel pieces, or nothing in a build without MPI (where --distributed is refused
 // before training) or for a backend without a dist transport (Cuda where NCCL is not installed).
+// Without MPI there is no mg::dist to name at all, not even in a discarded `if constexpr` branch
+// (its names do not depend on B, so they are looked up anyway): those members are left out whole.
 template <class B>
 struct Parallel {
+    bool on;
 #if defined(MINIGRAD_HAS_MPI)
     static constexpr bool available = mg::dist::has_transport<B>;
-#else
-    static constexpr bool available = false;
-#endif
-    bool on;
     bool lead() const {  // prints and writes files
         if constexpr (available) return !on || mg::dist::rank() == 0;
         return true;
@@ -67,6 +66,15 @@ struct Parallel {
             if (on) return mg::dist::shard_options(options);
         return options;
     }
+#else
+    static constexpr bool available = false;
+    bool lead() const { return true; }
+    template <class M>
+    void broadcast(M&) const {}
+    template <class P>
+    void average_gradients(const P&) const {}
+    mg::data::LoaderOptions loader_options(mg::data::LoaderOptions options) const { return options; }
+#endif
 };
 
 template <class B>

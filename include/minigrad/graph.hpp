@@ -33,6 +33,7 @@
 #include <exception>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "backend/caching_allocator.hpp"
@@ -43,8 +44,25 @@ namespace minigrad {
 
 enum class StepMode { eager, graph, compiled };
 
+namespace detail {
+// The backend of a StepGraph whose backend is deduced (mg::StepGraph(step, mode)). The step is a
+// function, so its tensors' backend cannot be seen: in a file a host compiler compiles, Cpu is the
+// only backend there is; under nvcc a step may run on either, and a guess would capture the wrong
+// one's launches, so there it must be named.
+struct StepBackendNotDeduced {};
+#if defined(__CUDACC__)
+using deduced_step_backend = StepBackendNotDeduced;
+#else
+using deduced_step_backend = Cpu;
+#endif
+}  // namespace detail
+
 template <class B>
 class StepGraph {
+    static_assert(!std::is_same_v<B, detail::StepBackendNotDeduced>,
+                  "minigrad: mg::StepGraph(step, mode) cannot tell the step's backend in a file nvcc compiles; "
+                  "name it: mg::StepGraph<mg::Cuda>(step, mode), or mg::StepGraph<mg::Cpu>(step, mode)");
+
   public:
     explicit StepGraph(std::function<void()> step, bool use_graph = true, int device = B::current_device())
         : StepGraph(std::move(step), use_graph ? StepMode::graph : StepMode::eager, device) {}
@@ -267,5 +285,10 @@ class StepGraph {
     std::size_t ops_bytes_ = 0, arena_bytes_ = 0;
     std::string fallback_reason_;
 };
+
+// mg::StepGraph(step, mode), as the README writes it: see detail::deduced_step_backend.
+template <class Step, class... Options>
+    requires std::is_invocable_v<Step&>
+StepGraph(Step, Options...) -> StepGraph<detail::deduced_step_backend>;
 
 }  // namespace minigrad

@@ -15,7 +15,7 @@ namespace minigrad {
 
 class Generator {
   public:
-    explicit Generator(std::uint64_t seed = 0) : engine_(static_cast<std::uint32_t>(seed)), seed_(seed) {}
+    explicit Generator(std::uint64_t seed = 0) : engine_(seeded_engine(seed)), seed_(seed) {}
     Generator(const Generator& other) { copy_from(other); }
     Generator& operator=(const Generator& other) {
         if (this != &other) copy_from(other);
@@ -24,7 +24,7 @@ class Generator {
 
     void seed(std::uint64_t seed) {
         std::lock_guard lock(mutex_);
-        engine_.seed(static_cast<std::uint32_t>(seed));
+        engine_ = seeded_engine(seed);
         seed_ = seed;
         offset_ = 0;
     }
@@ -67,6 +67,16 @@ class Generator {
     std::mt19937& engine() { return engine_; }
 
   private:
+    // std::mt19937 takes a 32-bit seed. A seed that fits is given to it as it is, so every such seed
+    // draws what it always has (the goldens depend on it); a wider one goes through a seed_seq of
+    // both words, so seeds that differ only in the high word draw different streams.
+    static std::mt19937 seeded_engine(std::uint64_t seed) {
+        const auto low = static_cast<std::uint32_t>(seed), high = static_cast<std::uint32_t>(seed >> 32);
+        if (high == 0) return std::mt19937(low);
+        std::seed_seq words{low, high};
+        return std::mt19937(words);
+    }
+
     // The bit-level recipe is fixed here (not std::uniform_real_distribution, whose output
     // differs between standard libraries) so results match across compilers.
     double draw(double lo, double hi) {

@@ -83,6 +83,15 @@ class Tensor {
 
     Tensor() = default;  // an undefined tensor, as an absent .grad
     explicit Tensor(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+    Tensor(const Tensor&) = default;
+    Tensor(Tensor&&) noexcept = default;
+    // A Tensor is a handle, so assigning to a temporary one changes nothing: `x.grad() = Tensor{}`
+    // (PyTorch's `x.grad = None`) would leave the gradient as it was. Only a named tensor can be
+    // assigned to; x.zero_grad() drops a gradient.
+    Tensor& operator=(const Tensor&) & = default;
+    Tensor& operator=(Tensor&&) & noexcept = default;
+    Tensor& operator=(const Tensor&) && = delete;  // to drop a gradient, x.zero_grad(), not x.grad() = ...
+    Tensor& operator=(Tensor&&) && = delete;  // to drop a gradient, x.zero_grad(), not x.grad() = ...
 
     // ---- creation -------------------------------------------------------------------------
     static Tensor empty(const Shape& shape, int device = B::current_device()) {
@@ -259,6 +268,12 @@ class Tensor {
     Tensor grad() const {
         detail::materialize_grad(impl());
         return Tensor(impl().grad);
+    }
+    // Drops the accumulated gradient, as PyTorch's `x.grad = None`: the next backward() writes a
+    // fresh one, and optimizers and clip_grad_norm_ skip this tensor until then. No kernel runs and
+    // the buffer is kept, so a captured step still writes where it did; grad() reads zeros meanwhile.
+    void zero_grad() {
+        if (impl().grad) impl().grad_is_zero = true;
     }
     // Shares storage with this tensor but has no history and needs no gradient.
     Tensor detach() const { return Tensor(std::make_shared<Impl>(impl_ptr_checked())); }

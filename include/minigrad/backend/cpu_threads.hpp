@@ -61,18 +61,24 @@ inline void blas_single_threaded() {
 
 }  // namespace detail
 
-// The threads a large Cpu launch or matrix product may use (process-wide, as in PyTorch).
+// The threads a large Cpu launch or matrix product may use (process-wide, as in PyTorch). Without
+// OpenMP that is 1, whatever was set: every launch runs on the calling thread.
 inline int get_num_threads() {
+#if !defined(_OPENMP)
+    return 1;
+#else
     auto& setting = detail::num_threads_setting();
     int n = setting.load(std::memory_order_relaxed);
     if (n > 0) [[likely]] return n;
     n = detail::threads_from_environment();
     int unset = 0;
     return setting.compare_exchange_strong(unset, n) ? n : unset;  // unset: another thread set it first
+#endif
 }
 
 // Sets the threads for every later Cpu launch and matrix product, from any thread. Launches already
-// running keep the count they started with. 1 runs everything on the calling thread.
+// running keep the count they started with. 1 runs everything on the calling thread. Without OpenMP
+// the count is still checked and kept, but has no effect (get_num_threads() stays 1).
 inline void set_num_threads(int n) {
     if (n < 1) detail::fail<ValueError>("set_num_threads: argument #1 'n' is {}, expected at least 1", n);
     detail::num_threads_setting().store(n, std::memory_order_relaxed);

@@ -69,18 +69,14 @@ struct GELU {
     }
 };
 
-// As torch.nn.Softmax(dim), along the last dimension (dim = -1, or ndim - 1 for the input given).
+// As torch.nn.Softmax(dim): along any dim of the input, a negative one counting from the end. The
+// dim is checked against each input's shape by softmax(x, dim), the op it forwards to.
 struct Softmax {
     int dim;
     explicit Softmax(int dim_) : dim(dim_) {}
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
-        minigrad::detail::check_defined("Softmax", x, 1, "input");
-        if (dim != -1 && dim != x.ndim() - 1) {
-            minigrad::detail::fail<ValueError>("Softmax: dim={} for an input of shape {}; only the last dimension (dim=-1 or {}) is supported",
-                                               dim, x.shape(), x.ndim() - 1);
-        }
-        return minigrad::softmax(x, -1);
+        return minigrad::softmax(x, dim);
     }
     template <class B, class T>
     Tensor<B, T> operator()(const Tensor<B, T>& x) const {

@@ -4,6 +4,8 @@
 //   mg::nn::CrossEntropyLoss smooth({.label_smoothing = 0.1, .reduction = mg::nn::Reduction::Sum});
 #pragma once
 
+#include <type_traits>
+
 #include "../ops/loss.hpp"
 
 namespace minigrad::nn {
@@ -57,18 +59,33 @@ struct L1Loss {
     }
 };
 
-// On backend B with element type T, as its pos_weight tensor (if any) is:
+// With no pos_weight, as PyTorch's nn.BCEWithLogitsLoss(), the loss needs no backend and takes any
+// backend's tensors; its only option is then the reduction:
+//   mg::nn::BCEWithLogitsLoss loss_fn;
+//   mg::nn::BCEWithLogitsLoss summed({.reduction = mg::nn::Reduction::Sum});
+// A pos_weight tensor puts it on that tensor's backend B and element type T, so that an input on
+// another backend is a compile error:
 //   mg::nn::BCEWithLogitsLoss<mg::Cpu> loss_fn({.pos_weight = weights});
-template <class B, class T = float>
+template <class B = void, class T = float>
 struct BCEWithLogitsLoss {
-    BceWithLogitsOptions<B, T> options;
+    using Options = std::conditional_t<std::is_void_v<B>, LossOptions, BceWithLogitsOptions<B, T>>;
+    Options options;
     BCEWithLogitsLoss() = default;
-    BCEWithLogitsLoss(const BceWithLogitsOptions<B, T>& o) : options(o) {}
+    BCEWithLogitsLoss(const Options& o) : options(o) {}
     template <class BA, class TA, class BB, class TB>
     auto operator()(const Tensor<BA, TA>& input, const Tensor<BB, TB>& target) const {
-        minigrad::detail::reject_mix<B, T, BA, TA, 1>();
-        return binary_cross_entropy_with_logits(input, target, options);
+        if constexpr (std::is_void_v<B>) {
+            return binary_cross_entropy_with_logits(input, target, {.reduction = options.reduction});
+        } else if constexpr (minigrad::detail::Mixed<B, T, BA, TA>) {
+            minigrad::detail::reject_mix<B, T, BA, TA, 1>();  // input against pos_weight; first, so its message leads
+            return Tensor<BA, TA>{};
+        } else {
+            return binary_cross_entropy_with_logits(input, target, options);
+        }
     }
 };
+// Options that hold a pos_weight name its backend: BCEWithLogitsLoss bce(options) is on it.
+template <class B, class T>
+BCEWithLogitsLoss(const BceWithLogitsOptions<B, T>&) -> BCEWithLogitsLoss<B, T>;
 
 }  // namespace minigrad::nn

@@ -107,9 +107,7 @@ class Module {
         return out;
     }
     void zero_grad() {
-        for (auto& p : parameters()) {
-            if (p.impl().grad) p.impl().grad_is_zero = true;
-        }
+        for (auto& p : parameters()) p.zero_grad();
     }
 
     // Host copies of every parameter by name, with shapes (host reads).

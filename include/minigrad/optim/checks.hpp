@@ -1,6 +1,6 @@
 // Checks every optimizer makes where its settings and parameters enter: a hyper-parameter must be
 // a finite number that the parameters' element type can hold (1e39 is finite as a double but
-// infinite as a float), and each parameter is listed once and can receive a gradient.
+// infinite as a float), and each parameter is defined and listed once.
 #pragma once
 
 #include <cmath>
@@ -50,13 +50,14 @@ void check_positive(std::string_view optimizer, std::string_view name, double va
     if (value == 0) minigrad::detail::fail<ValueError>("{}: {}={} must be > 0", optimizer, name, value);
 }
 
-// Every parameter defined, requiring grad, and listed once (two handles to one storage would be
-// updated twice per step).
+// Every parameter defined and listed once (two handles to one storage would be updated twice per
+// step). One that does not require grad is taken, as PyTorch takes it: a frozen layer's
+// parameters stay in the list and each step skips them (is_stepped).
 template <class B, class T>
 void check_params(std::string_view optimizer, const std::vector<Tensor<B, T>>& params) {
     for (std::size_t i = 0; i < params.size(); ++i) {
-        if (!params[i].defined() || !params[i].requires_grad()) {
-            minigrad::detail::fail<ValueError>("{}: parameter #{} does not require grad; optimizing it would do nothing", optimizer, i);
+        if (!params[i].defined()) {
+            minigrad::detail::fail<ValueError>("{}: parameter #{} is an undefined tensor (default-constructed, or an absent grad)", optimizer, i);
         }
         for (std::size_t j = 0; j < i; ++j) {
             if (params[j].data() == params[i].data() && params[j].device() == params[i].device()) {
@@ -65,6 +66,14 @@ void check_params(std::string_view optimizer, const std::vector<Tensor<B, T>>& p
             }
         }
     }
+}
+
+// Whether a step updates this parameter, and clip_grad_norm_ counts its gradient: it requires grad
+// (one frozen with requires_grad_(false) is left as it is, even with a gradient from before it was
+// frozen) and has received a gradient since zero_grad() (PyTorch skips a None .grad).
+template <class B, class T>
+bool is_stepped(const minigrad::detail::TensorImpl<B, T>& impl) {
+    return impl.requires_grad && impl.grad && !impl.grad_is_zero;
 }
 
 }  // namespace minigrad::optim::detail

@@ -58,7 +58,7 @@ struct ClipGrads {
 
 namespace minigrad::optim {
 
-// Scales the gradients of `params` (those that have one since zero_grad) so their joint 2-norm is
+// Scales the gradients of `params` (those a step would use: detail::is_stepped) so their joint 2-norm is
 // at most max_norm, and returns that norm before scaling as a scalar tensor on their backend.
 // Launches: one per eight gradients to square, one sum, one per eight to scale; no host read.
 template <class B, class T>
@@ -67,7 +67,7 @@ Tensor<B, T> clip_grad_norm_(const std::vector<Tensor<B, T>>& params, double max
     std::vector<std::shared_ptr<minigrad::detail::TensorImpl<B, T>>> grads;
     for (const auto& p : params) {
         auto& impl = p.impl();
-        if (!impl.grad || impl.grad_is_zero) continue;
+        if (!detail::is_stepped(impl)) continue;
         if (!grads.empty() && impl.device != grads.front()->device) {
             minigrad::detail::fail<DeviceError>("clip_grad_norm_: gradients on devices {} and {}; clip each device's parameters apart",
                                                 grads.front()->device, impl.device);

@@ -100,8 +100,7 @@ class MultiTensorOptimizer : public Optimizer {
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {
-        for (auto& p : params_)
-            if (p.impl().grad) p.impl().grad_is_zero = true;
+        for (auto& p : params_) p.zero_grad();
     }
 
     // How many updates parameter i has had (0 before its first): a host read.
@@ -123,8 +122,8 @@ class MultiTensorOptimizer : public Optimizer {
         for (const auto& p : params_) lr_on(p.device());
     }
 
-    // One step: every parameter that received a gradient since zero_grad() is updated (PyTorch
-    // skips those whose .grad is None) by kernels::LaneUpdate with the rule make_rule(lr) gives
+    // One step: every parameter that requires grad and received a gradient since zero_grad() is
+    // updated (PyTorch skips those whose .grad is None; is_stepped) by kernels::LaneUpdate with the rule make_rule(lr) gives
     // for the learning rate's address on the parameter's device.
     template <class MakeRule>
     void apply(const MakeRule& make_rule) {
@@ -138,7 +137,7 @@ class MultiTensorOptimizer : public Optimizer {
         };
         for (std::size_t i = 0; i < params_.size(); ++i) {
             auto& impl = params_[i].impl();
-            if (!impl.grad || impl.grad_is_zero) continue;
+            if (!is_stepped(impl)) continue;
             if (!steps_[i].defined()) create_state(i);
             if (table.count == kernels::LaneTable<T>::capacity || (table.count > 0 && impl.device != device)) flush();
             const int t = table.count++;

@@ -121,12 +121,11 @@ class SGD : public Optimizer {
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {
-        for (auto& p : params_)
-            if (p.impl().grad) p.impl().grad_is_zero = true;
+        for (auto& p : params_) p.zero_grad();
     }
 
-    // Updates every parameter that received a gradient since zero_grad(), as PyTorch skips those
-    // whose .grad is None.
+    // Updates every parameter that requires grad and received a gradient since zero_grad(), as
+    // PyTorch skips those whose .grad is None (detail::is_stepped).
     void step() {
         kernels::SgdTable<T> table{};
         bool fresh = false;
@@ -142,7 +141,7 @@ class SGD : public Optimizer {
         };
         for (std::size_t i = 0; i < params_.size(); ++i) {
             auto& impl = params_[i].impl();
-            if (!impl.grad || impl.grad_is_zero) continue;
+            if (!detail::is_stepped(impl)) continue;
             bool first = false;
             if (options_.momentum != 0 && !momentum_[i].defined()) {
                 momentum_[i] = minigrad::detail::state_tensor<B, T>(impl.shape, impl.device);
