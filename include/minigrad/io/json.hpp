@@ -103,8 +103,15 @@ class Reader {
     }
 
   private:
+    // "at byte N: what" (appended: GCC 12 warns falsely, -Wrestrict, on "literal" + std::string)
+    std::string where(std::string_view what) const {
+        std::string message = "at byte ";
+        message += std::to_string(at_);
+        message += ": ";
+        return message += what;
+    }
     [[noreturn]] void fail(std::string_view what, ParseError::Kind kind = ParseError::Kind::Syntax) const {
-        throw ParseError{kind, "at byte " + std::to_string(at_) + ": " + std::string(what), at_, {}, 0};
+        throw ParseError{kind, where(what), at_, {}, 0};
     }
     void skip_space() {
         while (at_ < s_.size() && (s_[at_] == ' ' || s_[at_] == '\t' || s_[at_] == '\n' || s_[at_] == '\r')) ++at_;
@@ -153,8 +160,7 @@ class Reader {
             std::string key = string();
             for (const auto& member : v.members) {
                 if (member.first == key) {
-                    ParseError e{ParseError::Kind::DuplicateKey, "at byte " + std::to_string(at_) + ": a key appears twice", at_, key, depth};
-                    throw e;
+                    throw ParseError{ParseError::Kind::DuplicateKey, where("a key appears twice"), at_, key, depth};
                 }
             }
             skip_space();
@@ -345,7 +351,10 @@ inline std::string dump(const Value& v) {
         case Value::Kind::String: append_string(out, v.text); return out;
         case Value::Kind::Array:
             out += '[';
-            for (std::size_t i = 0; i < v.items.size(); ++i) out += (i ? "," : "") + dump(v.items[i]);
+            for (std::size_t i = 0; i < v.items.size(); ++i) {
+                if (i) out += ',';
+                out += dump(v.items[i]);
+            }
             return out += ']';
         case Value::Kind::Object:
             out += '{';

@@ -414,9 +414,15 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
             minigrad::detail::fail<IoError>("save_safetensors: {}: tensor {} has shape {} of {}, which needs {} bytes, but {} were given", path,
                                             quote(t.name), shape_text(t.shape), dtype_name(t.dtype), numel * dtype_size(t.dtype), t.bytes.size());
         }
-        std::string entry = "{\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + expected) + "],\"dtype\":\"";
+        std::string entry = "{\"data_offsets\":[";
+        entry += std::to_string(offset);
+        entry += ',';
+        entry += std::to_string(offset + expected);
+        entry += "],\"dtype\":\"";
         entry += dtype_name(t.dtype);
-        entry += "\",\"shape\":[" + minigrad::detail::join(t.shape, ",") + "]}";
+        entry += "\",\"shape\":[";
+        entry += minigrad::detail::join(t.shape, ",");
+        entry += "]}";
         header[t.name] = std::move(entry);
         offset += expected;
     }
