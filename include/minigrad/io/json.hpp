@@ -20,6 +20,8 @@
 
 namespace minigrad::io::json {
 
+struct Member;  // an object's key and value
+
 struct Value {
     enum class Kind { Null, Bool, Unsigned, Signed, Float, String, Array, Object };
     Kind kind = Kind::Null;
@@ -27,18 +29,25 @@ struct Value {
     std::uint64_t number = 0;  // Unsigned: the value
     std::string text;          // String: the decoded text; Signed and Float: the number as written
     std::vector<Value> items;  // Array
-    std::vector<std::pair<std::string, Value>> members;  // Object, in file order
+    std::vector<Member> members;  // Object, in file order
 
     bool is_object() const { return kind == Kind::Object; }
     bool is_array() const { return kind == Kind::Array; }
     bool is_string() const { return kind == Kind::String; }
     bool is_unsigned() const { return kind == Kind::Unsigned; }
-    const Value* find(std::string_view key) const {
-        for (const auto& [name, value] : members)
-            if (name == key) return &value;
-        return nullptr;
-    }
+    const Value* find(std::string_view key) const;  // an object's member, or null
 };
+
+struct Member {
+    std::string key;
+    Value value;
+};
+
+inline const Value* Value::find(std::string_view key) const {
+    for (const auto& [name, value] : members)
+        if (name == key) return &value;
+    return nullptr;
+}
 
 // Why a text was refused; `offset` is the byte where the reader stopped.
 struct ParseError {
@@ -159,14 +168,14 @@ class Reader {
             if (at_ >= s_.size() || s_[at_] != '"') fail("expected a string key");
             std::string key = string();
             for (const auto& member : v.members) {
-                if (member.first == key) {
+                if (member.key == key) {
                     throw ParseError{ParseError::Kind::DuplicateKey, where("a key appears twice"), at_, key, depth};
                 }
             }
             skip_space();
             if (!take(':')) fail("expected ':' after a key");
             Value member = value(depth);
-            v.members.emplace_back(std::move(key), std::move(member));
+            v.members.push_back(Member{std::move(key), std::move(member)});
             skip_space();
             if (take('}')) return v;
             if (!take(',')) fail("expected ',' or '}' in an object");
@@ -360,9 +369,9 @@ inline std::string dump(const Value& v) {
             out += '{';
             for (std::size_t i = 0; i < v.members.size(); ++i) {
                 if (i) out += ',';
-                append_string(out, v.members[i].first);
+                append_string(out, v.members[i].key);
                 out += ':';
-                out += dump(v.members[i].second);
+                out += dump(v.members[i].value);
             }
             return out += '}';
     }
