@@ -1,20 +1,46 @@
 // Fuzzes the checkpoint loader: the input is written to a file and read by load_safetensors, by
 // Module::load into the Iris model and by SGD::load_state. Any exception but minigrad::Error, a
-// sanitizer report, or a result that contradicts itself is a finding.
+// sanitizer report, or a result that contradicts itself is a finding. The header's bytes are
+// also read by minigrad's JSON reader and by nlohmann/json: a text one accepts and the other
+// refuses is a finding too (but for the duplicate keys and depth that minigrad refuses on purpose).
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <fstream>
 #include <string>
 
 #include <minigrad/minigrad.hpp>
+#include <nlohmann/json.hpp>
 
 #include "../../examples/common/iris.hpp"
 
 namespace mg = minigrad;
 
+// The header as the file's first 8 bytes say (cut to what is there), through both readers.
+static void compare_json_readers(const std::uint8_t* data, std::size_t size) {
+    if (size < 8) return;
+    std::uint64_t length = 0;
+    for (int i = 7; i >= 0; --i) length = length << 8 | data[i];
+    const std::string text(reinterpret_cast<const char*>(data) + 8, static_cast<std::size_t>(std::min<std::uint64_t>(length, size - 8)));
+    bool ours = true, theirs = true;
+    try {
+        mg::io::json::parse(text, 64);
+    } catch (const mg::io::json::ParseError& e) {
+        ours = false;
+        if (e.kind != mg::io::json::ParseError::Kind::Syntax) return;  // refused on purpose, valid JSON all the same
+    }
+    try {
+        (void)nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception&) {
+        theirs = false;
+    }
+    if (ours != theirs) __builtin_trap();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    compare_json_readers(data, size);
     static const std::string path = "/tmp/minigrad_fuzz_safetensors_" + std::to_string(::getpid()) + ".safetensors";
     {
         std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -8,9 +8,10 @@
 //     in 64 bits, and a float otherwise;
 //   - a key twice in one object, or nesting deeper than max_depth, is an error, found where it
 //     stands;
-//   - nothing but white space may follow the value.
+//   - nothing but white space may follow the value, up to the end or a NUL byte.
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -107,7 +108,9 @@ class Reader {
     Value document() {
         Value v = value(0);
         skip_space();
-        if (at_ < s_.size()) fail("unexpected text after the value");
+        // a NUL byte ends the text, as nlohmann/json (and so earlier minigrad) read a header: what
+        // follows it is padding, never data (the data's place comes from the header length)
+        if (at_ < s_.size() && s_[at_] != '\0') fail("unexpected text after the value");
         return v;
     }
 
@@ -282,20 +285,61 @@ class Reader {
         Value v;
         v.text = std::string(s_.substr(begin, at_ - begin));
         v.kind = Value::Kind::Float;
-        if (is_float) return v;
+        if (is_float) return finite_float(v);
         // an integer: unsigned (or signed, with a minus) where it fits in 64 bits, else a float
         std::uint64_t magnitude = 0;
         for (std::size_t k = int_begin; k < int_begin + int_digits; ++k) {
             if (__builtin_mul_overflow(magnitude, 10u, &magnitude) ||
                 __builtin_add_overflow(magnitude, static_cast<std::uint64_t>(s_[k] - '0'), &magnitude))
-                return v;
+                return finite_float(v);
         }
         if (!negative) {
             v.kind = Value::Kind::Unsigned;
             v.number = magnitude;
         } else if (magnitude <= std::uint64_t{1} << 63) {
             v.kind = Value::Kind::Signed;  // -0 too: a minus makes a signed number
+        } else {
+            return finite_float(v);
         }
+        return v;
+    }
+
+    // A float must fit a double (nlohmann refuses one that overflows to infinity; one that
+    // underflows to zero is a number). The decimal exponent of its first significant digit says:
+    // from 309 it overflows, below 308 it fits, at 308 from_chars decides.
+    const Value& finite_float(const Value& v) {
+        const std::string& t = v.text;
+        std::size_t i = t[0] == '-' ? 1 : 0;
+        long long int_digits = 0, frac_digits = 0;
+        long long first_int = 0, first_frac = 0;  // 1-based place of the first non-zero digit, in either part
+        bool seen_point = false;
+        for (; i < t.size() && t[i] != 'e' && t[i] != 'E'; ++i) {
+            if (t[i] == '.') {
+                seen_point = true;
+            } else if (!seen_point) {
+                ++int_digits;
+                if (!first_int && t[i] != '0') first_int = int_digits;
+            } else {
+                ++frac_digits;
+                if (!first_int && !first_frac && t[i] != '0') first_frac = frac_digits;
+            }
+        }
+        if (!first_int && !first_frac) return v;  // zero
+        const long long lead = first_int ? int_digits - first_int : -first_frac;  // its power of ten
+        long long exponent = 0;
+        if (i < t.size()) {  // e[+-]digits, saturated
+            ++i;
+            const bool negative = t[i] == '-';
+            if (t[i] == '+' || t[i] == '-') ++i;
+            for (; i < t.size(); ++i) exponent = exponent > 100000 ? exponent : exponent * 10 + (t[i] - '0');
+            if (negative) exponent = -exponent;
+        }
+        const long long power = lead + exponent;
+        if (power < 308) return v;
+        double value = 0;
+        const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), value);
+        (void)end;
+        if (power >= 309 || ec == std::errc::result_out_of_range) fail("a number is too large for a double");
         return v;
     }
 
