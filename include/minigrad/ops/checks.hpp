@@ -7,9 +7,15 @@
 
 #include <fmt/format.h>
 
-#include "../backend/cpu.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
+
+namespace minigrad {
+// The backends by name only, for the readable mixing errors below: an op is generic over its
+// backend and needs no concrete one.
+struct Cpu;
+struct Cuda;
+}  // namespace minigrad
 
 namespace minigrad::detail {
 
