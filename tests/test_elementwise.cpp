@@ -148,6 +148,8 @@ TEST_CASE("unary ops: values") {
     CHECK(values(mg::clamp(x, 1, -1)) == std::vector<double>(5, -1.0));  // lo > hi: hi, as PyTorch
     CHECK(values(mg::exp(x)) == each([](double e) { return std::exp(e); }));
     CHECK(values(mg::tanh(x)) == each([](double e) { return std::tanh(e); }));
+    CHECK(values(mg::sin(x)) == each([](double e) { return std::sin(e); }));
+    CHECK(values(mg::cos(x)) == each([](double e) { return std::cos(e); }));
     CHECK(values(mg::pow(x, 2)) == std::vector<double>{4, 0.25, 0, 0.25, 4});
     CHECK(values(mg::pow(x, 3)) == std::vector<double>{-8, -0.125, 0, 0.125, 8});
     auto p = tensor({0.25, 1, 4}, {3});
@@ -187,6 +189,8 @@ TEST_CASE("unary ops: gradients against central differences, away from the kinks
     SUBCASE("abs") { check_gradients([&] { return weighted_sum(mg::abs(x)); }, {x}); }
     SUBCASE("clamp") { check_gradients([&] { return weighted_sum(mg::clamp(x, -1, 1)); }, {x}); }
     SUBCASE("tanh") { check_gradients([&] { return weighted_sum(mg::tanh(x)); }, {x}); }
+    SUBCASE("sin") { check_gradients([&] { return weighted_sum(mg::sin(x)); }, {x}); }
+    SUBCASE("cos") { check_gradients([&] { return weighted_sum(mg::cos(x)); }, {x}); }
     SUBCASE("sigmoid") { check_gradients([&] { return weighted_sum(mg::sigmoid(x)); }, {x}); }
     SUBCASE("relu") { check_gradients([&] { return weighted_sum(mg::relu(x)); }, {x}); }
     SUBCASE("gelu") {

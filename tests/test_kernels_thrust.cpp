@@ -155,7 +155,7 @@ TEST_CASE("broadcast kernels: a [3, 1] / [1, 4] division read through strides, b
     }
 }
 
-TEST_CASE("unary kernels: gelu, sigmoid, clamp and pow against reference math in double") {
+TEST_CASE("unary kernels: gelu, sigmoid, clamp, pow, sin and cos against reference math in double") {
     const auto x = random_values(16, 30), dy = random_values(16, 31);
     std::vector<float> y(16), dx(16);
     const auto check_rule = [&](auto rule, auto forward, auto derivative) {
@@ -176,6 +176,8 @@ TEST_CASE("unary kernels: gelu, sigmoid, clamp and pow against reference math in
     check_rule(k::Clamp<float>{-0.5f, 1.0f}, [](double v) { return std::min(std::max(v, -0.5), 1.0); },
                [](double v) { return v >= -0.5 && v <= 1.0 ? 1.0 : 0.0; });
     check_rule(k::Pow<float>{3.0f}, [](double v) { return v * v * v; }, [](double v) { return 3 * v * v; });
+    check_rule(k::Sin<float>{}, [](double v) { return std::sin(v); }, [](double v) { return std::cos(v); });
+    check_rule(k::Cos<float>{}, [](double v) { return std::cos(v); }, [](double v) { return -std::sin(v); });
 }
 
 TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference math") {

@@ -118,7 +118,7 @@ using CoreFunctors = TypeList<
 using CompiledFunctors = typename detail::Concat<
     detail::CoreFunctors<float>, detail::LabelledFunctors<float, std::int32_t>, detail::LabelledFunctors<float, std::int64_t>,
     detail::UnaryFamily<float, kernels::Neg, kernels::Exp, kernels::Log, kernels::Sqrt, kernels::Pow, kernels::Abs,
-                        kernels::Clamp, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
+                        kernels::Clamp, kernels::Sin, kernels::Cos, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
     typename detail::EpilogueFamily<float>::type,
     typename detail::BinaryFamily<float, kernels::Add<float>>::type, typename detail::BinaryFamily<float, kernels::Sub<float>>::type,
     typename detail::BinaryFamily<float, kernels::Mul<float>>::type,

@@ -56,6 +56,7 @@ static mg::Tensor<B> elementwise_graph(const mg::Tensor<B>& a, const mg::Tensor<
     auto y = (a + b) * (a - b) / positive + 2.0f * mg::tanh(a) - mg::sigmoid(b) / 3.0f;
     y = mg::gelu(y) + mg::relu(1.0f - y) * mg::clamp(y, -0.5f, 0.5f) + mg::abs(-y);
     y = mg::log(mg::sqrt(mg::pow(y, 2.0f) + 1.0f)) + 3.0f / (positive * positive) - mg::neg(b) * a;
+    y = y + mg::sin(a) * mg::cos(y);
     return mg::sum(y * w);
 }
 

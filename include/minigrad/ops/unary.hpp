@@ -1,5 +1,5 @@
 // The unary elementwise ops: neg (unary -), exp, log, sqrt, pow(x, number), abs, clamp(x, lo, hi),
-// tanh, sigmoid, relu, gelu (tanh form). Each op is a rule (its forward and its gradient at one
+// sin, cos, tanh, sigmoid, relu, gelu (tanh form). Each op is a rule (its forward and its gradient at one
 // element) that one pair of kernels runs, UnaryForward and UnaryBackward. Gradients are PyTorch's,
 // at the edges too: abs'(0) = 0, relu'(0) = 0, clamp passes the gradient where lo <= x <= hi.
 #pragma once
@@ -85,6 +85,22 @@ struct Clamp {
         return above > hi ? hi : above;
     }
     MINIGRAD_HD T backward(T x, T, T dy) const { return x >= lo && x <= hi ? dy : T(0); }
+};
+
+// sin' = cos, cos' = -sin: both gradients read the input
+template <class T>
+struct Sin {
+    static constexpr const char* name = "sin";
+    static constexpr bool reads_input = true;
+    MINIGRAD_HD T forward(T x) const { return std::sin(x); }
+    MINIGRAD_HD T backward(T x, T, T dy) const { return dy * std::cos(x); }
+};
+template <class T>
+struct Cos {
+    static constexpr const char* name = "cos";
+    static constexpr bool reads_input = true;
+    MINIGRAD_HD T forward(T x) const { return std::cos(x); }
+    MINIGRAD_HD T backward(T x, T, T dy) const { return -dy * std::sin(x); }
 };
 
 template <class T>
@@ -255,6 +271,16 @@ template <class B, class T>
 Tensor<B, T> pow(const Tensor<B, T>& x, std::type_identity_t<T> exponent) {
     detail::require_floating<T>();
     return detail::unary(x, kernels::Pow<T>{exponent});
+}
+template <class B, class T>
+Tensor<B, T> sin(const Tensor<B, T>& x) {
+    detail::require_floating<T>();
+    return detail::unary(x, kernels::Sin<T>{});
+}
+template <class B, class T>
+Tensor<B, T> cos(const Tensor<B, T>& x) {
+    detail::require_floating<T>();
+    return detail::unary(x, kernels::Cos<T>{});
 }
 template <class B, class T>
 Tensor<B, T> tanh(const Tensor<B, T>& x) {
