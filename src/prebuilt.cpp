@@ -1,6 +1,9 @@
 // The prebuilt library (CMake target minigrad::prebuilt): the parts of minigrad that every file
 // would otherwise compile again, compiled once. A file built with MINIGRAD_PREBUILT defined (the
-// target defines it for its users) declares these instantiations extern and links them from here.
+// target defines it for its users) declares these extern and links them from here: the CPU
+// product kernels for float and double, and the file formats' entry points (read_csv,
+// load_safetensors, save_safetensors; see config.hpp).
+#define MINIGRAD_PREBUILT_SOURCE 1
 #include <minigrad/minigrad.hpp>
 
 namespace minigrad::detail {

@@ -27,6 +27,22 @@
 #define MINIGRAD_HD_INLINE [[gnu::always_inline]] inline
 #endif
 
+// The file-format entry points (read_csv, load_safetensors, save_safetensors) are defined in their
+// headers, inline, for a header-only build. A file built with MINIGRAD_PREBUILT (it links
+// minigrad::prebuilt) sees their declarations only and calls the library's copy, compiled once in
+// src/prebuilt.cpp, which defines MINIGRAD_PREBUILT_SOURCE: each definition stands in
+// `#if MINIGRAD_DEFINE_FORMATS` and is declared MINIGRAD_FORMATS_INLINE.
+#if defined(MINIGRAD_PREBUILT) && !defined(MINIGRAD_PREBUILT_SOURCE)
+#define MINIGRAD_DEFINE_FORMATS 0
+#else
+#define MINIGRAD_DEFINE_FORMATS 1
+#endif
+#if defined(MINIGRAD_PREBUILT) || defined(MINIGRAD_PREBUILT_SOURCE)
+#define MINIGRAD_FORMATS_INLINE  // one definition, in the library
+#else
+#define MINIGRAD_FORMATS_INLINE inline
+#endif
+
 namespace minigrad::detail {
 [[noreturn]] inline void assert_fail(const char* cond, const char* file, int line) {
     std::fprintf(stderr, "minigrad: internal assertion '%s' failed at %s:%d\n", cond, file, line);

@@ -39,6 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../config.hpp"
 #include "../error.hpp"
 #include "json.hpp"
 
@@ -335,8 +336,29 @@ class SafetensorsReader {
     Metadata metadata_;
 };
 
+// The elements of a floating-point tensor as T: F32 and F64 convert to either (rounding to
+// nearest, as PyTorch's copy_ does); integer dtypes are refused. `op` and `path` name the caller.
+template <class T>
+std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::filesystem::path& path) {
+    static_assert(std::is_floating_point_v<T>);
+    auto convert = [&](auto stored) {
+        const auto values = t.values<decltype(stored)>();
+        return std::vector<T>(values.begin(), values.end());
+    };
+    if (t.dtype == Dtype::F32) return convert(float{});
+    if (t.dtype == Dtype::F64) return convert(double{});
+    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected floating point (F32 or F64)", op, detail::quote_path(path),
+                                    detail::quote(t.name), dtype_name(t.dtype));
+}
+
 // Reads and checks a whole safetensors file.
-inline SafetensorsFile load_safetensors(const std::filesystem::path& path) { return SafetensorsReader(path).read_all(); }
+MINIGRAD_FORMATS_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path);
+// Writes the tensors and metadata atomically (its definition, below, says how).
+MINIGRAD_FORMATS_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
+                                              const Metadata& metadata = {});
+
+#if MINIGRAD_DEFINE_FORMATS  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
+MINIGRAD_FORMATS_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path) { return SafetensorsReader(path).read_all(); }
 
 namespace detail {
 // Writes all of `bytes` to `fd`; returns 0 or an errno.
@@ -455,26 +477,11 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
 }
 }  // namespace detail
 
-// The elements of a floating-point tensor as T: F32 and F64 convert to either (rounding to
-// nearest, as PyTorch's copy_ does); integer dtypes are refused. `op` and `path` name the caller.
-template <class T>
-std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::filesystem::path& path) {
-    static_assert(std::is_floating_point_v<T>);
-    auto convert = [&](auto stored) {
-        const auto values = t.values<decltype(stored)>();
-        return std::vector<T>(values.begin(), values.end());
-    };
-    if (t.dtype == Dtype::F32) return convert(float{});
-    if (t.dtype == Dtype::F64) return convert(double{});
-    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected floating point (F32 or F64)", op, detail::quote_path(path),
-                                    detail::quote(t.name), dtype_name(t.dtype));
-}
-
 // Writes `tensors` (in this order) and `metadata` to `path` atomically: `path` is either left as
 // it was or holds the whole new file, even if the process is killed. `path` must be a regular
 // file, a new name in an existing folder, or a symbolic link to either (the link's final target
 // is replaced, the link kept); a directory, device, FIFO or socket is refused.
-inline void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata = {}) {
+MINIGRAD_FORMATS_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata) {
     const std::string quoted = detail::quote_path(path);
     const std::string bytes = detail::encode(tensors, metadata, quoted);
     const std::filesystem::path target_path = detail::save_target(path);
@@ -512,5 +519,7 @@ inline void save_safetensors(const std::filesystem::path& path, const std::vecto
     if (dir.fd < 0) fail("open the folder of", errno);
     if (::fsync(dir.fd) != 0 && errno != EINVAL) fail("fsync the folder of", errno);
 }
+
+#endif  // MINIGRAD_DEFINE_FORMATS
 
 }  // namespace minigrad::io
