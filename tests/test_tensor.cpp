@@ -98,3 +98,19 @@ TEST_CASE("the caching allocator reuses storage of the same size") {
     for (int i = 0; i < 10; ++i) auto t = mg::Tensor<mg::Cpu>::zeros({37});
     CHECK(mg::counters().storage_allocs == before);
 }
+
+// A backend that is Cpu without one primitive: the concept must refuse it.
+struct CpuWithoutGemm : mg::Cpu {
+    static void gemm() = delete;  // hides Cpu::gemm(product, device)
+};
+struct CpuWithoutCapture : mg::Cpu {
+    static void begin_capture() = delete;  // hides Cpu::begin_capture(pool, device)
+};
+
+TEST_CASE("the Backend concept (backend/concept.hpp): Cpu satisfies it; without a primitive a type does not") {
+    static_assert(mg::Backend<mg::Cpu>);
+    static_assert(!mg::Backend<CpuWithoutGemm>);
+    static_assert(!mg::Backend<CpuWithoutCapture>);
+    static_assert(!mg::Backend<int>);
+    CHECK(mg::Backend<mg::Cpu>);
+}

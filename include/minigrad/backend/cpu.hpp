@@ -27,6 +27,7 @@
 #include "../counters.hpp"
 #include "../error.hpp"
 #include "caching_allocator.hpp"
+#include "concept.hpp"
 #include "cpu_gemm.hpp"
 #include "cpu_isa.hpp"
 #include "cpu_threads.hpp"
@@ -611,5 +612,6 @@ struct Cpu {
 };
 
 using CpuBackend = Cpu;
+static_assert(Backend<Cpu>, "minigrad: Cpu lacks a primitive of the Backend concept (backend/concept.hpp)");
 
 }  // namespace minigrad

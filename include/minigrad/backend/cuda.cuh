@@ -38,6 +38,7 @@
 #include "../counters.hpp"
 #include "../error.hpp"
 #include "caching_allocator.hpp"
+#include "concept.hpp"
 #include "kernels.hpp"
 #include "tape.hpp"
 
@@ -796,5 +797,6 @@ struct Cuda {
 };
 
 using CudaBackend = Cuda;
+static_assert(Backend<Cuda>, "minigrad: Cuda lacks a primitive of the Backend concept (backend/concept.hpp)");
 
 }  // namespace minigrad

@@ -45,8 +45,8 @@ struct Member {
 };
 
 inline const Value* Value::find(std::string_view key) const {
-    for (const auto& [name, value] : members)
-        if (name == key) return &value;
+    for (const auto& member : members)
+        if (member.key == key) return &member.value;
     return nullptr;
 }
 
