@@ -1,4 +1,4 @@
-// Compiled steps (StepMode::compiled, compiled.hpp): the captured step as one program of records.
+// Compiled steps (StepMode::compiled, capture/compiled.hpp): the captured step as one program of records.
 // On the CPU, replay(k) runs the tape (bit for bit eager); run_program(k) runs the program a GPU
 // block would run, with one host thread as the block: the GPU path's records, dispatch, block sums,
 // label check, k steps per launch and dropout counters, tested without a GPU.

@@ -1,4 +1,4 @@
-// The losses (ops/loss.hpp, nn/loss.hpp): values and gradients against PyTorch's
+// The losses (ops/cross_entropy.hpp, ops/loss.hpp, nn/loss.hpp): values and gradients against PyTorch's
 // (tests/data/loss_goldens.safetensors, from tools/make_loss_goldens.py), gradients against central
 // differences in double for every loss and reduction, ignore_index and label_smoothing semantics,
 // and every refused argument with its message.

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "backend/kernels.hpp"
-#include "capture.hpp"
+#include "capture/state.hpp"
 #include "counters.hpp"
 #include "error.hpp"
 #include "tensor.hpp"

@@ -1,4 +1,4 @@
-// Compiled steps on CUDA (StepMode::compiled, compiled.hpp): one launch for k steps, on one block
+// Compiled steps on CUDA (StepMode::compiled, capture/compiled.hpp): one launch for k steps, on one block
 // and on a cooperative grid, against eager CUDA and the CPU; the fallback to the graph; Iris in
 // every mode against the CPU curve.
 #include <memory>

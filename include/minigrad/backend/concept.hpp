@@ -61,7 +61,7 @@ concept Backend = requires(void* dst, const void* src, std::size_t bytes, int de
     B::launch_block(detail::probe::BlockFunctor{}, device);
     { B::template grid_size<detail::probe::BlockFunctor>(device) } -> std::convertible_to<int>;
     { B::launch_grid(detail::probe::BlockFunctor{}, 1, device) } -> std::convertible_to<bool>;
-    // step capture (graph.hpp)
+    // step capture (capture/graph.hpp)
     { B::capturing(device) } -> std::convertible_to<bool>;
     B::refuse_during_capture(device, what);
     B::begin_capture(pool, device);

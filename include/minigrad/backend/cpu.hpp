@@ -29,40 +29,17 @@
 #include "caching_allocator.hpp"
 #include "concept.hpp"
 #include "cpu_gemm.hpp"
+#include "host_memory.hpp"
 #include "cpu_isa.hpp"
 #include "cpu_threads.hpp"
 #include "kernels.hpp"
-#include "tape.hpp"
+#include "../capture/tape.hpp"
 
 namespace minigrad {
 
 struct Cuda;  // declared for every compiler so mixing backends gives a readable compile error
 
 namespace detail {
-// What the machine can still give: MemAvailable + SwapFree and MemTotal + SwapTotal from
-// /proc/meminfo (known = false where there is none).
-struct HostMemory {
-    bool known = false;
-    std::size_t available_bytes = 0;
-    std::size_t total_bytes = 0;
-};
-inline HostMemory host_memory() {
-    HostMemory mem;
-    std::FILE* f = std::fopen("/proc/meminfo", "r");
-    if (!f) return mem;
-    char key[64];
-    unsigned long long kib = 0;
-    int found = 0;
-    while (std::fscanf(f, "%63s %llu kB", key, &kib) == 2) {
-        const std::string_view k(key);
-        if (k == "MemAvailable:" || k == "SwapFree:") mem.available_bytes += kib * 1024, ++found;
-        if (k == "MemTotal:" || k == "SwapTotal:") mem.total_bytes += kib * 1024, ++found;
-    }
-    std::fclose(f);
-    mem.known = found == 4;
-    return mem;
-}
-
 // A captured Cpu step: the primitives the step launched, in order, each holding its arguments by
 // value, as a CUDA graph holds its kernels' arguments. A replay runs the same kernels on the same
 // memory and none of the step's host work: no autograd node or tensor made, no argument check, no
@@ -526,7 +503,7 @@ struct Cpu {
     }
 
     // f.block(team) with a team of grid_threads host threads: a compiled program too large for one
-    // block (compiled.hpp), which the GPU runs on a cooperative grid. On the CPU the tape is the fast
+    // block (capture/compiled.hpp), which the GPU runs on a cooperative grid. On the CPU the tape is the fast
     // path, so this exists to check the grid program's arithmetic and barriers (and runs under
     // ThreadSanitizer in CI). Functors do not throw: a bad label is reported through the team and
     // thrown here, once every thread has finished. The team starts only once all its threads

@@ -1,11 +1,12 @@
 // The losses as layers, as torch.nn's: each holds its options (a designated-initialiser struct,
-// every field defaulted as in PyTorch) and calls the functional form of ops/loss.hpp.
+// every field defaulted as in PyTorch) and calls the functional form of ops/cross_entropy.hpp or ops/loss.hpp.
 //   mg::nn::CrossEntropyLoss loss_fn;  // mean over rows, ignore_index -100, no smoothing
 //   mg::nn::CrossEntropyLoss smooth({.label_smoothing = 0.1, .reduction = mg::nn::Reduction::Sum});
 #pragma once
 
 #include <type_traits>
 
+#include "../ops/cross_entropy.hpp"
 #include "../ops/loss.hpp"
 
 namespace minigrad::nn {

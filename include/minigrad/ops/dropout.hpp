@@ -14,7 +14,7 @@
 #include <memory>
 #include <string_view>
 
-#include "../capture.hpp"
+#include "../capture/state.hpp"
 #include "../random.hpp"
 #include "checks.hpp"
 

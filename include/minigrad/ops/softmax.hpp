@@ -1,6 +1,6 @@
 // log_softmax and argmax along the last axis of a (rows, classes) matrix: the per-row functors both
 // backends launch, the forward, and the backward rule. The losses built on a softmax
-// (cross_entropy, nll_loss) are in ops/loss.hpp.
+// (cross_entropy, nll_loss) are in ops/cross_entropy.hpp.
 #pragma once
 
 #include <cmath>

@@ -146,7 +146,7 @@ struct Gelu {
 
 // The activations a matrix product takes as its epilogue (kernels::GemmThen): backward() runs
 // their gradient in the launch of the product that makes dy (product_into_grad), nn::Linear runs
-// their forward in its product's launch, and a compiled program folds both (compiled.hpp). The one
+// their forward in its product's launch, and a compiled program folds both (capture/compiled.hpp). The one
 // list all of these read.
 template <class T>
 using EpilogueRules = std::tuple<Relu<T>, Tanh<T>, Sigmoid<T>, Gelu<T>>;

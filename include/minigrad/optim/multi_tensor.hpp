@@ -49,7 +49,7 @@ template <class T, class Rule>
 struct LaneUpdate {
     LaneTable<T> table;
     Rule rule;
-    // The elements one launch updates (what a compiled step weighs; backend/tape.hpp).
+    // The elements one launch updates (what a compiled step weighs; capture/tape.hpp).
     MINIGRAD_HD index_t total_work() const {
         index_t total = 0;
         for (int t = 0; t < table.count; ++t) total += table.numel[t];

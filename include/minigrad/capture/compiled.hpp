@@ -1,6 +1,6 @@
-// A compiled step: the record tape of a captured step (backend/tape.hpp) turned into one program
+// A compiled step: the record tape of a captured step (capture/tape.hpp) turned into one program
 // that a team of GPU threads runs from start to end, k steps per launch (StepGraph in
-// StepMode::compiled, graph.hpp). The team is one block when every record is small
+// StepMode::compiled, capture/graph.hpp). The team is one block when every record is small
 // (compiled_block_max_work), else every block of a cooperative grid. It is possible because every
 // functor a step launches comes from the library: CompiledFunctors lists them, and the program
 // finds each record's functor type by its index in that list (a binary search whose branches the
@@ -22,24 +22,25 @@
 #include <utility>
 #include <vector>
 
-#include "backend/tape.hpp"
-#include "error.hpp"
-#include "loss_log.hpp"
-#include "ops/broadcast.hpp"
-#include "ops/dropout.hpp"
-#include "ops/elementwise.hpp"
-#include "ops/embedding.hpp"
-#include "ops/layer_norm.hpp"
-#include "ops/loss.hpp"
-#include "ops/reduce.hpp"
-#include "ops/shape.hpp"
-#include "ops/softmax.hpp"
-#include "ops/softmax_dim.hpp"
-#include "ops/unary.hpp"
-#include "optim/adam.hpp"
-#include "optim/clip_grad.hpp"
-#include "optim/rmsprop.hpp"
-#include "optim/sgd.hpp"
+#include "../error.hpp"
+#include "../loss_log.hpp"
+#include "../ops/broadcast.hpp"
+#include "../ops/cross_entropy.hpp"
+#include "../ops/dropout.hpp"
+#include "../ops/elementwise.hpp"
+#include "../ops/embedding.hpp"
+#include "../ops/layer_norm.hpp"
+#include "../ops/loss.hpp"
+#include "../ops/reduce.hpp"
+#include "../ops/shape.hpp"
+#include "../ops/softmax.hpp"
+#include "../ops/softmax_dim.hpp"
+#include "../ops/unary.hpp"
+#include "../optim/adam.hpp"
+#include "../optim/clip_grad.hpp"
+#include "../optim/rmsprop.hpp"
+#include "../optim/sgd.hpp"
+#include "tape.hpp"
 
 namespace minigrad {
 namespace detail {
@@ -290,7 +291,7 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
         const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
-                                      "(CompiledFunctors in compiled.hpp: float steps only)",
+                                      "(CompiledFunctors in capture/compiled.hpp: float steps only)",
                                       type_name(*r.info));
         }
         out.max_work = std::max(out.max_work, r.work);

@@ -1,6 +1,6 @@
 // What a StepGraph's capture knows besides the recorded launches: the hooks its replays call
 // first. A LossLog registers one (it grows its storage between replays); a dropout op captured in
-// the step registers one it owns (it draws the replay's mask counters). See graph.hpp.
+// the step registers one it owns (it draws the replay's mask counters). See capture/graph.hpp.
 #pragma once
 
 #include <algorithm>

@@ -1,5 +1,5 @@
 // A captured step's launches as data: the record tape that a StepGraph in compiled mode makes while
-// it captures (graph.hpp; the program that runs it is in compiled.hpp). Every backend primitive that
+// it captures (capture/graph.hpp; the program that runs it is in capture/compiled.hpp). Every backend primitive that
 // launches work appends a record: which functor (its type), its arguments (the functor's bytes,
 // copied) and its index range. Work that cannot be a record (host work, a library call such as
 // cuBLAS or NCCL) makes the tape refuse, with the reason (record_refuse). Backend-neutral: it knows
@@ -31,7 +31,7 @@
 
 #include <fmt/format.h>
 
-#include "kernels.hpp"
+#include "../backend/kernels.hpp"
 
 namespace minigrad {
 namespace kernels {

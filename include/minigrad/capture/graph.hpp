@@ -11,7 +11,7 @@
 //   eager     the step function itself, every time.
 //   graph     on CUDA one graph launch per step; on the CPU a tape of the step's kernels
 //             (Cpu::launch_graph), the CPU's fast path.
-//   compiled  the captured launches become one program (compiled.hpp) that one block of GPU threads
+//   compiled  the captured launches become one program (capture/compiled.hpp) that one block of GPU threads
 //             runs, or a cooperative grid where a record is larger than compiled_block_max_work():
 //             replay(k) is one kernel launch for k steps. Where the step cannot be compiled (host
 //             work, a cuBLAS product, a functor outside the compiled set, a grid the device cannot
@@ -36,9 +36,9 @@
 #include <type_traits>
 #include <utility>
 
-#include "backend/caching_allocator.hpp"
+#include "../backend/caching_allocator.hpp"
+#include "../loss_log.hpp"
 #include "compiled.hpp"
-#include "loss_log.hpp"
 
 namespace minigrad {
 
