@@ -4,8 +4,9 @@
 # unoptimised, which compiles about three times faster than -O2, with minigrad's assertions on; the
 # optimised code is the release build's, tested without sanitizers; the unit tests also run on the
 # baseline loops, as an x86-64 CPU without AVX2 runs them), then the thread tests alone
-# under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then runs each
-# libFuzzer harness for 60 seconds (scripts/fuzz.sh). Ends with each stage's time.
+# under ThreadSanitizer (their own build: TSan cannot share a binary with ASan), then builds the
+# digits example without MPI, then runs each libFuzzer harness for 60 seconds (scripts/fuzz.sh).
+# Ends with each stage's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
@@ -25,6 +26,15 @@ for preset in release asan tsan; do
   ctest --preset "${preset}" -j"${jobs}"
   stage_done "${preset}: tests" "$t"
 done
+# A build without MPI must work (libopenmpi-dev is optional): the digits example, the one program
+# that uses mg::dist, built with MINIGRAD_MPI=OFF and trained for an epoch.
+echo "=== without MPI"
+t=$SECONDS
+cmake -S . -B build/no-mpi -DCMAKE_BUILD_TYPE=Release -DMINIGRAD_MPI=OFF -DMINIGRAD_CUDA=OFF \
+  -DMINIGRAD_BUILD_TESTS=OFF -DMINIGRAD_BUILD_BENCH=OFF >/dev/null
+cmake --build build/no-mpi -j"${jobs}" --target digits
+build/no-mpi/examples/digits --device cpu --epochs 1 --data data/digits.csv --out build/no-mpi/out
+stage_done "no MPI: digits" "$t"
 echo "=== fuzz"
 t=$SECONDS
 scripts/fuzz.sh 60
