@@ -97,7 +97,7 @@ TEST_CASE("SGD refuses NaN, infinite and out-of-float-range settings where they 
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = nan}); }) == "SGD: lr=nan must be a finite number");
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = inf}); }) == "SGD: lr=inf must be a finite number");
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 1e39}); }) ==
-          "SGD: lr=1e+39 does not fit the parameters' type float (at most 3.4028235e+38)");
+          "SGD: lr=1e+39 does not fit float, the type it computes in (at most 3.4028235e+38)");
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .momentum = nan}); }) ==
           "SGD: momentum=nan must be a finite number");
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .dampening = inf}); }) ==
@@ -106,9 +106,9 @@ TEST_CASE("SGD refuses NaN, infinite and out-of-float-range settings where they 
           "SGD: weight_decay=-1 must be >= 0");
 
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 1e-46}); }) ==
-          "SGD: lr=1e-46 underflows to 0 as float, the parameters' type");
+          "SGD: lr=1e-46 underflows to 0 as float, the type it computes in");
     CHECK(error_message([&] { mg::optim::SGD(layer.parameters(), {.lr = 0.1, .momentum = 0.5, .dampening = -1e-50}); }) ==
-          "SGD: dampening=-1e-50 underflows to 0 as float, the parameters' type");
+          "SGD: dampening=-1e-50 underflows to 0 as float, the type it computes in");
     CHECK_NOTHROW(mg::optim::SGD(layer.parameters(), {.lr = 1e-45}));  // a subnormal float, not 0
 
     // 1e39 and 1e-300 fit a double model's parameters.
@@ -120,7 +120,7 @@ TEST_CASE("SGD refuses NaN, infinite and out-of-float-range settings where they 
     CHECK(error_message([&] { opt.set_lr(nan); }) == "SGD: lr=nan must be a finite number");
     CHECK(error_message([&] { opt.set_lr(-0.5); }) == "SGD: lr=-0.5 must be >= 0");
     // Positive, but 0 as a float: the step would silently do nothing.
-    CHECK(error_message([&] { opt.set_lr(1e-46); }) == "SGD: lr=1e-46 underflows to 0 as float, the parameters' type");
+    CHECK(error_message([&] { opt.set_lr(1e-46); }) == "SGD: lr=1e-46 underflows to 0 as float, the type it computes in");
     CHECK(opt.options().lr == 0.1);  // a refused value changes nothing
     opt.set_lr(0.2);
     CHECK(opt.options().lr == 0.2);

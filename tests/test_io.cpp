@@ -604,7 +604,7 @@ TEST_CASE("SGD::load_state refuses a state of other parameters, and changes noth
     // Past the number, the constructor's own checks, with the constructor's messages.
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "-1"; }) == fmt::format("SGD::load_state: '{}': lr=-1 must be >= 0", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "1e39"; }) ==
-          fmt::format("SGD::load_state: '{}': lr=1e+39 does not fit the parameters' type float (at most 3.4028235e+38)", p));
+          fmt::format("SGD::load_state: '{}': lr=1e+39 does not fit float, the type it computes in (at most 3.4028235e+38)", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["dampening"] = "0.5", f.metadata["nesterov"] = "true"; }) ==
           fmt::format("SGD::load_state: '{}': nesterov needs momentum > 0 and dampening = 0 (got momentum=0.9, dampening=0.5)", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["nesterov"] = "yes"; }) ==

@@ -113,11 +113,11 @@ TEST_CASE("Dropout: the gradient goes through the forward pass's mask, scaled") 
 }
 
 TEST_CASE("Dropout refuses p outside [0, 1), naming the layer and p") {
-    CHECK(error_message([] { mg::nn::Dropout(-0.1); }) == "Dropout: p=-0.1 is not a dropout probability, expected 0 <= p < 1");
-    CHECK(error_message([] { mg::nn::Dropout(1.0); }) == "Dropout: p=1 is not a dropout probability, expected 0 <= p < 1");
-    CHECK(error_message([] { mg::nn::Dropout(std::nan("")); }) == "Dropout: p=nan is not a dropout probability, expected 0 <= p < 1");
+    CHECK(error_message([] { mg::nn::Dropout(-0.1); }) == "Dropout: p=-0.1 must be in [0, 1)");
+    CHECK(error_message([] { mg::nn::Dropout(1.0); }) == "Dropout: p=1 must be in [0, 1)");
+    CHECK(error_message([] { mg::nn::Dropout(std::nan("")); }) == "Dropout: p=nan must be a finite number");
     auto x = random_tensor({2}, 1);
-    CHECK(error_message([&] { mg::dropout(x, 1.5); }) == "dropout: p=1.5 is not a dropout probability, expected 0 <= p < 1");
+    CHECK(error_message([&] { mg::dropout(x, 1.5); }) == "dropout: p=1.5 must be in [0, 1)");
 }
 
 TEST_CASE("LayerNorm: weight 1, bias 0; values as a hand computation with the biased variance and eps") {
@@ -157,6 +157,25 @@ TEST_CASE("LayerNorm refuses an input whose last dimension is not normalized_sha
     CHECK(error_message([&] { norm(x); }) ==
           "layer_norm: argument #2 'weight' has shape [4], expected [3] (the last dimension of argument #1 'input', shape [2, 3])");
     CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(0); }) == "LayerNorm: normalized_shape=0 must be positive");
+}
+
+TEST_CASE("LayerNorm and layer_norm refuse an eps that is 0, negative, NaN, or that rounds to 0 or infinity in their type") {
+    // 1e-50 is a positive double but 0 as a float: a constant row would normalise to 0/0 = NaN.
+    CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(4, 1e-50); }) == "LayerNorm: eps=1e-50 underflows to 0 as float, the type it computes in");
+    CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(4, 1e39); }) ==
+          "LayerNorm: eps=1e+39 does not fit float, the type it computes in (at most 3.4028235e+38)");
+    CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(4, 0); }) == "LayerNorm: eps=0 must be > 0");
+    CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(4, -1e-5); }) == "LayerNorm: eps=-1e-05 must be > 0");
+    CHECK(error_message([] { mg::nn::LayerNorm<mg::Cpu>(4, std::nan("")); }) == "LayerNorm: eps=nan must be a finite number");
+    // as a double, 1e-50 is a real eps: a constant row normalises to 0 (the bias), not NaN
+    mg::nn::LayerNorm<mg::Cpu, double> wide(4, 1e-50);
+    CHECK(wide(mg::Tensor<mg::Cpu, double>::full({1, 4}, 3.0)).to_vector() == std::vector<double>(4, 0.0));
+    // a subnormal float eps is kept, and still finite
+    mg::nn::LayerNorm<mg::Cpu> tiny(4, 1e-40);
+    for (float v : tiny(mg::Tensor<mg::Cpu>::full({1, 4}, 3.0f)).to_vector()) CHECK(v == 0.0f);
+    auto x = mg::Tensor<mg::Cpu>::ones({2, 4});
+    auto w = mg::Tensor<mg::Cpu>::ones({4}), b = mg::Tensor<mg::Cpu>::zeros({4});
+    CHECK(error_message([&] { mg::layer_norm(x, w, b, 1e-50); }) == "layer_norm: eps=1e-50 underflows to 0 as float, the type it computes in");
 }
 
 TEST_CASE("Embedding: rows gathered for an index of any shape up to 3 dims, N(0, 1) init") {

@@ -170,10 +170,10 @@ TEST_CASE("StepLR and CosineAnnealingLR give PyTorch's learning rates, through a
         CHECK(adam.options().lr == cosine.get_lr());
     }
     CHECK(error_message([&] { optim::lr_scheduler::StepLR(sgd, 0); }) == "StepLR: step_size=0 must be >= 1");
-    CHECK(error_message([&] { optim::lr_scheduler::StepLR(sgd, 2, -1); }) == "StepLR: gamma=-1 must be a finite number >= 0");
+    CHECK(error_message([&] { optim::lr_scheduler::StepLR(sgd, 2, -1); }) == "StepLR: gamma=-1 must be >= 0");
     CHECK(error_message([&] { optim::lr_scheduler::CosineAnnealingLR(adam, 0); }) == "CosineAnnealingLR: T_max=0 must be >= 1");
     CHECK(error_message([&] { optim::lr_scheduler::CosineAnnealingLR(adam, 5, NAN); }) ==
-          "CosineAnnealingLR: eta_min=nan must be a finite number >= 0");
+          "CosineAnnealingLR: eta_min=nan must be a finite number");
 }
 
 TEST_CASE("Adam, AdamW, RMSprop: bad settings are refused with a message naming them, and set_lr changes nothing when refused") {
@@ -181,12 +181,12 @@ TEST_CASE("Adam, AdamW, RMSprop: bad settings are refused with a message naming 
     auto adam = [&](optim::AdamOptions o) { return error_message([&] { optim::Adam({w}, o); }); };
     CHECK(adam({.lr = NAN}) == "Adam: lr=nan must be a finite number");
     CHECK(adam({.lr = -0.1}) == "Adam: lr=-0.1 must be >= 0");
-    CHECK(adam({.lr = 1e39}) == "Adam: lr=1e+39 does not fit the parameters' type float (at most 3.4028235e+38)");
+    CHECK(adam({.lr = 1e39}) == "Adam: lr=1e+39 does not fit float, the type it computes in (at most 3.4028235e+38)");
     CHECK(adam({.betas = {1.0, 0.999}}) == "Adam: betas[0]=1 must be in [0, 1)");
-    CHECK(adam({.betas = {0.9, -0.5}}) == "Adam: betas[1]=-0.5 must be >= 0");
+    CHECK(adam({.betas = {0.9, -0.5}}) == "Adam: betas[1]=-0.5 must be in [0, 1)");
     CHECK(adam({.betas = {0.9, INFINITY}}) == "Adam: betas[1]=inf must be a finite number");
     CHECK(adam({.eps = 0}) == "Adam: eps=0 must be > 0");
-    CHECK(adam({.eps = -1e-8}) == "Adam: eps=-1e-08 must be >= 0");
+    CHECK(adam({.eps = -1e-8}) == "Adam: eps=-1e-08 must be > 0");
     CHECK(adam({.weight_decay = -0.01}) == "Adam: weight_decay=-0.01 must be >= 0");
     CHECK(error_message([&] { optim::AdamW({w}, {.betas = {0.9, 1.5}}); }) == "AdamW: betas[1]=1.5 must be in [0, 1)");
     CHECK(error_message([&] { optim::AdamW({w}, {.weight_decay = NAN}); }) == "AdamW: weight_decay=nan must be a finite number");

@@ -19,7 +19,7 @@ class LayerNorm : public Module<B, T> {
         if (normalized_shape <= 0) {
             minigrad::detail::fail<ValueError>("LayerNorm: normalized_shape={} must be positive", normalized_shape);
         }
-        if (!(eps > 0)) minigrad::detail::fail<ValueError>("LayerNorm: eps={} must be positive", eps);
+        minigrad::detail::check_positive<T>("LayerNorm", "eps", eps);
         weight = Tensor<B, T>::ones(Shape{normalized_shape});
         bias = Tensor<B, T>::zeros(Shape{normalized_shape});
         weight.requires_grad_();

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "../error.hpp"
+#include "../scalar_checks.hpp"
 #include "../tensor.hpp"
 
 namespace minigrad {

@@ -375,9 +375,7 @@ template <class B, class T, std::integral L>
 Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options = {}) {
     detail::require_floating<T>();
     detail::check_class_target("cross_entropy", logits, target);
-    if (!(options.label_smoothing >= 0 && options.label_smoothing <= 1)) {
-        detail::fail<ValueError>("cross_entropy: label_smoothing={} must be in [0, 1]", options.label_smoothing);
-    }
+    detail::check_unit_interval<T>("cross_entropy", "label_smoothing", options.label_smoothing);
     const auto rows = logits.size(0), cols = logits.size(1);
     const T smoothing = static_cast<T>(options.label_smoothing);
     auto grad = Tensor<B, T>::empty(logits.shape(), logits.device());

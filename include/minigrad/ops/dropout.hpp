@@ -140,7 +140,7 @@ namespace detail {
 
 // p must be a probability that leaves something: 0 <= p < 1 (NaN fails both comparisons).
 inline void check_dropout_p(std::string_view op, double p) {
-    if (!(p >= 0.0 && p < 1.0)) fail<ValueError>("{}: p={} is not a dropout probability, expected 0 <= p < 1", op, p);
+    check_fraction<double>(op, "p", p);
 }
 
 // A dropout captured in a StepGraph: before a replay, draws the counters the op would have drawn

@@ -147,7 +147,7 @@ Tensor<B, T> layer_norm(const Tensor<B, T>& x, const Tensor<B, T>& weight, const
         detail::fail<ShapeError>("layer_norm: argument #3 'bias' has shape {}, expected [{}] (the last dimension of argument #1 'input', shape {})",
                                  bias.shape(), cols, x.shape());
     }
-    if (!(eps > 0)) detail::fail<ValueError>("layer_norm: eps={} must be positive", eps);
+    detail::check_positive<T>("layer_norm", "eps", eps);
     const auto rows = cols == 0 ? 0 : x.numel() / cols;
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
     auto mean = Tensor<B, T>::empty(Shape{rows}, x.device());

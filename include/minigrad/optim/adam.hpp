@@ -139,11 +139,11 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
 
   private:
     static void check_options(const Options& options, const std::string& who) {
-        check_hyper<T>(who, "lr", options.lr, 0.0);
+        check_at_least<T>(who, "lr", options.lr, 0.0);
         check_fraction<T>(who, "betas[0]", options.betas[0]);
         check_fraction<T>(who, "betas[1]", options.betas[1]);
         check_positive<T>(who, "eps", options.eps);
-        check_hyper<T>(who, "weight_decay", options.weight_decay, 0.0);
+        check_at_least<T>(who, "weight_decay", options.weight_decay, 0.0);
     }
 
     Options options_;

@@ -63,7 +63,7 @@ namespace minigrad::optim {
 // Launches: one per eight gradients to square, one sum, one per eight to scale; no host read.
 template <class B, class T>
 Tensor<B, T> clip_grad_norm_(const std::vector<Tensor<B, T>>& params, double max_norm) {
-    detail::check_hyper<T>("clip_grad_norm_", "max_norm", max_norm, 0.0);
+    detail::check_at_least<T>("clip_grad_norm_", "max_norm", max_norm, 0.0);
     std::vector<std::shared_ptr<minigrad::detail::TensorImpl<B, T>>> grads;
     for (const auto& p : params) {
         auto& impl = p.impl();

@@ -10,6 +10,7 @@
 #include <numbers>
 
 #include "../error.hpp"
+#include "../scalar_checks.hpp"
 #include "optimizer.hpp"
 
 namespace minigrad::optim::lr_scheduler {
@@ -19,7 +20,7 @@ class StepLR {
   public:
     StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1) : optimizer_(optimizer), step_size_(step_size), gamma_(gamma) {
         if (step_size < 1) minigrad::detail::fail<ValueError>("StepLR: step_size={} must be >= 1", step_size);
-        if (!std::isfinite(gamma) || gamma < 0) minigrad::detail::fail<ValueError>("StepLR: gamma={} must be a finite number >= 0", gamma);
+        minigrad::detail::check_at_least<double>("StepLR", "gamma", gamma, 0.0);
     }
     void step() {
         ++last_epoch_;
@@ -42,9 +43,7 @@ class CosineAnnealingLR {
     CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min = 0.0)
         : optimizer_(optimizer), t_max_(T_max), eta_min_(eta_min), base_lr_(optimizer.get_lr()) {
         if (T_max < 1) minigrad::detail::fail<ValueError>("CosineAnnealingLR: T_max={} must be >= 1", T_max);
-        if (!std::isfinite(eta_min) || eta_min < 0) {
-            minigrad::detail::fail<ValueError>("CosineAnnealingLR: eta_min={} must be a finite number >= 0", eta_min);
-        }
+        minigrad::detail::check_at_least<double>("CosineAnnealingLR", "eta_min", eta_min, 0.0);
     }
     void step() {
         ++last_epoch_;

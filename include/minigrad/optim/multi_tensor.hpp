@@ -93,7 +93,7 @@ class MultiTensorOptimizer : public Optimizer {
 
     double get_lr() const override { return lr_; }
     void set_lr(double lr) override {
-        check_hyper<T>(name_, "lr", lr, 0.0);
+        check_at_least<T>(name_, "lr", lr, 0.0);
         lr_ = lr;
         for (auto& rate : lr_on_device_) B::upload(rate.data(), &lr, sizeof(double), rate.device());
     }

@@ -126,11 +126,11 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
         return names;
     }
     static void check_options(const RmspropOptions& options, const std::string& who) {
-        detail::check_hyper<T>(who, "lr", options.lr, 0.0);
+        detail::check_at_least<T>(who, "lr", options.lr, 0.0);
         detail::check_fraction<T>(who, "alpha", options.alpha);
         detail::check_positive<T>(who, "eps", options.eps);
-        detail::check_hyper<T>(who, "weight_decay", options.weight_decay, 0.0);
-        detail::check_hyper<T>(who, "momentum", options.momentum, 0.0);
+        detail::check_at_least<T>(who, "weight_decay", options.weight_decay, 0.0);
+        detail::check_at_least<T>(who, "momentum", options.momentum, 0.0);
     }
 
     RmspropOptions options_;

@@ -112,7 +112,7 @@ class SGD : public Optimizer {
     // reads the rate from backend memory when it runs, so a change also reaches the replays of a
     // step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a capture.
     void set_lr(double lr) override {
-        detail::check_hyper<T>("SGD", "lr", lr, 0.0);
+        detail::check_at_least<T>("SGD", "lr", lr, 0.0);
         options_.lr = lr;
         const T value = static_cast<T>(lr);
         for (auto& rate : lr_) B::upload(rate.data(), &value, sizeof(T), rate.device());
@@ -225,10 +225,10 @@ class SGD : public Optimizer {
   private:
     // The settings every entry point refuses alike: the constructor, load_state.
     static void check_options(const SgdOptions& options, const std::string& who) {
-        detail::check_hyper<T>(who, "lr", options.lr, 0.0);
-        detail::check_hyper<T>(who, "momentum", options.momentum, 0.0);
-        detail::check_hyper<T>(who, "dampening", options.dampening, -std::numeric_limits<double>::infinity());
-        detail::check_hyper<T>(who, "weight_decay", options.weight_decay, 0.0);
+        detail::check_at_least<T>(who, "lr", options.lr, 0.0);
+        detail::check_at_least<T>(who, "momentum", options.momentum, 0.0);
+        detail::check_at_least<T>(who, "dampening", options.dampening, -std::numeric_limits<double>::infinity());
+        detail::check_at_least<T>(who, "weight_decay", options.weight_decay, 0.0);
         if (options.nesterov && (options.momentum <= 0 || options.dampening != 0)) {
             minigrad::detail::fail<ValueError>("{}: nesterov needs momentum > 0 and dampening = 0 (got momentum={}, dampening={})", who,
                                                options.momentum, options.dampening);
