@@ -570,21 +570,62 @@ TEST_CASE("LaneUpdate with Adam/AdamW/RMSprop rules: many lanes per tensor (the 
     }
 }
 
-TEST_CASE("SquareGrads, a sum, then ClipGrads: the joint norm over two tables and every gradient scaled") {
-    std::vector<float> g0{3, 4}, g1{12};
+TEST_CASE("GradNormChunks, a sum, NormFinish, then ScaleGrads: the joint norm over a table of two, in double, every gradient scaled") {
+    // 20 values: two chunks of 16 elements, the first crossing from g0 to g1
+    std::vector<float> g0(10, 3.0f), g1(10, 4.0f);
+    g1[9] = 1e20f;  // its square overflows a float; the double terms hold it
     k::GradTable<float> table{};
     table.grad[0] = g0.data(), table.grad[1] = g1.data();
-    table.offset[1] = 2, table.offset[2] = 3, table.count = 2;
-    std::vector<float> squares(3);
-    run(3, k::SquareGrads<float>{table, squares.data()});
-    CHECK(squares == std::vector<float>{9, 16, 144});
-    const float total_sq = 169;
+    table.offset[1] = 10, table.offset[2] = 20, table.count = 2;
+    std::vector<double> partial(2);
+    run(2, k::GradNormChunks<float>{table, partial.data(), 2.0, k::NormKind::Square});
+    CHECK(partial[0] == 10 * 9.0 + 6 * 16.0);
+    CHECK(partial[1] == 3 * 16.0 + 1e40);
+    const double joined = partial[0] + partial[1];
     float norm = -1;
-    run(3, k::ClipGrads<float>{table, &total_sq, &norm, 1.0f, true});
-    CHECK(norm == 13);
-    const float coef = 1.0f / (13 + 1e-6f);
-    CHECK(g0[0] == doctest::Approx(3 * coef));
-    CHECK(g1[0] == doctest::Approx(12 * coef));
+    double total = -1, coef = -1;
+    run(1, k::NormFinish<float>{&joined, &norm, &total, &coef, 1.0, 2.0, k::NormKind::Square});
+    CHECK(total == std::sqrt(joined));
+    CHECK(norm == static_cast<float>(std::sqrt(joined)));
+    CHECK(coef == 1.0 / (std::sqrt(joined) + 1e-6));
+    run(20, k::ScaleGrads<float>{table, &coef});
+    CHECK(g0[0] == static_cast<float>(3.0 * coef));
+    CHECK(g1[9] == static_cast<float>(1e20 * coef));
+}
+
+TEST_CASE("GradNormChunks and MaxHalve: the largest magnitude over chunks, and NaN wins") {
+    std::vector<float> g(70);
+    for (int i = 0; i < 70; ++i) g[static_cast<std::size_t>(i)] = static_cast<float>((i % 7) - 3);
+    g[41] = -9.5f;
+    k::GradTable<float> table{};
+    table.grad[0] = g.data(), table.offset[1] = 70, table.count = 1;
+    std::vector<double> partial(5);  // ceil(70 / 16)
+    run(5, k::GradNormChunks<float>{table, partial.data(), INFINITY, k::NormKind::Max});
+    CHECK(partial == std::vector<double>{3, 3, 9.5, 3, 3});
+    for (std::int64_t n = 5; n > 1;) {
+        const std::int64_t half = (n + 1) / 2;
+        run(n - half, k::MaxHalve{partial.data(), half});
+        n = half;
+    }
+    CHECK(partial[0] == 9.5);
+    g[69] = NAN;
+    run(5, k::GradNormChunks<float>{table, partial.data(), INFINITY, k::NormKind::Max});
+    CHECK(std::isnan(partial[4]));
+    std::vector<double> x{1, NAN, 2};
+    run(1, k::MaxHalve{x.data(), 2});  // x[0] = max(x[0], x[2])
+    run(1, k::MaxHalve{x.data(), 1});  // x[0] = max(x[0], x[1]): NaN
+    CHECK(std::isnan(x[0]));
+}
+
+TEST_CASE("ClampGrads: every gradient of a table within [-clip, clip], NaN kept") {
+    std::vector<float> g0{-5, 0.5f}, g1{2, NAN};
+    k::GradTable<float> table{};
+    table.grad[0] = g0.data(), table.grad[1] = g1.data();
+    table.offset[1] = 2, table.offset[2] = 4, table.count = 2;
+    run(4, k::ClampGrads<float>{table, 1.0f});
+    CHECK(g0 == std::vector<float>{-1, 0.5f});
+    CHECK(g1[0] == 1);
+    CHECK(std::isnan(g1[1]));
 }
 
 TEST_CASE("dropout: the CPU's vectorised loop (range) draws the GPU's per-element mask, across a counter's high word and from backend memory") {

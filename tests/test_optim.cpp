@@ -467,6 +467,103 @@ TEST_CASE("clip_grad_norm_: the joint 2-norm as a tensor, gradients scaled on th
 }
 
 namespace {
+// A parameter whose gradient is `grad`: the backward of sum(w * grad).
+template <class T>
+mg::Tensor<mg::Cpu, T> with_grad(std::vector<T> grad) {
+    const auto n = static_cast<std::int64_t>(grad.size());
+    auto w = tensor<T>(std::vector<T>(grad.size(), T(1)), {n}, true);
+    mg::sum(mg::mul(w, tensor<T>(std::move(grad), {n}))).backward();
+    return w;
+}
+}  // namespace
+
+TEST_CASE("clip_grad_norm_: float gradients whose squares overflow a float still have their finite norm, and are clipped") {
+    // The squares (1e40) are infinite as floats; the norm 1.414e20 is a finite float. Before the
+    // terms were doubles this returned inf and left the gradients [0, 0].
+    auto w = with_grad<float>({1e20f, 1e20f});
+    auto norm = optim::clip_grad_norm_(std::vector{w}, 1.0);
+    CHECK(norm.item() == doctest::Approx(1.41421356e20).epsilon(1e-6));
+    for (float g : w.grad().to_vector()) CHECK(g == doctest::Approx(0.70710678).epsilon(1e-6));
+    // near the float limit: the norm 4.8e38 is infinite as a float, the clipping is not
+    auto big = with_grad<float>({3e38f, -3e38f, 2e38f});
+    CHECK(std::isinf(optim::clip_grad_norm_(std::vector{big}, 1.0).item()));
+    const auto g = big.grad().to_vector();
+    const double total = std::sqrt(9e76 + 9e76 + 4e76);
+    CHECK(g[0] == doctest::Approx(3e38 / total).epsilon(1e-6));
+    CHECK(g[1] == doctest::Approx(-3e38 / total).epsilon(1e-6));
+    CHECK(g[2] == doctest::Approx(2e38 / total).epsilon(1e-6));
+}
+
+TEST_CASE("clip_grad_norm_ with norm_type 1, 3 and infinity, over several tables and chunks, as torch.nn.utils.clip_grad_norm_") {
+    std::vector<mg::Tensor<mg::Cpu, double>> params;
+    std::vector<double> all;
+    for (int p = 0; p < 11; ++p) {  // two tables; gradients of 1 to 40 elements cross chunk bounds
+        std::vector<double> grad(static_cast<std::size_t>(1 + (p * 7) % 40));
+        for (std::size_t i = 0; i < grad.size(); ++i) grad[i] = std::sin(1.0 + p * 40.0 + static_cast<double>(i)) * (p + 1);
+        all.insert(all.end(), grad.begin(), grad.end());
+        params.push_back(with_grad<double>(grad));
+    }
+    double l1 = 0, l3 = 0, linf = 0;
+    for (double g : all) l1 += std::abs(g), l3 += std::pow(std::abs(g), 3.0), linf = std::max(linf, std::abs(g));
+    l3 = std::cbrt(l3);
+    for (auto [norm_type, expected] : {std::pair{1.0, l1}, std::pair{3.0, l3}, std::pair{std::numeric_limits<double>::infinity(), linf}}) {
+        CAPTURE(norm_type);
+        std::vector<std::vector<double>> before;
+        for (auto& p : params) before.push_back(p.grad().to_vector());
+        const auto reads = mg::counters().host_reads;
+        auto norm = optim::clip_grad_norm_(params, 0.5, norm_type);
+        CHECK(mg::counters().host_reads == reads);
+        CHECK(norm.item() == doctest::Approx(expected).epsilon(1e-13));
+        const double coef = 0.5 / (expected + 1e-6);
+        for (std::size_t p = 0; p < params.size(); ++p) {
+            const auto after = params[p].grad().to_vector();
+            for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i] == doctest::Approx(before[p][i] * coef).epsilon(1e-13));
+        }
+        // restore the gradients for the next order
+        for (std::size_t p = 0; p < params.size(); ++p) {
+            params[p].zero_grad();
+            mg::sum(mg::mul(params[p], tensor<double>(before[p], {static_cast<std::int64_t>(before[p].size())}))).backward();
+        }
+    }
+    CHECK(error_message([&] { optim::clip_grad_norm_(params, 1.0, 0.0); }) == "clip_grad_norm_: norm_type=0 must be > 0");
+    CHECK(error_message([&] { optim::clip_grad_norm_(params, 1.0, -INFINITY); }) == "clip_grad_norm_: norm_type=-inf must be a finite number");
+    CHECK(error_message([&] { optim::clip_grad_norm_(params, 1.0, NAN); }) == "clip_grad_norm_: norm_type=nan must be a finite number");
+}
+
+TEST_CASE("clip_grad_norm_ with error_if_nonfinite refuses a NaN or infinite norm and leaves the gradients; without it they become NaN") {
+    auto w = with_grad<float>({1.0f, NAN});
+    auto v = with_grad<float>({2.0f});
+    CHECK(error_message([&] { optim::clip_grad_norm_(std::vector{w, v}, 1.0, 2.0, true); }) ==
+          "clip_grad_norm_: the total norm of order 2 of 2 gradients is nan, so they cannot be clipped; the "
+          "gradients are left as they are (error_if_nonfinite=true)");
+    CHECK(v.grad().to_vector() == std::vector<float>{2.0f});
+    auto inf = with_grad<double>({INFINITY, 1.0});
+    CHECK(error_message([&] { optim::clip_grad_norm_(std::vector{inf}, 1.0, INFINITY, true); }) ==
+          "clip_grad_norm_: the total norm of order inf of 1 gradients is inf, so they cannot be clipped; the "
+          "gradients are left as they are (error_if_nonfinite=true)");
+    CHECK(std::isnan(optim::clip_grad_norm_(std::vector{w, v}, 1.0).item()));
+    CHECK(std::isnan(v.grad().to_vector()[0]));
+    // a finite norm passes, with one host read
+    auto u = with_grad<double>({3.0, 4.0});
+    const auto reads = mg::counters().host_reads;
+    CHECK(optim::clip_grad_norm_(std::vector{u}, 1.0, 2.0, true).to_vector() == std::vector<double>{5.0});
+    CHECK(mg::counters().host_reads == reads + 2);  // the check's read, and to_vector's
+}
+
+TEST_CASE("clip_grad_value_ clamps every gradient to [-clip_value, clip_value] on the backend, as torch.nn.utils.clip_grad_value_") {
+    auto a = with_grad<float>({-3.0f, 0.25f, 2.0f}), b = with_grad<float>({0.5f, -0.75f});
+    auto frozen = with_grad<float>({9.0f});
+    frozen.requires_grad_(false);
+    const auto reads = mg::counters().host_reads;
+    optim::clip_grad_value_(std::vector{a, b, frozen}, 0.5);
+    CHECK(mg::counters().host_reads == reads);
+    CHECK(a.grad().to_vector() == std::vector<float>{-0.5f, 0.25f, 0.5f});
+    CHECK(b.grad().to_vector() == std::vector<float>{0.5f, -0.5f});
+    CHECK(frozen.grad().to_vector() == std::vector<float>{9.0f});
+    CHECK(error_message([&] { optim::clip_grad_value_(std::vector{a}, -1.0); }) == "clip_grad_value_: clip_value=-1 must be >= 0");
+}
+
+namespace {
 // An Iris run with any optimizer, a scheduler and clipping, on backend B.
 template <class B>
 struct ScheduledRun {

@@ -111,7 +111,8 @@ using CoreFunctors = TypeList<
     kernels::LayerNormWeightBackward<T>, kernels::SumBroadcast<T>,
     // optimizers, gradient clipping
     kernels::SgdUpdate<T>, kernels::LaneUpdate<T, kernels::AdamRule<T>>, kernels::LaneUpdate<T, kernels::RmspropRule<T>>,
-    kernels::SquareGrads<T>, kernels::ClipGrads<T>>;
+    kernels::GradNormChunks<T>, kernels::BlockSum<double>, kernels::MaxHalve, kernels::NormFinish<T>, kernels::ScaleGrads<T>,
+    kernels::ClampGrads<T>>;
 
 }  // namespace detail
 
