@@ -92,6 +92,11 @@ expect nonzero "error: cannot write '$scratch/out-blocked/loss.csv': Is a direct
 # A pipe is a CSV source: read as a stream.
 expect 0 "" --epochs 2 --print-every 0 --out "$scratch/out-pipe" --data <(cat "$data")
 
+# A fourth species: a class the three-output model cannot predict is refused before training.
+{ cat "$data"; echo "5.0,3.0,1.5,0.2,unknown"; } >"$scratch/iris-4-species.csv"
+expect nonzero "error: $scratch/iris-4-species.csv: row 150 has class 3, expected a class in [0, 3) (the model has 3 outputs)" \
+  --epochs 2 --print-every 0 --out "$scratch/out-4" --data "$scratch/iris-4-species.csv"
+
 expect 0 "" --help
 grep -q -- "--no-graph" "$scratch/stdout" || { echo "FAIL: --help does not list --no-graph"; failures=$((failures + 1)); }
 

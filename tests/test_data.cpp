@@ -34,6 +34,16 @@ TEST_CASE("read_csv: iris has 150 rows, 4 features and 3 classes in order of app
     CHECK(iris.y[149] == 2);
 }
 
+TEST_CASE("Dataset::check_classes: every row's label a class of the model, named by row where one is not") {
+    auto iris = mg::data::read_csv(iris_path, {.label = "species"});
+    CHECK_NOTHROW(iris.check_classes(3, "iris"));
+    CHECK(error_message([&] { iris.check_classes(2, "iris"); }) == "iris: row 100 has class 2, expected a class in [0, 2) (the model has 2 outputs)");
+    iris.y[7] = -1;
+    CHECK(error_message([&] { iris.check_classes(3, "iris"); }) == "iris: row 7 has class -1, expected a class in [0, 3) (the model has 3 outputs)");
+    iris.y.clear();
+    CHECK(error_message([&] { iris.check_classes(3, "iris"); }) == "iris: the dataset has no class labels (Dataset::y is empty)");
+}
+
 TEST_CASE("train_test_split gives scikit-learn's rows for seed 42, test_size 0.2") {
     auto [train, test] = mg::data::split_indices(150, {.test_size = 0.2, .seed = 42});
     const std::vector<std::int64_t> expected = {73, 18, 118, 78, 76, 31, 64, 141, 68, 82, 110, 12, 36, 9, 19,

@@ -29,6 +29,7 @@ struct IrisSplit {
 
 inline IrisSplit load_iris(const std::string& path, std::uint32_t seed = 42, double test_size = 0.2) {
     auto iris = minigrad::data::read_csv(path, {.label = "species"});
+    iris.check_classes(3, path);  // IrisMLP has three outputs
     auto [train, test] = minigrad::data::train_test_split(iris, {.test_size = test_size, .seed = seed});
     minigrad::data::MinMaxScaler scaler;
     scaler.fit(train.x);

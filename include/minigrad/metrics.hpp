@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -109,6 +110,10 @@ double accuracy(const Tensor<B, T>& logits, const Tensor<B, std::int32_t>& targe
                                  target.shape(), logits.size(0), logits.shape());
     }
     if (logits.numel() == 0) detail::fail<ValueError>("accuracy: 'logits' has shape {}; there is nothing to score", logits.shape());
+    // every target a class of logits, as cross_entropy requires: an out-of-range label is an
+    // error, not a miss (no label is ignored)
+    B::check_labels(target.data(), logits.size(0), logits.size(1), std::numeric_limits<std::int64_t>::min(), static_cast<T*>(nullptr),
+                    "accuracy", target.device());
     return detail::device_mean<B>(logits.size(0), logits.device(), [&](double* out) {
         return kernels::CorrectArgmax<T>{logits.data(), target.data(), out, logits.size(1)};
     });

@@ -50,6 +50,20 @@ struct Dataset {
         }
     }
 
+    // Every label is a class in [0, classes): a model with `classes` outputs can be trained and
+    // scored on every row. A metric or loss would refuse a bad label too, but only when it meets
+    // it: a bad label in a test row would surface after training, or not at all.
+    void check_classes(std::int64_t classes, std::string_view who) const {
+        check(who);
+        if (y.empty()) minigrad::detail::fail<ValueError>("{}: the dataset has no class labels (Dataset::y is empty)", who);
+        for (std::size_t r = 0; r < y.size(); ++r) {
+            if (y[r] < 0 || y[r] >= classes) {
+                minigrad::detail::fail<ValueError>("{}: row {} has class {}, expected a class in [0, {}) (the model has {} outputs)", who, r,
+                                                   y[r], classes, classes);
+            }
+        }
+    }
+
     // The given rows, in the given order.
     Dataset subset(const std::vector<std::int64_t>& rows) const {
         check("Dataset::subset");
