@@ -159,6 +159,17 @@ TEST_CASE("DataLoader shards: each shard is a contiguous slice of every global b
           "DataLoader: the last batch has 2 rows, fewer than num_shards 3, so some shard would get none; set drop_last = true or pick "
           "another batch_size");
     CHECK_NOTHROW(mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 6, .drop_last = true, .num_shards = 3, .shard = 2}));
+    // A batch_size near the int64 limit over two shards: the shard's rows are computed without
+    // overflow (rows * (shard + 1) was 2^63, undefined; UBSan in the asan build).
+    for (std::int64_t s = 0; s < 2; ++s) {
+        mg::data::DataLoader<mg::Cpu> huge(counting_dataset(20, 2), {.batch_size = std::int64_t{1} << 62, .num_shards = 2, .shard = s});
+        std::vector<std::int64_t> batches;
+        const auto rows = epoch_rows(huge, &batches);
+        CHECK(batches == std::vector<std::int64_t>{10});
+        std::vector<std::int64_t> expected(10);
+        for (std::int64_t k = 0; k < 10; ++k) expected[static_cast<std::size_t>(k)] = 10 * s + k;
+        CHECK(rows == expected);
+    }
     CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 5, .num_shards = 2, .shard = 0}); }) ==
           "DataLoader: batch_size 5 does not divide among num_shards 2; pick a batch size that is a multiple of the number of processes");
     CHECK(error_message([] { mg::data::DataLoader<mg::Cpu>(counting_dataset(20, 2), {.batch_size = 4, .num_shards = 2, .shard = 2}); }) ==

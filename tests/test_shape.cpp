@@ -110,6 +110,10 @@ TEST_CASE("shape ops: errors name the op, the argument and both sides") {
     CHECK(error_message([&] { mg::t(T2::zeros({1, 2, 3})); }).starts_with("t: argument #1 'input' has shape [1, 2, 3]"));
     CHECK(error_message([&] { mg::narrow(x, 1, 2, 2); }) ==
           "narrow: argument #4 'length' is 2: start 2 + length 2 is past the end of dim 1 of size 3 (argument #1 'input' has shape [2, 3])");
+    // start + length past INT64_MAX: refused by its own rule (it used to overflow, UB, then fail on the shape's size)
+    CHECK(error_message([&] { mg::narrow(x, 1, 1, std::numeric_limits<std::int64_t>::max()); }) ==
+          "narrow: argument #4 'length' is 9223372036854775807: start 1 + length 9223372036854775807 is past the end of dim 1 of size 3 "
+          "(argument #1 'input' has shape [2, 3])");
     CHECK(error_message([&] { mg::narrow(x, 0, 3, 0); }).starts_with("narrow: argument #3 'start' is 3, out of range for dim 0 of size 2"));
     CHECK(error_message([&] { mg::narrow(x, 2, 0, 1); }).starts_with("narrow: argument #2 'dim' is 2, out of range"));
     CHECK(error_message([&] { mg::index_select(x, 0, I64::from({0, 2})); }) ==

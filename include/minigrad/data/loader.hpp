@@ -236,8 +236,11 @@ class DataLoader {
 
     // This shard's slice of a batch of `rows` rows: {first row within the batch, row count}.
     std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t rows) const {
-        const std::int64_t begin = rows * options_.shard / options_.num_shards;
-        const std::int64_t end = rows * (options_.shard + 1) / options_.num_shards;
+        // rows * shard / num_shards in 128 bits: rows * (shard + 1) overflows 64 bits for a
+        // batch_size of 2^62 over two shards
+        __extension__ using wide = __int128;
+        const auto at = [&](std::int64_t s) { return static_cast<std::int64_t>(static_cast<wide>(rows) * s / options_.num_shards); };
+        const std::int64_t begin = at(options_.shard), end = at(options_.shard + 1);
         return {begin, end - begin};
     }
 

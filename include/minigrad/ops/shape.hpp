@@ -357,7 +357,7 @@ Tensor<B, T> narrow(const Tensor<B, T>& x, std::int64_t dim, std::int64_t start,
         detail::fail<ShapeError>("narrow: argument #3 'start' is {}, out of range for dim {} of size {} (argument #1 'input' has shape {})",
                                  start, d, size, x.shape());
     }
-    if (length < 0 || first + length > size) {
+    if (length < 0 || length > size - first) {  // first <= size: no overflow, whatever length is
         detail::fail<ShapeError>("narrow: argument #4 'length' is {}: start {} + length {} is past the end of dim {} of size {} "
                                  "(argument #1 'input' has shape {})",
                                  length, first, length, d, size, x.shape());
