@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is missing, then builds and runs the suite twice, as a release
+# Runs every test: installs what is missing (Debian packages, and the Python environment of
+# scripts/python-env.sh), then builds and runs the suite twice, as a release
 # build (with the CUDA parts compiled when nvcc is there) and under ASan + UBSan (a Debug build:
 # unoptimised, which compiles about three times faster than -O2, with minigrad's assertions on; the
 # optimised code is the release build's, tested without sanitizers; the unit tests also run on the
@@ -13,7 +14,11 @@ start=$SECONDS
 times=()
 stage_done() { times+=("$(printf '%-22s %4d s' "$1" $((SECONDS - $2)))"); }
 t=$SECONDS
-scripts/install-deps.sh
+# Python for the torch_interop test: Debian's torch and numpy, and venv to build on them the
+# environment build/pyenv, which adds safetensors from PyPI (scripts/python-env.sh; the test would
+# make it too, but here its download is counted as installing).
+scripts/install-deps.sh python3-venv python3-numpy python3-torch
+scripts/python-env.sh
 stage_done "install" "$t"
 jobs=$(nproc)
 for preset in release asan tsan; do
