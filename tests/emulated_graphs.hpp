@@ -72,12 +72,10 @@ struct EmulatedGraphs : minigrad::Cpu {
         if (auto* r = recording()) return r->ops.push_back(f);
         minigrad::Cpu::host_work(f, device);
     }
-    template <class L, class T>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
-                             std::string_view op, int device) {
-        if (auto* r = recording())
-            return r->ops.push_back([=] { minigrad::Cpu::check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
-        minigrad::Cpu::check_labels(target, n, classes, ignore_index, inv_count, op, device);
+    template <class F>
+    static void launch_block(const F& f, int device) {
+        if (auto* r = recording()) return r->ops.push_back([f] { minigrad::Cpu::launch_block(f, 0); });
+        minigrad::Cpu::launch_block(f, device);
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int device) {
         if (auto* r = recording()) return r->ops.push_back([=] { minigrad::Cpu::copy(dst, src, bytes, 0); });

@@ -286,8 +286,7 @@ TEST_CASE("a label of an unsigned type is reported as the value it holds") {
     auto logits = mg::Tensor<mg::Cpu>::zeros({2, 3});
     auto target = mg::Tensor<mg::Cpu, std::uint64_t>::from(std::vector<std::uint64_t>{0, UINT64_MAX});
     CHECK(error_message([&] { mg::cross_entropy(logits, target); }) ==
-          "cross_entropy: argument #2 'target' has class 18446744073709551615 at index 1, expected a class in [0, 3) "
-          "(the input has 3 columns)");
+          "cross_entropy: argument #2 'target' has class 18446744073709551615 at index 1, expected a class in [0, 3)");
 }
 
 // The label check counts the rows a mean divides by in the label's own width; here 8-bit labels
@@ -306,13 +305,13 @@ TEST_CASE("the label check in every label width: the rows a mean keeps, and what
     std::vector<std::int16_t> wide(small.begin(), small.end());
     wide[8] = 1000;  // a kept row's label; ignored below, where ignore_index is 1000
     CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int16_t>::from(wide)); }) ==
-          "cross_entropy: argument #2 'target' has class 1000 at index 8, expected a class in [0, 3) (the input has 3 columns)");
+          "cross_entropy: argument #2 'target' has class 1000 at index 8, expected a class in [0, 3)");
     for (auto& v : wide) v = v == -100 ? 1000 : v;
     CHECK(mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int16_t>::from(wide), {.ignore_index = 1000, .reduction = mg::Reduction::Sum})
               .item() == doctest::Approx(299 * std::log(3.0)));
     // ignore_index 1000 cannot be an 8-bit label: -100 is then a bad class
     CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int8_t>::from(small), {.ignore_index = 1000}); }) ==
-          "cross_entropy: argument #2 'target' has class -100 at index 1, expected a class in [0, 3) (the input has 3 columns)");
+          "cross_entropy: argument #2 'target' has class -100 at index 1, expected a class in [0, 3)");
     // 300 classes: every uint8 label names one
     auto many = mg::Tensor<mg::Cpu, double>::zeros({2, 300});
     CHECK(mg::cross_entropy(many, mg::Tensor<mg::Cpu, std::uint8_t>::from(std::vector<std::uint8_t>{0, 255})).item() ==

@@ -219,10 +219,10 @@ TEST_CASE("embedding refuses an index out of range at once, naming it") {
     mg::nn::Embedding<mg::Cpu> table(5, 2);
     auto bad = mg::Tensor<mg::Cpu, std::int64_t>::from({1, 5, 2}, {3});
     CHECK(error_message([&] { table(bad); }) ==
-          "embedding: argument #1 'input' has index 5 at position 1, expected an index in [0, 5) (the rows of argument #2 'weight', shape [5, 2])");
+          "embedding: argument #1 'input' has index 5 at position 1, expected an index in [0, 5)");
     auto negative = mg::Tensor<mg::Cpu, std::int32_t>::from({-1}, {1});
     CHECK(error_message([&] { table(negative); }) ==
-          "embedding: argument #1 'input' has index -1 at position 0, expected an index in [0, 5) (the rows of argument #2 'weight', shape [5, 2])");
+          "embedding: argument #1 'input' has index -1 at position 0, expected an index in [0, 5)");
     CHECK(error_message([] { mg::nn::Embedding<mg::Cpu>(0, 2); }) == "Embedding: num_embeddings=0 and embedding_dim=2 must both be positive");
 }
 

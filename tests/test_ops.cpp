@@ -263,7 +263,7 @@ TEST_CASE("cross_entropy errors: target shape and labels outside [0, classes)") 
     CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int32_t>::from({1, 2, 0})); }) ==
           "cross_entropy: argument #2 'target' has shape [3], expected [2] (one class index per row of argument #1 'input', shape [2, 3])");
     CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int32_t>::from({1, 3})); }) ==
-          "cross_entropy: argument #2 'target' has class 3 at index 1, expected a class in [0, 3) (the input has 3 columns)");
+          "cross_entropy: argument #2 'target' has class 3 at index 1, expected a class in [0, 3)");
     CHECK(error_message([&] { mg::cross_entropy(logits, mg::Tensor<mg::Cpu, std::int32_t>::from({-1, 0})); }).find("has class -1 at index 0") !=
           std::string::npos);
 }

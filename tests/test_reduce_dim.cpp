@@ -1,5 +1,5 @@
 // Reductions along a dim (ops/reduce.hpp) and softmax / log_softmax along a dim
-// (ops/softmax_dim.hpp): values worked out by hand, keepdim both ways, negative dims, gradients
+// (ops/softmax.hpp): values worked out by hand, keepdim both ways, negative dims, gradients
 // against central differences in double, and the errors.
 #include <cmath>
 #include <string>

@@ -15,6 +15,7 @@
 #include "config.hpp"
 #include "error.hpp"
 #include "ops/checks.hpp"
+#include "ops/labels.hpp"
 #include "tensor.hpp"
 
 namespace minigrad::kernels {
@@ -112,8 +113,8 @@ double accuracy(const Tensor<B, T>& logits, const Tensor<B, std::int32_t>& targe
     if (logits.numel() == 0) detail::fail<ValueError>("accuracy: 'logits' has shape {}; there is nothing to score", logits.shape());
     // every target a class of logits, as cross_entropy requires: an out-of-range label is an
     // error, not a miss (no label is ignored)
-    B::check_labels(target.data(), logits.size(0), logits.size(1), std::numeric_limits<std::int64_t>::min(), static_cast<T*>(nullptr),
-                    "accuracy", target.device());
+    minigrad::detail::check_labels<B>(target.data(), logits.size(0), logits.size(1), minigrad::detail::target_site<std::int32_t>("accuracy"),
+                                      target.device());
     return detail::device_mean<B>(logits.size(0), logits.device(), [&](double* out) {
         return kernels::CorrectArgmax<T>{logits.data(), target.data(), out, logits.size(1)};
     });

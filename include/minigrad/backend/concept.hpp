@@ -32,7 +32,7 @@ struct BlockFunctor {  // f.block(team): a team of threads runs it together (lau
 
 template <class B>
 concept Backend = requires(void* dst, const void* src, std::size_t bytes, int device, std::int64_t n, std::string_view what,
-                           const kernels::GemmElement<float>& product, const float* x, float* out, const std::int32_t* labels,
+                           const kernels::GemmElement<float>& product, const float* x, float* out,
                            detail::Pool* pool, typename B::GraphHandle graph) {
     // what it is
     { B::name } -> std::convertible_to<std::string_view>;
@@ -55,7 +55,6 @@ concept Backend = requires(void* dst, const void* src, std::size_t bytes, int de
     B::gemm_then(product, detail::probe::IndexFunctor{}, device);
     B::sum(x, n, out, 1.0f, true, device);
     B::sum_rows(x, n, n, out, true, device);
-    B::check_labels(labels, n, n, n, out, what, device);
     // host work in a step (an index check, an MPI call): a host backend only (B::is_host)
     requires !B::is_host || requires { B::host_work(detail::probe::HostTask{}, device); };
     B::launch_block(detail::probe::BlockFunctor{}, device);

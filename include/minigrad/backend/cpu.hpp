@@ -428,68 +428,13 @@ struct Cpu {
 #endif
 
   public:
-    // Class labels must lie in [0, classes), except those equal to ignore_index (skipped, as
-    // PyTorch's ignore_index). The host can look at them right away: one branch-free pass (it
-    // vectorises), and a second pass only to name the first bad label. Where inv_count is given, it
-    // gets 1 / the number of labels not ignored: the scale of a mean over those rows (infinite when
-    // every row is ignored, so that the mean is NaN, as PyTorch's).
-    template <class L, class T>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
-                             std::string_view op, int /*device*/) {
-        if (auto* tape = detail::cpu_recording()) [[unlikely]] {
-            detail::record_block(n, kernels::LabelCheck<L, T>{target, n, classes, ignore_index, inv_count, op.data()});
-            return tape->add([=] { check_labels(target, n, classes, ignore_index, inv_count, op, 0); });
-        }
-        // As unsigned, a negative label is huge: one compare per label, in the label's own width.
-        using U = std::make_unsigned_t<std::conditional_t<std::is_same_v<L, bool>, unsigned char, L>>;
-        constexpr auto most = static_cast<unsigned long long>(std::numeric_limits<L>::max());
-        const U limit = static_cast<unsigned long long>(classes) > most
-                            ? (std::is_unsigned_v<L> ? U(0) : static_cast<U>(static_cast<U>(most) + 1u))
-                            : static_cast<U>(classes);
-        const auto bad = [limit](L v) {
-            if constexpr (std::is_unsigned_v<L>)
-                if (limit == 0) return false;  // classes exceeds every value an L can hold
-            return static_cast<U>(v) >= limit;
-        };
-        // ignore_index compared in the label's width, where an L can hold it at all
-        const bool can_ignore = ignore_index < 0 ? ignore_index >= static_cast<std::int64_t>(std::numeric_limits<L>::lowest())
-                                                 : static_cast<unsigned long long>(ignore_index) <= most;
-        const L skip = can_ignore ? static_cast<L>(ignore_index) : L{};
-        const auto is_skipped = [can_ignore, skip](L v) { return can_ignore && v == skip; };
-        // The pass in the label's width (counts in a chunk of 2^30 cannot overflow 32 bits), so that
-        // it vectorises: a third of the instructions of bool and 64-bit counts mixed (callgrind).
-        using Count = std::conditional_t<(sizeof(U) >= 4), U, std::uint32_t>;
-        const U skip_bits = static_cast<U>(skip), can_skip = can_ignore ? 1u : 0u;
-        std::int64_t skipped = 0;
-        U out_of_range = 0;
-        for (std::int64_t i0 = 0; i0 < n; i0 += std::int64_t{1} << 30) {
-            const std::int64_t end = std::min(n, i0 + (std::int64_t{1} << 30));
-            Count count = 0;
-            for (std::int64_t i = i0; i < end; ++i) {
-                const U v = static_cast<U>(target[i]);
-                const U s = static_cast<U>(v == skip_bits) & can_skip;
-                count += s;
-                out_of_range |= static_cast<U>(v >= limit) & (s ^ 1u);
-            }
-            skipped += static_cast<std::int64_t>(count);
-        }
-        bool any = out_of_range != 0;
-        if constexpr (std::is_unsigned_v<L>) any = any && limit != 0;  // limit 0: classes exceeds every L
-        if (any) [[unlikely]] {
-            std::int64_t i = 0;
-            while (is_skipped(target[i]) || !bad(target[i])) ++i;
-            bad_label(op, static_cast<std::conditional_t<std::is_signed_v<L>, long long, unsigned long long>>(target[i]), i, classes);
-        }
-        if (inv_count) *inv_count = T(1) / static_cast<T>(n - skipped);
-    }
-
     // Work (elements) up to which an op may run as one block functor (launch_block) instead of its
     // launches: none on the CPU, whose launches cost nothing to save and whose row kernels use
     // every vector lane and core.
     static constexpr std::int64_t one_block_max_work = 0;
     // f.block(team) for a block functor (tape.hpp): on the host the team is this thread alone. A
-    // label the functor reports as out of range is thrown once the functor has finished (a whole
-    // compiled program: all its steps), with check_labels's message.
+    // label the functor reports as out of range (ops/labels.hpp) is thrown once the functor has
+    // finished (a whole compiled program: all its steps).
     template <class F>
     static void launch_block(const F& f, int /*device*/) {
         if (auto* tape = detail::cpu_recording()) [[unlikely]] {
@@ -499,7 +444,7 @@ struct Cpu {
         ++counters().kernel_launches;
         kernels::LabelError error{};
         f.block(kernels::HostTeam{&error});
-        if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
+        if (error.flag) [[unlikely]] bad_label(error);
     }
 
     // f.block(team) with a team of grid_threads host threads: a compiled program too large for one
@@ -538,14 +483,12 @@ struct Cpu {
             all_made.count_down();
             member(0);
         }  // joins the team
-        if (error.flag) [[unlikely]] bad_label(error.op ? error.op : "cross_entropy", error.value, error.index, error.classes);
+        if (error.flag) [[unlikely]] bad_label(error);
         return true;
     }
 
-    template <class V>
-    [[noreturn, gnu::cold]] static void bad_label(std::string_view op, V value, std::int64_t index, std::int64_t classes) {
-        detail::fail<ValueError>("{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) (the input has {} columns)",
-                                 op, value, index, classes, classes);
+    [[noreturn, gnu::cold]] static void bad_label(const kernels::LabelError& error) {
+        detail::fail<ValueError>("{}", kernels::label_error_message(error));
     }
 
     // ---- graphs (used by StepGraph): a tape of launches ------------------------------------------

@@ -168,10 +168,8 @@ struct Cuda {
         if (s.label_error_host->flag) {
             const auto e = *s.label_error_host;
             *s.label_error_host = {};
-            minigrad::detail::fail<ValueError>(
-                "{}: argument #2 'target' has class {} at index {}, expected a class in [0, {}) "
-                "(found on cuda:{} by a kernel, reported at the next host read)",
-                e.op ? e.op : "cross_entropy", e.value, e.index, e.classes, device);
+            minigrad::detail::fail<ValueError>("{} (found on cuda:{} by a kernel, reported at the next host read)",
+                                               kernels::label_error_message(e), device);
         }
     }
 
@@ -349,24 +347,6 @@ struct Cuda {
         launch(cols, kernels::SumRows<T>{partial, db, chunks, cols, overwrite}, device);
         deallocate(partial, bytes, device);
     }
-    // Checked on the device: the error surfaces at the next host read, as PyTorch's device asserts.
-    // Labels equal to ignore_index are skipped; where inv_count is given, it gets 1 / the number of
-    // the others, on the device (one block then, which reduces the count without atomics). `op`
-    // must be a string literal: the kernel keeps its pointer for the message.
-    template <class L, class T>
-    static void check_labels(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index, T* inv_count,
-                             std::string_view op, int device) {
-        if (n <= 0 && !inv_count) return;
-        detail::record_block(n, kernels::LabelCheck<L, T>{target, n, classes, ignore_index, inv_count, op.data()});
-        auto& s = state(device);
-        const std::int64_t blocks = (n + threads - 1) / threads;
-        const int grid = inv_count ? 1 : static_cast<int>(blocks < s.max_grid ? blocks : s.max_grid);
-        detail::check_labels_kernel<L, T, threads><<<grid, threads, 0, s.stream>>>(target, n, classes, ignore_index, inv_count,
-                                                                                   op.data(), s.label_error_device);
-        MINIGRAD_CUDA_CHECK(cudaGetLastError());
-        ++counters().kernel_launches;
-    }
-
     // f.block(team) for a block functor (tape.hpp), run by one block of block_threads threads (a
     // small compiled program, a small loss). A label it reports surfaces at the next sync.
     static constexpr int block_threads = 256;

@@ -1,6 +1,6 @@
 // The kernels CudaBackend launches (its own; an op's arithmetic is a functor in its ops/ file):
 // one index per thread, grid-stride; a warp per row, with the warp as the row functor's team; the
-// one-block sum; the label check; and the device team that runs a block functor on one block or on
+// one-block sum; and the device team that runs a block functor on one block or on
 // a cooperative grid. Compiled only by nvcc, as part of backend/cuda.cuh.
 #pragma once
 
@@ -64,33 +64,6 @@ __global__ void sum_kernel(const T* x, std::int64_t n, T* out, T scale, bool ove
     if (threadIdx.x == 0) out[0] = kernels::write(out[0], device_scale ? total * scale * device_scale[0] : total * scale, overwrite);
 }
 
-// target is (n); records the first label outside [0, classes), skipping those equal to
-// ignore_index. Where inv_count is given (launched as one block then), it gets 1 / the number of
-// labels not ignored.
-template <class L, class T, int Threads>
-__global__ void check_labels_kernel(const L* target, std::int64_t n, std::int64_t classes, std::int64_t ignore_index,
-                                    T* inv_count, const char* op, cuda::detail::LabelError* error) {
-    const std::int64_t stride = static_cast<std::int64_t>(blockDim.x) * gridDim.x;
-    long long counted = 0;
-    for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-        const long long t = static_cast<long long>(target[i]);
-        if (t == ignore_index) continue;
-        ++counted;
-        if ((t < 0 || t >= classes) && atomicCAS(&error->flag, 0, 1) == 0) {
-            error->index = i;
-            error->value = t;
-            error->classes = classes;
-            error->op = op;
-        }
-    }
-    if (inv_count) {  // the same for every thread of the (single) block, so all reach the reduction
-        using Reduce = cub::BlockReduce<long long, Threads>;
-        __shared__ typename Reduce::TempStorage temp;
-        const long long total = Reduce(temp).Sum(counted);
-        if (threadIdx.x == 0) *inv_count = T(1) / static_cast<T>(total);
-    }
-}
-
 // The team of a block functor (tape.hpp) on the GPU: the Threads threads of every block of the
 // launch. One block (launch_block): sync() is the block's barrier. A cooperative grid
 // (launch_grid): sync() is the grid's, and a sum puts each block's total in `scratch` (a 16-byte
@@ -135,12 +108,12 @@ struct DeviceTeam {
         sync();  // the slots (and temp) are free for the next sum; total is written
         return total;  // read before the next sum can write it: that write follows its grid barrier
     }
-    __device__ void report_label(long long index, long long value, long long classes, const char* op) const {
+    __device__ void report_label(long long index, long long value, long long classes, const kernels::LabelSite& site) const {
         if (atomicCAS(&label_error->flag, 0, 1) == 0) {
             label_error->index = index;
             label_error->value = value;
             label_error->classes = classes;
-            label_error->op = op;
+            label_error->site = site;
         }
     }
 };

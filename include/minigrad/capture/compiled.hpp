@@ -28,13 +28,12 @@
 #include "../ops/cross_entropy.hpp"
 #include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
-#include "../ops/embedding.hpp"
+#include "../ops/index.hpp"
 #include "../ops/layer_norm.hpp"
 #include "../ops/loss.hpp"
 #include "../ops/reduce.hpp"
 #include "../ops/shape.hpp"
 #include "../ops/softmax.hpp"
-#include "../ops/softmax_dim.hpp"
 #include "../ops/unary.hpp"
 #include "../optim/adam.hpp"
 #include "../optim/clip_grad.hpp"
@@ -88,7 +87,7 @@ using LabelledFunctors =
              kernels::CrossEntropyBlock<T, L, false>, kernels::CrossEntropyBlock<T, L, true>,
              kernels::CrossEntropyBackward<T, L, Reduction::Mean>, kernels::CrossEntropyBackward<T, L, Reduction::Sum>,
              kernels::CrossEntropyBackward<T, L, Reduction::None>, kernels::NllForward<T, L>,
-             kernels::NllBackward<T, L>, kernels::EmbeddingForward<T, L>, kernels::EmbeddingBackward<T, L>,
+             kernels::NllBackward<T, L>,
              kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>,
              kernels::ArgmaxRows<T, L>>;
 

@@ -8,7 +8,7 @@
 //
 // Two kinds of functor are recorded. An index functor (kernels.hpp's rules) is run as f(i) for
 // every i < n. A block functor has block(team) instead: a piece of work that a team of threads
-// does together (a sum, the label check), written against a team that says which thread this is
+// does together (a sum, the label check of ops/labels.hpp), written against a team that says which thread this is
 // and how many there are, waits for all of them (sync), and sums a value over all of them. The
 // teams: kernels::HostTeam below on the host (one thread, or several for a program that takes the
 // whole machine); in cuda.cuh one GPU block, or every block of a cooperative grid.
@@ -36,15 +36,34 @@
 namespace minigrad {
 namespace kernels {
 
+// Where a label check runs (ops/labels.hpp): the op and its argument, and whether the values are
+// class labels ("class 3 at index 1") or indices into a dim ("index 7 at position 2"). String
+// literals of the host: a GPU kernel keeps the pointers for the host's message.
+struct LabelSite {
+    const char* op;
+    const char* arg;  // "argument #2 'target'"
+    bool is_index;
+    bool unsigned_values;  // the values were of an unsigned type: print them so
+};
+
 // A label outside [0, classes) that a check run as a team found: on the host the lowest index, on
-// a GPU whichever thread reported first. `op` is the op's name, a string literal of the host.
+// a GPU whichever thread reported first.
 struct LabelError {
     int flag;
     long long index;
     long long value;
     long long classes;
-    const char* op;
+    LabelSite site;
 };
+
+// The one text of a bad label or index, whichever backend found it:
+// "cross_entropy: argument #2 'target' has class 3 at index 1, expected a class in [0, 3)".
+inline std::string label_error_message(const LabelError& e) {
+    const char* noun = e.site.is_index ? "index" : "class";
+    const auto value = e.site.unsigned_values ? fmt::format("{}", static_cast<unsigned long long>(e.value)) : fmt::format("{}", e.value);
+    return fmt::format("{}: {} has {} {} at {} {}, expected {} {} in [0, {})", e.site.op, e.site.arg, noun, value,
+                       e.site.is_index ? "position" : "index", e.index, e.site.is_index ? "an" : "a", noun, e.classes);
+}
 
 // What the host threads of one team share: a barrier, a slot per thread for sums, and a lock for
 // the label report.
@@ -93,12 +112,12 @@ struct HostTeam {
         return v;
 #endif
     }
-    MINIGRAD_HD void report_label(long long index, long long value, long long classes, const char* op) const {
+    MINIGRAD_HD void report_label(long long index, long long value, long long classes, const LabelSite& site) const {
 #if !defined(__CUDA_ARCH__)
         // the lowest index, whichever thread finds it: what eager steps on the CPU report
         std::unique_lock<std::mutex> lock;
         if (shared) lock = std::unique_lock(shared->label_mutex);
-        if (!label_error->flag || index < label_error->index) *label_error = {1, index, value, classes, op};
+        if (!label_error->flag || index < label_error->index) *label_error = {1, index, value, classes, site};
 #endif
     }
 };
@@ -119,32 +138,6 @@ struct BlockSum {
         for (index_t i = team.thread(); i < n; i += team.threads()) partial += x[i];
         const T total = team.sum(partial);
         if (team.thread() == 0) out[0] = write(out[0], device_scale ? total * scale * device_scale[0] : total * scale, overwrite);
-    }
-};
-
-// target is (n): reports a label outside [0, classes) that is not ignore_index; where inv_count is
-// given it gets 1 / the number of labels not ignored. The label check as a block functor.
-template <class L, class T>
-struct LabelCheck {
-    const L* target;
-    index_t n;
-    index_t classes;
-    index_t ignore_index;
-    T* inv_count;
-    const char* op;
-    template <class Team>
-    MINIGRAD_HD void block(const Team& team) const {
-        long long counted = 0;
-        for (index_t i = team.thread(); i < n; i += team.threads()) {
-            const long long t = static_cast<long long>(target[i]);
-            if (t == ignore_index) continue;
-            ++counted;
-            if (t < 0 || t >= classes) team.report_label(i, t, classes, op);
-        }
-        if (inv_count) {
-            const long long total = team.sum(counted);
-            if (team.thread() == 0) *inv_count = T(1) / static_cast<T>(total);
-        }
     }
 };
 

@@ -5,7 +5,7 @@
 
 #include <string_view>
 
-#include "../ops/softmax_dim.hpp"
+#include "../ops/softmax.hpp"
 #include "../ops/unary.hpp"
 
 namespace minigrad::nn {

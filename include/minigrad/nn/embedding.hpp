@@ -7,7 +7,7 @@
 #include <span>
 #include <vector>
 
-#include "../ops/embedding.hpp"
+#include "../ops/index.hpp"
 #include "module.hpp"
 
 namespace minigrad::nn {

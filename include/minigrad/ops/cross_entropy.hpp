@@ -4,7 +4,7 @@
 // checks; the per-element losses and the shared Reduction are in ops/loss.hpp.
 //
 // A mean over class-index targets divides by the rows whose target is not ignore_index. That count
-// is made where the labels are checked (B::check_labels writes 1 / count on the device), and the
+// is made where the labels are checked (ops/labels.hpp writes 1 / count on the device), and the
 // row functors scale each row by it, so no value comes back to the host.
 #pragma once
 
@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "checks.hpp"
+#include "labels.hpp"
 #include "loss.hpp"
 
 namespace minigrad::kernels {
@@ -153,7 +154,7 @@ struct CrossEntropyBlock {
     index_t n;  // rows
     T* out;     // (1)
     T* inv_count;  // (1) for a mean, else null
-    const char* op;
+    LabelSite site;
     template <class Team>
     MINIGRAD_HD void block(const Team& team) const {
         long long counted = 0;
@@ -162,7 +163,7 @@ struct CrossEntropyBlock {
             const long long t = static_cast<long long>(rows.target[r]);
             if (t != rows.ignore_index) {
                 ++counted;
-                if (t < 0 || t >= rows.cols) team.report_label(r, t, rows.cols, op);
+                if (t < 0 || t >= rows.cols) team.report_label(r, t, rows.cols, site);
             }
             rows(r);
             partial += rows.row_loss[r];
@@ -390,10 +391,10 @@ Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& targe
         if (options.reduction != Reduction::None && rows * cols <= B::one_block_max_work) {
             // small: the label check, the rows and their sum or mean in one launch
             loss = Tensor<B, T>::empty(Shape{}, logits.device());
-            B::launch_block(kernels::CrossEntropyBlock<T, L, decltype(smoothed)::value>{forward, rows, loss.data(), scale, "cross_entropy"},
+            B::launch_block(kernels::CrossEntropyBlock<T, L, decltype(smoothed)::value>{forward, rows, loss.data(), scale, detail::target_site<L>("cross_entropy")},
                             logits.device());
         } else {
-            B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "cross_entropy", target.device());
+            detail::check_labels<B>(target.data(), rows, cols, detail::target_site<L>("cross_entropy"), target.device(), options.ignore_index, scale);
             B::launch_rows(rows, cols, forward, logits.device());
             loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);
         }
@@ -432,7 +433,7 @@ Tensor<B, T> nll_loss(const Tensor<B, T>& input, const Tensor<B, L>& target, con
     Tensor<B, T> inv_count;
     if (options.reduction == Reduction::Mean) inv_count = Tensor<B, T>::empty(Shape{1}, input.device());
     T* scale = inv_count.defined() ? inv_count.data() : nullptr;
-    B::check_labels(target.data(), rows, cols, options.ignore_index, scale, "nll_loss", target.device());
+    detail::check_labels<B>(target.data(), rows, cols, detail::target_site<L>("nll_loss"), target.device(), options.ignore_index, scale);
     auto row_loss = Tensor<B, T>::empty(Shape{rows}, input.device());
     B::launch(rows, kernels::NllForward<T, L>{input.data(), target.data(), row_loss.data(), cols, options.ignore_index}, input.device());
     auto loss = detail::reduce_loss(std::move(row_loss), options.reduction, T(1), scale);

@@ -1,5 +1,5 @@
 // sum and mean of every element, to a scalar (shape []); sum, mean, max and argmax along one dim,
-// with keepdim as in PyTorch. A dim op sees its input as (outer, n, inner) around the dim and runs
+// with keepdim as in PyTorch; argmax of each row of a matrix. A dim op sees its input as (outer, n, inner) around the dim and runs
 // one index per output element, (outer, inner), looping over the n values it reduces.
 #pragma once
 
@@ -78,6 +78,24 @@ struct MaxDimBackward {
         const index_t o = (i / (n * inner)) * inner + i % inner;
         const index_t k = (i / inner) % n;
         dx[i] = write(dx[i], static_cast<index_t>(indices[o]) == k ? dy[o] : T(0), overwrite);
+    }
+};
+
+// x is (rows, cols), out is (rows); r over rows. Ties go to the first maximum, as in PyTorch.
+template <class T, class L>
+struct ArgmaxRows {
+    const T* x;
+    L* out;
+    index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    MINIGRAD_HD void operator()(index_t r) const {
+        // NaN counts as the largest value, as in PyTorch: the first NaN wins.
+        index_t best = 0;
+        for (index_t c = 1; c < cols; ++c) {
+            const T v = x[r * cols + c], b = x[r * cols + best];
+            if (v > b || (v != v && b == b)) best = c;
+        }
+        out[r] = static_cast<L>(best);
     }
 };
 
@@ -211,6 +229,17 @@ Tensor<B, T> max(const Tensor<B, T>& x, std::int64_t dim, bool keepdim = false) 
         detail::attach(y.impl(), std::move(node));
     }
     return y;
+}
+
+// Index of the largest value in each row of a matrix (no gradient); x is (rows, cols), result is (rows)
+template <class L = std::int32_t, class B, class T>
+Tensor<B, L> argmax(const Tensor<B, T>& x) {
+    detail::check_defined("argmax", x, 1, "input");
+    detail::check_ndim("argmax", x, 1, "input", 2, "a matrix [rows, classes]");
+    if (x.size(1) == 0) detail::fail<ShapeError>("argmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
+    auto out = Tensor<B, L>::empty(Shape{x.size(0)}, x.device());
+    B::launch(x.size(0), kernels::ArgmaxRows<T, L>{x.data(), out.data(), x.size(1)}, x.device());
+    return out;
 }
 
 // Index of the first largest value along a dim (no gradient), of type L (int64 as in PyTorch).

@@ -1,5 +1,6 @@
-// Shape ops, as PyTorch names them: reshape / view / flatten, transpose / t, narrow / slice,
-// index_select, cat. Tensors here are always contiguous and own their storage, so every result is
+// Shape ops, as PyTorch names them: reshape / view / flatten, transpose / t, narrow / slice, cat
+// (index_select is with embedding, in ops/index.hpp). Tensors here are always contiguous and own
+// their storage, so every result is
 // a copy (one launch, or one backend copy for reshape): a view sharing storage would need a version
 // counter shared with its base for autograd's in-place check, which TensorImpl does not have.
 // A dim op sees a tensor as (outer, n, inner) around its dim (detail::split_at).
@@ -77,46 +78,6 @@ struct NarrowBackward {
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t o = i / (n_x * inner), k = (i / inner) % n_x - start, in = i % inner;
         dx[i] = write(dx[i], k >= 0 && k < n_y ? dy[(o * n_y + k) * inner + in] : T(0), overwrite);
-    }
-};
-
-// x is (outer, n_x, inner), index is (m) with values in [0, n_x), y is (outer, m, inner):
-// y[o, j, in] = x[o, index[j], in]; i over y's elements. An index out of range (which CUDA reports
-// only at the next host read) reads nothing and gives 0, so the kernel never reads past x.
-template <class T, class L>
-struct IndexSelect {
-    const T* x;
-    const L* index;
-    T* y;
-    index_t n_x, m, inner;
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t o = i / (m * inner), j = (i / inner) % m, in = i % inner;
-        const index_t k = static_cast<index_t>(index[j]);
-        y[i] = k >= 0 && k < n_x ? x[(o * n_x + k) * inner + in] : T(0);
-    }
-};
-
-// dy is (outer, m, inner), index is (m), dx is (outer, n_x, inner): dx[o, index[j], in] += dy[o, j,
-// in], a repeated index adding up. One index per column (o, in) of dx, which it zeroes first when
-// overwriting and then walks the indices in order: no atomics, the same sums every run.
-// c over outer * inner
-template <class T, class L>
-struct IndexSelectBackward {
-    const T* dy;
-    const L* index;
-    T* dx;
-    index_t n_x, m, inner;
-    bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return n_x + m; }
-    MINIGRAD_HD void operator()(index_t c) const {
-        const index_t o = c / inner, in = c % inner;
-        T* column = dx + o * n_x * inner + in;
-        if (overwrite)
-            for (index_t k = 0; k < n_x; ++k) column[k * inner] = T(0);
-        for (index_t j = 0; j < m; ++j) {
-            const index_t k = static_cast<index_t>(index[j]);
-            if (k >= 0 && k < n_x) column[k * inner] += dy[(o * m + j) * inner + in];
-        }
     }
 };
 
@@ -241,22 +202,6 @@ Tensor<B, T> narrow_unchecked(const Tensor<B, T>& x, int dim, std::int64_t start
     return y;
 }
 
-// ---- index_select -------------------------------------------------------------------------
-
-template <class B, class T, class L>
-struct IndexSelectNode : Node<B, T> {
-    DimSplit split;
-    Tensor<B, L> index;
-    void backward(TensorImpl<B, T>& out) override {
-        auto& x = *this->inputs[0];
-        auto dx = grad_slot(x);
-        B::launch(split.outer * split.inner,
-                  kernels::IndexSelectBackward<T, L>{out.grad->data, index.data(), dx.data, split.size, index.numel(), split.inner,
-                                                     dx.overwrite},
-                  x.device);
-    }
-};
-
 // ---- cat ----------------------------------------------------------------------------------
 
 // Up to three inputs (a Node holds three); cat of more folds into nested cats when recording.
@@ -379,60 +324,6 @@ Tensor<B, T> slice(const Tensor<B, T>& x, std::int64_t dim, std::int64_t start, 
     };
     const std::int64_t first = clip(start), last = clip(end);
     return detail::narrow_unchecked(x, d, first, last > first ? last - first : 0);
-}
-
-// The entries of dim picked by index (1-D, integers in [0, size of dim)); repeats allowed. The
-// gradient adds up at a repeated index. On the CPU the indices are checked at once; on CUDA by a
-// kernel, reported at the next host read (as cross_entropy's labels).
-template <class B, class T, std::integral L>
-Tensor<B, T> index_select(const Tensor<B, T>& x, std::int64_t dim, const Tensor<B, L>& index) {
-    detail::check_defined("index_select", x, 1, "input");
-    detail::check_defined("index_select", index, 3, "index");
-    detail::check_same_device("index_select", x, "input", index, 3, "index");
-    if (x.ndim() == 0) detail::fail<ShapeError>("index_select: argument #1 'input' is a scalar (shape []), which has no dim to index");
-    const int d = detail::normalize_dim("index_select", x.shape(), dim, 2);
-    if (index.ndim() != 1) {
-        detail::fail<ShapeError>("index_select: argument #3 'index' has shape {}, expected a vector [n]", index.shape());
-    }
-    const auto split = detail::split_at(x.shape(), d);
-    const std::int64_t m = index.numel();
-    if constexpr (B::is_host) {  // checked now (at every replay of a captured step)
-        B::host_work(
-            [values = index.data(), m, d, size = split.size, shape = x.shape()] {
-                for (std::int64_t j = 0; j < m; ++j) {
-                    if (values[j] < 0 || static_cast<std::uint64_t>(values[j]) >= static_cast<std::uint64_t>(size)) [[unlikely]] {
-                        detail::fail<ValueError>("index_select: argument #3 'index' has {} at position {}, out of range for dim {} of "
-                                                 "size {} (argument #1 'input' has shape {})",
-                                                 static_cast<long long>(values[j]), j, d, size, shape);
-                    }
-                }
-            },
-            x.device());
-    } else {
-        if (split.size == 0 && m > 0) {  // no index can be in range: said now, on the host
-            detail::fail<ValueError>("index_select: argument #3 'index' has {} entries, but dim {} of argument #1 'input' (shape {}) has size 0",
-                                     m, d, x.shape());
-        }
-        // On the device: reported at the next sync. The "ignored" value 0 is a valid index here, so
-        // skipping its check loses nothing; there is no count to make (no inv_count).
-        B::check_labels(index.data(), m, split.size, /*ignore_index=*/0, static_cast<T*>(nullptr), "index_select", x.device());
-    }
-    auto y = Tensor<B, T>::empty(detail::with_dim(x.shape(), d, m), x.device());
-    B::launch(y.numel(), kernels::IndexSelect<T, L>{x.data(), index.data(), y.data(), split.size, m, split.inner}, x.device());
-    if (detail::wants_grad(x)) {
-        auto node = std::make_shared<detail::IndexSelectNode<B, T, L>>();
-        node->inputs = {x.impl_ptr(), nullptr, nullptr};
-        node->split = split;
-        node->index = index;
-        detail::attach(y.impl(), std::move(node));
-    }
-    return y;
-}
-template <class BA, class TA, class BB, class L>
-    requires(!std::is_same_v<BA, BB>)
-Tensor<BA, TA> index_select(const Tensor<BA, TA>&, std::int64_t, const Tensor<BB, L>&) {
-    detail::reject_mix<BA, TA, BB, TA, 3>();
-    return {};
 }
 
 // The tensors joined along dim; every other dim must match.

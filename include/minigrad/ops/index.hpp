@@ -1,0 +1,154 @@
+// The gathers: index_select(x, dim, index) and embedding(index, weight), which is index_select
+// along dim 0 of weight with an index of any shape, as torch.nn.functional.embedding. One pair of
+// kernels (a gather, and its backward that adds a repeated index's gradients in index order, with
+// no atomics), one node, and one index check (ops/labels.hpp): on the host at once, on CUDA by a
+// kernel, reported at the next host read as cross_entropy's labels are. The kernels also refuse
+// to read or write outside x for an index the check has not yet reported (a GPU, or a compiled
+// step that reports at its end): it reads 0, and its gradient goes nowhere.
+#pragma once
+
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "checks.hpp"
+#include "labels.hpp"
+
+namespace minigrad {
+namespace kernels {
+
+// x is (outer, n_x, inner), index is (m) with values in [0, n_x), y is (outer, m, inner):
+// y[o, j, in] = x[o, index[j], in]; i over y's elements. An index out of range (which CUDA reports
+// only at the next host read) reads nothing and gives 0, so the kernel never reads past x.
+template <class T, class L>
+struct IndexSelect {
+    const T* x;
+    const L* index;
+    T* y;
+    index_t n_x, m, inner;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t o = i / (m * inner), j = (i / inner) % m, in = i % inner;
+        const index_t k = static_cast<index_t>(index[j]);
+        y[i] = k >= 0 && k < n_x ? x[(o * n_x + k) * inner + in] : T(0);
+    }
+};
+
+// dy is (outer, m, inner), index is (m), dx is (outer, n_x, inner): dx[o, index[j], in] += dy[o, j,
+// in], a repeated index adding up. One index per column (o, in) of dx, which it zeroes first when
+// overwriting and then walks the indices in order: no atomics, the same sums every run.
+// c over outer * inner
+template <class T, class L>
+struct IndexSelectBackward {
+    const T* dy;
+    const L* index;
+    T* dx;
+    index_t n_x, m, inner;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return n_x + m; }
+    MINIGRAD_HD void operator()(index_t c) const {
+        const index_t o = c / inner, in = c % inner;
+        T* column = dx + o * n_x * inner + in;
+        if (overwrite)
+            for (index_t k = 0; k < n_x; ++k) column[k * inner] = T(0);
+        for (index_t j = 0; j < m; ++j) {
+            const index_t k = static_cast<index_t>(index[j]);
+            if (k >= 0 && k < n_x) column[k * inner] += dy[(o * m + j) * inner + in];
+        }
+    }
+};
+
+}  // namespace kernels
+
+namespace detail {
+
+template <class B, class T, class L>
+struct GatherNode : Node<B, T> {
+    DimSplit split;
+    Tensor<B, L> index;
+    const char* name;
+    const char* op_name() const override { return name; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(split.outer * split.inner,
+                  kernels::IndexSelectBackward<T, L>{out.grad->data, index.data(), dx.data, split.size, index.numel(), split.inner,
+                                                     dx.overwrite},
+                  x.device);
+    }
+};
+
+// y of y_shape (x's shape with dim d's size replaced by index's element count, in any layout the
+// caller names) = x's entries along d picked by index; checks index first.
+template <class B, class T, std::integral L>
+Tensor<B, T> gather(const char* op, LabelSite site, const Tensor<B, T>& x, int d, const Tensor<B, L>& index, const Shape& y_shape) {
+    const auto split = split_at(x.shape(), d);
+    const std::int64_t m = index.numel();
+    if (split.size == 0 && m > 0) {  // no index can be in range: said now, on the host
+        fail<ValueError>("{}: {} has {} entries, but dim {} of the tensor it indexes (shape {}) has size 0", op, site.arg, m, d, x.shape());
+    }
+    check_labels<B>(index.data(), m, split.size, site, index.device());
+    auto y = Tensor<B, T>::empty(y_shape, x.device());
+    B::launch(y.numel(), kernels::IndexSelect<T, L>{x.data(), index.data(), y.data(), split.size, m, split.inner}, x.device());
+    if (wants_grad(x)) {
+        auto node = std::make_shared<GatherNode<B, T, L>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->split = split;
+        node->index = index;
+        node->name = op;
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+}  // namespace detail
+
+// The entries of dim picked by index (1-D, integers in [0, size of dim)); repeats allowed. The
+// gradient adds up at a repeated index.
+template <class B, class T, std::integral L>
+Tensor<B, T> index_select(const Tensor<B, T>& x, std::int64_t dim, const Tensor<B, L>& index) {
+    detail::check_defined("index_select", x, 1, "input");
+    detail::check_defined("index_select", index, 3, "index");
+    detail::check_same_device("index_select", x, "input", index, 3, "index");
+    if (x.ndim() == 0) detail::fail<ShapeError>("index_select: argument #1 'input' is a scalar (shape []), which has no dim to index");
+    const int d = detail::normalize_dim("index_select", x.shape(), dim, 2);
+    if (index.ndim() != 1) {
+        detail::fail<ShapeError>("index_select: argument #3 'index' has shape {}, expected a vector [n]", index.shape());
+    }
+    return detail::gather("index_select", {"index_select", "argument #3 'index'", true, false}, x, d, index,
+                          detail::with_dim(x.shape(), d, index.numel()));
+}
+template <class BA, class TA, class BB, class L>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BA, TA> index_select(const Tensor<BA, TA>&, std::int64_t, const Tensor<BB, L>&) {
+    detail::reject_mix<BA, TA, BB, TA, 3>();
+    return {};
+}
+
+// A row of weight (num, dim) per index: index is an integer tensor of up to 3 dimensions, the
+// result is index's shape + [dim]. The gradient of a repeated index's row adds up.
+template <class B, std::integral L, class T>
+Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight) {
+    detail::check_defined("embedding", index, 1, "input");
+    detail::check_defined("embedding", weight, 2, "weight");
+    detail::check_same_device("embedding", index, "input", weight, 2, "weight");
+    detail::check_ndim("embedding", weight, 2, "weight", 2, "a matrix [num_embeddings, embedding_dim]");
+    if (index.ndim() > 3) {
+        detail::fail<ShapeError>("embedding: argument #1 'input' has shape {}, expected at most 3 dimensions", index.shape());
+    }
+    const auto dim = weight.size(1);
+    const auto& s = index.shape();
+    const Shape out_shape = s.ndim() == 0 ? Shape{dim}
+                            : s.ndim() == 1 ? Shape{s[0], dim}
+                            : s.ndim() == 2 ? Shape{s[0], s[1], dim}
+                                            : Shape{s[0], s[1], s[2], dim};
+    return detail::gather("embedding", {"embedding", "argument #1 'input'", true, false}, weight, 0, index, out_shape);
+}
+template <class BA, class L, class BB, class T>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BB, T> embedding(const Tensor<BA, L>&, const Tensor<BB, T>&) {
+    detail::reject_mix<BA, L, BB, T, 2>();
+    return {};
+}
+
+}  // namespace minigrad
