@@ -56,6 +56,41 @@ TEST_CASE("StepGraph: a begin_capture that throws leaves no capture in progress"
     CHECK(graph_log.size() == 4);
 }
 
+namespace test_graphs {
+// EmulatedGraphs whose pool and graph calls throw for a device other than 0, as Cuda's do for a
+// device index the machine does not have.
+struct OneDeviceGraphs : EmulatedGraphs {
+    static void check(int device) {
+        if (device != 0) throw minigrad::DeviceError("OneDeviceGraphs: no device " + std::to_string(device));
+    }
+    static void begin_capture(minigrad::detail::Pool* pool, int device) {
+        check(device);
+        EmulatedGraphs::begin_capture(pool, device);
+    }
+    static void release_pool(minigrad::detail::Pool* pool, int device) {
+        check(device);
+        EmulatedGraphs::release_pool(pool, device);
+    }
+    static void destroy_graph(GraphHandle graph, minigrad::detail::Pool* pool, int device) {
+        check(device);
+        EmulatedGraphs::destroy_graph(graph, pool, device);
+    }
+};
+}  // namespace test_graphs
+
+TEST_CASE("StepGraph for a device that does not exist: the capture refuses it, and the destructor does not throw (std::terminate)") {
+    int runs = 0;
+    {
+        mg::StepGraph<test_graphs::OneDeviceGraphs> never_run([&] { ++runs; }, mg::StepMode::graph, 16);
+    }  // destroyed without a capture: it used to release its pool on device 16, and throw
+    {
+        mg::StepGraph<test_graphs::OneDeviceGraphs> graph([&] { ++runs; }, mg::StepMode::graph, 16);
+        graph.replay();  // the warm-up step runs eagerly
+        CHECK(error_message([&] { graph.replay(); }) == "OneDeviceGraphs: no device 16");
+    }
+    CHECK(runs == 1);
+}
+
 TEST_CASE("StepGraph: replaying after its LossLog was destroyed is refused, not a write into freed memory") {
     IrisRun<EmulatedGraphs> graphed;
     auto log = std::make_unique<mg::LossLog>();

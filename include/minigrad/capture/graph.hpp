@@ -70,8 +70,11 @@ class StepGraph {
         : step_(std::move(step)), mode_(B::supports_graphs ? mode : StepMode::eager), device_(device) {}
     StepGraph(const StepGraph&) = delete;
     StepGraph& operator=(const StepGraph&) = delete;
+    // Touches the device only where a capture began there: a graph made for a device index that
+    // does not exist (which the first capture refuses) must not throw from here.
     ~StepGraph() {
         if constexpr (B::supports_graphs) {
+            if (!capture_began_) return;
             release_program();
             if (captured_)
                 B::destroy_graph(graph_, &pool_, device_);
@@ -185,6 +188,7 @@ class StepGraph {
             capture_state_.hook_destroyed = false;
             detail::RecordTape records;
             B::begin_capture(&pool_, device_);
+            capture_began_ = true;
             detail::active_capture() = &capture_state_;
             if (mode_ == StepMode::compiled) detail::recording_tape() = &records;
             try {
@@ -276,6 +280,7 @@ class StepGraph {
     bool failed_ = false;
     detail::CaptureState capture_state_;
     detail::Pool pool_;  // the captured step's private memory
+    bool capture_began_ = false;
     typename B::GraphHandle graph_{};
     // compiled mode: the program in backend memory (ops and the functors' bytes)
     const ProgramOp* program_ops_ = nullptr;
