@@ -135,10 +135,14 @@ struct ProgramOp {
 
 // One record's work (multiply-adds or element steps) up to which a compiled program runs on one
 // block of threads; a program with a larger record runs on the whole device instead (a cooperative
-// grid, whose barriers cost more than a block's). 2^20 by default: a guess, not a measurement
-// (scripts/gpu-check.sh times both on a GPU). 0 puts every program that does any work on the grid.
+// grid, whose barriers cost more than a block's). 0 puts every program that does any work on the
+// grid. 2^16 by default, a conservative guess until a GPU measures both (scripts/gpu-check.sh):
+// one block of 256 threads does 256 multiply-adds a step, so a record of 2^16 is 256 serial steps
+// (microseconds, about a launch's cost), while 2^20 would be 4096 (a mid-sized model, hidden
+// 64-128, would run about 10x slower on one block than as a graph). Erring low costs grid
+// barriers on small programs; erring high costs a device's worth of parallelism.
 inline std::atomic<std::int64_t>& compiled_block_max_work_value() {
-    static std::atomic<std::int64_t> value{std::int64_t{1} << 20};
+    static std::atomic<std::int64_t> value{std::int64_t{1} << 16};
     return value;
 }
 inline std::int64_t compiled_block_max_work() { return compiled_block_max_work_value().load(std::memory_order_relaxed); }
@@ -235,12 +239,26 @@ F args_as(const RecordTape& tape, const TapeRecord& r) {
 // Where a float product (no column sums) is followed by an activation, forward or backward, that
 // reads its output only at the same index (UnaryForward's x, or UnaryBackward's dy, is the product's
 // c, over c's elements), the two become one GemmThen record: one barrier fewer, the activation in
-// the product's epilogue. The activation writes a tensor the product does not read (it was made
-// while the product's inputs were alive), so no thread of the product can see that write early.
+// the product's epilogue. The activation must write memory the product does not read: otherwise
+// one thread's epilogue would overwrite a or b while other threads still read them. A product
+// input with no autograd node (a temporary) can be freed before the activation allocates its
+// output, and the allocator may hand back that very block; such a pair is left apart.
 // backward() already launches most backward pairs as one (detail::product_into_grad); this also
 // takes the forward ones, which no op can see when it runs, and a backward pair left adjacent on
 // the tape where the activation's result had another reader (which added its share of dy first).
 // Returns where the fused record's bytes went in `arena` (and sets *fused_type), or -1.
+// Whether [p, p + n) and [q, q + m) share an element.
+inline bool overlaps(const float* p, kernels::index_t n, const float* q, kernels::index_t m) {
+    if (!p || !q || n <= 0 || m <= 0) return false;
+    const auto a = reinterpret_cast<std::uintptr_t>(p), b = reinterpret_cast<std::uintptr_t>(q);
+    return a < b + static_cast<std::uintptr_t>(m) * sizeof(float) && b < a + static_cast<std::uintptr_t>(n) * sizeof(float);
+}
+// Whether the epilogue's output (out, over the product's m * n outputs) is memory the product reads.
+inline bool product_reads(const kernels::GemmElement<float>& g, const float* out) {
+    const kernels::index_t outputs = g.m * g.n;
+    return overlaps(out, outputs, g.a, g.m * g.k) || overlaps(out, outputs, g.b, g.k * g.n) || overlaps(out, outputs, g.bias, g.n);
+}
+
 template <class Rule>
 std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRecord& b, std::vector<unsigned char>& arena,
                        const std::type_info** fused_type) {
@@ -251,14 +269,14 @@ std::int64_t fuse_pair(const RecordTape& tape, const TapeRecord& a, const TapeRe
     if (g.a_sums || a.n != b.n || a.n != g.m * g.n) return -1;
     if (*b.info == typeid(Fwd)) {
         const Fwd f = args_as<Fwd>(tape, b);
-        if (f.x != g.c) return -1;
+        if (f.x != g.c || product_reads(g, f.y)) return -1;
         const kernels::GemmThen<float, Fwd> both{g, f};
         *fused_type = &typeid(both);
         return RecordTape::append(arena, &both, sizeof both);
     }
     if (*b.info == typeid(Bwd)) {
         const Bwd f = args_as<Bwd>(tape, b);
-        if (f.dy != g.c) return -1;
+        if (f.dy != g.c || product_reads(g, f.dx)) return -1;
         const kernels::GemmThen<float, Bwd> both{g, f};
         *fused_type = &typeid(both);
         return RecordTape::append(arena, &both, sizeof both);
