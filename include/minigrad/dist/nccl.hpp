@@ -22,8 +22,8 @@
 #include "../backend/cuda.cuh"
 #include "mpi.hpp"
 
-#if NCCL_VERSION_CODE < 21000
-#error "minigrad: dist needs NCCL 2.10 or later (ncclAvg)"
+#if NCCL_VERSION_CODE < 21300
+#error "minigrad: dist needs NCCL 2.13 or later (ncclAvg is 2.10's, ncclGetLastError 2.13's)"
 #endif
 
 namespace minigrad::dist::detail {
