@@ -1,10 +1,11 @@
-// safetensors: round trips, every refusal with its message, atomic saves, Module save/load, SGD
-// state for an exact resume, and files PyTorch wrote (tests/data, made by
-// tools/make_safetensors_fixtures.py).
+// safetensors: round trips, every refusal with its message, checksums that catch every flipped
+// bit, atomic saves, Module save/load, SGD state for an exact resume, and files PyTorch wrote
+// (tests/data, made by tools/make_safetensors_fixtures.py).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -34,6 +35,17 @@ void write_bytes(const fs::path& path, const std::string& bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
+// Flips one bit of a file in place (a second flip restores it). No truncating rewrite: ext4
+// flushes a file rewritten so to disk, which made a rewrite per flip take milliseconds.
+void flip_bit(const fs::path& path, std::size_t byte, int bit) {
+    std::fstream file(path, std::ios::binary | std::ios::in | std::ios::out);
+    char c = 0;
+    file.seekg(static_cast<std::streamoff>(byte));
+    file.get(c);
+    c = static_cast<char>(c ^ (1 << bit));
+    file.seekp(static_cast<std::streamoff>(byte));
+    file.put(c);
+}
 // A safetensors file by hand: the header's length, the header, then `data`.
 std::string raw_file(const std::string& header, const std::string& data = "") {
     std::string out(8, '\0');
@@ -48,6 +60,33 @@ template <class T>
 io::TensorData tensor_data(std::string name, std::vector<std::int64_t> shape, std::vector<T> values) {
     return io::TensorData::from<T>(std::move(name), std::move(shape), values);
 }
+
+// A file's header as nlohmann/json reads it, and where its data section starts.
+std::pair<nlohmann::json, std::size_t> header_of(const std::string& file) {
+    std::uint64_t length = 0;
+    for (int i = 7; i >= 0; --i) length = length << 8 | static_cast<unsigned char>(file[static_cast<std::size_t>(i)]);
+    return {nlohmann::json::parse(file.substr(8, length)), 8 + length};
+}
+// Where tensor `name`'s bytes lie in the file, as its header says: [begin, end).
+std::pair<std::size_t, std::size_t> file_range(const nlohmann::json& header, std::size_t data_start, const std::string& name) {
+    const auto& offsets = header.at(name).at("data_offsets");
+    return {data_start + offsets.at(0).get<std::size_t>(), data_start + offsets.at(1).get<std::size_t>()};
+}
+// The checksum a header stores for tensor `name`.
+std::string stored_crc32(const nlohmann::json& header, const std::string& name) {
+    return header.at("__metadata__").at("minigrad.crc32." + name).get<std::string>();
+}
+
+// CRC-32 a bit at a time, as its definition reads: the check on io::crc32's tables.
+std::uint32_t crc32_bitwise(std::string_view bytes) {
+    std::uint32_t crc = 0xFFFFFFFFu;
+    for (const unsigned char c : bytes) {
+        crc ^= c;
+        for (int bit = 0; bit < 8; ++bit) crc = (crc & 1) ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+    }
+    return ~crc;
+}
+std::string crc32_text(std::string_view bytes) { return fmt::format("{:08x}", crc32_bitwise(bytes)); }
 
 template <class T>
 struct SmallMLP : mg::nn::Module<mg::Cpu, T> {
@@ -480,9 +519,9 @@ TEST_CASE("Module::load refuses a file that is not exactly this model and change
 }
 
 namespace {
-// A few epochs of full-batch SGD on fixed data; returns nothing, moves the model and optimizer.
-template <class M>
-void train(M& model, mg::optim::SGD<mg::Cpu, float>& opt, int steps) {
+// A few epochs of full-batch training on fixed data; returns nothing, moves the model and optimizer.
+template <class M, class Optimizer>
+void train(M& model, Optimizer& opt, int steps) {
     mg::Generator gen(9);
     const auto x = mg::Tensor<mg::Cpu>::uniform({16, 4}, 0, 1, gen);
     std::vector<std::int32_t> labels;
@@ -648,6 +687,225 @@ TEST_CASE("SGD::load_state takes every setting the constructor takes, bit for bi
     CHECK(wide_loader.options().momentum == awkward.momentum);
     CHECK(wide_loader.options().dampening == awkward.dampening);
     CHECK(wide_loader.options().weight_decay == awkward.weight_decay);
+}
+
+TEST_CASE("io::crc32 is zlib's CRC-32 at every length and alignment") {
+    const std::string check = "123456789";
+    CHECK(io::crc32(check.data(), check.size()) == 0xCBF43926u);  // the catalogue's check value for CRC-32
+    CHECK(crc32_bitwise(check) == 0xCBF43926u);
+    CHECK(io::crc32(nullptr, 0) == 0u);
+    std::string bytes;
+    for (int i = 0; i < 80; ++i) bytes += static_cast<char>((i * 37 + 11) & 0xFF);
+    for (std::size_t start = 0; start < 8; ++start) {  // the eight-byte steps from every alignment, and the tail
+        for (std::size_t size = 0; start + size <= bytes.size(); ++size) {
+            const std::string_view part = std::string_view(bytes).substr(start, size);
+            INFO("start ", start, " size ", size);
+            REQUIRE(io::crc32(part.data(), part.size()) == crc32_bitwise(part));
+        }
+    }
+    // `crc` continues a checksum: two pieces give the checksum of the whole
+    CHECK(io::crc32(bytes.data() + 29, bytes.size() - 29, io::crc32(bytes.data(), 29)) == io::crc32(bytes.data(), bytes.size()));
+}
+
+TEST_CASE("every single flipped bit of a saved file's data is refused, naming the tensor and both checksums") {
+    TempDir dir;
+    const auto path = dir / "small.safetensors";
+    const std::string p = path.string();
+    std::vector<float> f32(20);
+    std::vector<double> f64(6);
+    for (std::size_t i = 0; i < f32.size(); ++i) f32[i] = 0.25f * static_cast<float>(i) - 2;
+    for (std::size_t i = 0; i < f64.size(); ++i) f64[i] = 1.0 / static_cast<double>(i + 3);
+    const std::vector<io::TensorData> tensors = {
+        tensor_data<float>("fc1.weight", {4, 5}, f32),
+        tensor_data<double>("fc1.bias", {6}, f64),
+        tensor_data<std::int32_t>("counts", {5}, {0, -1, 7, INT32_MAX, INT32_MIN}),
+        tensor_data<std::int64_t>("steps", {3}, {3, -3, INT64_MAX}),
+        tensor_data<float>("empty", {0}, {}),
+    };
+    io::save_safetensors(path, tensors, {{"format", "pt"}});
+    const std::string good = read_bytes(path);
+    const auto [header, data_start] = header_of(good);
+    // The header holds each tensor's CRC-32, as the bitwise definition computes it, beside the
+    // caller's metadata; a load returns the caller's metadata alone.
+    CHECK(header["__metadata__"].size() == tensors.size() + 1);
+    CHECK(header["__metadata__"]["format"] == "pt");
+    for (const auto& t : tensors) {
+        INFO(t.name);
+        const std::string bytes(reinterpret_cast<const char*>(t.bytes.data()), t.bytes.size());
+        CHECK(header["__metadata__"]["minigrad.crc32." + t.name] == crc32_text(bytes));
+    }
+    CHECK(io::load_safetensors(path).metadata == io::Metadata{{"format", "pt"}});
+    REQUIRE(good.size() - data_start == 80 + 48 + 20 + 24);
+
+    std::size_t flips = 0, wrong = 0;
+    std::string first_wrong;
+    for (const auto& [name, entry] : header.items()) {
+        if (name == "__metadata__") continue;
+        const auto [begin, end] = file_range(header, data_start, name);
+        const std::string stored = stored_crc32(header, name);
+        for (std::size_t byte = begin; byte < end; ++byte) {
+            for (int bit = 0; bit < 8; ++bit) {
+                std::string bad = good;
+                bad[byte] = static_cast<char>(bad[byte] ^ (1 << bit));
+                flip_bit(path, byte, bit);
+                const auto expected = fmt::format("load_safetensors: '{}' is corrupt: tensor '{}' fails its checksum (stored crc32 {}, its data has {})", p,
+                                                  name, stored, crc32_text(std::string_view(bad).substr(begin, end - begin)));
+                std::string got = "(loaded)";
+                try {
+                    io::load_safetensors(path);
+                } catch (const mg::IoError& e) {
+                    got = e.what();
+                }
+                flip_bit(path, byte, bit);
+                ++flips;
+                if (got != expected && wrong++ == 0) first_wrong = fmt::format("byte {} bit {}: {}\nexpected: {}", byte, bit, got, expected);
+            }
+        }
+    }
+    CHECK(flips == 8 * (good.size() - data_start));  // every bit of the data section
+    CHECK(read_bytes(path) == good);
+    INFO(first_wrong);
+    CHECK(wrong == 0);
+
+    // Each tensor is checked as it is read: the reader still reads the others of a damaged file.
+    std::string bad = good;
+    bad[data_start] = static_cast<char>(bad[data_start] ^ 0x10);  // fc1.weight's first byte (its data comes first)
+    write_bytes(path, bad);
+    io::SafetensorsReader reader(path);
+    CHECK(reader.find("fc1.weight")->crc32 == io::crc32(tensors[0].bytes.data(), tensors[0].bytes.size()));
+    CHECK(reader.read(*reader.find("steps")).values<std::int64_t>() == std::vector<std::int64_t>{3, -3, INT64_MAX});
+    CHECK(error_message([&] { reader.read(*reader.find("fc1.weight")); }).starts_with(fmt::format("load_safetensors: '{}' is corrupt: tensor 'fc1.weight'", p)));
+}
+
+TEST_CASE("a model whose file has a flipped bit is refused by Module::load, and changes nothing") {
+    TempDir dir;
+    const auto path = dir / "model.safetensors";
+    mg::manual_seed(21);
+    SmallMLP<float> saved;
+    saved.save(path);
+    std::string bytes = read_bytes(path);
+    const auto [header, data_start] = header_of(bytes);
+    const std::size_t at = file_range(header, data_start, "fc2.bias").first + 5;
+    bytes[at] = static_cast<char>(bytes[at] ^ 0x40);  // an exponent bit of fc2.bias[1]: a big change, silent without the checksum
+    write_bytes(path, bytes);
+    mg::manual_seed(22);
+    SmallMLP<float> model;
+    const auto before = model.parameter_values();
+    CHECK(error_message([&] { model.load(path); })
+              .starts_with(fmt::format("load_safetensors: '{}' is corrupt: tensor 'fc2.bias' fails its checksum (stored crc32 {}", path.string(),
+                                       stored_crc32(header, "fc2.bias"))));
+    CHECK(model.parameter_values() == before);
+}
+
+TEST_CASE("a file without checksums (as PyTorch writes) loads; checksum keys that are malformed or name no tensor are refused") {
+    // PyTorch's file: its metadata has no checksums, and nothing is checked
+    io::SafetensorsReader torch(fs::path(MINIGRAD_TEST_DATA_DIR) / "torch_iris.safetensors");
+    CHECK(torch.metadata() == io::Metadata{{"format", "pt"}});
+    REQUIRE(torch.entries().size() == 4);
+    for (const auto& e : torch.entries()) CHECK_FALSE(e.crc32.has_value());
+    CHECK(torch.read_all().tensors.size() == 4);
+
+    TempDir dir;
+    const auto path = dir / "hand.safetensors";
+    const std::string p = path.string();
+    auto load = [&](const std::string& metadata, const std::string& data) {
+        const std::string a = R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
+        const std::string b = R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]})";
+        write_bytes(path, raw_file("{" + a + "," + b + (metadata.empty() ? "" : R"(,"__metadata__":{)" + metadata + "}") + "}", data));
+        std::string message = "(loaded)";
+        try {
+            io::load_safetensors(path);
+        } catch (const mg::IoError& e) {
+            message = e.what();
+        }
+        return message;
+    };
+    const std::string data = "abcdefgh";
+    const std::string crc_a = crc32_text("abcd"), crc_b = crc32_text("efgh");
+    const auto key = [](const std::string& name, const std::string& value) { return fmt::format(R"("minigrad.crc32.{}":"{}")", name, value); };
+    CHECK(load("", data) == "(loaded)");
+    CHECK(load(R"("format":"pt")", data) == "(loaded)");
+    CHECK(load(key("a", crc_a) + "," + key("b", crc_b), data) == "(loaded)");
+    CHECK(load(key("a", crc_a) + "," + key("b", crc_b), "abcdefgi") ==
+          fmt::format("load_safetensors: '{}' is corrupt: tensor 'b' fails its checksum (stored crc32 {}, its data has {})", p, crc_b, crc32_text("efgi")));
+    std::string upper = crc_b;
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    CHECK(load(key("a", crc_a) + "," + key("b", upper), data) == "(loaded)");  // hex digits in either case
+    for (const std::string& malformed : {std::string("1234567"), std::string("123456789"), std::string("0x123456"), std::string("-1234567"),
+                                        std::string("1234567g"), std::string(" 1234567"), std::string("")}) {
+        CHECK(load(key("a", crc_a) + "," + key("b", malformed), data) ==
+              fmt::format("load_safetensors: '{}' has a malformed header: the checksum of tensor 'b' is '{}', expected a CRC-32 as 8 hex digits", p, malformed));
+    }
+    CHECK(load(key("a", crc_a) + "," + key("b", crc_b) + "," + key("c", crc_b), data) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: metadata 'minigrad.crc32.c' is the checksum of a tensor the file does not hold", p));
+    // one tensor with a checksum and one without: a key whose prefix a flipped bit changed
+    CHECK(load(key("a", crc_a) + "," + R"("minigrad.crc33.b":")" + crc_b + "\"", data) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'b' has no checksum, though other tensors have one", p));
+    CHECK(load(R"("minigrad.crc32.a":7,)" + key("b", crc_b), data) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: metadata 'minigrad.crc32.a' is not a string", p));
+}
+
+TEST_CASE("save_safetensors keeps the caller's metadata and refuses a key in the checksums' reserved prefix") {
+    TempDir dir;
+    const auto path = dir / "meta.safetensors";
+    const std::vector<io::TensorData> tensors = {tensor_data<float>("w", {2}, {1, 2})};
+    CHECK(error_message([&] { io::save_safetensors(path, tensors, {{"format", "pt"}, {"minigrad.crc32.w", "00000000"}}); }) ==
+          fmt::format("save_safetensors: '{}': the metadata key 'minigrad.crc32.w' starts with 'minigrad.crc32.', which minigrad keeps for its checksums",
+                      path.string()));
+    CHECK(error_message([&] { io::save_safetensors(path, tensors, {{"minigrad.crc32.", "x"}}); }).find("which minigrad keeps for its checksums") !=
+          std::string::npos);
+    CHECK(dir.files().empty());
+    // keys that only look alike are the caller's
+    const io::Metadata metadata{{"minigrad.crc32", "a"}, {"minigrad.crc64.w", "b"}, {"Minigrad.crc32.w", "c"}, {"format", "pt"}};
+    io::save_safetensors(path, tensors, metadata);
+    CHECK(io::load_safetensors(path).metadata == metadata);
+    CHECK(header_of(read_bytes(path)).first["__metadata__"].size() == metadata.size() + 1);
+}
+
+TEST_CASE("optimizer state files carry checksums: a flipped bit in any state tensor is refused, and the optimizer is unchanged") {
+    TempDir dir;
+    const auto path = dir / "state.safetensors";
+    const std::string p = path.string();
+    mg::manual_seed(23);
+    IrisMLP model;
+    mg::optim::SGD sgd(model.parameters(), {.lr = 0.1, .momentum = 0.9});
+    train(model, sgd, 2);
+    mg::optim::Adam<mg::Cpu, float> adam(model.parameters(), {.lr = 0.01});
+    train(model, adam, 2);
+    auto check_state_file = [&](auto& opt, const std::string& optimizer) {
+        CAPTURE(optimizer);
+        opt.save_state(path);
+        const std::string good = read_bytes(path);
+        const auto [header, data_start] = header_of(good);
+        std::size_t tensors = 0;
+        for (const auto& [name, entry] : header.items()) {
+            if (name == "__metadata__") continue;
+            ++tensors;
+            CAPTURE(name);
+            const auto [begin, end] = file_range(header, data_start, name);
+            for (const std::size_t at : {begin, (begin + end) / 2, end - 1}) {
+                std::string bad = good;
+                bad[at] = static_cast<char>(bad[at] ^ (1 << (at % 8)));
+                flip_bit(path, at, static_cast<int>(at % 8));
+                mg::optim::SGD<mg::Cpu, float> fresh_sgd(model.parameters(), {.lr = 0.5, .momentum = 0.9});
+                mg::optim::Adam<mg::Cpu, float> fresh_adam(model.parameters(), {.lr = 0.5});
+                const auto message = optimizer == "SGD" ? error_message([&] { fresh_sgd.load_state(path); })
+                                                        : error_message([&] { fresh_adam.load_state(path); });
+                CHECK(message == fmt::format("load_safetensors: '{}' is corrupt: tensor '{}' fails its checksum (stored crc32 {}, its data has {})", p, name,
+                                             stored_crc32(header, name),
+                                             crc32_text(std::string_view(bad).substr(begin, end - begin))));
+                CHECK((optimizer == "SGD" ? fresh_sgd.options().lr : fresh_adam.get_lr()) == 0.5);
+                flip_bit(path, at, static_cast<int>(at % 8));
+            }
+        }
+        CHECK(read_bytes(path) == good);
+        return tensors;
+    };
+    CHECK(check_state_file(sgd, "SGD") == 4);    // state.<i>.momentum_buffer
+    CHECK(check_state_file(adam, "Adam") == 12);  // state.<i>.step (I64), exp_avg, exp_avg_sq
+    mg::optim::Adam<mg::Cpu, float> fresh(model.parameters(), {.lr = 0.5});
+    fresh.load_state(path);  // the file as saved loads
+    CHECK(fresh.step_count(0) == 2);
 }
 
 // ---- PyTorch interop: files under tests/data, made by tools/make_safetensors_fixtures.py ----

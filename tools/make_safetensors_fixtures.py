@@ -9,12 +9,16 @@ logits); then (b) as --check.
 
 --check: (b) loads tests/data/minigrad_iris.safetensors (written by minigrad; MINIGRAD_WRITE_FIXTURES=1
 minigrad_tests rewrites it) into the same PyTorch module and compares its logits for the input in
-tests/data/minigrad_iris_logits.safetensors with the logits minigrad recorded there.
+tests/data/minigrad_iris_logits.safetensors with the logits minigrad recorded there, and checks that
+the checksum minigrad stores for each tensor of both files (metadata "minigrad.crc32.<name>", 8 hex
+digits) is zlib's CRC-32 of the tensor's bytes.
 
 Exits 77 (skipped) when torch or safetensors is missing, 1 when a check fails.
 """
+import json
 import pathlib
 import sys
+import zlib
 
 try:
     import torch
@@ -25,6 +29,7 @@ except ImportError as e:
 
 DATA = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data"
 TOLERANCE = 1e-6
+CHECKSUM_PREFIX = "minigrad.crc32."
 
 
 class IrisMLP(torch.nn.Module):
@@ -50,7 +55,28 @@ def write_torch_fixtures():
     print(f"wrote {DATA / 'torch_iris.safetensors'} and torch_iris_logits.safetensors")
 
 
+def check_minigrad_checksums(path):
+    """Reads the header as JSON (safetensors' load_file does not return metadata) and recomputes
+    each tensor's CRC-32 with zlib: an implementation other than minigrad's."""
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    data = raw[8 + length:]
+    metadata = header.pop("__metadata__", {})
+    for name, entry in header.items():
+        begin, end = entry["data_offsets"]
+        stored, actual = metadata.get(CHECKSUM_PREFIX + name), f"{zlib.crc32(data[begin:end]):08x}"
+        if stored != actual:
+            print(f"FAILED: {path.name}: tensor {name!r} has checksum {stored!r}, zlib.crc32 of its bytes is {actual}")
+            return 1
+    print(f"ok: {path.name}: the checksums of {len(header)} tensors agree with zlib.crc32")
+    return 0
+
+
 def check_minigrad_file():
+    for name in ("minigrad_iris.safetensors", "minigrad_iris_logits.safetensors"):
+        if check_minigrad_checksums(DATA / name):
+            return 1
     model = IrisMLP()
     model.load_state_dict(load_file(DATA / "minigrad_iris.safetensors"), strict=True)
     recorded = load_file(DATA / "minigrad_iris_logits.safetensors")
