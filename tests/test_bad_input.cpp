@@ -20,6 +20,18 @@ TEST_CASE("a shape whose element count overflows is a ShapeError, not a wrapped 
     CHECK(mg::Shape{0, std::int64_t{1} << 40}.numel() == 0);
 }
 
+TEST_CASE("a shape with a zero dim still may not have dims whose product overflows: merging them would wrap") {
+    const std::int64_t big = std::int64_t{1} << 40;
+    // [0, 2^40, 2^40] holds nothing, but flatten(x, 1, 2) made it [0, 0] (2^80 wrapped; UBSan in the asan build)
+    CHECK(error_message([&] { mg::Shape{0, big, big}; }) ==
+          "Shape: [0, 1099511627776, 1099511627776] holds no elements, but its other dimensions multiply to more than can be addressed "
+          "(at most 1152921504606846975)");
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu>::zeros({big, 0, big})), mg::ShapeError);  // the same wherever the zero is
+    CHECK(mg::Shape{0, std::int64_t{1} << 30, std::int64_t{1} << 29}.numel() == 0);
+    CHECK(mg::flatten(mg::Tensor<mg::Cpu>::zeros({0, std::int64_t{1} << 30, std::int64_t{1} << 29}), 1, 2).shape() ==
+          mg::Shape{0, std::int64_t{1} << 59});
+}
+
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
     const std::int64_t big = std::int64_t{1} << 40;
     CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);
