@@ -32,6 +32,25 @@ TEST_CASE("a shape with a zero dim still may not have dims whose product overflo
           mg::Shape{0, std::int64_t{1} << 59});
 }
 
+TEST_CASE("reshape and cat: sizes whose product or sum overflows are refused by the op, not wrapped") {
+    auto x = mg::Tensor<mg::Cpu>::zeros({8});
+    // (2^62 + 1) * 4 wrapped to 4, which divides 8: the overflow (UB) went on to a Shape error naming neither reshape nor its argument
+    CHECK(error_message([&] { mg::reshape(x, {(std::int64_t{1} << 62) + 1, 4, -1}); }) ==
+          "reshape: argument #2 'shape' [4611686018427387905, 4, -1] has sizes whose product overflows 64 bits (a shape holds at most "
+          "1152921504606846975 elements)");
+    CHECK(error_message([&] { x.view({std::int64_t{1} << 62, 8, 0}); }) ==
+          "view: argument #2 'shape' [4611686018427387904, 8, 0] has sizes whose product overflows 64 bits (a shape holds at most "
+          "1152921504606846975 elements)");
+    CHECK(mg::reshape(x, {2, -1, 2}).shape() == mg::Shape{2, 2, 2});
+    // Nine empty tensors of 2^60 - 1 columns: the sum wrapped to a negative size and cat returned shape [0] (the dim dropped)
+    const std::int64_t most = mg::Shape::max_numel;
+    const std::vector<mg::Tensor<mg::Cpu>> wide(9, mg::Tensor<mg::Cpu>::zeros({0, most}));
+    CHECK(error_message([&] { mg::cat(wide, 1); }) ==
+          "cat: the sizes along dim 1 add up to more than a dim can hold (at most 1152921504606846975): 1152921504606846975 before "
+          "tensor #2, plus its 1152921504606846975 (shape [0, 1152921504606846975])");
+    CHECK(mg::cat({mg::Tensor<mg::Cpu>::zeros({0, 2}), mg::Tensor<mg::Cpu>::zeros({0, 3})}, 1).shape() == mg::Shape{0, 5});
+}
+
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
     const std::int64_t big = std::int64_t{1} << 40;
     CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);
