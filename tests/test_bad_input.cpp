@@ -51,6 +51,21 @@ TEST_CASE("reshape and cat: sizes whose product or sum overflows are refused by 
     CHECK(mg::cat({mg::Tensor<mg::Cpu>::zeros({0, 2}), mg::Tensor<mg::Cpu>::zeros({0, 3})}, 1).shape() == mg::Shape{0, 5});
 }
 
+TEST_CASE("binary_cross_entropy_with_logits over zero columns: pos_weight's gradient is empty, not a division by zero") {
+    // input (3, 0) with a pos_weight of shape [0] that wants a gradient: the backward divided the
+    // element count by the column count, 0 / 0 (SIGFPE)
+    auto x = mg::Tensor<mg::Cpu>::zeros({3, 0});
+    auto pos_weight = mg::Tensor<mg::Cpu>::ones({0});
+    x.requires_grad_();
+    pos_weight.requires_grad_();
+    auto loss = mg::binary_cross_entropy_with_logits(x, mg::Tensor<mg::Cpu>::zeros({3, 0}),
+                                                     {.pos_weight = pos_weight, .reduction = mg::Reduction::Sum});
+    CHECK(loss.item() == 0);
+    loss.backward();
+    CHECK(x.grad().shape() == mg::Shape{3, 0});
+    CHECK(pos_weight.grad().shape() == mg::Shape{0});
+}
+
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
     const std::int64_t big = std::int64_t{1} << 40;
     CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);
