@@ -66,6 +66,25 @@ TEST_CASE("binary_cross_entropy_with_logits over zero columns: pos_weight's grad
     CHECK(pos_weight.grad().shape() == mg::Shape{0});
 }
 
+TEST_CASE("argmax into a narrow index type: an index that does not fit is refused, not wrapped") {
+    // 300 columns, the largest value in the last: argmax<std::uint8_t> wrote its index 299 as 43
+    std::vector<float> values(300, 0.0f);
+    values[299] = 1;
+    const auto x = mg::Tensor<mg::Cpu>::from(values, {1, 300});
+    CHECK(error_message([&] { mg::argmax<std::uint8_t>(x); }) ==
+          "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type uint8 (at most 255); "
+          "ask for a wider one, such as argmax<std::int64_t>");
+    CHECK(error_message([&] { mg::argmax<std::int8_t>(x, -1); }) ==
+          "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type int8 (at most 127); "
+          "ask for a wider one, such as argmax<std::int64_t>");
+    CHECK(mg::argmax<std::int16_t>(x).to_vector() == std::vector<std::int16_t>{299});
+    CHECK(mg::argmax<std::uint8_t>(x, 0).to_vector() == std::vector<std::uint8_t>(300, 0));  // dim 0 has one entry: index 0 fits
+    // 256 columns: the largest index, 255, fits a uint8
+    values.resize(256);
+    values[255] = 1;
+    CHECK(mg::argmax<std::uint8_t>(mg::Tensor<mg::Cpu>::from(values, {1, 256})).to_vector() == std::vector<std::uint8_t>{255});
+}
+
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
     const std::int64_t big = std::int64_t{1} << 40;
     CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);

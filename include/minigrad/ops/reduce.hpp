@@ -220,6 +220,7 @@ Tensor<B, L> argmax(const Tensor<B, T>& x, std::int64_t dim, bool keepdim = fals
     const int d = detail::normalize_dim("argmax", x.shape(), dim, 2);
     detail::check_reducible("argmax", x, d);
     const auto split = detail::split_at(x.shape(), d);
+    detail::check_index_type<L>("argmax", x.shape(), d, split.size);
     auto out = Tensor<B, L>::empty(detail::with_dim(x.shape(), d, keepdim ? 1 : -1), x.device());
     B::launch(split.outer * split.inner, kernels::MaxDim<T, L>{x.data(), nullptr, out.data(), split.size, split.inner}, x.device());
     return out;

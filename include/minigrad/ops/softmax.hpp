@@ -114,6 +114,7 @@ Tensor<B, L> argmax(const Tensor<B, T>& x) {
     detail::check_defined("argmax", x, 1, "input");
     detail::check_ndim("argmax", x, 1, "input", 2, "a matrix [rows, classes]");
     if (x.size(1) == 0) detail::fail<ShapeError>("argmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
+    detail::check_index_type<L>("argmax", x.shape(), 1, x.size(1));
     auto out = Tensor<B, L>::empty(Shape{x.size(0)}, x.device());
     B::launch(x.size(0), kernels::ArgmaxRows<T, L>{x.data(), out.data(), x.size(1)}, x.device());
     return out;
