@@ -61,4 +61,14 @@ expect digits "$digits" "$scratch/digits-label12.csv" nonzero \
   "error: $scratch/digits-label12.csv: row $test_row has class 12, expected a class in [0, 10) (the model has 10 outputs)" \
   --epochs 1 --out "$scratch/digits-label12-out"
 
+# A test target far outside a narrow training range: the other targets alternate 0 and 1e-30
+# (standard deviation about 5e-31), one test row's is 1e10, which standardises to 2e40, past float.
+# It is refused before training; it used to train and print "Test MSE: inf" (exit 0).
+test_row=$(awk -F, '$1 == "test" { print $2; exit }' "$scratch/diabetes-split.csv")
+awk -F, -v OFS=, -v line=$((test_row + 2)) 'NR > 1 { $NF = NR == line ? "1e10" : NR % 2 ? "0" : "1e-30" } { print }' \
+  "$data/diabetes.csv" >"$scratch/diabetes-target-far.csv"
+expect diabetes "$diabetes" "$scratch/diabetes-target-far.csv" nonzero \
+  "error: test target #0 is 10000000000, which standardises to inf as a float (the training targets have mean 5.13e-31 and standard deviation 5e-31)" \
+  --epochs 1 --out "$scratch/diabetes-target-far-out"
+
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed"; exit 1; }

@@ -20,6 +20,71 @@ TEST_CASE("a shape whose element count overflows is a ShapeError, not a wrapped 
     CHECK(mg::Shape{0, std::int64_t{1} << 40}.numel() == 0);
 }
 
+TEST_CASE("a shape with a zero dim still may not have dims whose product overflows: merging them would wrap") {
+    const std::int64_t big = std::int64_t{1} << 40;
+    // [0, 2^40, 2^40] holds nothing, but flatten(x, 1, 2) made it [0, 0] (2^80 wrapped; UBSan in the asan build)
+    CHECK(error_message([&] { mg::Shape{0, big, big}; }) ==
+          "Shape: [0, 1099511627776, 1099511627776] holds no elements, but its other dimensions multiply to more than can be addressed "
+          "(at most 1152921504606846975)");
+    CHECK_THROWS_AS((mg::Tensor<mg::Cpu>::zeros({big, 0, big})), mg::ShapeError);  // the same wherever the zero is
+    CHECK(mg::Shape{0, std::int64_t{1} << 30, std::int64_t{1} << 29}.numel() == 0);
+    CHECK(mg::flatten(mg::Tensor<mg::Cpu>::zeros({0, std::int64_t{1} << 30, std::int64_t{1} << 29}), 1, 2).shape() ==
+          mg::Shape{0, std::int64_t{1} << 59});
+}
+
+TEST_CASE("reshape and cat: sizes whose product or sum overflows are refused by the op, not wrapped") {
+    auto x = mg::Tensor<mg::Cpu>::zeros({8});
+    // (2^62 + 1) * 4 wrapped to 4, which divides 8: the overflow (UB) went on to a Shape error naming neither reshape nor its argument
+    CHECK(error_message([&] { mg::reshape(x, {(std::int64_t{1} << 62) + 1, 4, -1}); }) ==
+          "reshape: argument #2 'shape' [4611686018427387905, 4, -1] has sizes whose product overflows 64 bits (a shape holds at most "
+          "1152921504606846975 elements)");
+    CHECK(error_message([&] { x.view({std::int64_t{1} << 62, 8, 0}); }) ==
+          "view: argument #2 'shape' [4611686018427387904, 8, 0] has sizes whose product overflows 64 bits (a shape holds at most "
+          "1152921504606846975 elements)");
+    CHECK(mg::reshape(x, {2, -1, 2}).shape() == mg::Shape{2, 2, 2});
+    // Nine empty tensors of 2^60 - 1 columns: the sum wrapped to a negative size and cat returned shape [0] (the dim dropped)
+    const std::int64_t most = mg::Shape::max_numel;
+    const std::vector<mg::Tensor<mg::Cpu>> wide(9, mg::Tensor<mg::Cpu>::zeros({0, most}));
+    CHECK(error_message([&] { mg::cat(wide, 1); }) ==
+          "cat: the sizes along dim 1 add up to more than a dim can hold (at most 1152921504606846975): 1152921504606846975 before "
+          "tensor #2, plus its 1152921504606846975 (shape [0, 1152921504606846975])");
+    CHECK(mg::cat({mg::Tensor<mg::Cpu>::zeros({0, 2}), mg::Tensor<mg::Cpu>::zeros({0, 3})}, 1).shape() == mg::Shape{0, 5});
+}
+
+TEST_CASE("binary_cross_entropy_with_logits over zero columns: pos_weight's gradient is empty, not a division by zero") {
+    // input (3, 0) with a pos_weight of shape [0] that wants a gradient: the backward divided the
+    // element count by the column count, 0 / 0 (SIGFPE)
+    auto x = mg::Tensor<mg::Cpu>::zeros({3, 0});
+    auto pos_weight = mg::Tensor<mg::Cpu>::ones({0});
+    x.requires_grad_();
+    pos_weight.requires_grad_();
+    auto loss = mg::binary_cross_entropy_with_logits(x, mg::Tensor<mg::Cpu>::zeros({3, 0}),
+                                                     {.pos_weight = pos_weight, .reduction = mg::Reduction::Sum});
+    CHECK(loss.item() == 0);
+    loss.backward();
+    CHECK(x.grad().shape() == mg::Shape{3, 0});
+    CHECK(pos_weight.grad().shape() == mg::Shape{0});
+}
+
+TEST_CASE("argmax into a narrow index type: an index that does not fit is refused, not wrapped") {
+    // 300 columns, the largest value in the last: argmax<std::uint8_t> wrote its index 299 as 43
+    std::vector<float> values(300, 0.0f);
+    values[299] = 1;
+    const auto x = mg::Tensor<mg::Cpu>::from(values, {1, 300});
+    CHECK(error_message([&] { mg::argmax<std::uint8_t>(x); }) ==
+          "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type uint8 (at most 255); "
+          "ask for a wider one, such as argmax<std::int64_t>");
+    CHECK(error_message([&] { mg::argmax<std::int8_t>(x, -1); }) ==
+          "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type int8 (at most 127); "
+          "ask for a wider one, such as argmax<std::int64_t>");
+    CHECK(mg::argmax<std::int16_t>(x).to_vector() == std::vector<std::int16_t>{299});
+    CHECK(mg::argmax<std::uint8_t>(x, 0).to_vector() == std::vector<std::uint8_t>(300, 0));  // dim 0 has one entry: index 0 fits
+    // 256 columns: the largest index, 255, fits a uint8
+    values.resize(256);
+    values[255] = 1;
+    CHECK(mg::argmax<std::uint8_t>(mg::Tensor<mg::Cpu>::from(values, {1, 256})).to_vector() == std::vector<std::uint8_t>{255});
+}
+
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
     const std::int64_t big = std::int64_t{1} << 40;
     CHECK_THROWS_AS((mg::nn::Linear<mg::Cpu>(big, big)), mg::ShapeError);

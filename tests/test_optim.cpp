@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -174,6 +175,16 @@ TEST_CASE("StepLR and CosineAnnealingLR give PyTorch's learning rates, through a
     CHECK(error_message([&] { optim::lr_scheduler::CosineAnnealingLR(adam, 0); }) == "CosineAnnealingLR: T_max=0 must be >= 1");
     CHECK(error_message([&] { optim::lr_scheduler::CosineAnnealingLR(adam, 5, NAN); }) ==
           "CosineAnnealingLR: eta_min=nan must be a finite number");
+    // A T_max past INT64_MAX / 2 (a schedule that never restarts): step() computed 2 * T_max, a
+    // signed overflow (UBSan in the asan build); the rate is the cosine's first step, barely below lr
+    for (const std::int64_t t_max : {std::int64_t{1} << 62, std::numeric_limits<std::int64_t>::max()}) {
+        CAPTURE(t_max);
+        optim::SGD far_sgd({w}, {.lr = 0.1});
+        optim::lr_scheduler::CosineAnnealingLR far(far_sgd, t_max);
+        far.step();
+        far.step();
+        CHECK(far.get_lr() == doctest::Approx(0.1).epsilon(1e-12));
+    }
 }
 
 TEST_CASE("Adam, AdamW, RMSprop: bad settings are refused with a message naming them, and set_lr changes nothing when refused") {

@@ -49,11 +49,21 @@ TargetScale fit_target(const std::vector<float>& targets) {
     return {mean, std_dev > 0 ? std_dev : 1.0};
 }
 
-// The targets standardised, as a (rows, 1) tensor on B (the model's output shape).
+// The targets standardised, as a (rows, 1) tensor on B (the model's output shape). Each must be
+// finite as a float: a test target far outside a narrow training range would standardise to inf
+// and be scored as a test MSE of inf; the features' scaler refuses the same. `set` is "train" or
+// "test", and target #k is the k-th row of that set in the split's order (--write-split).
 template <class B>
-mg::Tensor<B> target_column(const std::vector<float>& targets, const TargetScale& scale) {
+mg::Tensor<B> target_column(const std::vector<float>& targets, const TargetScale& scale, const char* set) {
     std::vector<float> scaled;
-    for (float t : targets) scaled.push_back(static_cast<float>((t - scale.mean) / scale.std_dev));
+    for (float t : targets) {
+        scaled.push_back(static_cast<float>((t - scale.mean) / scale.std_dev));
+        if (!std::isfinite(scaled.back())) {
+            mg::detail::fail<mg::ValueError>("{} target #{} is {}, which standardises to {} as a float (the training targets have mean {:.3g} and "
+                                             "standard deviation {:.3g})",
+                                             set, scaled.size() - 1, t, scaled.back(), scale.mean, scale.std_dev);
+        }
+    }
     return mg::Tensor<mg::Cpu>::from(scaled, {static_cast<std::int64_t>(scaled.size()), 1}).template to<B>();
 }
 
@@ -63,9 +73,9 @@ int train(const examples::TrainOptions& o, const mg::data::Dataset& train_set, c
     features.fit(train_set.x);
     const auto scale = fit_target(train_set.targets);
     const auto x = mg::Tensor<mg::Cpu>::from(features.transform(train_set.x)).template to<B>();
-    const auto y = target_column<B>(train_set.targets, scale);
+    const auto y = target_column<B>(train_set.targets, scale, "train");
     const auto x_test = mg::Tensor<mg::Cpu>::from(features.transform(test_set.x)).template to<B>();
-    const auto y_test = target_column<B>(test_set.targets, scale);
+    const auto y_test = target_column<B>(test_set.targets, scale, "test");
     const double variance = scale.std_dev * scale.std_dev;
 
     mg::manual_seed(o.seed);

@@ -36,11 +36,24 @@ class Shape {
             dims_[ndim_++] = d;
         }
         // Checked once here, so numel() and every byte count after it can be computed unchecked.
+        // The product leaves the zeros out: a shape that holds no elements still may not have
+        // dims whose product overflows, or merging some of them (flatten, cat, the (outer, size,
+        // inner) of a dim op) would wrap. [0, 2^40, 2^40] flattened to [0, 0].
         std::int64_t n = 1;
-        bool overflow = false;
-        for (int i = 0; i < ndim_; ++i) overflow = overflow || __builtin_mul_overflow(n, dims_[i], &n);
+        bool overflow = false, empty = false;
+        for (int i = 0; i < ndim_; ++i) {
+            if (dims_[i] == 0)
+                empty = true;
+            else
+                overflow = overflow || __builtin_mul_overflow(n, dims_[i], &n);
+        }
         if (overflow || n > max_numel) {
             ndim_ = 0;  // never let a caller see the half-built shape
+            if (empty) {
+                detail::fail<ShapeError>("Shape: [{}] holds no elements, but its other dimensions multiply to more than can be "
+                                         "addressed (at most {})",
+                                         detail::join(dims), max_numel);
+            }
             detail::fail<ShapeError>("Shape: [{}] holds more elements than can be addressed (at most {})",
                                      detail::join(dims), max_numel);
         }

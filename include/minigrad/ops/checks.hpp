@@ -2,6 +2,8 @@
 // what only run time can know (shapes, GPU indices) is a minigrad::Error naming both sides.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string_view>
 #include <type_traits>
 
@@ -120,6 +122,19 @@ inline int normalize_dim(std::string_view op, const Shape& shape, std::int64_t d
                          name, dim, shape, -rank, rank - 1);
     }
     return static_cast<int>(dim < 0 ? dim + rank : dim);
+}
+
+// An op that writes indices along a dim of `size` entries in the integer type L (argmax<L>): L must
+// hold the largest, size - 1, or 299 of 300 columns would be written to a uint8 as 43.
+template <class L>
+void check_index_type(std::string_view op, const Shape& shape, int dim, std::int64_t size) {
+    if constexpr (!std::is_integral_v<L>) return;  // only integer index types are checked
+    else if (size > 0 && static_cast<std::uint64_t>(size - 1) > static_cast<std::uint64_t>(std::numeric_limits<L>::max())) {
+        fail<ValueError>("{}: argument #1 'input' has shape {}, whose index {} along dim {} does not fit the index type {}int{} (at most "
+                         "{}); ask for a wider one, such as {}<std::int64_t>",
+                         op, shape, size - 1, dim, std::is_signed_v<L> ? "" : "u", 8 * sizeof(L),
+                         static_cast<std::uint64_t>(std::numeric_limits<L>::max()), op);
+    }
 }
 
 // A tensor seen as (outer, size, inner) around one of its dims: what the dim ops index by.

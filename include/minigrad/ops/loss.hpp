@@ -167,7 +167,7 @@ struct PointwiseLossNode : Node<B, T> {
             auto per_element = Tensor<B, T>::empty(x.shape, x.device);
             derivative(kernels::LossArg::Weight, per_element.data(), true);
             auto dw = grad_slot(*this->inputs[2]);
-            B::sum_rows(per_element.data(), n / cols, cols, dw.data, dw.overwrite, x.device);
+            B::sum_rows(per_element.data(), cols > 0 ? n / cols : 0, cols, dw.data, dw.overwrite, x.device);  // input (rows, 0): no rows to sum
         }
     }
 };

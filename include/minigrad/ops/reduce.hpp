@@ -237,6 +237,7 @@ Tensor<B, L> argmax(const Tensor<B, T>& x) {
     detail::check_defined("argmax", x, 1, "input");
     detail::check_ndim("argmax", x, 1, "input", 2, "a matrix [rows, classes]");
     if (x.size(1) == 0) detail::fail<ShapeError>("argmax: argument #1 'input' has shape {}, expected at least one column", x.shape());
+    detail::check_index_type<L>("argmax", x.shape(), 1, x.size(1));
     auto out = Tensor<B, L>::empty(Shape{x.size(0)}, x.device());
     B::launch(x.size(0), kernels::ArgmaxRows<T, L>{x.data(), out.data(), x.size(1)}, x.device());
     return out;
@@ -249,6 +250,7 @@ Tensor<B, L> argmax(const Tensor<B, T>& x, std::int64_t dim, bool keepdim = fals
     const int d = detail::normalize_dim("argmax", x.shape(), dim, 2);
     detail::check_reducible("argmax", x, d);
     const auto split = detail::split_at(x.shape(), d);
+    detail::check_index_type<L>("argmax", x.shape(), d, split.size);
     auto out = Tensor<B, L>::empty(detail::with_dim(x.shape(), d, keepdim ? 1 : -1), x.device());
     B::launch(split.outer * split.inner, kernels::MaxDim<T, L>{x.data(), nullptr, out.data(), split.size, split.inner}, x.device());
     return out;

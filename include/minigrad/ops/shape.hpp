@@ -111,8 +111,9 @@ inline Shape resolve_shape(const char* op, std::span<const std::int64_t> sizes, 
         } else if (sizes[d] < 0) {
             fail<ShapeError>("{}: argument #2 'shape' [{}] has size {} at dim {}; only one -1 (inferred) is allowed, no other negative size",
                              op, join(sizes), sizes[d], d);
-        } else {
-            known *= sizes[d];
+        } else if (__builtin_mul_overflow(known, sizes[d], &known)) {
+            fail<ShapeError>("{}: argument #2 'shape' [{}] has sizes whose product overflows 64 bits (a shape holds at most {} elements)", op,
+                             join(sizes), Shape::max_numel);
         }
     }
     if (inferred >= 0) {
@@ -346,6 +347,11 @@ Tensor<B, T> cat(const std::vector<Tensor<B, T>>& tensors, std::int64_t dim = 0)
                                      x.shape(), first.shape(), d);
         }
         if (x.device() != first.device()) detail::check_same_device("cat", first, "tensors", x, 1, "tensors");
+        if (x.size(d) > Shape::max_numel - total) {  // total <= max_numel: no overflow; the sum wrapped to a negative size, a dropped dim
+            detail::fail<ShapeError>("cat: the sizes along dim {} add up to more than a dim can hold (at most {}): {} before tensor #{}, "
+                                     "plus its {} (shape {})",
+                                     d, Shape::max_numel, total, i + 1, x.size(d), x.shape());
+        }
         total += x.size(d);
     }
     bool grad = false;

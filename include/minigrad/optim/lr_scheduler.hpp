@@ -50,7 +50,9 @@ class CosineAnnealingLR {
         const double pi = std::numbers::pi, t = static_cast<double>(last_epoch_), t_max = static_cast<double>(t_max_);
         const double lr = optimizer_.get_lr();
         double next;
-        if ((last_epoch_ - 1 - t_max_) % (2 * t_max_) == 0) {
+        // (last_epoch - 1 - T_max) a multiple of 2 T_max, without 2 * T_max (which overflows for a T_max past INT64_MAX / 2)
+        const std::int64_t since_max = last_epoch_ - 1 - t_max_;
+        if (since_max % t_max_ == 0 && (since_max / t_max_) % 2 == 0) {
             next = lr + (base_lr_ - eta_min_) * (1 - std::cos(pi / t_max)) / 2;
         } else {
             next = (1 + std::cos(pi * t / t_max)) / (1 + std::cos(pi * (t - 1) / t_max)) * (lr - eta_min_) + eta_min_;
