@@ -194,6 +194,9 @@ TEST_CASE("load_safetensors refuses a malformed file with a message naming the f
     // 2^32 * 2^32 elements wrap to 0 in 64 bits; with zero offsets a wrapped count would pass.
     CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})")) ==
           fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[4294967296,4294967296]', whose element count overflows", p));
+    // a zero dim first: the other dims' product still may not overflow
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[0,4294967296,4294967296],"data_offsets":[0,0]}})")) ==
+          fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[0,4294967296,4294967296]', whose element count overflows", p));
     CHECK(refused(raw_file(R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}})")) ==
           fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has shape '[2305843009213693952]', whose byte count overflows", p));
     CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8],"extra":1}})", eight)) ==

@@ -374,15 +374,20 @@ class SafetensorsReader {
 
         const auto& shape = *value.find("shape");
         if (!shape.is_array()) fail("has a malformed header: {} has a shape that is not an array", who);
+        // The non-zero dims' product must fit, wherever a zero dim sits (as Shape's rule): a zero
+        // would hide [0, 2^40, 2^40]'s overflow from a running product.
         std::uint64_t numel = 1;
+        bool empty = false;
         for (const auto& d : shape.items) {
             if (!d.is_unsigned()) fail("has a malformed header: {} has shape {}, whose entries must be non-negative integers", who, detail::quote(json::dump(shape)));
             const auto dim = d.number;
-            if (dim > static_cast<std::uint64_t>(INT64_MAX) || __builtin_mul_overflow(numel, dim, &numel)) {
+            empty = empty || dim == 0;
+            if (dim > static_cast<std::uint64_t>(INT64_MAX) || (dim != 0 && __builtin_mul_overflow(numel, dim, &numel))) {
                 fail("has a malformed header: {} has shape {}, whose element count overflows", who, detail::quote(json::dump(shape)));
             }
             e.shape.push_back(static_cast<std::int64_t>(dim));
         }
+        if (empty) numel = 0;
         std::uint64_t expected_bytes = 0;
         if (__builtin_mul_overflow(numel, dtype_size(e.dtype), &expected_bytes)) {
             fail("has a malformed header: {} has shape {}, whose byte count overflows", who, detail::quote(json::dump(shape)));
