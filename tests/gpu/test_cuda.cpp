@@ -1,7 +1,7 @@
 // CudaBackend against the CPU backend, and the promises of the GPU issue: no host sync in the
-// loop, no cudaMalloc after the first step, graph replay, clear runtime errors. (The suite is three
-// files so that nvcc compiles them in parallel: test_cuda_compiled.cpp has the compiled steps,
-// test_cuda_large.cpp the large shapes.)
+// loop, no cudaMalloc after the first step, clear runtime errors. (The suite is three files so that
+// nvcc compiles them in parallel: test_cuda_step_graph.cpp has every StepGraph<Cuda> case, graph
+// replay and compiled steps, test_cuda_large.cpp the large shapes.)
 #include "gpu_helpers.hpp"
 
 TEST_CASE("device facts") {
@@ -249,74 +249,6 @@ TEST_CASE("the digits recipe on CUDA: after the first epoch, no cudaMalloc, no h
     }
     REQUIRE(run.losses.size() == 4);
     CHECK(run.losses.back() < run.losses.front());
-}
-
-TEST_CASE("StepGraph: replays match eager steps, record every replay, and a host read inside is refused") {
-    auto data = iris();
-    auto x = data.x.to<mg::Cuda>();
-    auto y = data.y.to<mg::Cuda>();
-    mg::manual_seed(7);
-    IrisMLP<mg::Cuda> eager;
-    mg::manual_seed(7);
-    IrisMLP<mg::Cuda> graphed;
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::optim::SGD eager_opt(eager.parameters(), {.lr = 0.01});
-    mg::optim::SGD graph_opt(graphed.parameters(), {.lr = 0.01});
-    mg::LossLog eager_log(4), graph_log(4);  // small, so replays must grow it
-    mg::StepGraph<mg::Cuda> graph([&] {
-        auto loss = loss_fn(graphed(x), y);
-        graph_opt.zero_grad();
-        loss.backward();
-        graph_opt.step();
-        graph_log.record(loss);
-    });
-    const auto before = mg::counters();
-    for (int i = 0; i < 50; ++i) {
-        auto loss = loss_fn(eager(x), y);
-        eager_opt.zero_grad();
-        loss.backward();
-        eager_opt.step();
-        eager_log.record(loss);
-        graph.replay();
-    }
-    CHECK(mg::counters().host_syncs == before.host_syncs);
-    CHECK(graph.uses_graph());
-    const auto g = graph_log.values(), e = eager_log.values();
-    REQUIRE(g.size() == 50);
-    check_close(g, e, 1e-6);
-    check_close(graphed.fc1.weight.to_vector(), eager.fc1.weight.to_vector(), 1e-6);
-
-    mg::StepGraph<mg::Cuda> bad([&] { (void)mg::sum(x).item(); });
-    bad.replay();  // the warm-up runs eagerly
-    CHECK(error_message([&] { bad.replay(); }).find("is not possible inside a captured step") != std::string::npos);
-}
-
-TEST_CASE("StepGraph: an upload inside a captured step is refused; a step with no work on the graph's device is an error") {
-    auto x = GpuT::ones({4});
-    std::vector<float> host{1, 2, 3, 4};
-    mg::StepGraph<mg::Cuda> uploads([&] { x = GpuT::from(host, {4}); });
-    uploads.replay();  // eager warm-up
-    CHECK(error_message([&] { uploads.replay(); }).find("copying host memory to the device") != std::string::npos);
-
-    mg::StepGraph<mg::Cuda> idle([] {});
-    idle.replay();
-    CHECK(error_message([&] { idle.replay(); }) ==
-          "StepGraph: the captured step launched no work on cuda:0; if its tensors are on another GPU, give the StepGraph "
-          "that device (StepGraph(step, true, device))");
-}
-
-TEST_CASE("SGD::set_lr between graph replays reaches the captured update") {
-    IrisRun<mg::Cuda> eager, graphed;
-    mg::LossLog eager_log, graph_log;
-    mg::StepGraph<mg::Cuda> graph([&] { graphed.step(graph_log); });
-    for (int i = 0; i < 20; ++i) {
-        const double lr = i < 10 ? 0.05 : 0.5;
-        eager.opt.set_lr(lr);
-        graphed.opt.set_lr(lr);
-        eager.step(eager_log);
-        graph.replay();
-    }
-    check_close(graph_log.values(), eager_log.values(), 1e-6);
 }
 
 TEST_CASE("a device index past minigrad's table is an error, not a read past it") {

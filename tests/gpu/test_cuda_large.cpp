@@ -1,6 +1,7 @@
 // Large shapes on CUDA against the CPU backend: cuBLAS and its crossover, TF32, multi-block
-// reductions, warp-per-row kernels, optimizers over millions of parameters, a captured step with
-// cuBLAS inside, the loader. Cases tagged [large] are left out of the sanitizer runs.
+// reductions, warp-per-row kernels, optimizers over millions of parameters. (Their captured steps,
+// cuBLAS inside one and the loader feeding one, are in test_cuda_step_graph.cpp.) Cases tagged
+// [large] are left out of the sanitizer runs.
 #include "gpu_helpers.hpp"
 
 // ---- large shapes: cuBLAS, multi-block reductions, warp-per-row kernels -----------------------
@@ -223,133 +224,6 @@ TEST_CASE("SGD with momentum and weight decay over 3 million parameters matches 
         gpu_opt.step();
     }
     check_close(pg.to_vector(), p.to_vector(), 1e-5);
-}
-
-TEST_CASE("StepGraph with cuBLAS inside: a model wide enough for the cuBLAS path replays as it runs eagerly") {
-    mg::Generator gen(18);
-    auto x = CpuT::uniform({512, 256}, -1, 1, gen).to<mg::Cuda>();
-    auto y = mg::Tensor<mg::Cpu, std::int32_t>::uniform({512}, 0, 10, gen).to<mg::Cuda>();
-    auto make = [] {
-        mg::manual_seed(19);
-        return mg::nn::Sequential(mg::nn::Linear<mg::Cuda>(256, 512), mg::nn::ReLU{}, mg::nn::Linear<mg::Cuda>(512, 10));
-    };
-    auto eager = make();
-    auto graphed = make();
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::optim::SGD eager_opt(eager.parameters(), {.lr = 0.05, .momentum = 0.9});
-    mg::optim::SGD graph_opt(graphed.parameters(), {.lr = 0.05, .momentum = 0.9});
-    mg::LossLog eager_log(16), graph_log(16);
-    mg::StepGraph<mg::Cuda> graph([&] {
-        auto loss = loss_fn(graphed(x), y);
-        graph_opt.zero_grad();
-        loss.backward();
-        graph_opt.step();
-        graph_log.record(loss);
-    });
-    const auto gemms = mg::counters().library_gemms;
-    for (int i = 0; i < 10; ++i) {
-        auto loss = loss_fn(eager(x), y);
-        eager_opt.zero_grad();
-        loss.backward();
-        eager_opt.step();
-        eager_log.record(loss);
-        graph.replay();
-    }
-    // 2 forward + 3 backward products per step (the first layer's input needs no gradient): ten
-    // eager steps, the graph's eager first replay and its capture; replays launch the graph only
-    CHECK(mg::counters().library_gemms - gemms == 10 * 5 + 5 + 5);
-    CHECK(graph.uses_graph());
-    const auto g = graph_log.values(), e = eager_log.values();
-    REQUIRE(g.size() == 10);
-    check_close(g, e, 1e-6);
-    CHECK(g.back() < g.front());
-    const auto gp = graphed.parameter_values(), ep = eager.parameter_values();
-    REQUIRE(gp.size() == ep.size());
-    for (const auto& [name, values] : ep) {
-        INFO("parameter ", name);
-        check_close(gp.at(name).values, values.values, 1e-6);
-    }
-}
-
-TEST_CASE("DataLoader<Cuda> feeds a captured step the same batches as the CPU loader; metrics read once on the GPU") {
-    auto iris = mg::data::read_csv(iris_path, {.label = "species"});
-    const mg::data::LoaderOptions options{.batch_size = 32, .shuffle = true, .seed = 5, .drop_last = true};
-    mg::data::DataLoader<mg::Cpu> cpu_loader(iris, options);
-    mg::data::DataLoader<mg::Cuda> gpu_loader(iris, options);
-    mg::manual_seed(3);
-    IrisMLP<mg::Cpu> cpu_model;
-    mg::manual_seed(3);
-    IrisMLP<mg::Cuda> gpu_model;
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::optim::SGD cpu_opt(cpu_model.parameters(), {.lr = 0.01});
-    mg::optim::SGD gpu_opt(gpu_model.parameters(), {.lr = 0.01});
-    mg::LossLog cpu_log, gpu_log;
-    auto x = mg::Tensor<mg::Cuda>::empty({32, 4});
-    auto y = mg::Tensor<mg::Cuda, std::int32_t>::empty({32});
-    mg::StepGraph<mg::Cuda> graph([&] {
-        auto loss = loss_fn(gpu_model(x), y);
-        gpu_opt.zero_grad();
-        loss.backward();
-        gpu_opt.step();
-        gpu_log.record(loss);
-    });
-    for (int epoch = 0; epoch < 3; ++epoch) {
-        for (const auto& [bx, by] : cpu_loader) {
-            auto loss = loss_fn(cpu_model(bx), by);
-            cpu_opt.zero_grad();
-            loss.backward();
-            cpu_opt.step();
-            cpu_log.record(loss);
-        }
-        for (const auto& batch : gpu_loader.into(x, y)) (void)batch, graph.replay();
-    }
-    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
-
-    auto logits = gpu_model(x);
-    mg::reset_counters();
-    const double acc = mg::metrics::accuracy(logits, y);
-    CHECK(mg::counters().host_reads == 1);
-    CHECK(acc == mg::metrics::accuracy(logits.to<mg::Cpu>(), y.to<mg::Cpu>()));
-    auto half = mg::Tensor<mg::Cuda>::full({5, 2}, 0.5f), zero = mg::Tensor<mg::Cuda>::zeros({5, 2});
-    CHECK(mg::metrics::mse(half, zero) == doctest::Approx(0.25));
-    CHECK(mg::metrics::mae(half, zero) == doctest::Approx(0.5));
-}
-
-TEST_CASE("Adam on CUDA matches the CPU: Iris losses, captured with a cosine schedule changed between replays, and the step count") {
-    const auto data = iris();
-    const auto xg = data.x.to<mg::Cuda>();
-    const auto yg = data.y.to<mg::Cuda>();
-    mg::Generator cpu_gen(42), gpu_gen(42);
-    IrisMLP<mg::Cpu> cpu_model(10, cpu_gen);
-    IrisMLP<mg::Cuda> gpu_model(10, gpu_gen);
-    mg::optim::Adam<mg::Cpu, float> cpu_opt(cpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
-    mg::optim::Adam<mg::Cuda, float> gpu_opt(gpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
-    mg::optim::lr_scheduler::CosineAnnealingLR cpu_schedule(cpu_opt, 50, 0.001), gpu_schedule(gpu_opt, 50, 0.001);
-    mg::nn::CrossEntropyLoss loss_fn;
-    mg::LossLog cpu_log, gpu_log;
-    mg::StepGraph<mg::Cuda> graph([&] {
-        auto loss = loss_fn(gpu_model(xg), yg);
-        gpu_opt.zero_grad();
-        loss.backward();
-        mg::optim::clip_grad_norm_(gpu_model.parameters(), 1.0);
-        gpu_opt.step();
-        gpu_log.record(loss);
-    });
-    for (int i = 0; i < 150; ++i) {
-        auto loss = loss_fn(cpu_model(data.x), data.y);
-        cpu_opt.zero_grad();
-        loss.backward();
-        mg::optim::clip_grad_norm_(cpu_model.parameters(), 1.0);
-        cpu_opt.step();
-        cpu_log.record(loss);
-        graph.replay();
-        cpu_schedule.step();
-        gpu_schedule.step();
-    }
-    CHECK(graph.uses_graph());
-    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
-    CHECK(gpu_opt.step_count(0) == 150);
-    CHECK(gpu_opt.step_count(3) == 150);
 }
 
 TEST_CASE("Adam and RMSprop over 3 million parameters (many elements per lane) match the CPU backend [large]") {

@@ -1,9 +1,207 @@
-// Compiled steps on CUDA (StepMode::compiled, capture/compiled.hpp): one launch for k steps, on one block
-// and on a cooperative grid, against eager CUDA and the CPU; the fallback to the graph; Iris in
-// every mode against the CPU curve.
+// Every StepGraph<Cuda> test: CUDA graphs against eager steps, and compiled steps (StepMode::compiled,
+// capture/compiled.hpp), one launch for k steps on one block and on a cooperative grid, against eager
+// CUDA and the CPU; the fallback to the graph; Iris in every mode against the CPU curve. They share
+// one file because a translation unit that replays a StepGraph<Cuda> compiles the compiled-step
+// program (detail::for_team over kernels::TapeProgram), ptxas's slowest kernel: once here, not in
+// every file of the suite. Keep StepGraph<Cuda> out of the other files.
 #include <memory>
 
 #include "gpu_helpers.hpp"
+
+TEST_CASE("StepGraph: replays match eager steps, record every replay, and a host read inside is refused") {
+    auto data = iris();
+    auto x = data.x.to<mg::Cuda>();
+    auto y = data.y.to<mg::Cuda>();
+    mg::manual_seed(7);
+    IrisMLP<mg::Cuda> eager;
+    mg::manual_seed(7);
+    IrisMLP<mg::Cuda> graphed;
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::optim::SGD eager_opt(eager.parameters(), {.lr = 0.01});
+    mg::optim::SGD graph_opt(graphed.parameters(), {.lr = 0.01});
+    mg::LossLog eager_log(4), graph_log(4);  // small, so replays must grow it
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(graphed(x), y);
+        graph_opt.zero_grad();
+        loss.backward();
+        graph_opt.step();
+        graph_log.record(loss);
+    });
+    const auto before = mg::counters();
+    for (int i = 0; i < 50; ++i) {
+        auto loss = loss_fn(eager(x), y);
+        eager_opt.zero_grad();
+        loss.backward();
+        eager_opt.step();
+        eager_log.record(loss);
+        graph.replay();
+    }
+    CHECK(mg::counters().host_syncs == before.host_syncs);
+    CHECK(graph.uses_graph());
+    const auto g = graph_log.values(), e = eager_log.values();
+    REQUIRE(g.size() == 50);
+    check_close(g, e, 1e-6);
+    check_close(graphed.fc1.weight.to_vector(), eager.fc1.weight.to_vector(), 1e-6);
+
+    mg::StepGraph<mg::Cuda> bad([&] { (void)mg::sum(x).item(); });
+    bad.replay();  // the warm-up runs eagerly
+    CHECK(error_message([&] { bad.replay(); }).find("is not possible inside a captured step") != std::string::npos);
+}
+
+TEST_CASE("StepGraph: an upload inside a captured step is refused; a step with no work on the graph's device is an error") {
+    auto x = GpuT::ones({4});
+    std::vector<float> host{1, 2, 3, 4};
+    mg::StepGraph<mg::Cuda> uploads([&] { x = GpuT::from(host, {4}); });
+    uploads.replay();  // eager warm-up
+    CHECK(error_message([&] { uploads.replay(); }).find("copying host memory to the device") != std::string::npos);
+
+    mg::StepGraph<mg::Cuda> idle([] {});
+    idle.replay();
+    CHECK(error_message([&] { idle.replay(); }) ==
+          "StepGraph: the captured step launched no work on cuda:0; if its tensors are on another GPU, give the StepGraph "
+          "that device (StepGraph(step, true, device))");
+}
+
+TEST_CASE("SGD::set_lr between graph replays reaches the captured update") {
+    IrisRun<mg::Cuda> eager, graphed;
+    mg::LossLog eager_log, graph_log;
+    mg::StepGraph<mg::Cuda> graph([&] { graphed.step(graph_log); });
+    for (int i = 0; i < 20; ++i) {
+        const double lr = i < 10 ? 0.05 : 0.5;
+        eager.opt.set_lr(lr);
+        graphed.opt.set_lr(lr);
+        eager.step(eager_log);
+        graph.replay();
+    }
+    check_close(graph_log.values(), eager_log.values(), 1e-6);
+}
+
+TEST_CASE("StepGraph with cuBLAS inside: a model wide enough for the cuBLAS path replays as it runs eagerly") {
+    mg::Generator gen(18);
+    auto x = CpuT::uniform({512, 256}, -1, 1, gen).to<mg::Cuda>();
+    auto y = mg::Tensor<mg::Cpu, std::int32_t>::uniform({512}, 0, 10, gen).to<mg::Cuda>();
+    auto make = [] {
+        mg::manual_seed(19);
+        return mg::nn::Sequential(mg::nn::Linear<mg::Cuda>(256, 512), mg::nn::ReLU{}, mg::nn::Linear<mg::Cuda>(512, 10));
+    };
+    auto eager = make();
+    auto graphed = make();
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::optim::SGD eager_opt(eager.parameters(), {.lr = 0.05, .momentum = 0.9});
+    mg::optim::SGD graph_opt(graphed.parameters(), {.lr = 0.05, .momentum = 0.9});
+    mg::LossLog eager_log(16), graph_log(16);
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(graphed(x), y);
+        graph_opt.zero_grad();
+        loss.backward();
+        graph_opt.step();
+        graph_log.record(loss);
+    });
+    const auto gemms = mg::counters().library_gemms;
+    for (int i = 0; i < 10; ++i) {
+        auto loss = loss_fn(eager(x), y);
+        eager_opt.zero_grad();
+        loss.backward();
+        eager_opt.step();
+        eager_log.record(loss);
+        graph.replay();
+    }
+    // 2 forward + 3 backward products per step (the first layer's input needs no gradient): ten
+    // eager steps, the graph's eager first replay and its capture; replays launch the graph only
+    CHECK(mg::counters().library_gemms - gemms == 10 * 5 + 5 + 5);
+    CHECK(graph.uses_graph());
+    const auto g = graph_log.values(), e = eager_log.values();
+    REQUIRE(g.size() == 10);
+    check_close(g, e, 1e-6);
+    CHECK(g.back() < g.front());
+    const auto gp = graphed.parameter_values(), ep = eager.parameter_values();
+    REQUIRE(gp.size() == ep.size());
+    for (const auto& [name, values] : ep) {
+        INFO("parameter ", name);
+        check_close(gp.at(name).values, values.values, 1e-6);
+    }
+}
+
+TEST_CASE("DataLoader<Cuda> feeds a captured step the same batches as the CPU loader; metrics read once on the GPU") {
+    auto iris = mg::data::read_csv(iris_path, {.label = "species"});
+    const mg::data::LoaderOptions options{.batch_size = 32, .shuffle = true, .seed = 5, .drop_last = true};
+    mg::data::DataLoader<mg::Cpu> cpu_loader(iris, options);
+    mg::data::DataLoader<mg::Cuda> gpu_loader(iris, options);
+    mg::manual_seed(3);
+    IrisMLP<mg::Cpu> cpu_model;
+    mg::manual_seed(3);
+    IrisMLP<mg::Cuda> gpu_model;
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::optim::SGD cpu_opt(cpu_model.parameters(), {.lr = 0.01});
+    mg::optim::SGD gpu_opt(gpu_model.parameters(), {.lr = 0.01});
+    mg::LossLog cpu_log, gpu_log;
+    auto x = mg::Tensor<mg::Cuda>::empty({32, 4});
+    auto y = mg::Tensor<mg::Cuda, std::int32_t>::empty({32});
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(gpu_model(x), y);
+        gpu_opt.zero_grad();
+        loss.backward();
+        gpu_opt.step();
+        gpu_log.record(loss);
+    });
+    for (int epoch = 0; epoch < 3; ++epoch) {
+        for (const auto& [bx, by] : cpu_loader) {
+            auto loss = loss_fn(cpu_model(bx), by);
+            cpu_opt.zero_grad();
+            loss.backward();
+            cpu_opt.step();
+            cpu_log.record(loss);
+        }
+        for (const auto& batch : gpu_loader.into(x, y)) (void)batch, graph.replay();
+    }
+    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
+
+    auto logits = gpu_model(x);
+    mg::reset_counters();
+    const double acc = mg::metrics::accuracy(logits, y);
+    CHECK(mg::counters().host_reads == 1);
+    CHECK(acc == mg::metrics::accuracy(logits.to<mg::Cpu>(), y.to<mg::Cpu>()));
+    auto half = mg::Tensor<mg::Cuda>::full({5, 2}, 0.5f), zero = mg::Tensor<mg::Cuda>::zeros({5, 2});
+    CHECK(mg::metrics::mse(half, zero) == doctest::Approx(0.25));
+    CHECK(mg::metrics::mae(half, zero) == doctest::Approx(0.5));
+}
+
+TEST_CASE("Adam on CUDA matches the CPU: Iris losses, captured with a cosine schedule changed between replays, and the step count") {
+    const auto data = iris();
+    const auto xg = data.x.to<mg::Cuda>();
+    const auto yg = data.y.to<mg::Cuda>();
+    mg::Generator cpu_gen(42), gpu_gen(42);
+    IrisMLP<mg::Cpu> cpu_model(10, cpu_gen);
+    IrisMLP<mg::Cuda> gpu_model(10, gpu_gen);
+    mg::optim::Adam<mg::Cpu, float> cpu_opt(cpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
+    mg::optim::Adam<mg::Cuda, float> gpu_opt(gpu_model.parameters(), {.lr = 0.01, .weight_decay = 0.01});
+    mg::optim::lr_scheduler::CosineAnnealingLR cpu_schedule(cpu_opt, 50, 0.001), gpu_schedule(gpu_opt, 50, 0.001);
+    mg::nn::CrossEntropyLoss loss_fn;
+    mg::LossLog cpu_log, gpu_log;
+    mg::StepGraph<mg::Cuda> graph([&] {
+        auto loss = loss_fn(gpu_model(xg), yg);
+        gpu_opt.zero_grad();
+        loss.backward();
+        mg::optim::clip_grad_norm_(gpu_model.parameters(), 1.0);
+        gpu_opt.step();
+        gpu_log.record(loss);
+    });
+    for (int i = 0; i < 150; ++i) {
+        auto loss = loss_fn(cpu_model(data.x), data.y);
+        cpu_opt.zero_grad();
+        loss.backward();
+        mg::optim::clip_grad_norm_(cpu_model.parameters(), 1.0);
+        cpu_opt.step();
+        cpu_log.record(loss);
+        graph.replay();
+        cpu_schedule.step();
+        gpu_schedule.step();
+    }
+    CHECK(graph.uses_graph());
+    check_close(gpu_log.values(), cpu_log.values(), 1e-5);
+    CHECK(gpu_opt.step_count(0) == 150);
+    CHECK(gpu_opt.step_count(3) == 150);
+}
 
 TEST_CASE("compiled StepGraph on CUDA: one launch runs k Iris steps with momentum; losses within 1e-6 of eager, no sync, no cudaMalloc") {
     IrisSteps<mg::Cpu> cpu;
