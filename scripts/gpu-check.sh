@@ -240,7 +240,8 @@ run_with gpu_tests $suite_limit "$suite" bash scripts/doctest-each.sh $cases_dea
 # CPU/CUDA parity: the suite's two Iris curve cases, and the differences they print
 parity_cases='^case .*: (Iris: CPU and CUDA loss curves agree|Iris in every mode)'
 if grep -qE "$parity_cases" "$logs/gpu_tests.log" 2>/dev/null; then
-  if grep -E "$parity_cases" "$logs/gpu_tests.log" | grep -qv '^case ok'; then r="FAILED (see gpu_tests)"; else r=ok; fi
+  # not grep -q: under pipefail its early exit would SIGPIPE the first grep and read as "ok"
+  if grep -E "$parity_cases" "$logs/gpu_tests.log" | grep -v '^case ok' >/dev/null; then r="FAILED (see gpu_tests)"; else r=ok; fi
   numbers[parity]=$(grep -oE "(Iris mode .*: )?CPU/CUDA max relative difference.*" "$logs/gpu_tests.log" | tr '\n' ';' | sed 's/;$//' | cut -c1-400)
   set_row parity "$r"
 else
