@@ -3,8 +3,6 @@
 // parameter is defined and listed once.
 #pragma once
 
-#include <cmath>
-#include <limits>
 #include <string_view>
 #include <vector>
 

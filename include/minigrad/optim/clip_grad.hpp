@@ -13,7 +13,6 @@
 #pragma once
 
 #include <cmath>
-#include <limits>
 #include <vector>
 
 #include "../tensor.hpp"
