@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <typeinfo>
 
 namespace minigrad {
 
@@ -31,5 +32,23 @@ inline Counters& counters() {
 
 // Resets this thread's counters.
 inline void reset_counters() { counters() = Counters{}; }
+
+namespace detail {
+
+// Called with the type of every functor the CPU backend runs, where set (null, the default, costs a
+// load and a branch per launch). The unit tests set it, to check that every functor an op launches
+// can run in a compiled step (tests/main.cpp). Set it before any thread launches; it is called from
+// every thread that launches.
+using LaunchObserver = void (*)(const std::type_info&);
+inline constinit LaunchObserver launch_observer = nullptr;
+
+// A launch of functor F: counted, and shown to the observer.
+template <class F>
+inline void count_launch() {
+    ++counters().kernel_launches;
+    if (auto* observe = launch_observer) [[unlikely]] observe(typeid(F));
+}
+
+}  // namespace detail
 
 }  // namespace minigrad

@@ -46,6 +46,10 @@ struct SetLogStorage {
     }
 };
 
+// The functors a LossLog launches, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using LossLogFunctors = Functors<RecordScalar<T>, SetLogStorage>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad {

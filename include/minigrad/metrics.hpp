@@ -17,7 +17,10 @@
 #include "ops/labels.hpp"
 #include "tensor.hpp"
 
-namespace minigrad::kernels {
+// The metrics' functors. They are not step ops (a metric reads its result on the host, which no
+// captured step may), so they sit apart from minigrad::kernels, whose functors a compiled step
+// must be able to run (tests/unit_main.cpp).
+namespace minigrad::metrics::kernels {
 // logits is (rows, cols), target is (rows), correct is (rows): 1 where the row's first maximum is
 // at the target class.
 template <class T>
@@ -46,7 +49,7 @@ struct ElementError {
         error[i] = Squared ? d * d : (d < 0 ? -d : d);
     }
 };
-}  // namespace minigrad::kernels
+}  // namespace minigrad::metrics::kernels
 
 namespace minigrad::metrics {
 

@@ -157,7 +157,7 @@ struct Cpu {
             detail::record_each(n, f);
             return tape->add([n, f] { launch(n, f, 0); });
         }
-        ++counters().kernel_launches;
+        detail::count_launch<F>();
         run_all(n, f);
     }
 
@@ -172,7 +172,7 @@ struct Cpu {
             return tape->add([g, f] { gemm_then(g, f, 0); });
         }
         MINIGRAD_ASSERT(!g.a_sums);
-        ++counters().kernel_launches;
+        detail::count_launch<kernels::GemmThen<T, F>>();
         run_gemm(g);
         run_all(g.m * g.n, f);
     }
@@ -195,7 +195,10 @@ struct Cpu {
                 detail::record_each(g.m * g.n, g);
             return tape->add([g] { gemm(g, 0); });
         }
-        ++counters().kernel_launches;
+        if (g.a_sums)
+            detail::count_launch<kernels::GemmRowSums<T>>();
+        else
+            detail::count_launch<kernels::GemmElement<T>>();
         run_gemm(g);
     }
 
@@ -259,7 +262,7 @@ struct Cpu {
             detail::record_block(n, kernels::BlockSum<T>{x, n, out, scale, overwrite, device_scale});
             return tape->add([=] { sum(x, n, out, scale, overwrite, 0, device_scale); });
         }
-        ++counters().kernel_launches;
+        detail::count_launch<kernels::BlockSum<T>>();
         const auto chunk_sum = [x, n](std::int64_t chunk) {
             const std::int64_t end = (chunk + 1) * sum_chunk < n ? (chunk + 1) * sum_chunk : n;
             T acc = 0;
@@ -299,7 +302,7 @@ struct Cpu {
 #if defined(MINIGRAD_ROWS8)
         if constexpr (requires { f.rows8(std::int64_t{}); }) {
             if (cols <= rows8_max_cols && rows >= 8 && has_avx2_fma()) {
-                ++counters().kernel_launches;
+                detail::count_launch<F>();
                 const std::int64_t blocks = rows / 8;
                 detail::parallel_ranges(blocks, rows * cols, [&f](std::int64_t begin, std::int64_t end) { run_rows8(begin, end, f); });
                 run(blocks * 8, rows, f);  // the last rows % 8
@@ -441,7 +444,7 @@ struct Cpu {
             detail::record_block(0, f);
             return tape->add([f] { launch_block(f, 0); });
         }
-        ++counters().kernel_launches;
+        detail::count_launch<F>();
         kernels::LabelError error{};
         f.block(kernels::HostTeam{&error});
         if (error.flag) [[unlikely]] bad_label(error);
@@ -461,7 +464,7 @@ struct Cpu {
     }
     template <class F>
     static bool launch_grid(const F& f, int threads, int /*device*/) {
-        ++counters().kernel_launches;
+        ++counters().kernel_launches;  // a program, not an op's functor
         kernels::LabelError error{};
         kernels::HostTeamShared shared(threads);
         std::latch all_made(1);

@@ -334,4 +334,29 @@ struct GemmThen {
     }
 };
 
+// The functors a family of ops launches, as a list of types. Each ops/ and optim/ file that
+// launches work exports its list next to its functors (kernels::UnaryFunctors<T>, ...), and a
+// compiled step's program joins them (capture/compiled.hpp): no central catalogue to forget an op
+// in. The unit tests check that every functor they saw launched in a float step is in the join
+// (tests/main.cpp).
+template <class... Fs>
+struct Functors {};
+template <class... Ls>
+struct JoinFunctors;
+template <class... Fs>
+struct JoinFunctors<Functors<Fs...>> {
+    using type = Functors<Fs...>;
+};
+template <class... As, class... Bs, class... Rest>
+struct JoinFunctors<Functors<As...>, Functors<Bs...>, Rest...> {
+    using type = typename JoinFunctors<Functors<As..., Bs...>, Rest...>::type;
+};
+template <class... Ls>
+using Join = typename JoinFunctors<Ls...>::type;
+
+// The backend primitives' own functors (this file).
+template <class T>
+using PrimitiveFunctors = Functors<Fill<T>, AddScalar<T>, ScaleInPlace<T>, AccumulateGrad<T>, SumRows<T>, SumRowsPartial<T>,
+                                  ScaleWrite<T>, BroadcastRow<T>, BroadcastScalarGrad<T>, GemmElement<T>, GemmRowSums<T>>;
+
 }  // namespace minigrad::kernels

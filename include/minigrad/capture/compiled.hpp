@@ -2,10 +2,11 @@
 // that a team of GPU threads runs from start to end, k steps per launch (StepGraph in
 // StepMode::compiled, capture/graph.hpp). The team is one block when every record is small
 // (compiled_block_max_work), else every block of a cooperative grid. It is possible because every
-// functor a step launches comes from the library: CompiledFunctors lists them, and the program
-// finds each record's functor type by its index in that list (a binary search whose branches the
-// compiler lays out, about eight per record: no indirect call on the device). Between records the
-// team synchronises, as consecutive launches would.
+// functor a step launches comes from the library: each ops/ and optim/ file lists the functors it
+// launches, CompiledFunctors joins those lists, and the program finds each record's functor type by
+// its index in the join (a binary search whose branches the compiler lays out, about eight per
+// record: no indirect call on the device). Between records the team synchronises, as consecutive
+// launches would.
 //
 // What it refuses (and StepGraph then replays the CUDA graph instead, saying why): host work in
 // the step, a library call (a cuBLAS product), a functor outside the list (a double step: the list
@@ -44,86 +45,23 @@
 namespace minigrad {
 namespace detail {
 
-template <class... Fs>
-struct TypeList {};
-template <class... Ls>
-struct Concat;
-template <class... Fs>
-struct Concat<TypeList<Fs...>> {
-    using type = TypeList<Fs...>;
-};
-template <class... As, class... Bs, class... Rest>
-struct Concat<TypeList<As...>, TypeList<Bs...>, Rest...> {
-    using type = typename Concat<TypeList<As..., Bs...>, Rest...>::type;
-};
-
-// The elementwise binary ops for one rule: the operand pairs broadcast.hpp's with_operands and the
-// tensor-number forms choose.
-template <class T, class Rule>
-struct BinaryFamily {
-    using R = kernels::Read;
-    template <R A, R B>
-    using Fwd = kernels::BinaryForward<T, Rule, kernels::Operand<T, A>, kernels::Operand<T, B>>;
-    template <int Side, R A, R B>
-    using Bwd = kernels::BinaryBackward<T, Rule, Side, kernels::Operand<T, A>, kernels::Operand<T, B>>;
-    template <R A, R B>
-    using Pair = TypeList<Fwd<A, B>, Bwd<0, A, B>, Bwd<1, A, B>>;
-    using type = typename Concat<Pair<R::same, R::same>, Pair<R::same, R::row>, Pair<R::row, R::same>,
-                                 Pair<R::strided, R::strided>, Pair<R::same, R::scalar>, Pair<R::scalar, R::same>>::type;
-};
-template <class T, template <class> class... Rules>
-using UnaryFamily = TypeList<kernels::UnaryForward<T, Rules<T>>..., kernels::UnaryBackward<T, Rules<T>>...>;
-// A product with each activation of kernels::EpilogueRules as its epilogue, forward and backward.
-template <class T, class Rules = kernels::EpilogueRules<T>>
-struct EpilogueFamily;
-template <class T, class... Rules>
-struct EpilogueFamily<T, std::tuple<Rules...>> {
-    using type = TypeList<kernels::GemmThen<T, kernels::UnaryForward<T, Rules>>..., kernels::GemmThen<T, kernels::UnaryBackward<T, Rules>>...>;
-};
-
+// Every functor a compiled step may launch: each family's list (its ops/ or optim/ file's), for
+// float steps with labels and indices of 32 or 64 bits. A family file not joined here is caught by
+// the unit tests, which check every functor they launch against this list (tests/main.cpp).
 template <class T, class L>
-using LabelledFunctors =
-    TypeList<kernels::LabelCheck<L, T>, kernels::CrossEntropyForward<T, L, false>, kernels::CrossEntropyForward<T, L, true>,
-             kernels::CrossEntropyBlock<T, L, false>, kernels::CrossEntropyBlock<T, L, true>,
-             kernels::CrossEntropyBackward<T, L, Reduction::Mean>, kernels::CrossEntropyBackward<T, L, Reduction::Sum>,
-             kernels::CrossEntropyBackward<T, L, Reduction::None>, kernels::NllForward<T, L>,
-             kernels::NllBackward<T, L>,
-             kernels::IndexSelect<T, L>, kernels::IndexSelectBackward<T, L>, kernels::MaxDim<T, L>, kernels::MaxDimBackward<T, L>,
-             kernels::ArgmaxRows<T, L>>;
-
+using LabelledFunctors = kernels::Join<kernels::LabelFunctors<T, L>, kernels::CrossEntropyFunctors<T, L>, kernels::IndexFunctors<T, L>,
+                                       kernels::ReduceIndexFunctors<T, L>>;
 template <class T>
-using CoreFunctors = TypeList<
-    // backend primitives (kernels.hpp, tape.hpp)
-    kernels::Fill<T>, kernels::AddScalar<T>, kernels::ScaleInPlace<T>, kernels::AccumulateGrad<T>, kernels::SumRows<T>,
-    kernels::SumRowsPartial<T>, kernels::ScaleWrite<T>, kernels::BroadcastRow<T>, kernels::BroadcastScalarGrad<T>,
-    kernels::GemmElement<T>, kernels::GemmRowSums<T>, kernels::BlockSum<T>, kernels::CopyWords<std::uint32_t>, kernels::CopyWords<unsigned char>,
-    // the loss log, dropout
-    kernels::RecordScalar<T>, kernels::SetLogStorage, kernels::SetDropoutCounter, kernels::AdvanceDropoutCounter,
-    kernels::DropoutForward<T>, kernels::DropoutBackward<T>,
-    // losses without labels, softmax, reductions, shapes, layer norm, broadcasting sums
-    kernels::PointwiseLossForward<T, kernels::MseRule>, kernels::PointwiseLossBackward<T, kernels::MseRule>,
-    kernels::PointwiseLossForward<T, kernels::L1Rule>, kernels::PointwiseLossBackward<T, kernels::L1Rule>,
-    kernels::PointwiseLossForward<T, kernels::BceWithLogitsRule>, kernels::PointwiseLossBackward<T, kernels::BceWithLogitsRule>,
-    kernels::LogSoftmaxForward<T>, kernels::LogSoftmaxBackward<T>, kernels::SoftmaxDimForward<T>, kernels::SoftmaxDimBackward<T>,
-    kernels::SumDim<T>, kernels::SumDimBackward<T>, kernels::Permute<T>, kernels::WindowRead<T>, kernels::WindowWrite<T>,
-    kernels::NarrowBackward<T>, kernels::LayerNormForward<T>, kernels::LayerNormBackward<T>,
-    kernels::LayerNormWeightBackward<T>, kernels::SumBroadcast<T>,
-    // optimizers, gradient clipping
-    kernels::SgdUpdate<T>, kernels::LaneUpdate<T, kernels::AdamRule<T>>, kernels::LaneUpdate<T, kernels::RmspropRule<T>>,
-    kernels::GradNormChunks<T>, kernels::BlockSum<double>, kernels::MaxHalve, kernels::NormFinish<T>, kernels::ScaleGrads<T>,
-    kernels::ClampGrads<T>>;
+using StepFunctors =
+    kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
+                  kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>,
+                  kernels::ShapeFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>, kernels::LayerNormFunctors<T>,
+                  kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,
+                  LabelledFunctors<T, std::int32_t>, LabelledFunctors<T, std::int64_t>>;
 
 }  // namespace detail
 
-// Every functor a compiled step may launch: float steps, labels of 32 or 64 bits.
-using CompiledFunctors = typename detail::Concat<
-    detail::CoreFunctors<float>, detail::LabelledFunctors<float, std::int32_t>, detail::LabelledFunctors<float, std::int64_t>,
-    detail::UnaryFamily<float, kernels::Neg, kernels::Exp, kernels::Log, kernels::Sqrt, kernels::Pow, kernels::Abs,
-                        kernels::Clamp, kernels::Sin, kernels::Cos, kernels::Tanh, kernels::Sigmoid, kernels::Relu, kernels::Gelu>,
-    typename detail::EpilogueFamily<float>::type,
-    typename detail::BinaryFamily<float, kernels::Add<float>>::type, typename detail::BinaryFamily<float, kernels::Sub<float>>::type,
-    typename detail::BinaryFamily<float, kernels::Mul<float>>::type,
-    typename detail::BinaryFamily<float, kernels::Div<float>>::type>::type;
+using CompiledFunctors = detail::StepFunctors<float>;
 
 // A record of the program: which functor (its index in CompiledFunctors), where its bytes are in
 // the program's arena, and its index range (index functors).
@@ -160,7 +98,7 @@ namespace kernels {
 template <class List>
 struct TapeProgram;
 template <class... Fs>
-struct TapeProgram<detail::TypeList<Fs...>> {
+struct TapeProgram<Functors<Fs...>> {
     const ProgramOp* ops;
     const unsigned char* arena;
     std::int64_t count;
@@ -216,7 +154,7 @@ namespace detail {
 
 // Index of the functor type in the list, or -1.
 template <class... Fs>
-int compiled_tag(const std::type_info& type, TypeList<Fs...>) {
+int compiled_tag(const std::type_info& type, kernels::Functors<Fs...>) {
     int tag = -1, i = 0;
     (void)((type == typeid(Fs) ? (tag = i, true) : (++i, false)) || ...);
     return tag;
@@ -309,7 +247,7 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
         const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
             out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
-                                      "(CompiledFunctors in capture/compiled.hpp: float steps only)",
+                                      "(the functor lists CompiledFunctors joins, capture/compiled.hpp: float steps only)",
                                       type_name(*r.info));
         }
         out.max_work = std::max(out.max_work, r.work);

@@ -149,6 +149,10 @@ struct CopyWords {
     MINIGRAD_HD void operator()(index_t i) const { dst[i] = src[i]; }
 };
 
+// The primitives' functors defined here, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using TapeFunctors = Functors<BlockSum<T>, CopyWords<std::uint32_t>, CopyWords<unsigned char>>;
+
 }  // namespace kernels
 
 namespace detail {

@@ -81,6 +81,10 @@ struct SumBroadcast {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using BroadcastFunctors = Functors<SumBroadcast<T>>;
+
 }  // namespace kernels
 
 namespace detail {

@@ -273,6 +273,14 @@ struct NllBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps, with labels of type L (kernels::Functors,
+// backend/kernels.hpp).
+template <class T, class L>
+using CrossEntropyFunctors =
+    Functors<CrossEntropyForward<T, L, false>, CrossEntropyForward<T, L, true>, CrossEntropyBlock<T, L, false>,
+             CrossEntropyBlock<T, L, true>, CrossEntropyBackward<T, L, Reduction::Mean>, CrossEntropyBackward<T, L, Reduction::Sum>,
+             CrossEntropyBackward<T, L, Reduction::None>, NllForward<T, L>, NllBackward<T, L>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad {

@@ -134,6 +134,10 @@ struct DropoutBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using DropoutFunctors = Functors<SetDropoutCounter, AdvanceDropoutCounter, DropoutForward<T>, DropoutBackward<T>>;
+
 }  // namespace kernels
 
 namespace detail {

@@ -86,6 +86,24 @@ struct BinaryBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+// The binary ops' forward and backward for each operand pair that broadcast.hpp's with_operands
+// and the tensor-number forms choose.
+template <class T, class Rule>
+struct BinaryRuleFunctors {
+    template <Read A, Read B>
+    using Fwd = BinaryForward<T, Rule, Operand<T, A>, Operand<T, B>>;
+    template <int Side, Read A, Read B>
+    using Bwd = BinaryBackward<T, Rule, Side, Operand<T, A>, Operand<T, B>>;
+    template <Read A, Read B>
+    using Pair = Functors<Fwd<A, B>, Bwd<0, A, B>, Bwd<1, A, B>>;
+    using type = Join<Pair<Read::same, Read::same>, Pair<Read::same, Read::row>, Pair<Read::row, Read::same>,
+                      Pair<Read::strided, Read::strided>, Pair<Read::same, Read::scalar>, Pair<Read::scalar, Read::same>>;
+};
+template <class T>
+using ElementwiseFunctors = Join<typename BinaryRuleFunctors<T, Add<T>>::type, typename BinaryRuleFunctors<T, Sub<T>>::type,
+                                 typename BinaryRuleFunctors<T, Mul<T>>::type, typename BinaryRuleFunctors<T, Div<T>>::type>;
+
 }  // namespace kernels
 
 namespace detail {
@@ -170,8 +188,9 @@ Tensor<B, T> binary_scalar(const Tensor<B, T>& x, T number, bool number_first) {
     using kernels::Read;
     check_defined(Rule::name, x, number_first ? 2 : 1, number_first ? "other" : "input");
     auto y = Tensor<B, T>::empty(x.shape(), x.device());
-    const auto read_x = operand<Read::same>(x.data(), x.shape(), x.shape());
-    const auto read_number = scalar_operand(number);
+    // not const: the functor's operand types must be the ones ElementwiseFunctors lists
+    auto read_x = operand<Read::same>(x.data(), x.shape(), x.shape());
+    auto read_number = scalar_operand(number);
     if (number_first)
         B::launch(x.numel(), kernels::BinaryForward<T, Rule, decltype(read_number), decltype(read_x)>{read_number, read_x, y.data()}, x.device());
     else

@@ -58,6 +58,11 @@ struct IndexSelectBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps, with indices of type L (kernels::Functors,
+// backend/kernels.hpp).
+template <class T, class L>
+using IndexFunctors = Functors<IndexSelect<T, L>, IndexSelectBackward<T, L>>;
+
 }  // namespace kernels
 
 namespace detail {

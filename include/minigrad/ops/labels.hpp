@@ -46,6 +46,10 @@ struct LabelCheck {
     }
 };
 
+// The check's functor, for compiled steps, with labels of type L (kernels::Functors, backend/kernels.hpp).
+template <class T, class L>
+using LabelFunctors = Functors<LabelCheck<L, T>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad::detail {

@@ -94,6 +94,10 @@ struct LayerNormWeightBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using LayerNormFunctors = Functors<LayerNormForward<T>, LayerNormBackward<T>, LayerNormWeightBackward<T>>;
+
 }  // namespace kernels
 
 namespace detail {

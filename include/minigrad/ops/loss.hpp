@@ -111,6 +111,12 @@ struct PointwiseLossBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using LossFunctors = Functors<PointwiseLossForward<T, MseRule>, PointwiseLossBackward<T, MseRule>, PointwiseLossForward<T, L1Rule>,
+                             PointwiseLossBackward<T, L1Rule>, PointwiseLossForward<T, BceWithLogitsRule>,
+                             PointwiseLossBackward<T, BceWithLogitsRule>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad {

@@ -99,6 +99,13 @@ struct ArgmaxRows {
     }
 };
 
+// The functors this file's ops launch, for compiled steps; those that write indices, with indices of
+// type L (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using ReduceFunctors = Functors<SumDim<T>, SumDimBackward<T>>;
+template <class T, class L>
+using ReduceIndexFunctors = Functors<MaxDim<T, L>, MaxDimBackward<T, L>, ArgmaxRows<T, L>>;
+
 }  // namespace kernels
 
 namespace detail {

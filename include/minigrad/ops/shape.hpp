@@ -81,6 +81,10 @@ struct NarrowBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using ShapeFunctors = Functors<Permute<T>, WindowRead<T>, WindowWrite<T>, NarrowBackward<T>>;
+
 }  // namespace kernels
 
 namespace detail {

@@ -150,6 +150,10 @@ struct SoftmaxDimBackward {
     }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using SoftmaxFunctors = Functors<LogSoftmaxForward<T>, LogSoftmaxBackward<T>, SoftmaxDimForward<T>, SoftmaxDimBackward<T>>;
+
 }  // namespace kernels
 
 namespace detail {

@@ -182,6 +182,21 @@ struct UnaryBackward {
     MINIGRAD_HD void operator()(index_t i) const { dx[i] = write(dx[i], rule.backward(x[i], y[i], dy[i]), overwrite); }
 };
 
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp):
+// each rule's forward and backward, and a product with each epilogue rule's, as one launch.
+template <class T, class Rules>
+struct EpilogueFunctors;
+template <class T, class... Rules>
+struct EpilogueFunctors<T, std::tuple<Rules...>> {
+    using type = Functors<GemmThen<T, UnaryForward<T, Rules>>..., GemmThen<T, UnaryBackward<T, Rules>>...>;
+};
+template <class T, class... Rules>
+using RuleFunctors = Functors<UnaryForward<T, Rules>..., UnaryBackward<T, Rules>...>;
+template <class T>
+using UnaryFunctors = Join<RuleFunctors<T, Neg<T>, Exp<T>, Log<T>, Sqrt<T>, Pow<T>, Abs<T>, Clamp<T>, Sin<T>, Cos<T>, Tanh<T>, Sigmoid<T>,
+                                        Relu<T>, Gelu<T>>,
+                           typename EpilogueFunctors<T, EpilogueRules<T>>::type>;
+
 }  // namespace kernels
 
 namespace detail {

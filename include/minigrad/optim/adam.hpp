@@ -56,6 +56,10 @@ struct AdamRule {
     }
 };
 
+// The functors Adam and AdamW launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using AdamFunctors = Functors<LaneUpdate<T, AdamRule<T>>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad::optim {

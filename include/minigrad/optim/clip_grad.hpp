@@ -121,6 +121,10 @@ struct ClampGrads {
     }
 };
 
+// The functors the clipping functions launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using ClipGradFunctors = Functors<GradNormChunks<T>, BlockSum<double>, MaxHalve, NormFinish<T>, ScaleGrads<T>, ClampGrads<T>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad::optim {

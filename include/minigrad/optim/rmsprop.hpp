@@ -52,6 +52,10 @@ struct RmspropRule {
     }
 };
 
+// The functors RMSprop launches, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using RmspropFunctors = Functors<LaneUpdate<T, RmspropRule<T>>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad::optim {

@@ -81,6 +81,10 @@ struct SgdUpdate {
     }
 };
 
+// The functors SGD launches, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using SgdFunctors = Functors<SgdUpdate<T>>;
+
 }  // namespace minigrad::kernels
 
 namespace minigrad::optim {
