@@ -638,7 +638,9 @@ TEST_CASE("SGD::load_state refuses a state of other parameters, and changes noth
     CHECK(rewrite([](io::SafetensorsFile& f) { f.tensors[1].shape = {5, 2}; }) ==
           fmt::format("SGD::load_state: '{}' stores 'state.1.momentum_buffer' with shape [5, 2], parameter #1 has [10]", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.tensors[1].name = "state.7.momentum_buffer"; }) ==
-          fmt::format("SGD::load_state: '{}' stores 'state.7.momentum_buffer', which is no momentum buffer of this optimizer's 4 parameters", p));
+          fmt::format("SGD::load_state: '{}' stores 'state.7.momentum_buffer', which is no state of this optimizer's 4 parameters "
+                      "(kept per parameter: momentum_buffer)",
+                      p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["lr"] = "nan"; }) ==
           fmt::format("SGD::load_state: '{}' has lr = 'nan', expected a finite number", p));
     CHECK(rewrite([](io::SafetensorsFile& f) { f.metadata["momentum"] = "0.9x"; }) ==

@@ -289,67 +289,6 @@ TEST_CASE("pointwise losses (mse, l1, bce with logits and pos_weight): values an
     }
 }
 
-TEST_CASE("SgdUpdate: one launch over two tensors, with momentum, as torch.optim.SGD") {
-    std::vector<float> p1{1, 2}, g1{0.5f, -1}, m1(2), p2{3}, g2{2}, m2(1);
-    k::SgdTable<float> table{};
-    table.param[0] = p1.data(), table.grad[0] = g1.data(), table.momentum[0] = m1.data();
-    table.param[1] = p2.data(), table.grad[1] = g2.data(), table.momentum[1] = m2.data();
-    table.offset[1] = 2, table.offset[2] = 3, table.count = 2;
-    const float lr = 0.1f;
-    run(3, k::SgdUpdate<float>{table, &lr, 0.9f, 0.0f, 0.1f, false, true});
-    // first step: buf = g + wd*p; p -= lr*buf
-    CHECK(p1[0] == doctest::Approx(1 - 0.1 * (0.5 + 0.1)));
-    CHECK(p2[0] == doctest::Approx(3 - 0.1 * (2 + 0.3)));
-    const float buf = m2[0];
-    run(3, k::SgdUpdate<float>{table, &lr, 0.9f, 0.0f, 0.1f, false, false});
-    const double g = 2 + 0.1 * (3 - 0.1 * 2.3);
-    CHECK(m2[0] == doctest::Approx(0.9 * buf + g));
-    CHECK(p2[0] == doctest::Approx(3 - 0.23 - 0.1 * (0.9 * buf + g)));
-}
-
-TEST_CASE("SgdUpdate::range, the CPU's loop, gives operator()'s bits over any range of indices") {
-    const std::vector<std::int64_t> sizes{5, 1, 37};
-    struct Setting {
-        float momentum, dampening, weight_decay;
-        bool nesterov, first_step, with_buffers;
-    };
-    for (const Setting& s : {Setting{0, 0, 0.1f, false, false, false}, Setting{0.9f, 0, 0, false, true, true},
-                             Setting{0.9f, 0.2f, 0.05f, false, false, true}, Setting{0.8f, 0, 0.01f, true, false, true}}) {
-        // the ranges a thread split could give: whole, cut inside a tensor, cut at a tensor's end, one index
-        for (auto bounds : {std::pair<std::int64_t, std::int64_t>{0, 43}, {0, 3}, {3, 43}, {5, 6}, {2, 40}, {42, 43}}) {
-            const std::int64_t begin = bounds.first, end = bounds.second;  // plain locals: CAPTURE's lambda takes them
-            CAPTURE(begin);
-            CAPTURE(end);
-            std::vector<std::vector<float>> params[2], grads, buffers[2];
-            for (std::size_t t = 0; t < sizes.size(); ++t) {
-                const auto n = static_cast<std::size_t>(sizes[t]);
-                params[0].push_back(random_values(n, 100 + t));
-                grads.push_back(random_values(n, 200 + t));
-                buffers[0].push_back(random_values(n, 300 + t));
-            }
-            params[1] = params[0];
-            buffers[1] = buffers[0];
-            k::SgdTable<float> tables[2]{};
-            for (int which = 0; which < 2; ++which) {
-                for (std::size_t t = 0; t < sizes.size(); ++t) {
-                    tables[which].param[t] = params[which][t].data();
-                    tables[which].grad[t] = grads[t].data();
-                    tables[which].momentum[t] = s.with_buffers ? buffers[which][t].data() : nullptr;
-                    tables[which].offset[t + 1] = tables[which].offset[t] + sizes[t];
-                }
-                tables[which].count = static_cast<int>(sizes.size());
-            }
-            const float lr = 0.05f;
-            const k::SgdUpdate<float> by_index{tables[0], &lr, s.momentum, s.dampening, s.weight_decay, s.nesterov, s.first_step};
-            const k::SgdUpdate<float> by_range{tables[1], &lr, s.momentum, s.dampening, s.weight_decay, s.nesterov, s.first_step};
-            for (std::int64_t i = begin; i < end; ++i) by_index(i);
-            by_range.range(begin, end);
-            CHECK(params[0] == params[1]);
-            CHECK(buffers[0] == buffers[1]);
-        }
-    }
-}
-
 TEST_CASE("RecordScalar and SetLogStorage: a log appends, grows, and never writes past its capacity") {
     std::vector<float> first(2), second(4);
     k::LogSlots slots{first.data(), 0, 2};
@@ -566,6 +505,47 @@ TEST_CASE("LaneUpdate with Adam/AdamW/RMSprop rules: many lanes per tensor (the 
             CHECK(gpu.steps[t] == std::vector<std::int64_t>(gpu.steps[t].size(), 5));
             CHECK(host.steps[t] == std::vector<std::int64_t>{5});
             for (std::size_t j = 0; j < host.p[t].size(); ++j) CHECK(host.p[t][j] == doctest::Approx(reference.p[t][j]).epsilon(1e-6));
+        }
+    }
+}
+
+TEST_CASE("LaneUpdate with the SGD rule: many lanes per tensor equal one lane bit for bit, and torch.optim.SGD's formulas") {
+    const double lr = 0.05;
+    struct Setting {
+        float momentum, dampening, weight_decay;
+        bool nesterov;
+    };
+    for (const Setting& o : {Setting{0, 0, 0.1f, false}, Setting{0.9f, 0, 0, false}, Setting{0.9f, 0.2f, 0.05f, false},
+                             Setting{0.8f, 0, 0.01f, true}}) {
+        CAPTURE(o.momentum);
+        CAPTURE(o.nesterov);
+        const k::SgdRule<float> rule{&lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, o.momentum != 0};
+        LaneFixture gpu(1000, 7, 333, 7), host(1000, 7, 1, 1);
+        auto reference = host;
+        for (int s = 1; s <= 3; ++s) {
+            gpu.step(rule);
+            host.step(rule);
+            for (int t = 0; t < 2; ++t) {
+                for (std::size_t j = 0; j < reference.p[t].size(); ++j) {
+                    float& p = reference.p[t][j];
+                    float& buf = reference.b[t][0][j];
+                    float g = reference.g[t][j] + o.weight_decay * p;
+                    if (o.momentum != 0) {
+                        buf = s == 1 ? g : o.momentum * buf + (1 - o.dampening) * g;
+                        g = o.nesterov ? g + o.momentum * buf : buf;
+                    }
+                    p -= static_cast<float>(lr) * g;
+                }
+            }
+        }
+        for (int t = 0; t < 2; ++t) {
+            CHECK(gpu.p[t] == host.p[t]);
+            CHECK(gpu.b[t][0] == host.b[t][0]);
+            CHECK(host.steps[t] == std::vector<std::int64_t>{3});
+            for (std::size_t j = 0; j < host.p[t].size(); ++j) {
+                CHECK(host.p[t][j] == doctest::Approx(reference.p[t][j]).epsilon(1e-6));
+                CHECK(host.b[t][0][j] == doctest::Approx(reference.b[t][0][j]).epsilon(1e-6));
+            }
         }
     }
 }

@@ -412,7 +412,7 @@ TEST_CASE("Adam state file: PyTorch's state_dict names, the step count and hyper
     tensors.push_back(io::TensorData::from<float>("state.0.momentum_buffer", {10, 4}, std::vector<float>(40)));
     CHECK(rewrite(tensors, file.metadata) ==
           fmt::format("Adam::load_state: '{}' stores 'state.0.momentum_buffer', which is no state of this optimizer's 4 parameters "
-                      "(buffers: step, exp_avg, exp_avg_sq)",
+                      "(kept per parameter: step, exp_avg, exp_avg_sq)",
                       bad));
     tensors = without("state.0.step");
     tensors.push_back(io::TensorData::from<float>("state.0.step", {}, std::vector<float>{3}));

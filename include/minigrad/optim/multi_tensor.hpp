@@ -1,4 +1,4 @@
-// What Adam, AdamW and RMSprop share: one launch updates up to eight parameters, each parameter's
+// What SGD, Adam, AdamW and RMSprop share: one launch updates up to eight parameters, each parameter's
 // step count lives in backend memory and is advanced by that launch, the learning rate is read
 // from backend memory, and the state (moments, step counts) goes to and from a safetensors file.
 //
@@ -112,8 +112,13 @@ class MultiTensorOptimizer : public Optimizer {
     }
 
   protected:
-    MultiTensorOptimizer(std::string name, std::vector<Tensor<B, T>> params, double lr, std::vector<std::string> buffer_names)
-        : name_(std::move(name)), params_(std::move(params)), buffer_names_(std::move(buffer_names)), lr_(lr) {
+    // steps_in_state: whether the state file keeps each parameter's step count ("state.<i>.step",
+    // as PyTorch's Adam and RMSprop do). Without it (SGD, whose only use of the count is to know its
+    // first step), a loaded parameter with buffers has had a step, and one without has not.
+    MultiTensorOptimizer(std::string name, std::vector<Tensor<B, T>> params, double lr, std::vector<std::string> buffer_names,
+                         bool steps_in_state = true)
+        : name_(std::move(name)), params_(std::move(params)), buffer_names_(std::move(buffer_names)), lr_(lr),
+          steps_in_state_(steps_in_state) {
         check_params(name_, params_);
         buffers_.resize(params_.size());
         steps_.resize(params_.size());
@@ -159,12 +164,13 @@ class MultiTensorOptimizer : public Optimizer {
     void save(const std::filesystem::path& path, io::Metadata hyper) const {
         std::vector<io::TensorData> tensors;
         for (std::size_t i = 0; i < params_.size(); ++i) {
-            if (!steps_[i].defined()) continue;
+            if (!steps_[i].defined() || (!steps_in_state_ && buffers_[i].empty())) continue;
             const std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
             for (std::size_t k = 0; k < buffer_names_.size(); ++k) {
                 const auto values = buffers_[i][k].to_vector();
                 tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.{}", i, buffer_names_[k]), shape, values));
             }
+            if (!steps_in_state_) continue;
             const auto lanes = steps_[i].to_vector();
             MINIGRAD_ASSERT(std::all_of(lanes.begin(), lanes.end(), [&](std::int64_t s) { return s == lanes.front(); }));
             tensors.push_back(io::TensorData::from<std::int64_t>(fmt::format("state.{}.step", i), {}, std::span(lanes.data(), 1)));
@@ -180,15 +186,16 @@ class MultiTensorOptimizer : public Optimizer {
     // and that a parameter has all its state or none.
     void restore(const StateFile& state, std::vector<std::string> buffer_names, double lr) {
         state.check_param_shapes(params_);
-        const std::size_t per_param = buffer_names.size() + 1;
+        const std::size_t per_param = buffer_names.size() + (steps_in_state_ ? 1 : 0);
+        const std::string kept = minigrad::detail::join(steps_in_state_ ? with_step(buffer_names) : buffer_names);
         std::vector<std::vector<std::vector<T>>> values(params_.size());
         std::vector<std::int64_t> steps(params_.size(), 0);
         std::vector<std::size_t> found(params_.size(), 0);
         for (const auto& t : state.file.tensors) {
             auto [i, k] = locate(t.name, buffer_names);
             if (i == params_.size()) {
-                state.fail(fmt::format("stores {}, which is no state of this optimizer's {} parameters (buffers: step, {})",
-                                       io::detail::quote(t.name), params_.size(), minigrad::detail::join(buffer_names)));
+                state.fail(fmt::format("stores {}, which is no state of this optimizer's {} parameters (kept per parameter: {})",
+                                       io::detail::quote(t.name), params_.size(), kept));
             }
             ++found[i];
             if (k == buffer_names.size()) {
@@ -209,8 +216,7 @@ class MultiTensorOptimizer : public Optimizer {
         }
         for (std::size_t i = 0; i < params_.size(); ++i) {
             if (found[i] != 0 && found[i] != per_param) {
-                state.fail(fmt::format("has {} of the {} state tensors of parameter #{} (step, {})", found[i], per_param, i,
-                                       minigrad::detail::join(buffer_names)));
+                state.fail(fmt::format("has {} of the {} state tensors of parameter #{} ({})", found[i], per_param, i, kept));
             }
         }
 
@@ -221,7 +227,7 @@ class MultiTensorOptimizer : public Optimizer {
             if (found[i] == 0) continue;
             const int device = params_[i].device();
             for (auto& v : values[i]) buffers_[i].push_back(Tensor<B, T>::from(std::span<const T>(v), params_[i].shape(), device));
-            steps_[i] = Tensor<B, std::int64_t>::full(Shape{lanes_for(params_[i].numel())}, steps[i], device);
+            steps_[i] = Tensor<B, std::int64_t>::full(Shape{lanes_for(params_[i].numel())}, steps_in_state_ ? steps[i] : 1, device);
         }
         set_lr(lr);
     }
@@ -245,7 +251,7 @@ class MultiTensorOptimizer : public Optimizer {
             const std::string prefix = fmt::format("state.{}.", i);
             if (tensor.rfind(prefix, 0) != 0) continue;
             const std::string rest = tensor.substr(prefix.size());
-            if (rest == "step") return {i, buffer_names.size()};
+            if (rest == "step" && steps_in_state_) return {i, buffer_names.size()};
             for (std::size_t k = 0; k < buffer_names.size(); ++k)
                 if (rest == buffer_names[k]) return {i, k};
         }
@@ -253,6 +259,10 @@ class MultiTensorOptimizer : public Optimizer {
     }
 
     std::string shapes_json() const { return param_shapes_json(params_); }
+    static std::vector<std::string> with_step(std::vector<std::string> names) {
+        names.insert(names.begin(), "step");
+        return names;
+    }
 
     // The learning rate as a double scalar in backend memory on `device`, made on first use.
     const double* lr_on(int device) {
@@ -268,6 +278,7 @@ class MultiTensorOptimizer : public Optimizer {
     std::vector<std::vector<Tensor<B, T>>> buffers_;  // per parameter, in buffer_names_ order; empty before its first step
     std::vector<Tensor<B, std::int64_t>> steps_;      // per parameter: (lanes); undefined before its first step
     double lr_;
+    bool steps_in_state_;
     std::vector<Tensor<B, double>> lr_on_device_;  // one per device the parameters are on
 };
 

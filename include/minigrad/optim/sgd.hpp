@@ -1,6 +1,7 @@
 // SGD as torch.optim.SGD: learning rate, momentum (with dampening, Nesterov) and weight decay.
-// One launch updates up to eight parameters (a multi-tensor kernel), so a step costs one or two
-// launches, not one per tensor. save_state/load_state keep its state in a safetensors file, so
+// On the multi-tensor base of Adam and RMSprop (optim/multi_tensor.hpp): one launch updates up to
+// eight parameters, so a step costs one or two launches, not one per tensor, and the learning rate
+// is a double in backend memory. save_state/load_state keep its state in a safetensors file, so
 // training resumes exactly.
 #pragma once
 
@@ -12,78 +13,42 @@
 #include <string>
 #include <vector>
 
-#include "../backend/kernels.hpp"
-#include "../io/safetensors.hpp"
-#include "checks.hpp"
-#include "state_file.hpp"
-#include "optimizer.hpp"
-#include "../tensor.hpp"
+#include "multi_tensor.hpp"
 
 namespace minigrad::kernels {
 
-// Up to `capacity` tensors updated in one launch; offsets are their starts in one flat index range.
+// The per-element rule of SGD for kernels::LaneUpdate, as torch.optim.SGD: g = grad + wd*p;
+// buf = first ? g : mu*buf + (1-dampening)*g; p -= lr * (nesterov ? g + mu*buf : buf) (buf = g
+// without momentum). p, g and the momentum buffer (buf[0], unused without momentum) are (n), j
+// over n. The first step is the parameter's first update (its step count is 1).
 template <class T>
-struct SgdTable {
-    static constexpr int capacity = 8;
-    T* param[capacity];
-    const T* grad[capacity];
-    T* momentum[capacity];  // null when momentum is 0
-    index_t offset[capacity + 1];
-    int count;
-};
-
-// As torch.optim.SGD: g = grad + wd*p; buf = first ? g : mu*buf + (1-dampening)*g;
-// p -= lr * (nesterov ? g + mu*buf : buf) (buf = g without momentum). i over the table's elements.
-template <class T>
-struct SgdUpdate {
-    SgdTable<T> table;
-    const T* lr;  // (1), read at run time: a captured step follows set_lr between replays
+struct SgdRule {
+    const double* lr;  // (1), read when the update runs
     T momentum, dampening, weight_decay;
-    bool nesterov, first_step;
-    MINIGRAD_HD void operator()(index_t i) const {
-        int t = 0;
-        while (i >= table.offset[t + 1]) ++t;
-        const index_t j = i - table.offset[t];
-        if (table.momentum[t])
-            element<true>(table.param[t], table.grad[t], table.momentum[t], j, lr[0]);
-        else
-            element<false>(table.param[t], table.grad[t], nullptr, j, lr[0]);
-    }
-    // Indices [begin, end) as operator() computes them, the host's loop (Cpu::launch calls it):
-    // a tensor's run of indices at a time, so the table lookup and the momentum test leave the
-    // inner loop and it vectorises; the same element(), so the same bits.
-    MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
-        const T rate = lr[0];  // lr is a tensor of its own: no parameter write changes it
-        for (int t = 0; t < table.count; ++t) {
-            const index_t lo = begin > table.offset[t] ? begin : table.offset[t];
-            const index_t hi = end < table.offset[t + 1] ? end : table.offset[t + 1];
-            if (lo >= hi) continue;
-            const index_t first = lo - table.offset[t], count = hi - lo;  // tensor t's elements first..first+count
-            T* __restrict p = table.param[t] + first;
-            const T* __restrict grad = table.grad[t] + first;
-            if (table.momentum[t]) {
-                T* __restrict buf = table.momentum[t] + first;
-                for (index_t j = 0; j < count; ++j) element<true>(p, grad, buf, j, rate);
-            } else {
-                for (index_t j = 0; j < count; ++j) element<false>(p, grad, nullptr, j, rate);
-            }
+    bool nesterov, with_momentum;
+    struct Factors {
+        T neg_rate;
+        bool first;
+    };
+    MINIGRAD_HD Factors factors(std::int64_t step) const { return {static_cast<T>(-static_cast<T>(lr[0])), step == 1}; }
+    // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
+    template <class V>
+    MINIGRAD_HD_INLINE void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
+        using v = typename V::type;
+        const v param = V::load(p + j);
+        v g = V::load(grad + j) + weight_decay * param;
+        if (with_momentum) {
+            const v b = f.first ? g : V::load(buf[0] + j) * momentum + (T(1) - dampening) * g;
+            V::store(buf[0] + j, b);
+            g = nesterov ? g + momentum * b : b;
         }
-    }
-    // element j of one tensor: buf is its momentum buffer (Momentum) or unused
-    template <bool Momentum>
-    MINIGRAD_HD_INLINE void element(T* p, const T* grad, T* buf, index_t j, T rate) const {
-        T g = grad[j] + weight_decay * p[j];
-        if constexpr (Momentum) {
-            buf[j] = first_step ? g : momentum * buf[j] + (T(1) - dampening) * g;
-            g = nesterov ? g + momentum * buf[j] : buf[j];
-        }
-        p[j] -= rate * g;
+        V::store(p + j, param + f.neg_rate * g);
     }
 };
 
 // The functors SGD launches, for compiled steps (kernels::Functors, backend/kernels.hpp).
 template <class T>
-using SgdFunctors = Functors<SgdUpdate<T>>;
+using SgdFunctors = Functors<LaneUpdate<T, SgdRule<T>>>;
 
 }  // namespace minigrad::kernels
 
@@ -98,74 +63,34 @@ struct SgdOptions {
 };
 
 template <class B, class T>
-class SGD : public Optimizer {
+class SGD : public detail::MultiTensorOptimizer<B, T> {
+    using Base = detail::MultiTensorOptimizer<B, T>;
+
   public:
     SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
         : SGD(std::vector<Tensor<B, T>>(params), options) {}
-    SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : params_(std::move(params)), options_(options) {
-        check_options(options, "SGD");
-        detail::check_params("SGD", params_);
-        momentum_.resize(params_.size());
-        // Made now, not in the first step(): made there, after that step's graph was freed, it
-        // would take a block the next step's forward pass needs, and step 2 would allocate.
-        for (const auto& p : params_) lr_on(p.device());
-    }
+    SGD(std::vector<Tensor<B, T>> params, SgdOptions options)
+        : Base((check_options(options, "SGD"), "SGD"), std::move(params), options.lr, buffer_names(options), false),
+          options_(options) {}
 
     const SgdOptions& options() const { return options_; }
     // Refused unless finite, >= 0 and finite as T; a refused value changes nothing. The update
     // reads the rate from backend memory when it runs, so a change also reaches the replays of a
     // step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a capture.
     void set_lr(double lr) override {
-        detail::check_at_least<T>("SGD", "lr", lr, 0.0);
+        Base::set_lr(lr);
         options_.lr = lr;
-        const T value = static_cast<T>(lr);
-        for (auto& rate : lr_) B::upload(rate.data(), &value, sizeof(T), rate.device());
-    }
-    double get_lr() const override { return options_.lr; }
-
-    // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
-    void zero_grad() {
-        for (auto& p : params_) p.zero_grad();
     }
 
     // Updates every parameter that requires grad and received a gradient since zero_grad(), as
-    // PyTorch skips those whose .grad is None (detail::is_stepped).
+    // PyTorch skips those whose .grad is None (detail::is_stepped): one launch per eight
+    // parameters.
     void step() {
-        kernels::SgdTable<T> table{};
-        bool fresh = false;
-        int device = 0;
-        auto flush = [&] {
-            if (table.count == 0) return;
-            B::launch(table.offset[table.count],
-                      kernels::SgdUpdate<T>{table, lr_on(device), T(options_.momentum), T(options_.dampening),
-                                            T(options_.weight_decay), options_.nesterov, fresh},
-                      device);
-            table = {};
-            fresh = false;
-        };
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            auto& impl = params_[i].impl();
-            if (!detail::is_stepped(impl)) continue;
-            bool first = false;
-            if (options_.momentum != 0 && !momentum_[i].defined()) {
-                momentum_[i] = minigrad::detail::state_tensor<B, T>(impl.shape, impl.device);
-                first = true;
-            }
-            // A table holds buffers that are all fresh or all not, so one flag serves it.
-            if (table.count == kernels::SgdTable<T>::capacity || (table.count > 0 && first != fresh) ||
-                (table.count > 0 && impl.device != device)) {
-                flush();
-            }
-            const int t = table.count++;
-            fresh = first;
-            device = impl.device;
-            table.param[t] = impl.data;
-            minigrad::detail::mark_modified(impl);
-            table.grad[t] = impl.grad->data;
-            table.momentum[t] = momentum_[i].defined() ? momentum_[i].data() : nullptr;
-            table.offset[t + 1] = table.offset[t] + impl.numel();
-        }
-        flush();
+        this->apply([&](const double* lr) {
+            const auto& o = options_;
+            return kernels::SgdRule<T>{lr,          static_cast<T>(o.momentum), static_cast<T>(o.dampening), static_cast<T>(o.weight_decay),
+                                       o.nesterov, o.momentum != 0};
+        });
     }
 
     // Writes the optimizer's state as PyTorch's SGD state_dict names it: a tensor
@@ -175,21 +100,12 @@ class SGD : public Optimizer {
     // "param_shapes", the JSON list of every parameter's shape, which load_state checks. Atomic, as
     // every save (host reads).
     void save_state(const std::filesystem::path& path) const {
-        std::vector<io::TensorData> tensors;
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            if (!momentum_[i].defined()) continue;
-            std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
-            const auto values = momentum_[i].to_vector();
-            tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.momentum_buffer", i), shape, values));
-        }
-        io::save_safetensors(path, tensors,
-                             {{"optimizer", "SGD"},
-                              {"lr", fmt::format("{}", options_.lr)},
-                              {"momentum", fmt::format("{}", options_.momentum)},
-                              {"dampening", fmt::format("{}", options_.dampening)},
-                              {"weight_decay", fmt::format("{}", options_.weight_decay)},
-                              {"nesterov", options_.nesterov ? "true" : "false"},
-                              {"param_shapes", detail::param_shapes_json(params_)}});
+        const auto& o = options_;
+        this->save(path, {{"lr", fmt::format("{}", o.lr)},
+                          {"momentum", fmt::format("{}", o.momentum)},
+                          {"dampening", fmt::format("{}", o.dampening)},
+                          {"weight_decay", fmt::format("{}", o.weight_decay)},
+                          {"nesterov", o.nesterov ? "true" : "false"}});
     }
 
     // Restores what save_state wrote: the momentum buffers (and which exist) and the
@@ -198,35 +114,18 @@ class SGD : public Optimizer {
     // count and shapes must match this optimizer's. Checks the whole file before changing anything.
     void load_state(const std::filesystem::path& path) {
         const detail::StateFile state(path, "SGD");
-        const auto& file = state.file;
-        auto fail = [&](const std::string& why) { state.fail(why); };
         SgdOptions options{state.number("lr"), state.number("momentum"), state.number("dampening"), state.number("weight_decay"),
                            state.flag("nesterov")};
         check_options(options, state.who);
-        state.check_param_shapes(params_);
-        std::vector<std::vector<T>> buffers(params_.size());
-        std::vector<bool> present(params_.size(), false);
-        for (const auto& t : file.tensors) {
-            std::size_t i = 0;
-            for (; i < params_.size(); ++i)
-                if (t.name == fmt::format("state.{}.momentum_buffer", i)) break;
-            if (i == params_.size()) fail(fmt::format("stores {}, which is no momentum buffer of this optimizer's {} parameters", io::detail::quote(t.name), params_.size()));
-            if (!std::equal(t.shape.begin(), t.shape.end(), params_[i].shape().begin(), params_[i].shape().end())) {
-                fail(fmt::format("stores '{}' with shape {}, parameter #{} has {}", t.name, io::detail::shape_text(t.shape), i, params_[i].shape()));
-            }
-            buffers[i] = io::to_floating<T>(t, "SGD::load_state", path);
-            present[i] = true;
-        }
-        if (options.momentum == 0 && file.tensors.size() > 0) fail("stores momentum buffers but its momentum is 0");
-
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            momentum_[i] = present[i] ? Tensor<B, T>::from(std::span<const T>(buffers[i]), params_[i].shape(), params_[i].device()) : Tensor<B, T>();
-        }
+        if (options.momentum == 0 && !state.file.tensors.empty()) state.fail("stores momentum buffers but its momentum is 0");
+        this->restore(state, buffer_names(options), options.lr);
         options_ = options;
-        set_lr(options.lr);
     }
 
   private:
+    static std::vector<std::string> buffer_names(const SgdOptions& options) {
+        return options.momentum != 0 ? std::vector<std::string>{"momentum_buffer"} : std::vector<std::string>{};
+    }
     // The settings every entry point refuses alike: the constructor, load_state.
     static void check_options(const SgdOptions& options, const std::string& who) {
         detail::check_at_least<T>(who, "lr", options.lr, 0.0);
@@ -239,19 +138,7 @@ class SGD : public Optimizer {
         }
     }
 
-    // The learning rate as a scalar in backend memory on `device` (made for every parameter's device
-    // by the constructor).
-    const T* lr_on(int device) {
-        for (auto& rate : lr_)
-            if (rate.device() == device) return rate.data();
-        lr_.push_back(Tensor<B, T>::full(Shape{}, static_cast<T>(options_.lr), device));
-        return lr_.back().data();
-    }
-
-    std::vector<Tensor<B, T>> params_;
-    std::vector<Tensor<B, T>> momentum_;
     SgdOptions options_;
-    std::vector<Tensor<B, T>> lr_;  // one per device the parameters are on
 };
 
 }  // namespace minigrad::optim
