@@ -20,6 +20,16 @@ struct EmulatedGraphs : minigrad::Cpu {
     };
     using GraphHandle = Recording*;
 
+    // Test knob: into how many chunks of rows a per-column reduction or scatter is cut, as a GPU
+    // cuts them to have threads enough (B::column_chunks); 1, the Cpu's choice, by default.
+    static std::int64_t& chunks_wanted() {
+        static std::int64_t chunks = 1;
+        return chunks;
+    }
+    static std::int64_t column_chunks(std::int64_t rows, std::int64_t /*cols*/, int /*device*/) {
+        return rows < chunks_wanted() ? (rows < 1 ? 1 : rows) : chunks_wanted();
+    }
+
     // Test knobs: make the next begin_capture fail, as a CUDA error would.
     static bool& fail_next_begin_capture() {
         static bool fail = false;

@@ -148,3 +148,36 @@ TEST_CASE("SGD::set_lr between replays changes what the captured step does") {
     CHECK(graph_log.values() == eager_log.values());
     CHECK(graphed.model.parameter_values() == eager.model.parameter_values());
 }
+
+TEST_CASE("a backend that cuts column work into chunks of rows (a GPU: B::column_chunks) gets the gradients of one chunk: "
+          "index_select and embedding bit for bit, layer_norm's weight within rounding") {
+    struct Chunks {
+        explicit Chunks(std::int64_t c) { EmulatedGraphs::chunks_wanted() = c; }
+        ~Chunks() { EmulatedGraphs::chunks_wanted() = 1; }
+    };
+    const std::vector<float> xv = {0.5f, -1.f, 2.f, 0.25f, 3.f, -0.5f, 1.5f, -2.f, 0.75f, 1.f, -0.25f, 2.5f,
+                                   -1.5f, 0.5f, 1.25f, -3.f, 2.f, 0.f, -0.75f, 1.f, 0.5f, -1.f, 2.f, 0.25f};
+    const std::vector<std::int64_t> index = {3, 0, 3, 5, 1, 3};
+    const auto grads = [&]<class B>(std::int64_t chunks) {
+        const Chunks knob(chunks);
+        auto x = mg::Tensor<B>::from(xv, {2, 6, 2}).requires_grad_();  // index_select along dim 1: outer 2, inner 2
+        auto i = mg::Tensor<B, std::int64_t>::from(index, {6});
+        auto w = mg::Tensor<B>::from(std::vector<float>(xv.begin(), xv.begin() + 12), {6, 2}).requires_grad_();
+        auto lw = mg::Tensor<B>::from({1.f, 2.f, -1.f, 0.5f}, {4}).requires_grad_();
+        auto lb = mg::Tensor<B>::zeros({4}).requires_grad_();
+        auto rows = mg::Tensor<B>::from(xv, {6, 4});
+        auto weights = mg::Tensor<B>::from({0.5f, -1.f, 2.f, 0.25f, 3.f, -0.5f}, {6, 1});
+        auto loss = mg::sum(mg::index_select(x, 1, i) * mg::index_select(x, 1, i)) + mg::sum(mg::embedding(i, w) * 3.f) +
+                    mg::sum(mg::layer_norm(rows, lw, lb) * weights);
+        loss.backward();
+        return std::vector{x.grad().to_vector(), w.grad().to_vector(), lw.grad().to_vector()};
+    };
+    const auto one = grads.template operator()<mg::Cpu>(1);
+    for (std::int64_t chunks : {2, 3, 6}) {
+        CAPTURE(chunks);
+        const auto cut = grads.template operator()<EmulatedGraphs>(chunks);
+        CHECK(cut[0] == one[0]);
+        CHECK(cut[1] == one[1]);
+        for (std::size_t c = 0; c < one[2].size(); ++c) CHECK(cut[2][c] == doctest::Approx(one[2][c]).epsilon(1e-6));
+    }
+}

@@ -681,7 +681,11 @@ TEST_CASE("layer_norm kernels: forward, dx and dweight against reference math in
         std::vector<float> y(n), mean(rows), rstd(rows), dx(n, 0.25f), dw(cols, 0.5f);
         run(rows, k::LayerNormForward<float>{x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), cols, eps});
         run(rows, k::LayerNormBackward<float>{x.data(), w.data(), mean.data(), rstd.data(), dy.data(), dx.data(), cols, false});
-        run(cols, k::LayerNormWeightBackward<float>{x.data(), mean.data(), rstd.data(), dy.data(), dw.data(), rows, cols, false});
+        run(cols, k::LayerNormWeightBackward<float>{x.data(), mean.data(), rstd.data(), dy.data(), dw.data(), rows, cols, rows, false});
+        // in chunks of rows, as a GPU cuts it (B::column_chunks): partial sums per chunk of 4 rows, then SumRows adds the chunks
+        std::vector<float> partial(2 * cols, -1.0f), chunked_dw(cols, 0.5f);
+        run(2 * cols, k::LayerNormWeightBackward<float>{x.data(), mean.data(), rstd.data(), dy.data(), partial.data(), rows, cols, 4, true});
+        run(cols, k::SumRows<float>{partial.data(), chunked_dw.data(), 2, cols, false});
         std::vector<double> ref_dw(cols, 0.5);
         for (std::int64_t r = 0; r < rows; ++r) {
             double m = 0, var = 0;
@@ -705,7 +709,10 @@ TEST_CASE("layer_norm kernels: forward, dx and dweight against reference math in
                 CHECK(dx[i] == doctest::Approx(0.25 + s * (double(dy[i]) * w[c] - g_mean - xhat * g_xhat_mean)).epsilon(1e-4).scale(1));
             }
         }
-        for (std::int64_t c = 0; c < cols; ++c) CHECK(dw[c] == doctest::Approx(ref_dw[c]).epsilon(1e-4).scale(1));
+        for (std::int64_t c = 0; c < cols; ++c) {
+            CHECK(dw[c] == doctest::Approx(ref_dw[c]).epsilon(1e-4).scale(1));
+            CHECK(chunked_dw[c] == doctest::Approx(ref_dw[c]).epsilon(1e-4).scale(1));
+        }
         // four lanes per row (a GPU warp) give what one thread per row gives
         std::vector<float> team_y(n), team_mean(rows), team_rstd(rows), team_dx(n, 0.25f);
         run_lanes<4>(rows, k::LayerNormForward<float>{x.data(), w.data(), b.data(), team_y.data(), team_mean.data(), team_rstd.data(), cols, eps});
@@ -730,7 +737,7 @@ TEST_CASE("the gather's kernels as embedding runs them (dim 0, outer 1): the row
     for (bool overwrite : {true, false}) {
         CAPTURE(overwrite);
         std::vector<float> dw(num * dim, 7.0f);
-        run(dim, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), dw.data(), num, n, dim, overwrite});
+        run(dim, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), dw.data(), num, n, dim, num, 1, overwrite});
         for (std::int64_t r = 0; r < num; ++r)
             for (std::int64_t j = 0; j < dim; ++j) {
                 double ref = overwrite ? 0.0 : 7.0;
@@ -738,6 +745,14 @@ TEST_CASE("the gather's kernels as embedding runs them (dim 0, outer 1): the row
                     if (index[kk] == r) ref += dy[kk * dim + j];
                 CHECK(dw[r * dim + j] == doctest::Approx(ref).epsilon(1e-6).scale(1));
             }
+        // rows cut into blocks, as a GPU cuts them (B::column_chunks): the same bits, whatever the block
+        for (std::int64_t block_rows : {1, 2, 3}) {
+            CAPTURE(block_rows);
+            const std::int64_t blocks = (num + block_rows - 1) / block_rows;
+            std::vector<float> blocked(num * dim, 7.0f);
+            run(blocks * dim, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), blocked.data(), num, n, dim, block_rows, blocks, overwrite});
+            CHECK(blocked == dw);
+        }
     }
 }
 
@@ -784,7 +799,7 @@ TEST_CASE("shape functors: Permute (a transpose), WindowRead (narrow), IndexSele
     for (std::int64_t c = 0; c < cols; ++c) CHECK(picked[2 * cols + c] == x[2 * cols + c]);
     const auto dy = random_values(3 * cols, 43);
     std::vector<float> dx(rows * cols, 99.0f);
-    run(cols, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), dx.data(), rows, 3, cols, true});
+    run(cols, k::IndexSelectBackward<float, std::int64_t>{dy.data(), index.data(), dx.data(), rows, 3, cols, rows, 1, true});
     for (std::int64_t c = 0; c < cols; ++c) {
         CHECK(dx[0 * cols + c] == dy[1 * cols + c]);
         CHECK(dx[1 * cols + c] == 0.0f);

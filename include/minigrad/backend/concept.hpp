@@ -55,6 +55,9 @@ concept Backend = requires(void* dst, const void* src, std::size_t bytes, int de
     B::gemm_then(product, detail::probe::IndexFunctor{}, device);
     B::sum(x, n, out, 1.0f, true, device);
     B::sum_rows(x, n, n, out, true, device);
+    // into how many chunks of rows a per-column reduction or scatter over (rows, cols) is cut, so
+    // that chunks * cols threads fill the device (1: a thread per column)
+    { B::column_chunks(n, n, device) } -> std::convertible_to<std::int64_t>;
     // host work in a step (an index check, an MPI call): a host backend only (B::is_host)
     requires !B::is_host || requires { B::host_work(detail::probe::HostTask{}, device); };
     B::launch_block(detail::probe::BlockFunctor{}, device);

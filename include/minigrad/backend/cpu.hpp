@@ -291,6 +291,9 @@ struct Cpu {
     static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
         launch(cols, kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
     }
+    // A per-column reduction or scatter over (rows, cols) runs as one thread's work per column:
+    // the host's few threads are busy with cols columns, and one chunk keeps its order plain.
+    static std::int64_t column_chunks(std::int64_t /*rows*/, std::int64_t /*cols*/, int /*device*/) { return 1; }
     // f is a row functor of kernels.hpp (f.row<Lanes>): one row per index here, or eight rows per
     // call where f offers rows8 and the rows are narrow (kernels::rows8).
     template <class F>

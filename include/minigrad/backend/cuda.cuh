@@ -326,18 +326,25 @@ struct Cuda {
         deallocate(block, total_bytes + temp_bytes, device);
     }
 
+    // Into how many chunks of rows a per-column reduction or scatter over (rows, cols) is cut: as
+    // many as make chunks * cols threads fill the GPU, each chunk at least column_min_chunk rows
+    // (sum_rows; layer_norm's weight gradient; a gather's backward). 1: a thread per column.
+    static constexpr std::int64_t column_min_chunk = 32;
+    static std::int64_t column_chunks(std::int64_t rows, std::int64_t cols, int device) {
+        if (cols <= 0 || rows <= 0) return 1;
+        const std::int64_t fill = static_cast<std::int64_t>(state(device).max_grid) * threads;
+        const std::int64_t most = (rows + column_min_chunk - 1) / column_min_chunk;
+        const std::int64_t chunks = std::min(fill / cols, most);
+        return chunks < 1 ? 1 : chunks;
+    }
     // dy is (rows, cols), db is (cols) = the sum of dy's rows, written or added. Few rows, or
     // columns enough to fill the GPU: a thread per column (SumRows). Otherwise rows are cut into
     // chunks so that chunks * cols threads fill the GPU: SumRowsPartial sums each chunk's column,
     // then SumRows adds the chunks (two launches, same order every run, no atomics).
-    static constexpr std::int64_t sum_rows_min_chunk = 32;
     template <class T>
     static void sum_rows(const T* dy, std::int64_t rows, std::int64_t cols, T* db, bool overwrite, int device) {
         if (cols <= 0) return;
-        const std::int64_t fill = static_cast<std::int64_t>(state(device).max_grid) * threads;
-        std::int64_t chunks = fill / cols;
-        const std::int64_t most = (rows + sum_rows_min_chunk - 1) / sum_rows_min_chunk;
-        if (chunks > most) chunks = most;
+        std::int64_t chunks = column_chunks(rows, cols, device);
         if (chunks < 2) return launch(cols, kernels::SumRows<T>{dy, db, rows, cols, overwrite}, device);
         const std::int64_t chunk_rows = (rows + chunks - 1) / chunks;
         chunks = (rows + chunk_rows - 1) / chunk_rows;

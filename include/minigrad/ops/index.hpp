@@ -35,25 +35,31 @@ struct IndexSelect {
 };
 
 // dy is (outer, m, inner), index is (m), dx is (outer, n_x, inner): dx[o, index[j], in] += dy[o, j,
-// in], a repeated index adding up. One index per column (o, in) of dx, which it zeroes first when
-// overwriting and then walks the indices in order: no atomics, the same sums every run.
-// c over outer * inner
+// in], a repeated index adding up. Each index owns block_rows rows of one column (o, in) of dx
+// (blocks of them cover the column): it zeroes them first when overwriting, then walks the indices
+// in order and adds those that land in its rows. No atomics: the same sums every run, in the same
+// order however the rows are blocked. The host takes one block (a thread per column); a GPU cuts
+// the rows so that it has threads enough (B::column_chunks), a 30k-row embedding's gradient
+// otherwise being a few hundred threads each zeroing 30k rows. c over outer * blocks * inner,
+// neighbouring threads on neighbouring elements of a row.
 template <class T, class L>
 struct IndexSelectBackward {
     const T* dy;
     const L* index;
     T* dx;
-    index_t n_x, m, inner;
+    index_t n_x, m, inner, block_rows, blocks;
     bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return n_x + m; }
+    MINIGRAD_HD index_t work_per_index() const { return block_rows + m; }
     MINIGRAD_HD void operator()(index_t c) const {
-        const index_t o = c / inner, in = c % inner;
+        const index_t in = c % inner, ob = c / inner, o = ob / blocks;
+        const index_t first = ob % blocks * block_rows;
+        const index_t last = first + block_rows < n_x ? first + block_rows : n_x;
         T* column = dx + o * n_x * inner + in;
         if (overwrite)
-            for (index_t k = 0; k < n_x; ++k) column[k * inner] = T(0);
+            for (index_t k = first; k < last; ++k) column[k * inner] = T(0);
         for (index_t j = 0; j < m; ++j) {
             const index_t k = static_cast<index_t>(index[j]);
-            if (k >= 0 && k < n_x) column[k * inner] += dy[(o * m + j) * inner + in];
+            if (k >= first && k < last) column[k * inner] += dy[(o * m + j) * inner + in];
         }
     }
 };
@@ -76,9 +82,12 @@ struct GatherNode : Node<B, T> {
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
-        B::launch(split.outer * split.inner,
+        const std::int64_t chunks = B::column_chunks(split.size, split.outer * split.inner, x.device);
+        const std::int64_t block_rows = chunks < 2 ? split.size : (split.size + chunks - 1) / chunks;
+        const std::int64_t blocks = block_rows == 0 ? 1 : (split.size + block_rows - 1) / block_rows;
+        B::launch(split.outer * blocks * split.inner,
                   kernels::IndexSelectBackward<T, L>{out.grad->data, index.data(), dx.data, split.size, index.numel(), split.inner,
-                                                     dx.overwrite},
+                                                     block_rows, blocks, dx.overwrite},
                   x.device);
     }
 };

@@ -75,22 +75,27 @@ struct LayerNormBackward {
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
-// x, dy are (rows, cols), mean and rstd (rows), dweight (cols); j over cols, each summing its
-// column over the rows in order (deterministic, no atomics): dweight_j = sum_r dy_rj xhat_rj.
+// x, dy are (rows, cols), mean and rstd (rows); out is (chunks, cols): out[c, j] = the sum over the
+// rows of chunk c (chunk_rows rows each, the last fewer) of dy_rj xhat_rj, in row order
+// (deterministic, no atomics), written or added; i over chunks * cols, neighbouring threads on
+// neighbouring columns. With one chunk out is dweight; with more (a GPU, which needs more threads
+// than a small model has columns: B::column_chunks) a partial whose rows sum_rows adds.
 template <class T>
 struct LayerNormWeightBackward {
     const T* x;
     const T* mean;
     const T* rstd;
     const T* dy;
-    T* dweight;
-    index_t rows, cols;
+    T* out;
+    index_t rows, cols, chunk_rows;
     bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return rows; }
-    MINIGRAD_HD void operator()(index_t j) const {
+    MINIGRAD_HD index_t work_per_index() const { return chunk_rows; }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t j = i % cols, begin = i / cols * chunk_rows;
+        const index_t end = begin + chunk_rows < rows ? begin + chunk_rows : rows;
         T sum = 0;
-        for (index_t r = 0; r < rows; ++r) sum += dy[r * cols + j] * (x[r * cols + j] - mean[r]) * rstd[r];
-        dweight[j] = write(dweight[j], sum, overwrite);
+        for (index_t r = begin; r < end; ++r) sum += dy[r * cols + j] * (x[r * cols + j] - mean[r]) * rstd[r];
+        out[i] = write(out[i], sum, overwrite);
     }
 };
 
@@ -118,10 +123,20 @@ struct LayerNormNode : Node<B, T> {
             B::launch_rows(rows, cols, kernels::LayerNormBackward<T>{x.data, weight.data, mean.data(), rstd.data(), dy, dx.data, cols, dx.overwrite},
                            x.device);
         }
-        if (weight.requires_grad) {
+        if (weight.requires_grad) {  // dweight = sum over rows of dy xhat, in chunks of rows where the device wants more threads
             auto dweight = grad_slot(weight);
-            B::launch(cols, kernels::LayerNormWeightBackward<T>{x.data, mean.data(), rstd.data(), dy, dweight.data, rows, cols, dweight.overwrite},
-                      x.device);
+            const std::int64_t chunks = B::column_chunks(rows, cols, x.device);
+            if (chunks < 2) {
+                B::launch(cols, kernels::LayerNormWeightBackward<T>{x.data, mean.data(), rstd.data(), dy, dweight.data, rows, cols, rows, dweight.overwrite},
+                          x.device);
+            } else {
+                const std::int64_t chunk_rows = (rows + chunks - 1) / chunks;
+                const std::int64_t used = (rows + chunk_rows - 1) / chunk_rows;
+                auto partial = Tensor<B, T>::empty(Shape{used, cols}, x.device);
+                B::launch(used * cols, kernels::LayerNormWeightBackward<T>{x.data, mean.data(), rstd.data(), dy, partial.data(), rows, cols, chunk_rows, true},
+                          x.device);
+                B::sum_rows(partial.data(), used, cols, dweight.data, dweight.overwrite, x.device);
+            }
         }
         if (bias.requires_grad) {  // dbias = sum over rows of dy
             auto dbias = grad_slot(bias);
