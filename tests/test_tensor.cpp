@@ -1,5 +1,6 @@
 // Tensor creation, moving, reading, printing, and the counters that track host reads.
 #include "helpers.hpp"
+#include <minigrad/backend/staging.hpp>
 
 TEST_CASE_TEMPLATE("creation from host data, zeros, ones, full", T, float, double) {
     auto t = mg::Tensor<mg::Cpu, T>::from(std::vector<T>{1, 2, 3, 4, 5, 6}, mg::Shape{2, 3});
@@ -113,4 +114,73 @@ TEST_CASE("the Backend concept (backend/concept.hpp): Cpu satisfies it; without 
     static_assert(!mg::Backend<CpuWithoutCapture>);
     static_assert(!mg::Backend<int>);
     CHECK(mg::Backend<mg::Cpu>);
+}
+
+namespace test_tensor_staging {
+// The device side of a StagingRing, on the host: an upload copies at once; an event is pending
+// from its record until the test says the device got there.
+struct HostApi {
+    std::vector<unsigned char> pinned;
+    int pinned_allocations = 0, waits = 0, events = 0;
+    std::vector<bool> finished;
+    const void* last_source = nullptr;
+    void* pinned_allocate(std::size_t bytes) {
+        ++pinned_allocations;
+        pinned.assign(bytes, 0);
+        return pinned.data();
+    }
+    int make_event() {
+        finished.push_back(true);
+        return events++;
+    }
+    bool event_done(int e) { return finished[static_cast<std::size_t>(e)]; }
+    void event_wait(int e) {
+        ++waits;
+        finished[static_cast<std::size_t>(e)] = true;
+    }
+    void record(int e) { finished[static_cast<std::size_t>(e)] = false; }
+    void upload(void* dst, const void* src, std::size_t bytes) {
+        last_source = src;
+        std::memcpy(dst, src, bytes);
+    }
+    bool staged() const {
+        const auto* p = static_cast<const unsigned char*>(last_source);
+        return p >= pinned.data() && p < pinned.data() + pinned.size();
+    }
+};
+}  // namespace test_tensor_staging
+
+TEST_CASE("uploads of a step's size go through pinned slots, reused once the device has read them; a wait is a counted host sync") {
+    using Ring = mg::detail::StagingRing<int>;
+    test_tensor_staging::HostApi api;
+    Ring ring;
+    const auto before = mg::counters();
+    std::vector<float> src{1, 2, 3}, dst(3);
+    CHECK(ring.upload(api, dst.data(), src.data(), sizeof(float) * 3));
+    CHECK(api.staged());
+    CHECK(dst == src);
+    CHECK(api.pinned_allocations == 1);
+    CHECK(api.events == Ring::slots);
+    // Every slot once: no wait, though the device has finished none of them.
+    for (int i = 1; i < Ring::slots; ++i) {
+        src[0] = static_cast<float>(i);
+        ring.upload(api, dst.data(), src.data(), sizeof(float) * 3);
+        CHECK(dst[0] == static_cast<float>(i));
+    }
+    CHECK(api.waits == 0);
+    // Slot 0 again, its copy not yet done on the device: the host waits, counted as a sync.
+    ring.upload(api, dst.data(), src.data(), sizeof(float));
+    CHECK(api.waits == 1);
+    CHECK(mg::counters().host_syncs - before.host_syncs == 1);
+    // Slot 1 again, its copy done: no wait.
+    api.finished[1] = true;
+    ring.upload(api, dst.data(), src.data(), sizeof(float));
+    CHECK(api.waits == 1);
+    CHECK(api.pinned_allocations == 1);
+    // Larger than a slot: straight from the caller's memory, counted as a pageable upload.
+    std::vector<unsigned char> big(Ring::slot_bytes + 1, 7), big_dst(Ring::slot_bytes + 1);
+    CHECK_FALSE(ring.upload(api, big_dst.data(), big.data(), big.size()));
+    CHECK(api.last_source == big.data());
+    CHECK(big_dst == big);
+    CHECK(mg::counters().pageable_uploads - before.pageable_uploads == 1);
 }

@@ -17,6 +17,7 @@ struct Counters {
     std::uint64_t host_syncs = 0;       // times the host waited for a device (always 0 on the CPU backend)
     std::uint64_t device_to_host_bytes = 0;
     std::uint64_t host_to_device_bytes = 0;
+    std::uint64_t pageable_uploads = 0;  // uploads too large to stage in pinned memory (CUDA): each may wait for the device
     std::uint64_t kernel_launches = 0;  // backend kernels started (CPU: loops run; CUDA: kernels and graph launches)
     std::uint64_t library_gemms = 0;    // of kernel_launches, matrix products handed to a vendor library (cuBLAS)
     std::uint64_t storage_allocs = 0;   // tensor storage the caching allocator had to take from the system

@@ -40,6 +40,7 @@
 #include "caching_allocator.hpp"
 #include "concept.hpp"
 #include "kernels.hpp"
+#include "staging.hpp"
 #include "../capture/tape.hpp"
 #include "cuda_device.cuh"
 #include "cuda_kernels.cuh"
@@ -72,6 +73,9 @@ struct Cuda {
         cublasHandle_t blas = nullptr;
         void* blas_workspace = nullptr;
         std::mutex blas_mutex;
+        // Uploads of a step's size go through pinned slots (backend/staging.hpp). Kept for the
+        // program's life, as the stream is.
+        detail::StagingRing<cudaEvent_t> staging;
     };
     static DeviceState& state(int device) {
         static std::array<DeviceState, max_devices> states;
@@ -143,10 +147,39 @@ struct Cuda {
     // ---- copies and syncs ---------------------------------------------------------------------
     // Refused inside a captured step: the graph would record the host address, and a replay would
     // read whatever is there by then (often a temporary long gone).
+    // Up to StagingRing::slot_bytes, through a pinned slot: from pageable memory the driver may
+    // wait for the stream (backend/staging.hpp).
     static void upload(void* dst, const void* src, std::size_t bytes, int device) {
         refuse_during_capture(device, "copying host memory to the device (Tensor::from, set_lr, ...)");
         if (!bytes) return;
-        MINIGRAD_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream(device)));
+        struct Api {
+            cudaStream_t stream;
+            void* pinned_allocate(std::size_t size) {
+                void* p = nullptr;
+                MINIGRAD_CUDA_CHECK(cudaHostAlloc(&p, size, cudaHostAllocDefault));
+                return p;
+            }
+            cudaEvent_t make_event() {
+                cudaEvent_t e = nullptr;
+                MINIGRAD_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+                return e;
+            }
+            bool event_done(cudaEvent_t e) {
+                const cudaError_t status = cudaEventQuery(e);
+                if (status == cudaErrorNotReady) {
+                    (void)cudaGetLastError();
+                    return false;
+                }
+                MINIGRAD_CUDA_CHECK(status);
+                return true;
+            }
+            void event_wait(cudaEvent_t e) { MINIGRAD_CUDA_CHECK(cudaEventSynchronize(e)); }
+            void record(cudaEvent_t e) { MINIGRAD_CUDA_CHECK(cudaEventRecord(e, stream)); }
+            void upload(void* to, const void* from, std::size_t size) {
+                MINIGRAD_CUDA_CHECK(cudaMemcpyAsync(to, from, size, cudaMemcpyHostToDevice, stream));
+            }
+        } api{stream(device)};
+        state(device).staging.upload(api, dst, src, bytes);
         counters().host_to_device_bytes += bytes;
     }
     static void copy(void* dst, const void* src, std::size_t bytes, int device) {
