@@ -56,6 +56,40 @@ TEST_CASE("GemmElement (the GPU's matmul) equals a reference product in every tr
                 }
 }
 
+TEST_CASE("GemmSplitK then SumRows (the GPU's product with few outputs and a long k) equals GemmElement in every mode; gemm_k_splits cuts only such products") {
+    const std::int64_t m = 3, n = 4, kk = 100;
+    const auto a = random_values(m * kk, 11), b = random_values(kk * n, 12), bias = random_values(n, 13), init = random_values(m * n, 14);
+    for (bool ta : {false, true})
+        for (bool tb : {false, true})
+            for (bool with_bias : {false, true})
+                for (bool overwrite : {false, true})
+                    for (std::int64_t chunk : {7, 32, 100}) {
+                        CAPTURE(ta);
+                        CAPTURE(tb);
+                        CAPTURE(with_bias);
+                        CAPTURE(overwrite);
+                        CAPTURE(chunk);
+                        const k::GemmElement<float> g0{a.data(), b.data(), with_bias ? bias.data() : nullptr, nullptr, m, n, kk, ta, tb, overwrite};
+                        std::vector<float> whole = init, split = init;
+                        auto g = g0;
+                        g.c = whole.data();
+                        run(m * n, g);
+                        g.c = split.data();
+                        const std::int64_t ranges = (kk + chunk - 1) / chunk;
+                        std::vector<float> partial(static_cast<std::size_t>(ranges * m * n), -1.0f);
+                        run(ranges * m * n, k::GemmSplitK<float>{g, partial.data(), chunk});
+                        run(m * n, k::SumRows<float>{partial.data(), split.data(), ranges, m * n, overwrite});
+                        for (std::size_t i = 0; i < whole.size(); ++i) CHECK(split[i] == doctest::Approx(whole[i]).epsilon(1e-5));
+                        if (chunk == kk) CHECK(split == whole);  // one range: the same sum in the same order
+                    }
+    // digits' second layer's weight gradient on a GPU that fills 270336 threads: 640 outputs over a
+    // batch of 1797, cut into 56 ranges of 33 rows, not 640 threads walking all 1797
+    CHECK(k::gemm_k_splits(640, 1797, 270336) == 56);
+    CHECK(k::gemm_k_splits(640, 63, 270336) == 1);        // k too short to cut
+    CHECK(k::gemm_k_splits(67584, 4096, 270336) == 1);    // outputs already a quarter of the threads
+    CHECK(k::gemm_k_splits(10, 1 << 20, 270336) == 27033);  // as many as fill the threads
+}
+
 TEST_CASE("GemmThen (a product with an activation's gradient as its epilogue) equals the product, then the gradient; so does Cpu::gemm_then") {
     const std::int64_t m = 9, n = 6, kk = 4;
     const auto dy = random_values(m * kk, 21), w = random_values(n * kk, 22), z = random_values(m * n, 23), init = random_values(m * n, 24);

@@ -238,10 +238,13 @@ struct Cuda {
     // c (m, n) = op(a) op(b) [+ bias (n)], written or added; shapes as kernels::GemmElement.
     // With a_sums, a's column sums are computed in the built-in product's launch (GemmRowSums), or
     // by sum_rows beside cuBLAS.
+    // Below cuBLAS's crossover, a product whose outputs leave most of the GPU idle while k is long
+    // (a weight gradient over a large batch) is cut along k (kernels::gemm_k_splits): GemmSplitK,
+    // then SumRows over the ranges.
     template <class T>
     static void gemm(const kernels::GemmElement<T>& g, int device) {
         if (g.m <= 0 || g.n <= 0) return;
-        if (takes_cublas(g) && cublas_gemm(g, device)) {
+        if ((takes_cublas(g) && cublas_gemm(g, device)) || gemm_split_k(g, device)) {
             if (g.a_sums) sum_rows(g.a, g.k, g.m, g.a_sums, g.a_sums_overwrite, device);
             return;
         }
@@ -249,13 +252,28 @@ struct Cuda {
         launch(g.m * g.n, g, device);
     }
     // The product, then f(i) for every i < m * n, where f reads c only at i (an activation, or an
-    // activation's gradient): one launch of kernels::GemmThen, or two beside cuBLAS.
+    // activation's gradient): one launch of kernels::GemmThen, or f's own beside cuBLAS or a
+    // split-k.
     template <class T, class F>
     static void gemm_then(const kernels::GemmElement<T>& g, const F& f, int device) {
         if (g.m <= 0 || g.n <= 0) return;
         MINIGRAD_ASSERT(!g.a_sums);
-        if (takes_cublas(g) && cublas_gemm(g, device)) return launch(g.m * g.n, f, device);
+        if ((takes_cublas(g) && cublas_gemm(g, device)) || gemm_split_k(g, device)) return launch(g.m * g.n, f, device);
         launch(g.m * g.n, kernels::GemmThen<T, F>{g, f}, device);
+    }
+    // c of g as a split-k where kernels::gemm_k_splits cuts it (returns true), else nothing (false).
+    template <class T>
+    static bool gemm_split_k(const kernels::GemmElement<T>& g, int device) {
+        const std::int64_t outputs = g.m * g.n;
+        const std::int64_t splits = kernels::gemm_k_splits(outputs, g.k, static_cast<std::int64_t>(state(device).max_grid) * threads);
+        if (splits < 2) return false;
+        const std::int64_t chunk = (g.k + splits - 1) / splits, used = (g.k + chunk - 1) / chunk;
+        const std::size_t bytes = static_cast<std::size_t>(used * outputs) * sizeof(T);
+        T* partial = static_cast<T*>(allocate(bytes, device));
+        launch(used * outputs, kernels::GemmSplitK<T>{g, partial, chunk}, device);
+        launch(outputs, kernels::SumRows<T>{partial, g.c, used, outputs, g.overwrite}, device);
+        deallocate(partial, bytes, device);
+        return true;
     }
     template <class T>
     static bool takes_cublas(const kernels::GemmElement<T>& g) {

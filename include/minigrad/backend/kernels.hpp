@@ -292,13 +292,16 @@ struct GemmElement {
     MINIGRAD_HD index_t work_per_index() const { return k > 0 ? k : 1; }
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t row = i / n, col = i % n;
-        T acc = bias ? bias[col] : T(0);
-        for (index_t p = 0; p < k; ++p) {
+        c[i] = write(c[i], dot(row, col, 0, k, bias ? bias[col] : T(0)), overwrite);
+    }
+    // acc + the terms p in [begin, end) of output (row, col)'s dot product, in order
+    MINIGRAD_HD T dot(index_t row, index_t col, index_t begin, index_t end, T acc) const {
+        for (index_t p = begin; p < end; ++p) {
             const T av = trans_a ? a[p * m + row] : a[row * k + p];
             const T bv = trans_b ? b[col * k + p] : b[p * n + col];
             acc += av * bv;
         }
-        c[i] = write(c[i], acc, overwrite);
+        return acc;
     }
     // a_sums[j] (trans_a: a is stored (k, m)), summed as SumRows sums a column
     MINIGRAD_HD void a_sum(index_t j) const { a_sums[j] = write(a_sums[j], column_sum(a, m, j, 0, k), a_sums_overwrite); }
@@ -319,6 +322,33 @@ struct GemmRowSums {
     }
 };
 
+// A product cut along k (a split-k): partial is (splits, m * n), partial[s, i] = output i's dot
+// product over the k range s (k_chunk terms, the last range fewer), the bias added in range 0; i
+// over splits * m * n, neighbouring threads on neighbouring outputs. SumRows over partial (rows =
+// splits) then writes or adds c, the ranges in order (no atomics). For a product with few outputs
+// and a long k, such as a weight gradient over a large batch, where a thread per output would
+// leave most of a GPU idle while each walks all of k (gemm_k_splits says when).
+template <class T>
+struct GemmSplitK {
+    GemmElement<T> g;
+    T* partial;
+    index_t k_chunk;
+    MINIGRAD_HD index_t work_per_index() const { return k_chunk; }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t outputs = g.m * g.n, s = i / outputs, o = i % outputs;
+        const index_t begin = s * k_chunk, end = begin + k_chunk < g.k ? begin + k_chunk : g.k;
+        partial[i] = g.dot(o / g.n, o % g.n, begin, end, s == 0 && g.bias ? g.bias[o % g.n] : T(0));
+    }
+};
+// Into how many ranges of k a device whose launches fill `fill` threads cuts a product (GemmSplitK):
+// 1 (not cut) where its outputs already take a quarter of the threads or k is short; else enough to
+// fill the threads, each range at least min_chunk terms.
+inline index_t gemm_k_splits(index_t outputs, index_t k, index_t fill, index_t min_chunk = 32) {
+    if (outputs <= 0 || k < 2 * min_chunk || outputs * 4 >= fill) return 1;
+    const index_t by_threads = fill / outputs, by_k = k / min_chunk;
+    return by_threads < by_k ? by_threads : by_k;
+}
+
 // A product and the elementwise op that reads it, as one launch: index i computes c[i], then f(i),
 // which reads c only at i, in the same thread. An activation as the product's epilogue (forward:
 // f.x is c), or an activation's gradient right after the product that makes its dy (f.dy is c).
@@ -338,7 +368,7 @@ struct GemmThen {
 // launches work exports its list next to its functors (kernels::UnaryFunctors<T>, ...), and a
 // compiled step's program joins them (capture/compiled.hpp): no central catalogue to forget an op
 // in. The unit tests check that every functor they saw launched in a float step is in the join
-// (tests/main.cpp).
+// (tests/unit_main.cpp).
 template <class... Fs>
 struct Functors {};
 template <class... Ls>
@@ -357,6 +387,6 @@ using Join = typename JoinFunctors<Ls...>::type;
 // The backend primitives' own functors (this file).
 template <class T>
 using PrimitiveFunctors = Functors<Fill<T>, AddScalar<T>, ScaleInPlace<T>, AccumulateGrad<T>, SumRows<T>, SumRowsPartial<T>,
-                                  ScaleWrite<T>, BroadcastRow<T>, BroadcastScalarGrad<T>, GemmElement<T>, GemmRowSums<T>>;
+                                  ScaleWrite<T>, BroadcastRow<T>, BroadcastScalarGrad<T>, GemmElement<T>, GemmRowSums<T>, GemmSplitK<T>>;
 
 }  // namespace minigrad::kernels
