@@ -162,8 +162,12 @@ TEST_CASE("broadcast kernels: a [3, 1] / [1, 4] division read through strides, b
     run(12, k::BinaryBackward<float, Div, 0, decltype(read_a), decltype(read_b)>{read_a, read_b, dy.data(), share_a.data(), true});
     run(12, k::BinaryBackward<float, Div, 1, decltype(read_a), decltype(read_b)>{read_a, read_b, dy.data(), share_b.data(), true});
     std::vector<float> da(3, 1.0f), db(4, 1.0f);  // added to
-    run(3, k::SumBroadcast<float>{share_a.data(), da.data(), {1, 1, 3, 1}, {1, 1, 3, 4}, false});
-    run(4, k::SumBroadcast<float>{share_b.data(), db.data(), {1, 1, 1, 4}, {1, 1, 3, 4}, false});
+    // SumBroadcast's two indexes: over the dims the operand keeps, and the dims it stretches
+    const auto index = [](std::initializer_list<std::int64_t> dims, std::initializer_list<std::int64_t> strides) {
+        return k::strided_index(dims.begin(), strides.begin(), static_cast<int>(dims.size()));
+    };
+    run(3, k::SumBroadcast<float>{share_a.data(), da.data(), index({3}, {4}), index({4}, {1}), 4, false});
+    run(4, k::SumBroadcast<float>{share_b.data(), db.data(), index({4}, {1}), index({3}, {4}), 3, false});
     for (int r = 0; r < 3; ++r) {
         double ref_da = 1;
         for (int c = 0; c < 4; ++c) {
@@ -180,7 +184,7 @@ TEST_CASE("broadcast kernels: a [3, 1] / [1, 4] division read through strides, b
     // a (2, 3, 4) tensor summed over its first and last dims down to (1, 3, 1)
     const auto g = random_values(24, 23);
     std::vector<float> middle(3);
-    run(3, k::SumBroadcast<float>{g.data(), middle.data(), {1, 1, 3, 1}, {1, 2, 3, 4}, true});
+    run(3, k::SumBroadcast<float>{g.data(), middle.data(), index({3}, {4}), index({2, 4}, {12, 1}), 8, true});
     for (int j = 0; j < 3; ++j) {
         double ref = 0;
         for (int i = 0; i < 2; ++i)
@@ -821,7 +825,8 @@ TEST_CASE("shape functors: Permute (a transpose), WindowRead (narrow), IndexSele
     const std::int64_t rows = 3, cols = 4;
     const auto x = random_values(rows * cols, 42);
     std::vector<float> xt(x.size());
-    run(rows * cols, k::Permute<float>{x.data(), xt.data(), {1, 1, cols, rows}, {0, 0, 1, cols}, true});
+    const std::int64_t dims[] = {cols, rows}, strides[] = {1, cols};
+    run(rows * cols, k::Permute<float>{x.data(), xt.data(), k::strided_index(dims, strides, 2), true});
     for (std::int64_t r = 0; r < rows; ++r)
         for (std::int64_t c = 0; c < cols; ++c) CHECK(xt[c * rows + r] == x[r * cols + c]);
     std::vector<float> window(rows * 2);

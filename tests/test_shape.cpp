@@ -179,4 +179,107 @@ TEST_CASE("bmm and matmul of 3-D tensors (ops/matmul.hpp): values, gradients, er
           "bmm: argument #2 'mat2' has shape [4, 5], expected a batch of matrices [batch, k, n]");
 }
 
+
+TEST_CASE("Shape holds up to eight dims, from a brace list, a vector or a span; a ninth is refused") {
+    const mg::Shape eight{1, 2, 1, 3, 1, 2, 1, 2};
+    CHECK(eight.ndim() == 8);
+    CHECK(eight.numel() == 24);
+    const std::vector<std::int64_t> dims{2, 3, 4, 5, 1, 2};
+    CHECK(mg::Shape(dims) == mg::Shape{2, 3, 4, 5, 1, 2});
+    CHECK(mg::Shape(std::span<const std::int64_t>(dims).first(2)) == mg::Shape{2, 3});
+    CHECK(error_message([] { mg::Shape{1, 1, 1, 1, 1, 1, 1, 1, 1}; }) == "Shape: 9 dimensions given, at most 8 are supported");
+    CHECK(error_message([&] { mg::Shape(std::vector<std::int64_t>{2, -1}); }) == "Shape: dimension -1 is negative");
+}
+
+// The element of a (row-major, shape `s`) that a broadcast to `out` reads at out's index i.
+static std::size_t broadcast_source(const mg::Shape& s, const mg::Shape& out, std::int64_t i) {
+    std::int64_t offset = 0, stride = 1;
+    for (int d = out.ndim() - 1; d >= 0; --d) {
+        const int sd = d - (out.ndim() - s.ndim());
+        const std::int64_t coord = i % out[d];
+        i /= out[d];
+        if (sd >= 0) {
+            if (s[sd] != 1) offset += coord * stride;
+            stride *= s[sd];
+        }
+    }
+    return static_cast<std::size_t>(offset);
+}
+
+TEST_CASE("broadcasting over six and eight dims, where no neighbouring dims merge: values against a reference, gradients against central differences") {
+    // a and b stretch alternate dims, so every dim stays apart in the strided reads
+    const mg::Shape sa{3, 1, 2, 1, 2, 1}, sb{1, 2, 1, 3, 1, 2}, out{3, 2, 2, 3, 2, 2};
+    auto a = random_tensor(sa, 71), b = random_tensor(sb, 72);
+    const auto y = a * b;
+    REQUIRE(y.shape() == out);
+    const auto av = a.to_vector(), bv = b.to_vector(), yv = y.to_vector();
+    for (std::int64_t i = 0; i < out.numel(); ++i)
+        CHECK(yv[static_cast<std::size_t>(i)] == av[broadcast_source(sa, out, i)] * bv[broadcast_source(sb, out, i)]);
+    check_gradients([&] { return weighted_sum(a * b - b); }, {a, b});
+    // eight dims, a [2, 1, 2, 1, 2, 1, 2, 1] operand against a trailing-dims row
+    auto c = random_tensor(mg::Shape{2, 1, 2, 1, 2, 1, 2, 1}, 73), d = random_tensor(mg::Shape{3, 1, 2, 1, 2}, 74);
+    CHECK((c + d).shape() == mg::Shape{2, 1, 2, 3, 2, 2, 2, 2});
+    check_gradients([&] { return weighted_sum(c / (d * d + 1.0)); }, {c, d});
+    CHECK(error_message([&] { (void)(a + random_tensor(mg::Shape{4, 1, 1, 1, 1, 1}, 75)); }) ==
+          "add: argument #2 'other' has shape [4, 1, 1, 1, 1, 1], which does not broadcast with argument #1 'input' of shape "
+          "[3, 1, 2, 1, 2, 1] (dimension 0: 4 vs 3; sizes must be equal or one of them 1)");
+}
+
+TEST_CASE("permute: values as torch.permute, negative dims, the gradient permuted back, and its errors") {
+    auto x = random_tensor(mg::Shape{2, 3, 1, 4, 2}, 76);
+    const auto y = mg::permute(x, {3, 0, -1, 2, 1});
+    REQUIRE(y.shape() == mg::Shape{4, 2, 2, 1, 3});
+    const auto xv = x.to_vector(), yv = y.to_vector();
+    // y[i3, i0, i4, i2, i1] = x[i0, i1, i2, i3, i4]
+    for (std::int64_t i0 = 0; i0 < 2; ++i0)
+        for (std::int64_t i1 = 0; i1 < 3; ++i1)
+            for (std::int64_t i3 = 0; i3 < 4; ++i3)
+                for (std::int64_t i4 = 0; i4 < 2; ++i4)
+                    CHECK(yv[static_cast<std::size_t>((((i3 * 2 + i0) * 2 + i4) * 1 + 0) * 3 + i1)] ==
+                          xv[static_cast<std::size_t>((((i0 * 3 + i1) * 1 + 0) * 4 + i3) * 2 + i4)]);
+    check_gradients([&] { return weighted_sum(mg::permute(x, {4, 3, 2, 1, 0}) * 2.0); }, {x});
+    CHECK(error_message([&] { mg::permute(x, {0, 1, 2}); }) ==
+          "permute: argument #2 'dims' has 3 entries, but argument #1 'input' has 5 dims (shape [2, 3, 1, 4, 2])");
+    CHECK(error_message([&] { mg::permute(x, {0, 1, 2, 3, -5}); }) == "permute: argument #2 'dims' names dim 0 twice ([0, 1, 2, 3, -5])");
+    CHECK(error_message([&] { mg::permute(x, {0, 1, 2, 3, 5}); }) ==
+          "permute: argument #2 'dims' is 5, out of range for a tensor of shape [2, 3, 1, 4, 2] (expected a dim in [-5, 4])");
+}
+
+TEST_CASE("unsqueeze and squeeze: torch's shapes, negative dims, the most dims, and gradients") {
+    auto x = random_tensor(mg::Shape{2, 1, 3}, 77);
+    CHECK(mg::unsqueeze(x, 0).shape() == mg::Shape{1, 2, 1, 3});
+    CHECK(mg::unsqueeze(x, 3).shape() == mg::Shape{2, 1, 3, 1});
+    CHECK(mg::unsqueeze(x, -1).shape() == mg::Shape{2, 1, 3, 1});
+    CHECK(mg::unsqueeze(x, -4).shape() == mg::Shape{1, 2, 1, 3});
+    CHECK(mg::squeeze(x).shape() == mg::Shape{2, 3});
+    CHECK(mg::squeeze(x, 1).shape() == mg::Shape{2, 3});
+    CHECK(mg::squeeze(x, -1).shape() == mg::Shape{2, 1, 3});  // size 3: kept, as torch
+    CHECK(mg::squeeze(tensor({5.0}, {1, 1})).shape() == mg::Shape{});
+    CHECK(mg::unsqueeze(x, 1).to_vector() == x.to_vector());
+    check_gradients([&] { return weighted_sum(mg::squeeze(mg::unsqueeze(x, 2)) * 3.0); }, {x});
+    CHECK(error_message([&] { mg::unsqueeze(x, 4); }) ==
+          "unsqueeze: argument #2 'dim' is 4, out of range for a tensor of shape [2, 1, 3] (expected a dim in [-4, 3])");
+    const auto eight = T2::zeros({1, 1, 1, 1, 1, 1, 1, 2});
+    CHECK(error_message([&] { mg::unsqueeze(eight, 0); }) ==
+          "unsqueeze: argument #1 'input' has shape [1, 1, 1, 1, 1, 1, 1, 2], already the most dims a tensor has (8)");
+    CHECK(error_message([&] { mg::squeeze(x, 3); }) ==
+          "squeeze: argument #2 'dim' is 3, out of range for a tensor of shape [2, 1, 3] (expected a dim in [-3, 2])");
+}
+
+TEST_CASE("expand: torch's sizes (-1 keeps, new leading dims), values, the gradient summed back, and its errors") {
+    auto x = random_tensor(mg::Shape{3, 1}, 78);
+    const auto y = mg::expand(x, {2, -1, 4});
+    REQUIRE(y.shape() == mg::Shape{2, 3, 4});
+    const auto xv = x.to_vector(), yv = y.to_vector();
+    for (std::int64_t i = 0; i < 24; ++i) CHECK(yv[static_cast<std::size_t>(i)] == xv[static_cast<std::size_t>(i / 4 % 3)]);
+    check_gradients([&] { return weighted_sum(mg::expand(x, {2, 3, 4})); }, {x});
+    CHECK(mg::expand(x, {3, 1}).to_vector() == xv);
+    CHECK(error_message([&] { mg::expand(x, {2, 4}); }) ==
+          "expand: argument #2 'size' is [2, 4], which argument #1 'input' of shape [3, 1] cannot expand to (dim 0: 3 to 2; only a size of 1 "
+          "stretches)");
+    CHECK(error_message([&] { mg::expand(x, {-1, 3, 4}); }) ==
+          "expand: argument #2 'size' is [-1, 3, 4]: -1 at dim 0, a new leading dim, which has no size to keep");
+    CHECK(error_message([&] { mg::expand(x, {4}); }) == "expand: argument #2 'size' has 1 dims, expected 2 to 8 for argument #1 'input' of shape [3, 1]");
+}
+
 }  // namespace test_shape

@@ -1,4 +1,4 @@
-// Shape: up to four dimensions held inline, so creating a tensor never allocates for its shape.
+// Shape: up to eight dimensions held inline, so creating a tensor never allocates for its shape.
 #pragma once
 
 #include "config.hpp"
@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <climits>
 #include <initializer_list>
+#include <span>
 
 #include <algorithm>
 #include <string>
@@ -19,45 +20,16 @@ namespace minigrad {
 
 class Shape {
   public:
-    static constexpr int max_dims = 4;
+    static constexpr int max_dims = 8;
 
     // The most elements a shape may hold: its bytes must fit in a signed 64-bit size for every
     // element type minigrad stores (8 bytes at most), so no size computation downstream overflows.
     static constexpr std::int64_t max_numel = INT64_MAX / 8;
 
     Shape() = default;
-    Shape(std::initializer_list<std::int64_t> dims) {
-        if (dims.size() > max_dims) {
-            detail::fail<ShapeError>("Shape: {} dimensions given, at most {} are supported",
-                                     dims.size(), max_dims);
-        }
-        for (auto d : dims) {
-            if (d < 0) detail::fail<ShapeError>("Shape: dimension {} is negative", d);
-            dims_[ndim_++] = d;
-        }
-        // Checked once here, so numel() and every byte count after it can be computed unchecked.
-        // The product leaves the zeros out: a shape that holds no elements still may not have
-        // dims whose product overflows, or merging some of them (flatten, cat, the (outer, size,
-        // inner) of a dim op) would wrap. [0, 2^40, 2^40] flattened to [0, 0].
-        std::int64_t n = 1;
-        bool overflow = false, empty = false;
-        for (int i = 0; i < ndim_; ++i) {
-            if (dims_[i] == 0)
-                empty = true;
-            else
-                overflow = overflow || __builtin_mul_overflow(n, dims_[i], &n);
-        }
-        if (overflow || n > max_numel) {
-            ndim_ = 0;  // never let a caller see the half-built shape
-            if (empty) {
-                detail::fail<ShapeError>("Shape: [{}] holds no elements, but its other dimensions multiply to more than can be "
-                                         "addressed (at most {})",
-                                         detail::join(dims), max_numel);
-            }
-            detail::fail<ShapeError>("Shape: [{}] holds more elements than can be addressed (at most {})",
-                                     detail::join(dims), max_numel);
-        }
-    }
+    Shape(std::initializer_list<std::int64_t> dims) { assign(dims.begin(), dims.size()); }
+    // A shape built at run time: Shape(std::vector<std::int64_t>{...}), Shape(std::span(dims, n)).
+    explicit Shape(std::span<const std::int64_t> dims) { assign(dims.data(), dims.size()); }
 
     int ndim() const { return ndim_; }
     std::int64_t operator[](int axis) const {
@@ -80,21 +52,43 @@ class Shape {
     }
 
   private:
+    void assign(const std::int64_t* dims, std::size_t count) {
+        if (count > max_dims) detail::fail<ShapeError>("Shape: {} dimensions given, at most {} are supported", count, max_dims);
+        for (std::size_t i = 0; i < count; ++i) {
+            if (dims[i] < 0) detail::fail<ShapeError>("Shape: dimension {} is negative", dims[i]);
+            dims_[ndim_++] = dims[i];
+        }
+        // Checked once here, so numel() and every byte count after it can be computed unchecked.
+        // The product leaves the zeros out: a shape that holds no elements still may not have
+        // dims whose product overflows, or merging some of them (flatten, cat, the (outer, size,
+        // inner) of a dim op) would wrap. [0, 2^40, 2^40] flattened to [0, 0].
+        std::int64_t n = 1;
+        bool overflow = false, empty = false;
+        for (int i = 0; i < ndim_; ++i) {
+            if (dims_[i] == 0)
+                empty = true;
+            else
+                overflow = overflow || __builtin_mul_overflow(n, dims_[i], &n);
+        }
+        if (overflow || n > max_numel) {
+            ndim_ = 0;  // never let a caller see the half-built shape
+            const auto text = detail::join(std::span<const std::int64_t>(dims, count));
+            if (empty) {
+                detail::fail<ShapeError>("Shape: [{}] holds no elements, but its other dimensions multiply to more than can be "
+                                         "addressed (at most {})",
+                                         text, max_numel);
+            }
+            detail::fail<ShapeError>("Shape: [{}] holds more elements than can be addressed (at most {})", text, max_numel);
+        }
+    }
+
     std::array<std::int64_t, max_dims> dims_{};
     int ndim_ = 0;
 };
 
 namespace detail {
 // A shape from the first `ndim` entries of `dims` (ndim <= Shape::max_dims).
-inline Shape make_shape(const std::int64_t* dims, int ndim) {
-    switch (ndim) {
-        case 0: return Shape{};
-        case 1: return Shape{dims[0]};
-        case 2: return Shape{dims[0], dims[1]};
-        case 3: return Shape{dims[0], dims[1], dims[2]};
-        default: return Shape{dims[0], dims[1], dims[2], dims[3]};
-    }
-}
+inline Shape make_shape(const std::int64_t* dims, int ndim) { return Shape(std::span<const std::int64_t>(dims, static_cast<std::size_t>(ndim))); }
 }  // namespace detail
 
 }  // namespace minigrad

@@ -275,6 +275,41 @@ struct SoloTeam {
     MINIGRAD_HD T sum(T v) const { return v; }
 };
 
+// A tensor of up to eight dims read through strides: for index i of a row-major space of dims,
+// offset(i) = the sum over d of i's coordinate d times strides[d] (0 along a dim that is
+// stretched). The host builds it with strided_index, which drops dims of size 1 and merges
+// neighbours that are one run in memory, so most launches loop over one to three dims.
+struct StridedIndex {
+    static constexpr int max_dims = 8;
+    int nd = 0;
+    index_t dims[max_dims]{};
+    index_t strides[max_dims]{};
+    MINIGRAD_HD index_t offset(index_t i) const {
+        index_t off = 0;
+        for (int d = nd - 1; d >= 0; --d) {
+            off += (i % dims[d]) * strides[d];
+            i /= dims[d];
+        }
+        return off;
+    }
+};
+// dims and strides of nd entries (nd <= 8), outermost first.
+inline StridedIndex strided_index(const index_t* dims, const index_t* strides, int nd) {
+    StridedIndex s;
+    for (int d = 0; d < nd; ++d) {
+        if (dims[d] == 1) continue;
+        if (s.nd > 0 && s.strides[s.nd - 1] == strides[d] * dims[d]) {  // one run with the dim outside it
+            s.dims[s.nd - 1] *= dims[d];
+            s.strides[s.nd - 1] = strides[d];
+        } else {
+            s.dims[s.nd] = dims[d];
+            s.strides[s.nd] = strides[d];
+            ++s.nd;
+        }
+    }
+    return s;
+}
+
 // c is (m, n) = op(a) op(b) [+ bias row (n)], where op(a) is (m, k) and op(b) is (k, n); a is
 // stored (k, m) when trans_a, b is stored (n, k) when trans_b. i over m*n (one output each).
 // a_sums, where given (trans_a only), gets the sums of a's columns (m), written or added, in the

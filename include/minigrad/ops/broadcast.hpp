@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 #include "checks.hpp"
 
@@ -19,15 +20,16 @@ namespace kernels {
 // `scalar` (a number, the tensor-scalar forms), `strided` (any other broadcast).
 enum class Read { same, row, scalar, strided };
 
-// out_dims are the result's dims padded on the left with 1s to four; strides are the operand's
-// strides over them, 0 along a dim the operand stretches. i over the result's elements.
+struct NoIndex {};
+
+// i over the result's elements. A strided operand reads through `at`, the operand's strides over
+// the result's dims (0 along a dim it stretches).
 template <class T, Read K>
 struct Operand {
     const T* data = nullptr;
     T value{};  // Read::scalar
     index_t period = 1;  // Read::row
-    index_t out_dims[4]{};  // Read::strided
-    index_t strides[4]{};
+    [[no_unique_address]] std::conditional_t<K == Read::strided, StridedIndex, NoIndex> at{};  // Read::strided
     MINIGRAD_HD T operator()(index_t i) const {
         if constexpr (K == Read::same) {
             return data[i];
@@ -36,47 +38,27 @@ struct Operand {
         } else if constexpr (K == Read::scalar) {
             return value;
         } else {
-            index_t offset = 0;
-            for (int d = 3; d >= 0; --d) {
-                offset += (i % out_dims[d]) * strides[d];
-                i /= out_dims[d];
-            }
-            return data[offset];
+            return data[at.offset(i)];
         }
     }
 };
 
-// g has the result's shape (out_dims), dx the operand's (in_dims; both padded on the left with 1s
-// to four): dx[j] = the sum of g over the positions of the result that read element j, i.e. along
-// every dim where in_dims is 1 and out_dims is not. j over the operand's elements.
+// g has the result's shape, dx the operand's: dx[j] = the sum of g over the positions of the
+// result that read element j, the dims the operand stretches. `kept` reads g at element j's place
+// (over the dims the operand keeps), `stretched` walks the `count` positions summed (over the dims
+// it stretches), in row-major order. j over the operand's elements.
 template <class T>
 struct SumBroadcast {
     const T* g;
     T* dx;
-    index_t in_dims[4];
-    index_t out_dims[4];
+    StridedIndex kept, stretched;
+    index_t count;
     bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const {
-        index_t n = 1;
-        for (int d = 0; d < 4; ++d) n *= in_dims[d] == 1 ? out_dims[d] : 1;
-        return n;
-    }
+    MINIGRAD_HD index_t work_per_index() const { return count; }
     MINIGRAD_HD void operator()(index_t j) const {
-        index_t stride[4], count[4];
-        stride[3] = 1;
-        for (int d = 2; d >= 0; --d) stride[d] = stride[d + 1] * out_dims[d + 1];
-        index_t base = 0, rest = j;
-        for (int d = 3; d >= 0; --d) {
-            base += (rest % in_dims[d]) * stride[d];
-            rest /= in_dims[d];
-            count[d] = in_dims[d] == 1 ? out_dims[d] : 1;
-        }
+        const index_t base = kept.offset(j);
         T acc = 0;
-        for (index_t k0 = 0; k0 < count[0]; ++k0)
-            for (index_t k1 = 0; k1 < count[1]; ++k1)
-                for (index_t k2 = 0; k2 < count[2]; ++k2)
-                    for (index_t k3 = 0; k3 < count[3]; ++k3)
-                        acc += g[base + k0 * stride[0] + k1 * stride[1] + k2 * stride[2] + k3 * stride[3]];
+        for (index_t t = 0; t < count; ++t) acc += g[base + stretched.offset(t)];
         dx[j] = write(dx[j], acc, overwrite);
     }
 };
@@ -89,10 +71,11 @@ using BroadcastFunctors = Functors<SumBroadcast<T>>;
 
 namespace detail {
 
-// A shape's dims padded on the left with 1s to four.
-inline std::array<std::int64_t, 4> padded_dims(const Shape& s) {
-    std::array<std::int64_t, 4> dims{1, 1, 1, 1};
-    for (int d = 0; d < s.ndim(); ++d) dims[static_cast<std::size_t>(4 - s.ndim() + d)] = s[d];
+// A shape's dims padded on the left with 1s to `ndim` (>= its own).
+inline std::array<std::int64_t, Shape::max_dims> padded_dims(const Shape& s, int ndim) {
+    std::array<std::int64_t, Shape::max_dims> dims{};
+    for (int d = 0; d < ndim; ++d) dims[static_cast<std::size_t>(d)] = 1;
+    for (int d = 0; d < s.ndim(); ++d) dims[static_cast<std::size_t>(ndim - s.ndim() + d)] = s[d];
     return dims;
 }
 
@@ -101,24 +84,32 @@ inline std::array<std::int64_t, 4> padded_dims(const Shape& s) {
 inline Shape broadcast_shapes(std::string_view op, const Shape& first, std::string_view first_name, const Shape& other,
                               std::string_view other_name) {
     const int ndim = first.ndim() > other.ndim() ? first.ndim() : other.ndim();
-    const auto a = padded_dims(first), b = padded_dims(other);
-    std::int64_t dims[4];
-    for (int d = 4 - ndim; d < 4; ++d) {
+    const auto a = padded_dims(first, ndim), b = padded_dims(other, ndim);
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0; d < ndim; ++d) {
         const auto i = static_cast<std::size_t>(d);
         if (a[i] != b[i] && a[i] != 1 && b[i] != 1) {
             fail<ShapeError>("{}: argument #2 '{}' has shape {}, which does not broadcast with argument #1 '{}' of shape {} "
                              "(dimension {}: {} vs {}; sizes must be equal or one of them 1)",
-                             op, other_name, other, first_name, first, d - (4 - ndim), b[i], a[i]);
+                             op, other_name, other, first_name, first, d, b[i], a[i]);
         }
-        dims[i] = a[i] == 1 ? b[i] : a[i];
+        dims[d] = a[i] == 1 ? b[i] : a[i];
     }
-    switch (ndim) {
-        case 0: return Shape{};
-        case 1: return Shape{dims[3]};
-        case 2: return Shape{dims[2], dims[3]};
-        case 3: return Shape{dims[1], dims[2], dims[3]};
-        default: return Shape{dims[0], dims[1], dims[2], dims[3]};
+    return make_shape(dims, ndim);
+}
+
+// s (which broadcasts to out) read at out's indices: its strides over out's dims, 0 where it stretches.
+inline kernels::StridedIndex broadcast_read(const Shape& s, const Shape& out) {
+    const int nd = out.ndim();
+    const auto in = padded_dims(s, nd);
+    std::int64_t dims[Shape::max_dims], strides[Shape::max_dims], stride = 1;
+    for (int d = nd - 1; d >= 0; --d) {
+        const auto i = static_cast<std::size_t>(d);
+        dims[d] = out[d];
+        strides[d] = in[i] == 1 ? 0 : stride;
+        stride *= in[i];
     }
+    return kernels::strided_index(dims, strides, nd);
 }
 
 // Whether `s` (which broadcasts to `out`) is out's trailing dims once its leading 1s are dropped:
@@ -142,16 +133,7 @@ kernels::Operand<T, K> operand(const T* data, const Shape& s, const Shape& out) 
     kernels::Operand<T, K> op;
     op.data = data;
     if constexpr (K == kernels::Read::row) op.period = s.numel();
-    if constexpr (K == kernels::Read::strided) {
-        const auto in = padded_dims(s), dims = padded_dims(out);
-        std::int64_t stride = 1;
-        for (int d = 3; d >= 0; --d) {
-            const auto i = static_cast<std::size_t>(d);
-            op.out_dims[d] = dims[i];
-            op.strides[d] = in[i] == 1 ? 0 : stride;
-            stride *= in[i];
-        }
-    }
+    if constexpr (K == kernels::Read::strided) op.at = broadcast_read(s, out);
     return op;
 }
 
@@ -188,8 +170,27 @@ void sum_to_shape(const T* g, const Shape& out, T* dx, const Shape& s, bool over
     } else if (is_trailing(s, out)) {
         B::sum_rows(g, out.numel() / s.numel(), s.numel(), dx, overwrite, device);
     } else {
-        const auto in = padded_dims(s), dims = padded_dims(out);
-        kernels::SumBroadcast<T> f{g, dx, {in[0], in[1], in[2], in[3]}, {dims[0], dims[1], dims[2], dims[3]}, overwrite};
+        // out's dims split into those s keeps (j's coordinates) and those it stretches (summed)
+        const int nd = out.ndim();
+        const auto in = padded_dims(s, nd);
+        std::int64_t kept_dims[Shape::max_dims], kept_strides[Shape::max_dims], summed_dims[Shape::max_dims],
+            summed_strides[Shape::max_dims], stride = 1, count = 1;
+        int kept = 0, summed = 0;
+        std::int64_t out_strides[Shape::max_dims];
+        for (int d = nd - 1; d >= 0; --d) {
+            out_strides[d] = stride;
+            stride *= out[d];
+        }
+        for (int d = 0; d < nd; ++d) {
+            if (in[static_cast<std::size_t>(d)] == out[d]) {
+                kept_dims[kept] = out[d], kept_strides[kept++] = out_strides[d];
+            } else {
+                summed_dims[summed] = out[d], summed_strides[summed++] = out_strides[d];
+                count *= out[d];
+            }
+        }
+        const kernels::SumBroadcast<T> f{g, dx, kernels::strided_index(kept_dims, kept_strides, kept),
+                                         kernels::strided_index(summed_dims, summed_strides, summed), count, overwrite};
         B::launch(s.numel(), f, device);
     }
 }

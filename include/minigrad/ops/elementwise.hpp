@@ -1,5 +1,5 @@
 // The binary elementwise ops: add, sub, mul, div (operators + - * /), with broadcasting over up to
-// four dims and tensor-scalar forms (x * 2.0f, 1.0f - x). Each op is a rule (its forward and each
+// eight dims and tensor-scalar forms (x * 2.0f, 1.0f - x). Each op is a rule (its forward and each
 // side's share of the gradient at one element) that one pair of kernels runs, BinaryForward and
 // BinaryBackward; broadcast.hpp says how an operand is read and sums a gradient back to its shape.
 #pragma once

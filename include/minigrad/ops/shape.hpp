@@ -14,29 +14,21 @@
 #include <span>
 #include <vector>
 
+#include "broadcast.hpp"
 #include "checks.hpp"
 
 namespace minigrad {
 namespace kernels {
 
-// x has strides in_strides over the result's dims (both padded on the left to four: dims 1,
-// strides 0), y is the result, (out_dims); y = x read through the strides (a transpose), written
-// or added; i over y's elements
+// y = x with its dims reordered (a transpose, a permute), written or added: `at` reads x through
+// its strides over y's dims. i over y's elements.
 template <class T>
 struct Permute {
     const T* x;
     T* y;
-    index_t out_dims[4];
-    index_t in_strides[4];
+    StridedIndex at;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t i) const {
-        index_t offset = 0, rest = i;
-        for (int d = 3; d >= 0; --d) {
-            offset += (rest % out_dims[d]) * in_strides[d];
-            rest /= out_dims[d];
-        }
-        y[i] = write(y[i], x[offset], overwrite);
-    }
+    MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], x[at.offset(i)], overwrite); }
 };
 
 // src is (outer, n_src, inner), dst is (outer, n_dst, inner) with n_dst <= n_src: dst = src's
@@ -149,33 +141,47 @@ Tensor<B, T> reshape_to(const Tensor<B, T>& x, const Shape& shape) {
 
 // ---- transpose ----------------------------------------------------------------------------
 
-// x with dims d0 and d1 swapped, into y (written or added); x_shape is x's shape
+// y (written or added) = x with its dims reordered: y's dim d is x's dim order[d]; x_shape is x's shape
 template <class B, class T>
-void launch_transpose(const T* x, const Shape& x_shape, int d0, int d1, T* y, bool overwrite, int device) {
-    const int nd = x_shape.ndim(), pad = 4 - nd;
-    std::int64_t strides[4] = {0, 0, 0, 0}, stride = 1;
+void launch_permute(const T* x, const Shape& x_shape, const int* order, T* y, bool overwrite, int device) {
+    const int nd = x_shape.ndim();
+    std::int64_t strides[Shape::max_dims], dims[Shape::max_dims], in_strides[Shape::max_dims], stride = 1;
     for (int d = nd - 1; d >= 0; --d) {
-        strides[pad + d] = stride;
+        strides[d] = stride;
         stride *= x_shape[d];
     }
-    kernels::Permute<T> f{x, y, {1, 1, 1, 1}, {0, 0, 0, 0}, overwrite};
     for (int d = 0; d < nd; ++d) {
-        const int from = d == d0 ? d1 : d == d1 ? d0 : d;
-        f.out_dims[pad + d] = x_shape[from];
-        f.in_strides[pad + d] = strides[pad + from];
+        dims[d] = x_shape[order[d]];
+        in_strides[d] = strides[order[d]];
     }
-    B::launch(x_shape.numel(), f, device);
+    B::launch(x_shape.numel(), kernels::Permute<T>{x, y, kernels::strided_index(dims, in_strides, nd), overwrite}, device);
 }
 
+// y = x permuted by order (y's dim d is x's dim order[d]); its gradient permutes back.
 template <class B, class T>
-struct TransposeNode : Node<B, T> {
-    int d0, d1;
+struct PermuteNode : Node<B, T> {
+    std::array<int, Shape::max_dims> inverse{};  // x's dim d is the result's dim inverse[d]
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
-        launch_transpose<B>(out.grad->data, out.shape, d0, d1, dx.data, dx.overwrite, x.device);
+        launch_permute<B>(out.grad->data, out.shape, inverse.data(), dx.data, dx.overwrite, x.device);
     }
 };
+
+template <class B, class T>
+Tensor<B, T> permute_checked(const Tensor<B, T>& x, const std::array<int, Shape::max_dims>& order) {
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0; d < x.ndim(); ++d) dims[d] = x.size(order[static_cast<std::size_t>(d)]);
+    auto y = Tensor<B, T>::empty(make_shape(dims, x.ndim()), x.device());
+    launch_permute<B>(x.data(), x.shape(), order.data(), y.data(), true, x.device());
+    if (wants_grad(x)) {
+        auto node = std::make_shared<PermuteNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        for (int d = 0; d < x.ndim(); ++d) node->inverse[static_cast<std::size_t>(order[static_cast<std::size_t>(d)])] = d;
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
 
 // ---- narrow -------------------------------------------------------------------------------
 
@@ -273,18 +279,35 @@ Tensor<B, T> transpose(const Tensor<B, T>& x, std::int64_t dim0, std::int64_t di
     const int d0 = detail::normalize_dim("transpose", x.shape(), dim0, 2, "dim0");
     const int d1 = detail::normalize_dim("transpose", x.shape(), dim1, 3, "dim1");
     if (x.ndim() < 2) return detail::reshape_to(x, x.shape());
-    std::int64_t dims[Shape::max_dims];
-    for (int d = 0; d < x.ndim(); ++d) dims[d] = x.size(d == d0 ? d1 : d == d1 ? d0 : d);
-    auto y = Tensor<B, T>::empty(detail::make_shape(dims, x.ndim()), x.device());
-    detail::launch_transpose<B>(x.data(), x.shape(), d0, d1, y.data(), true, x.device());
-    if (detail::wants_grad(x)) {
-        auto node = std::make_shared<detail::TransposeNode<B, T>>();
-        node->inputs = {x.impl_ptr(), nullptr, nullptr};
-        node->d0 = d0;
-        node->d1 = d1;
-        detail::attach(y.impl(), std::move(node));
+    std::array<int, Shape::max_dims> order{};
+    for (int d = 0; d < x.ndim(); ++d) order[static_cast<std::size_t>(d)] = d == d0 ? d1 : d == d1 ? d0 : d;
+    return detail::permute_checked(x, order);
+}
+
+// x with its dims reordered: the result's dim d is x's dim dims[d] (negative dims count from the
+// end), as torch.permute; a copy.
+template <class B, class T>
+Tensor<B, T> permute(const Tensor<B, T>& x, std::span<const std::int64_t> dims) {
+    detail::check_defined("permute", x, 1, "input");
+    if (static_cast<int>(dims.size()) != x.ndim()) {
+        detail::fail<ShapeError>("permute: argument #2 'dims' has {} entries, but argument #1 'input' has {} dims (shape {})", dims.size(),
+                                 x.ndim(), x.shape());
     }
-    return y;
+    std::array<int, Shape::max_dims> order{};
+    std::array<bool, Shape::max_dims> seen{};
+    for (std::size_t d = 0; d < dims.size(); ++d) {
+        const int from = detail::normalize_dim("permute", x.shape(), dims[d], 2, "dims");
+        if (seen[static_cast<std::size_t>(from)]) {
+            detail::fail<ShapeError>("permute: argument #2 'dims' names dim {} twice ([{}])", from, detail::join(dims));
+        }
+        seen[static_cast<std::size_t>(from)] = true;
+        order[d] = from;
+    }
+    return detail::permute_checked(x, order);
+}
+template <class B, class T>
+Tensor<B, T> permute(const Tensor<B, T>& x, std::initializer_list<std::int64_t> dims) {
+    return permute(x, std::span<const std::int64_t>(dims.begin(), dims.size()));
 }
 
 // The transpose of a matrix; a vector or scalar as it is (PyTorch's t()).
@@ -293,6 +316,100 @@ Tensor<B, T> t(const Tensor<B, T>& x) {
     detail::check_defined("t", x, 1, "input");
     if (x.ndim() > 2) detail::fail<ShapeError>("t: argument #1 'input' has shape {}, expected at most 2 dims; use transpose(x, dim0, dim1)", x.shape());
     return x.ndim() < 2 ? detail::reshape_to(x, x.shape()) : transpose(x, 0, 1);
+}
+
+// x with a dim of size 1 inserted at dim (in [-ndim - 1, ndim]; negative counts from the end of
+// the result), as torch.unsqueeze; a copy.
+template <class B, class T>
+Tensor<B, T> unsqueeze(const Tensor<B, T>& x, std::int64_t dim) {
+    detail::check_defined("unsqueeze", x, 1, "input");
+    if (x.ndim() == Shape::max_dims) {
+        detail::fail<ShapeError>("unsqueeze: argument #1 'input' has shape {}, already the most dims a tensor has ({})", x.shape(), Shape::max_dims);
+    }
+    const auto rank = static_cast<std::int64_t>(x.ndim()) + 1;
+    if (dim < -rank || dim >= rank) {
+        detail::fail<ShapeError>("unsqueeze: argument #2 'dim' is {}, out of range for a tensor of shape {} (expected a dim in [{}, {}])", dim,
+                                 x.shape(), -rank, rank - 1);
+    }
+    const int at = static_cast<int>(dim < 0 ? dim + rank : dim);
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0, from = 0; d < rank; ++d) dims[d] = d == at ? 1 : x.size(from++);
+    return detail::reshape_to(x, detail::make_shape(dims, static_cast<int>(rank)));
+}
+
+// x without its dims of size 1 (all of them, or dim only, which stays if its size is not 1), as
+// torch.squeeze; a copy.
+template <class B, class T>
+Tensor<B, T> squeeze(const Tensor<B, T>& x) {
+    detail::check_defined("squeeze", x, 1, "input");
+    std::int64_t dims[Shape::max_dims];
+    int n = 0;
+    for (int d = 0; d < x.ndim(); ++d)
+        if (x.size(d) != 1) dims[n++] = x.size(d);
+    return detail::reshape_to(x, detail::make_shape(dims, n));
+}
+template <class B, class T>
+Tensor<B, T> squeeze(const Tensor<B, T>& x, std::int64_t dim) {
+    detail::check_defined("squeeze", x, 1, "input");
+    const int at = detail::normalize_dim("squeeze", x.shape(), dim, 2);
+    if (x.ndim() == 0 || x.size(at) != 1) return detail::reshape_to(x, x.shape());
+    std::int64_t dims[Shape::max_dims];
+    int n = 0;
+    for (int d = 0; d < x.ndim(); ++d)
+        if (d != at) dims[n++] = x.size(d);
+    return detail::reshape_to(x, detail::make_shape(dims, n));
+}
+
+namespace detail {
+// y = x broadcast to y's shape; its gradient sums back over the dims it stretched.
+template <class B, class T>
+struct ExpandNode : Node<B, T> {
+    const char* op_name() const override { return "expand"; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        sum_to_shape<B>(out.grad->data, out.shape, dx.data, x.shape, dx.overwrite, x.device);
+    }
+};
+}  // namespace detail
+
+// x broadcast to `sizes` (as many dims as x or more, new ones in front; -1 keeps x's size; a dim
+// of size 1 stretches), as torch.expand, but a copy, not a view.
+template <class B, class T>
+Tensor<B, T> expand(const Tensor<B, T>& x, std::span<const std::int64_t> sizes) {
+    detail::check_defined("expand", x, 1, "input");
+    const int nd = static_cast<int>(sizes.size()), pad = nd - x.ndim();
+    if (pad < 0 || nd > Shape::max_dims) {
+        detail::fail<ShapeError>("expand: argument #2 'size' has {} dims, expected {} to {} for argument #1 'input' of shape {}", nd,
+                                 x.ndim(), Shape::max_dims, x.shape());
+    }
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0; d < nd; ++d) {
+        const std::int64_t want = sizes[static_cast<std::size_t>(d)];
+        const std::int64_t have = d < pad ? 1 : x.size(d - pad);
+        if (want == -1 && d < pad) {
+            detail::fail<ShapeError>("expand: argument #2 'size' is [{}]: -1 at dim {}, a new leading dim, which has no size to keep",
+                                     detail::join(sizes), d);
+        }
+        dims[d] = want == -1 ? have : want;
+        if (dims[d] < 0 || (have != 1 && dims[d] != have)) {
+            detail::fail<ShapeError>("expand: argument #2 'size' is [{}], which argument #1 'input' of shape {} cannot expand to (dim {}: {} "
+                                     "to {}; only a size of 1 stretches)",
+                                     detail::join(sizes), x.shape(), d, have, dims[d]);
+        }
+    }
+    auto y = Tensor<B, T>::empty(detail::make_shape(dims, nd), x.device());
+    if (y.numel() > 0) B::launch(y.numel(), kernels::Permute<T>{x.data(), y.data(), detail::broadcast_read(x.shape(), y.shape()), true}, x.device());
+    if (detail::wants_grad(x)) {
+        auto node = std::make_shared<detail::ExpandNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class B, class T>
+Tensor<B, T> expand(const Tensor<B, T>& x, std::initializer_list<std::int64_t> sizes) {
+    return expand(x, std::span<const std::int64_t>(sizes.begin(), sizes.size()));
 }
 
 // Entries [start, start + length) of dim (a negative start counts from the end), as a copy.
