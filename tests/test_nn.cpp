@@ -224,3 +224,26 @@ TEST_CASE("to<Cpu>() rebuilds a model with the same values and does not move the
     copy.fc1.bias.data()[0] = 100;  // a copy, not a view
     CHECK(model.fc1.bias.to_vector()[0] != 100);
 }
+
+TEST_CASE("Linear and linear on (..., in) input, as torch's: every leading dim a row, no copy; its gradients; Flatten(1) before it") {
+    mg::manual_seed(21);
+    mg::nn::Linear<mg::Cpu, double> fc(4, 3);
+    auto x = random_tensor(mg::Shape{2, 5, 4}, 81);
+    const auto y = fc(x);
+    REQUIRE(y.shape() == mg::Shape{2, 5, 3});
+    CHECK(y.to_vector() == fc(mg::reshape(x, {10, 4})).to_vector());  // the same product over the same rows
+    CHECK(fc(mg::narrow(mg::reshape(x, {40}), 0, 0, 4)).shape() == mg::Shape{3});  // a vector: (out)
+    mg::Generator gen(3);
+    const auto w = mg::Tensor<mg::Cpu, double>::uniform({2, 5, 3}, 0.5, 1.5, gen);
+    check_gradients([&] { return mg::sum(fc(x) * w); }, {x, fc.weight, fc.bias});
+    // Flatten(1): (N, C, H, W) -> (N, C*H*W), the batch kept; then a Linear
+    mg::nn::Flatten flatten;
+    auto image = random_tensor(mg::Shape{2, 2, 2, 1}, 82);
+    CHECK(flatten(image).shape() == mg::Shape{2, 4});
+    CHECK(mg::nn::Flatten(0)(image).shape() == mg::Shape{8});
+    CHECK(mg::nn::Flatten(1, 2)(image).shape() == mg::Shape{2, 4, 1});
+    mg::nn::Sequential net(mg::nn::Flatten(), mg::nn::Linear<mg::Cpu, double>(4, 3));
+    CHECK(net(image).shape() == mg::Shape{2, 3});
+    CHECK(error_message([&] { fc(random_tensor(mg::Shape{2, 5}, 83)); }) ==
+          "linear: argument #1 'input' has shape [2, 5], expected [*, 4] (weight has shape [3, 4])");
+}

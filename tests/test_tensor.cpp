@@ -184,3 +184,42 @@ TEST_CASE("uploads of a step's size go through pinned slots, reused once the dev
     CHECK(big_dst == big);
     CHECK(mg::counters().pageable_uploads - before.pageable_uploads == 1);
 }
+
+TEST_CASE("arange, linspace and eye as torch's; randn seeded and standard normal; the *_like factories; their errors") {
+    using F = mg::Tensor<mg::Cpu, float>;
+    using D = mg::Tensor<mg::Cpu, double>;
+    CHECK(F::arange(5).to_vector() == std::vector<float>{0, 1, 2, 3, 4});
+    CHECK(D::arange(1, 2.5, 0.5).to_vector() == std::vector<double>{1, 1.5, 2});
+    CHECK(mg::Tensor<mg::Cpu, std::int64_t>::arange(5, 0, -2).to_vector() == std::vector<std::int64_t>{5, 3, 1});
+    CHECK(D::arange(0, 1, 0.1).numel() == 10);  // ceil(1 / 0.1): torch.arange(0, 1, 0.1) has 10 values
+    CHECK(D::arange(0, 1, 0.1).to_vector()[3] == 0.1 * 3);
+    CHECK(D::arange(2, 2).numel() == 0);
+    CHECK(D::linspace(0, 1, 5).to_vector() == std::vector<double>{0, 0.25, 0.5, 0.75, 1});
+    CHECK(D::linspace(-1, 1, 1).to_vector() == std::vector<double>{-1});
+    CHECK(D::linspace(0, 1, 0).shape() == mg::Shape{0});
+    const auto l = F::linspace(0.1, 0.7, 7).to_vector();
+    CHECK(l.front() == 0.1f);
+    CHECK(l.back() == 0.7f);  // the second half counted from end: the end is exact
+    CHECK(F::eye(2, 3).to_vector() == std::vector<float>{1, 0, 0, 0, 1, 0});
+    CHECK(F::eye(2).shape() == mg::Shape{2, 2});
+    mg::Generator a(7), b(7);
+    const auto r = D::randn({100000}, a);
+    CHECK(r.to_vector() == D::randn({100000}, b).to_vector());
+    double mean = 0, sq = 0;
+    for (double v : r.to_vector()) mean += v / 100000, sq += v * v / 100000;
+    CHECK(std::abs(mean) < 0.02);
+    CHECK(std::abs(std::sqrt(sq - mean * mean) - 1) < 0.02);
+    const auto x = F::ones({2, 3});
+    CHECK(mg::zeros_like(x).to_vector() == std::vector<float>(6, 0.0f));
+    CHECK(mg::ones_like(x).shape() == mg::Shape{2, 3});
+    CHECK(mg::full_like(x, 2.5f).to_vector() == std::vector<float>(6, 2.5f));
+    CHECK(mg::empty_like(x).shape() == x.shape());
+    CHECK(mg::randn_like(x).shape() == x.shape());
+    for (float v : mg::rand_like(x).to_vector()) CHECK((v >= 0 && v < 1));
+    CHECK(error_message([] { F::arange(0, 1, 0); }) == "Tensor::arange: step must not be 0");
+    CHECK(error_message([] { F::arange(0, 1, -1); }) ==
+          "Tensor::arange: step=-1 goes away from end=1 (start=0): it must have the sign of end - start");
+    CHECK(error_message([] { F::linspace(0, 1, -1); }) == "Tensor::linspace: steps=-1 must be >= 0");
+    CHECK(error_message([] { F::eye(-2); }) == "Tensor::eye: n=-2 and m=-2 must be >= 0");
+    CHECK(error_message([] { mg::zeros_like(F{}); }) == "zeros_like: argument #1 'input' is an undefined tensor (default-constructed or moved from)");
+}

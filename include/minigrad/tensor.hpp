@@ -137,12 +137,7 @@ class Tensor {
               std::isfinite(static_cast<T>(hi)) && std::isfinite(hi - lo))) {
             detail::fail<ValueError>("Tensor::uniform: the range [{}, {}) must be finite in the tensor's type, with lo <= hi", lo, hi);
         }
-        if constexpr (B::supports_graphs) {  // the draw is host work a replay would not redo (and CUDA's upload is refused)
-            if (B::capturing(device)) {
-                detail::fail<Error>("Tensor::uniform: drawing random values is not possible inside a captured step (StepGraph): a "
-                                    "replay would not draw again; draw them outside the step");
-            }
-        }
+        refuse_draw_in_capture("uniform", device);
         Tensor t = empty(shape, device);
         if constexpr (B::is_host) {
             gen.fill_uniform(std::span<T>(t.data(), static_cast<std::size_t>(t.numel())), lo, hi);
@@ -156,6 +151,56 @@ class Tensor {
             }
         }
         return t;
+    }
+
+    // Standard normal draws, as torch.randn: drawn on the host from `gen` (Box-Muller over its
+    // uniform draws), so every backend gets the same values. Floating point only.
+    static Tensor randn(const Shape& shape, Generator& gen = default_generator(), int device = B::current_device()) {
+        static_assert(std::is_floating_point_v<T>, "randn draws floating-point values: use a float or double tensor");
+        refuse_draw_in_capture("randn", device);
+        std::vector<T> values(static_cast<std::size_t>(shape.numel()));
+        gen.fill_normal(std::span<T>(values));
+        return from(std::span<const T>(values), shape, device);
+    }
+    // start, start + step, ... while short of end, as torch.arange: ceil((end - start) / step)
+    // values, each start + i * step computed in double and then converted to T.
+    static Tensor arange(double start, double end, double step = 1, int device = B::current_device()) {
+        if (!(std::isfinite(start) && std::isfinite(end) && std::isfinite(step))) {
+            detail::fail<ValueError>("Tensor::arange: start={}, end={} and step={} must be finite", start, end, step);
+        }
+        if (step == 0) detail::fail<ValueError>("Tensor::arange: step must not be 0");
+        const double count = std::ceil((end - start) / step);
+        if (count < 0) {
+            detail::fail<ValueError>("Tensor::arange: step={} goes away from end={} (start={}): it must have the sign of end - start", step,
+                                     end, start);
+        }
+        if (!(count <= static_cast<double>(Shape::max_numel))) detail::fail<ValueError>("Tensor::arange: {} values are more than a tensor holds", count);
+        std::vector<T> values(static_cast<std::size_t>(count));
+        for (std::size_t i = 0; i < values.size(); ++i) values[i] = static_cast<T>(start + static_cast<double>(i) * step);
+        return from(std::span<const T>(values), Shape{static_cast<std::int64_t>(values.size())}, device);
+    }
+    static Tensor arange(double end) { return arange(0, end); }
+    // `steps` values from start to end, both included, evenly spaced, as torch.linspace (the first
+    // half counted from start, the second from end, so both ends are exact).
+    static Tensor linspace(double start, double end, std::int64_t steps, int device = B::current_device()) {
+        if (!(std::isfinite(start) && std::isfinite(end))) detail::fail<ValueError>("Tensor::linspace: start={} and end={} must be finite", start, end);
+        if (steps < 0 || steps > Shape::max_numel) detail::fail<ValueError>("Tensor::linspace: steps={} must be >= 0", steps);
+        std::vector<T> values(static_cast<std::size_t>(steps));
+        const double step = steps > 1 ? (end - start) / static_cast<double>(steps - 1) : 0.0;
+        for (std::int64_t i = 0; i < steps; ++i) {
+            const double v = i < steps / 2 ? start + step * static_cast<double>(i) : end - step * static_cast<double>(steps - 1 - i);
+            values[static_cast<std::size_t>(i)] = static_cast<T>(steps == 1 ? start : v);
+        }
+        return from(std::span<const T>(values), Shape{steps}, device);
+    }
+    // The (n, m) matrix with ones on its diagonal (m = n by default), as torch.eye.
+    static Tensor eye(std::int64_t n, std::int64_t m = -1, int device = B::current_device()) {
+        if (m == -1) m = n;
+        if (n < 0 || m < 0) detail::fail<ValueError>("Tensor::eye: n={} and m={} must be >= 0", n, m);
+        const Shape shape{n, m};
+        std::vector<T> values(static_cast<std::size_t>(shape.numel()), T(0));
+        for (std::int64_t i = 0; i < std::min(n, m); ++i) values[static_cast<std::size_t>(i * m + i)] = T(1);
+        return from(std::span<const T>(values), shape, device);
     }
 
     // ---- facts ----------------------------------------------------------------------------
@@ -283,6 +328,17 @@ class Tensor {
     }
 
   private:
+    // A draw is host work a replay would not redo (and CUDA's upload is refused in a capture).
+    static void refuse_draw_in_capture(const char* factory, int device) {
+        if constexpr (B::supports_graphs) {
+            if (B::capturing(device)) {
+                detail::fail<Error>("Tensor::{}: drawing random values is not possible inside a captured step (StepGraph): a "
+                                    "replay would not draw again; draw them outside the step",
+                                    factory);
+            }
+        }
+    }
+
     void check_in_place(const char* op) const {
         if (impl().requires_grad && detail::grad_mode_flag()) {
             detail::fail<Error>("{}: the tensor requires grad, and autograd does not record in-place ops; "
@@ -309,7 +365,44 @@ Tensor<B, T> state_tensor(const Shape& shape, int device, T fill) {
     B::launch(t.numel(), kernels::Fill<T>{t.data(), fill}, device);
     return t;
 }
+template <class B, class T>
+void check_like(const char* factory, const Tensor<B, T>& x) {
+    if (!x.defined()) fail<ValueError>("{}: argument #1 'input' is an undefined tensor (default-constructed or moved from)", factory);
+}
 }  // namespace detail
+
+// Tensors of x's shape, backend, element type and device, as torch's *_like factories.
+template <class B, class T>
+Tensor<B, T> empty_like(const Tensor<B, T>& x) {
+    detail::check_like("empty_like", x);
+    return Tensor<B, T>::empty(x.shape(), x.device());
+}
+template <class B, class T>
+Tensor<B, T> zeros_like(const Tensor<B, T>& x) {
+    detail::check_like("zeros_like", x);
+    return Tensor<B, T>::zeros(x.shape(), x.device());
+}
+template <class B, class T>
+Tensor<B, T> ones_like(const Tensor<B, T>& x) {
+    detail::check_like("ones_like", x);
+    return Tensor<B, T>::ones(x.shape(), x.device());
+}
+template <class B, class T>
+Tensor<B, T> full_like(const Tensor<B, T>& x, T value) {
+    detail::check_like("full_like", x);
+    return Tensor<B, T>::full(x.shape(), value, x.device());
+}
+// Uniform in [0, 1), as torch.rand_like.
+template <class B, class T>
+Tensor<B, T> rand_like(const Tensor<B, T>& x, Generator& gen = default_generator()) {
+    detail::check_like("rand_like", x);
+    return Tensor<B, T>::uniform(x.shape(), 0.0, 1.0, gen, x.device());
+}
+template <class B, class T>
+Tensor<B, T> randn_like(const Tensor<B, T>& x, Generator& gen = default_generator()) {
+    detail::check_like("randn_like", x);
+    return Tensor<B, T>::randn(x.shape(), gen, x.device());
+}
 
 }  // namespace minigrad
 

@@ -49,7 +49,7 @@ class Linear : public Module<B, T> {
     std::int64_t in_features() const { return in_; }
     std::int64_t out_features() const { return out_; }
 
-    // x is (n, in), result is (n, out)
+    // x is (..., in), result is (..., out)
     template <class BX, class TX>
     auto forward(const Tensor<BX, TX>& x) const {
         return with_bias_ ? linear(x, weight, bias) : linear(x, weight);

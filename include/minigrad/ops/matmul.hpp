@@ -36,7 +36,14 @@ struct MatmulNode : Node<B, T> {
     }
 };
 
-// x is (n,in), w is (out,in), bias is (out) or undefined, y is (n,out)
+// The rows of a linear layer's input (..., in): the product of every dim but the last (1 for a vector).
+inline std::int64_t linear_rows(const Shape& x) {
+    std::int64_t rows = 1;
+    for (int d = 0; d + 1 < x.ndim(); ++d) rows *= x[d];
+    return rows;
+}
+
+// x is (..., in), seen as (n, in); w is (out,in), bias is (out) or undefined, y is (..., out)
 template <class B, class T>
 struct LinearNode : Node<B, T> {
     unsigned saved_inputs() const override { return 0b11; }  // x and weight; the bias is not read
@@ -44,7 +51,7 @@ struct LinearNode : Node<B, T> {
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto& w = *this->inputs[1];
-        const auto rows = x.shape[0], in = x.shape[1], outs = w.shape[0];
+        const auto rows = linear_rows(x.shape), in = w.shape[1], outs = w.shape[0];
         const T* dy = out.grad->data;
         const bool bias_grad = this->inputs[2] && this->inputs[2]->requires_grad;
         if (w.requires_grad) {  // dw (out,in) = dy^T (out,n) x (n,in), and dbias (out) = dy's column sums in the same pass
@@ -165,7 +172,7 @@ void check_linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tenso
     detail::check_defined("linear", x, 1, "input");
     detail::check_defined("linear", weight, 2, "weight");
     detail::check_ndim("linear", weight, 2, "weight", 2, "a matrix [out, in]");
-    if (x.ndim() != 2 || x.size(1) != weight.size(1)) {
+    if (x.ndim() < 1 || x.size(-1) != weight.size(1)) {
         detail::fail<ShapeError>("linear: argument #1 'input' has shape {}, expected [*, {}] (weight has shape {})",
                                  x.shape(), weight.size(1), weight.shape());
     }
@@ -181,7 +188,14 @@ void check_linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tenso
 
 template <class B, class T>
 kernels::GemmElement<T> linear_product(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias, T* y) {
-    return {x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y, x.size(0), weight.size(0), x.size(1), false, true, true};
+    return {x.data(), weight.data(), bias.defined() ? bias.data() : nullptr, y, linear_rows(x.shape()), weight.size(0), weight.size(1), false, true, true};
+}
+// x's shape (..., in) with its last dim the layer's outputs: (..., out)
+inline Shape linear_shape(const Shape& x, std::int64_t outs) {
+    std::int64_t dims[Shape::max_dims];
+    for (int d = 0; d < x.ndim(); ++d) dims[d] = x[d];
+    dims[x.ndim() - 1] = outs;
+    return make_shape(dims, x.ndim());
 }
 
 template <class B, class T>
@@ -200,7 +214,7 @@ template <class B, class T, class Rule>
     requires kernels::product_epilogue<Rule>
 Tensor<B, T> linear_then(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias, Rule rule) {
     check_linear(x, weight, bias);
-    const Shape shape{x.size(0), weight.size(0)};
+    const Shape shape = linear_shape(x.shape(), weight.size(0));
     auto y = Tensor<B, T>::empty(shape, x.device()), h = Tensor<B, T>::empty(shape, x.device());
     B::gemm_then(linear_product(x, weight, bias, y.data()), kernels::UnaryForward<T, Rule>{y.data(), h.data(), rule}, x.device());
     attach_linear(y, x, weight, bias);
@@ -209,12 +223,12 @@ Tensor<B, T> linear_then(const Tensor<B, T>& x, const Tensor<B, T>& weight, cons
 }
 }  // namespace detail
 
-// As torch.nn.functional.linear: x is (n,in), weight is (out,in), bias is (out) or undefined,
-// result is (n,out)
+// As torch.nn.functional.linear: x is (..., in) (any leading dims, or none), weight is (out,in),
+// bias is (out) or undefined, result is (..., out). One product over x's rows, no copy.
 template <class B, class T>
 Tensor<B, T> linear(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}) {
     detail::check_linear(x, weight, bias);
-    auto y = Tensor<B, T>::empty(Shape{x.size(0), weight.size(0)}, x.device());
+    auto y = Tensor<B, T>::empty(detail::linear_shape(x.shape(), weight.size(0)), x.device());
     B::gemm(detail::linear_product(x, weight, bias, y.data()), x.device());
     detail::attach_linear(y, x, weight, bias);
     return y;
