@@ -1,0 +1,126 @@
+// Conv2d and Conv1d as torch.nn's: weight (out, in / groups, kH, kW) (or kL) and bias (out), both
+// drawn as PyTorch draws them (kaiming_uniform_ with a = sqrt(5), which is uniform in
+// +-1/sqrt(fan_in) for the weight, and the same bound for the bias), from minigrad's generator.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "../ops/conv.hpp"
+#include "module.hpp"
+
+namespace minigrad::nn {
+
+namespace detail {
+// The sizes every Conv module checks; fan_in is in / groups * the kernel's size.
+inline void check_conv_sizes(const char* layer, std::int64_t in, std::int64_t out, std::int64_t kernel_elements, std::int64_t groups) {
+    if (in <= 0 || out <= 0 || kernel_elements <= 0 || groups <= 0) {
+        minigrad::detail::fail<ValueError>("{}: in_channels={}, out_channels={}, the kernel size and groups={} must all be positive", layer, in,
+                                           out, groups);
+    }
+    if (in % groups != 0 || out % groups != 0) {
+        minigrad::detail::fail<ValueError>("{}: groups={} must divide in_channels={} and out_channels={}", layer, groups, in, out);
+    }
+}
+}  // namespace detail
+
+template <class B, class T = float>
+class Conv2d : public Module<B, T> {
+  public:
+    Tensor<B, T> weight;  // (out, in / groups, kH, kW)
+    Tensor<B, T> bias;    // (out), undefined without bias
+
+    Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Conv2dOptions options = {}, bool with_bias = true,
+           Generator& gen = default_generator())
+        : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
+        detail::check_conv_sizes("Conv2d", in_channels, out_channels, kernel_size.h * kernel_size.w, options.groups);
+        if (kernel_size.h <= 0 || kernel_size.w <= 0) minigrad::detail::fail<ValueError>("Conv2d: kernel_size must be positive");
+        const Shape shape{out_channels, in_channels / options.groups, kernel_size.h, kernel_size.w};
+        init(shape, in_channels / options.groups * kernel_size.h * kernel_size.w, gen);
+    }
+
+    // x is (N, in, H, W), result (N, out, OH, OW)
+    template <class BX, class TX>
+    auto forward(const Tensor<BX, TX>& x) const {
+        return conv2d(x, weight, bias, options_);
+    }
+    template <class BX, class TX>
+    auto operator()(const Tensor<BX, TX>& x) const {
+        return forward(x);
+    }
+    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
+        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
+    }
+    template <class B2>
+    Conv2d<B2, T> to() const {
+        return nn::to<B2>(*this, in_, out_, kernel_, options_, with_bias_);
+    }
+
+  private:
+    void init(const Shape& shape, std::int64_t fan_in, Generator& gen) {
+        const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
+        if (minigrad::nn::detail::skip_init_flag()) {
+            weight = Tensor<B, T>::empty(shape);
+            if (with_bias_) bias = Tensor<B, T>::empty(Shape{out_});
+        } else {
+            weight = Tensor<B, T>::uniform(shape, -bound, bound, gen);
+            if (with_bias_) bias = Tensor<B, T>::uniform(Shape{out_}, -bound, bound, gen);
+        }
+        weight.requires_grad_();
+        if (with_bias_) bias.requires_grad_();
+    }
+
+    std::int64_t in_, out_;
+    Size2 kernel_;
+    Conv2dOptions options_;
+    bool with_bias_;
+};
+
+template <class B, class T = float>
+class Conv1d : public Module<B, T> {
+  public:
+    Tensor<B, T> weight;  // (out, in / groups, kL)
+    Tensor<B, T> bias;    // (out), undefined without bias
+
+    Conv1d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Conv1dOptions options = {}, bool with_bias = true,
+           Generator& gen = default_generator())
+        : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
+        detail::check_conv_sizes("Conv1d", in_channels, out_channels, kernel_size, options.groups);
+        const double bound = 1.0 / std::sqrt(static_cast<double>(in_channels / options.groups * kernel_size));
+        const Shape shape{out_channels, in_channels / options.groups, kernel_size};
+        if (minigrad::nn::detail::skip_init_flag()) {
+            weight = Tensor<B, T>::empty(shape);
+            if (with_bias) bias = Tensor<B, T>::empty(Shape{out_channels});
+        } else {
+            weight = Tensor<B, T>::uniform(shape, -bound, bound, gen);
+            if (with_bias) bias = Tensor<B, T>::uniform(Shape{out_channels}, -bound, bound, gen);
+        }
+        weight.requires_grad_();
+        if (with_bias) bias.requires_grad_();
+    }
+
+    // x is (N, in, L), result (N, out, OL)
+    template <class BX, class TX>
+    auto forward(const Tensor<BX, TX>& x) const {
+        return conv1d(x, weight, bias, options_);
+    }
+    template <class BX, class TX>
+    auto operator()(const Tensor<BX, TX>& x) const {
+        return forward(x);
+    }
+    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
+        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
+    }
+    template <class B2>
+    Conv1d<B2, T> to() const {
+        return nn::to<B2>(*this, in_, out_, kernel_, options_, with_bias_);
+    }
+
+  private:
+    std::int64_t in_, out_, kernel_;
+    Conv1dOptions options_;
+    bool with_bias_;
+};
+
+}  // namespace minigrad::nn

@@ -1,0 +1,277 @@
+// conv2d and conv1d as torch.nn.functional's: stride, padding (numbers, "same", "valid"),
+// dilation, groups and bias, with their backward. Lowered to the matrix product the backends
+// already have (im2col): the input's patches are gathered into cols (groups, N*OH*OW, C/groups*KH*KW),
+// each group's output is one product with its weights (B::gemm: OpenBLAS or the register-blocked
+// kernel on the CPU, cuBLAS or the built-in one on CUDA), and one permute puts the result in
+// (N, O, OH, OW) order. Backward is the same products transposed: the weight gradient from the
+// saved cols (the bias gradient in the same pass), the cols' gradient, and col2im, which sums every
+// input element's share in a fixed order (a thread per input element: no atomics). conv1d is the
+// same with a height of 1, with no copy.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "checks.hpp"
+#include "shape.hpp"
+
+namespace minigrad {
+
+// A size per spatial dim: one number for both, or {h, w}.
+struct Size2 {
+    std::int64_t h = 0, w = 0;
+    Size2(std::int64_t both = 0) : h(both), w(both) {}  // NOLINT: a number is a Size2, as in PyTorch
+    Size2(std::int64_t h_, std::int64_t w_) : h(h_), w(w_) {}
+};
+// Padding: numbers (one for both dims, or {h, w}), or "same" (the output as large as the input:
+// stride 1 only; an odd total padding puts the extra row or column at the end, as PyTorch) or
+// "valid" (none).
+struct Padding {
+    Size2 size{0};
+    bool same = false;
+    Padding(std::int64_t both = 0) : size(both) {}  // NOLINT
+    Padding(std::int64_t h, std::int64_t w) : size(h, w) {}
+    template <std::size_t N>
+    Padding(const char (&mode)[N]) {  // NOLINT: "same" or "valid", as in PyTorch
+        const std::string_view m(mode);
+        if (m == "same")
+            same = true;
+        else if (m != "valid")
+            detail::fail<ValueError>("conv: padding '{}' is not one of 'same', 'valid' or a number", m);
+    }
+};
+struct Conv2dOptions {
+    Size2 stride = 1;
+    Padding padding = 0;
+    Size2 dilation = 1;
+    std::int64_t groups = 1;
+};
+struct Conv1dOptions {
+    std::int64_t stride = 1;
+    Padding padding = 0;
+    std::int64_t dilation = 1;
+    std::int64_t groups = 1;
+};
+
+namespace kernels {
+
+// Where a convolution reads: the input (n, c, h, w), the weights (o, c / groups, kh, kw), the
+// output (n, o, oh, ow); pad_h, pad_w are the padding before the first row and column.
+struct ConvGeometry {
+    index_t n, c, h, w, o, kh, kw, oh, ow, groups, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+    MINIGRAD_HD index_t group_channels() const { return c / groups; }
+    MINIGRAD_HD index_t patch() const { return c / groups * kh * kw; }  // k of each product
+    MINIGRAD_HD index_t rows() const { return n * oh * ow; }            // m of each product
+};
+
+// cols is (groups, n*oh*ow, c/groups*kh*kw): the input's patch at each output position, 0 where
+// it reaches into the padding. i over cols' elements, neighbouring threads along a patch.
+template <class T>
+struct Im2Col {
+    const T* x;
+    T* cols;
+    ConvGeometry g;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t k = g.patch(), m = g.rows();
+        const index_t col = i % k, row = i / k % m, group = i / (k * m);
+        const index_t kj = col % g.kw, ki = col / g.kw % g.kh, ci = col / (g.kw * g.kh);
+        const index_t q = row % g.ow, p = row / g.ow % g.oh, b = row / (g.ow * g.oh);
+        const index_t y = p * g.stride_h - g.pad_h + ki * g.dil_h, x_ = q * g.stride_w - g.pad_w + kj * g.dil_w;
+        const index_t channel = group * g.group_channels() + ci;
+        cols[i] = y >= 0 && y < g.h && x_ >= 0 && x_ < g.w ? x[((b * g.c + channel) * g.h + y) * g.w + x_] : T(0);
+    }
+};
+
+// dx (n, c, h, w), written or added, = the sum of dcols (as Im2Col lays cols out) over the patch
+// entries that read each input element, kernel row then column in order. i over dx's elements.
+template <class T>
+struct Col2Im {
+    const T* dcols;
+    T* dx;
+    ConvGeometry g;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return g.kh * g.kw; }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t xw = i % g.w, xh = i / g.w % g.h, channel = i / (g.w * g.h) % g.c, b = i / (g.w * g.h * g.c);
+        const index_t group = channel / g.group_channels(), ci = channel % g.group_channels();
+        const index_t k = g.patch(), m = g.rows();
+        T acc = 0;
+        for (index_t ki = 0; ki < g.kh; ++ki) {
+            const index_t ph = xh + g.pad_h - ki * g.dil_h;  // = output row * stride
+            if (ph < 0 || ph % g.stride_h != 0 || ph / g.stride_h >= g.oh) continue;
+            for (index_t kj = 0; kj < g.kw; ++kj) {
+                const index_t pw = xw + g.pad_w - kj * g.dil_w;
+                if (pw < 0 || pw % g.stride_w != 0 || pw / g.stride_w >= g.ow) continue;
+                const index_t row = (b * g.oh + ph / g.stride_h) * g.ow + pw / g.stride_w;
+                acc += dcols[(group * m + row) * k + (ci * g.kh + ki) * g.kw + kj];
+            }
+        }
+        dx[i] = write(dx[i], acc, overwrite);
+    }
+};
+
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp);
+// the products are the backends' gemm, the permutes shape.hpp's.
+template <class T>
+using ConvFunctors = Functors<Im2Col<T>, Col2Im<T>>;
+
+}  // namespace kernels
+
+namespace detail {
+
+// y (n, o, oh*ow) = out (groups, n*oh*ow, o/groups) reordered; or the other way (to_groups).
+template <class B, class T>
+void conv_reorder(const T* from, T* to, const kernels::ConvGeometry& g, bool to_groups, int device) {
+    const std::int64_t og = g.o / g.groups, positions = g.oh * g.ow;
+    if (!to_groups) {  // y[b, gi, oo, p] = out[gi, b * P + p, oo]
+        const std::int64_t dims[] = {g.n, g.groups, og, positions}, strides[] = {positions * og, g.n * positions * og, 1, og};
+        B::launch(g.n * g.o * positions, kernels::Permute<T>{from, to, kernels::strided_index(dims, strides, 4), true}, device);
+    } else {  // out[gi, b, p, oo] = y[b, gi * og + oo, p]
+        const std::int64_t dims[] = {g.groups, g.n, positions, og}, strides[] = {og * positions, g.o * positions, 1, positions};
+        B::launch(g.n * g.o * positions, kernels::Permute<T>{from, to, kernels::strided_index(dims, strides, 4), true}, device);
+    }
+}
+
+template <class B, class T>
+struct ConvNode : Node<B, T> {
+    kernels::ConvGeometry g{};
+    Tensor<B, T> cols;  // the forward's patches: the weight gradient reads them
+    const char* name = "conv2d";
+    unsigned saved_inputs() const override { return 0b010; }  // the weight; the input is read through cols
+    const char* op_name() const override { return name; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto& w = *this->inputs[1];
+        TensorImpl<B, T>* bias = this->inputs[2].get();
+        const std::int64_t og = g.o / g.groups, k = g.patch(), m = g.rows();
+        auto dy = Tensor<B, T>::empty(Shape{g.groups, m, og}, out.device);
+        conv_reorder<B>(out.grad->data, dy.data(), g, true, out.device);
+        const bool bias_grad = bias && bias->requires_grad;
+        GradSlot<B, T> db{nullptr, false};
+        if (bias_grad) db = grad_slot(*bias);
+        if (w.requires_grad) {  // dw_g (og, k) = dy_g^T (og, m) cols_g (m, k), and dbias_g = dy_g's column sums in the same pass
+            auto dw = grad_slot(w);
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                kernels::GemmElement<T> p{dy.data() + gi * m * og, cols.data() + gi * m * k, nullptr, dw.data + gi * og * k, og, k, m, true, false,
+                                          dw.overwrite};
+                if (bias_grad) p.a_sums = db.data + gi * og, p.a_sums_overwrite = db.overwrite;
+                B::gemm(p, w.device);
+            }
+        } else if (bias_grad) {  // dbias_g = the sum of dy_g's rows
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) B::sum_rows(dy.data() + gi * m * og, m, og, db.data + gi * og, db.overwrite, w.device);
+        }
+        if (x.requires_grad) {  // dcols_g (m, k) = dy_g (m, og) w_g (og, k), then col2im
+            auto dcols = Tensor<B, T>::empty(Shape{g.groups, m, k}, x.device);
+            for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                B::gemm(kernels::GemmElement<T>{dy.data() + gi * m * og, w.data + gi * og * k, nullptr, dcols.data() + gi * m * k, m, k, og, false,
+                                                false, true},
+                        x.device);
+            }
+            auto dx = grad_slot(x);
+            B::launch(x.numel(), kernels::Col2Im<T>{dcols.data(), dx.data, g, dx.overwrite}, x.device);
+        }
+    }
+};
+
+// The checks every convolution makes, then its geometry. spatial: 1 (conv1d: h = kh = 1) or 2.
+template <class B, class T>
+kernels::ConvGeometry conv_geometry(const char* op, int spatial, const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias,
+                                    Size2 stride, Padding padding, Size2 dilation, std::int64_t groups) {
+    require_floating<T>();
+    check_defined(op, x, 1, "input");
+    check_defined(op, weight, 2, "weight");
+    check_same_device(op, x, "input", weight, 2, "weight");
+    const int rank = spatial + 2;
+    const char* layout = spatial == 2 ? "[N, C, H, W]" : "[N, C, L]";
+    const char* kernel_layout = spatial == 2 ? "[out_channels, in_channels / groups, kH, kW]" : "[out_channels, in_channels / groups, kL]";
+    check_ndim(op, x, 1, "input", rank, layout);
+    check_ndim(op, weight, 2, "weight", rank, kernel_layout);
+    if (groups < 1) fail<ValueError>("{}: groups={} must be >= 1", op, groups);
+    if (stride.h < 1 || stride.w < 1) fail<ValueError>("{}: every stride must be >= 1 (got {})", op, spatial == 2 ? fmt::format("[{}, {}]", stride.h, stride.w) : fmt::format("{}", stride.w));
+    if (dilation.h < 1 || dilation.w < 1) fail<ValueError>("{}: every dilation must be >= 1 (got {})", op, spatial == 2 ? fmt::format("[{}, {}]", dilation.h, dilation.w) : fmt::format("{}", dilation.w));
+    if (padding.size.h < 0 || padding.size.w < 0) fail<ValueError>("{}: padding must be >= 0", op);
+    kernels::ConvGeometry g{};
+    g.n = x.size(0), g.c = x.size(1), g.o = weight.size(0), g.groups = groups;
+    g.h = spatial == 2 ? x.size(2) : 1, g.w = x.size(-1);
+    g.kh = spatial == 2 ? weight.size(2) : 1, g.kw = weight.size(-1);
+    g.stride_h = spatial == 2 ? stride.h : 1, g.stride_w = stride.w;
+    g.dil_h = spatial == 2 ? dilation.h : 1, g.dil_w = dilation.w;
+    if (g.c % groups != 0 || g.o % groups != 0) {
+        fail<ValueError>("{}: groups={} must divide both the input's {} channels and the weight's {} output channels", op, groups, g.c, g.o);
+    }
+    if (weight.size(1) * groups != g.c) {
+        fail<ShapeError>("{}: argument #2 'weight' has shape {}: {} input channels per group, but argument #1 'input' of shape {} has {} "
+                         "channels in {} group(s), {} each",
+                         op, weight.shape(), weight.size(1), x.shape(), g.c, groups, g.c / groups);
+    }
+    if (bias.defined()) {
+        check_same_device(op, x, "input", bias, 3, "bias");
+        if (bias.shape() != Shape{g.o}) fail<ShapeError>("{}: argument #3 'bias' has shape {}, expected [{}] (one per output channel)", op, bias.shape(), g.o);
+    }
+    // padding totals per dim; "same" splits each as PyTorch does, the odd one at the end
+    std::int64_t total_h = 2 * (spatial == 2 ? padding.size.h : 0), total_w = 2 * padding.size.w;
+    g.pad_h = spatial == 2 ? padding.size.h : 0, g.pad_w = padding.size.w;
+    if (padding.same) {
+        if (g.stride_h != 1 || g.stride_w != 1) fail<ValueError>("{}: padding='same' needs stride 1, as in PyTorch", op);
+        total_h = g.dil_h * (g.kh - 1), total_w = g.dil_w * (g.kw - 1);
+        g.pad_h = total_h / 2, g.pad_w = total_w / 2;
+    }
+    const std::int64_t reach_h = g.dil_h * (g.kh - 1) + 1, reach_w = g.dil_w * (g.kw - 1) + 1;
+    if (g.h + total_h < reach_h || g.w + total_w < reach_w) {
+        fail<ShapeError>("{}: the kernel reaches {} (dilated), more than the padded input's {}: argument #1 'input' has shape {}, argument #2 "
+                         "'weight' {}",
+                         op, spatial == 2 ? fmt::format("[{}, {}]", reach_h, reach_w) : fmt::format("{}", reach_w),
+                         spatial == 2 ? fmt::format("[{}, {}]", g.h + total_h, g.w + total_w) : fmt::format("{}", g.w + total_w), x.shape(),
+                         weight.shape());
+    }
+    g.oh = (g.h + total_h - reach_h) / g.stride_h + 1;
+    g.ow = (g.w + total_w - reach_w) / g.stride_w + 1;
+    return g;
+}
+
+template <class B, class T>
+Tensor<B, T> conv(const char* op, const kernels::ConvGeometry& g, const Shape& out_shape, const Tensor<B, T>& x, const Tensor<B, T>& weight,
+                  const Tensor<B, T>& bias) {
+    const std::int64_t og = g.o / g.groups, k = g.patch(), m = g.rows();
+    auto y = Tensor<B, T>::empty(out_shape, x.device());
+    if (y.numel() == 0) return y;
+    auto cols = Tensor<B, T>::empty(Shape{g.groups, m, k}, x.device());
+    B::launch(cols.numel(), kernels::Im2Col<T>{x.data(), cols.data(), g}, x.device());
+    auto grouped = Tensor<B, T>::empty(Shape{g.groups, m, og}, x.device());
+    for (std::int64_t gi = 0; gi < g.groups; ++gi) {  // out_g (m, og) = cols_g (m, k) w_g^T + bias_g
+        B::gemm(kernels::GemmElement<T>{cols.data() + gi * m * k, weight.data() + gi * og * k, bias.defined() ? bias.data() + gi * og : nullptr,
+                                        grouped.data() + gi * m * og, m, og, k, false, true, true},
+                x.device());
+    }
+    conv_reorder<B>(grouped.data(), y.data(), g, false, x.device());
+    if (wants_grad(x, weight, bias)) {
+        auto node = std::make_shared<ConvNode<B, T>>();
+        node->inputs = {x.impl_ptr(), weight.impl_ptr(), bias.defined() ? bias.impl_ptr() : nullptr};
+        node->g = g;
+        node->cols = std::move(cols);
+        node->name = op;
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+}  // namespace detail
+
+// x is (N, C, H, W), weight (O, C / groups, kH, kW), bias (O) or undefined; the result is
+// (N, O, OH, OW), OH = (H + 2 pad - dilation (kH - 1) - 1) / stride + 1.
+template <class B, class T>
+Tensor<B, T> conv2d(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}, Conv2dOptions options = {}) {
+    const auto g = detail::conv_geometry("conv2d", 2, x, weight, bias, options.stride, options.padding, options.dilation, options.groups);
+    return detail::conv("conv2d", g, Shape{g.n, g.o, g.oh, g.ow}, x, weight, bias);
+}
+// x is (N, C, L), weight (O, C / groups, kL), bias (O) or undefined; the result is (N, O, OL).
+template <class B, class T>
+Tensor<B, T> conv1d(const Tensor<B, T>& x, const Tensor<B, T>& weight, const Tensor<B, T>& bias = {}, Conv1dOptions options = {}) {
+    const auto g = detail::conv_geometry("conv1d", 1, x, weight, bias, Size2(1, options.stride), options.padding, Size2(1, options.dilation),
+                                         options.groups);
+    return detail::conv("conv1d", g, Shape{g.n, g.o, g.ow}, x, weight, bias);
+}
+
+}  // namespace minigrad

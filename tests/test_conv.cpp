@@ -1,0 +1,146 @@
+// Convolutions (ops/conv.hpp, nn/conv.hpp): values against a direct convolution in double for every
+// option (stride, padding and "same", dilation, groups, bias), gradients against central
+// differences, conv1d against conv2d, the layers' parameters, and every error message.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "helpers.hpp"
+
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_conv {
+
+using T2 = mg::Tensor<mg::Cpu, double>;
+
+struct Case {
+    std::int64_t n, c, h, w, o, kh, kw, stride_h, stride_w, dil_h, dil_w, groups;
+    mg::Padding padding;
+    bool with_bias;
+};
+
+// out[b, oc, p, q] = bias[oc] + sum over the group's channels and the kernel of x * w, with the
+// input padded by pad_h/pad_w before (PyTorch's "same": total / 2 before, the rest after).
+static std::vector<double> direct_conv(const Case& k, const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>& b,
+                                       std::int64_t& oh, std::int64_t& ow) {
+    std::int64_t total_h = 2 * k.padding.size.h, total_w = 2 * k.padding.size.w, pad_h = k.padding.size.h, pad_w = k.padding.size.w;
+    if (k.padding.same) {
+        total_h = k.dil_h * (k.kh - 1), total_w = k.dil_w * (k.kw - 1);
+        pad_h = total_h / 2, pad_w = total_w / 2;
+    }
+    oh = (k.h + total_h - k.dil_h * (k.kh - 1) - 1) / k.stride_h + 1;
+    ow = (k.w + total_w - k.dil_w * (k.kw - 1) - 1) / k.stride_w + 1;
+    const std::int64_t cg = k.c / k.groups, og = k.o / k.groups;
+    std::vector<double> out(static_cast<std::size_t>(k.n * k.o * oh * ow));
+    for (std::int64_t bi = 0; bi < k.n; ++bi)
+        for (std::int64_t oc = 0; oc < k.o; ++oc)
+            for (std::int64_t p = 0; p < oh; ++p)
+                for (std::int64_t q = 0; q < ow; ++q) {
+                    double acc = k.with_bias ? b[static_cast<std::size_t>(oc)] : 0.0;
+                    for (std::int64_t ci = 0; ci < cg; ++ci)
+                        for (std::int64_t i = 0; i < k.kh; ++i)
+                            for (std::int64_t j = 0; j < k.kw; ++j) {
+                                const std::int64_t y = p * k.stride_h - pad_h + i * k.dil_h, xx = q * k.stride_w - pad_w + j * k.dil_w;
+                                if (y < 0 || y >= k.h || xx < 0 || xx >= k.w) continue;
+                                const std::int64_t channel = oc / og * cg + ci;
+                                acc += x[static_cast<std::size_t>(((bi * k.c + channel) * k.h + y) * k.w + xx)] *
+                                       w[static_cast<std::size_t>(((oc * cg + ci) * k.kh + i) * k.kw + j)];
+                            }
+                    out[static_cast<std::size_t>(((bi * k.o + oc) * oh + p) * ow + q)] = acc;
+                }
+    return out;
+}
+
+static T2 weighted(const T2& y) {
+    mg::Generator gen(9);
+    return mg::sum(y * T2::uniform(y.shape(), 0.5, 1.5, gen));
+}
+
+TEST_CASE("conv2d equals a direct convolution for strides, padding and 'same', dilation, groups and bias; gradients by central differences") {
+    const std::vector<Case> cases{
+        {2, 4, 5, 6, 6, 3, 2, 2, 1, 1, 2, 2, mg::Padding(1, 0), true},   // stride, padding, dilation, two groups
+        {1, 3, 6, 5, 2, 4, 3, 1, 1, 1, 1, 1, mg::Padding("same"), true},  // an even kernel: the extra padding at the end
+        {2, 3, 4, 4, 3, 3, 3, 1, 1, 2, 1, 3, mg::Padding("same"), false}, // depthwise, dilated, "same"
+        {1, 2, 7, 7, 4, 3, 3, 3, 2, 1, 1, 1, mg::Padding(2), false},     // a stride that leaves the last rows unread
+        {2, 2, 3, 3, 2, 3, 3, 1, 1, 1, 1, 1, mg::Padding("valid"), true}, // one output position
+    };
+    for (std::size_t ci = 0; ci < cases.size(); ++ci) {
+        CAPTURE(ci);
+        const Case& k = cases[ci];
+        auto x = random_tensor(mg::Shape{k.n, k.c, k.h, k.w}, 100 + ci);
+        auto w = random_tensor(mg::Shape{k.o, k.c / k.groups, k.kh, k.kw}, 200 + ci);
+        auto b = k.with_bias ? random_tensor(mg::Shape{k.o}, 300 + ci) : T2{};
+        const mg::Conv2dOptions options{.stride = {k.stride_h, k.stride_w}, .padding = k.padding, .dilation = {k.dil_h, k.dil_w}, .groups = k.groups};
+        const auto y = mg::conv2d(x, w, b, options);
+        std::int64_t oh = 0, ow = 0;
+        const auto expected = direct_conv(k, x.to_vector(), w.to_vector(), k.with_bias ? b.to_vector() : std::vector<double>{}, oh, ow);
+        REQUIRE(y.shape() == mg::Shape{k.n, k.o, oh, ow});
+        const auto got = y.to_vector();
+        for (std::size_t i = 0; i < got.size(); ++i) CHECK(got[i] == doctest::Approx(expected[i]).epsilon(1e-12));
+        std::vector<T2> inputs{x, w};
+        if (k.with_bias) inputs.push_back(b);
+        check_gradients([&] { return weighted(mg::conv2d(x, w, b, options)); }, inputs);
+    }
+}
+
+TEST_CASE("conv1d is conv2d over a height of 1; Conv1d and Conv2d hold PyTorch's parameters, initialised in +-1/sqrt(fan_in)") {
+    auto x = random_tensor(mg::Shape{2, 4, 9}, 31);
+    auto w = random_tensor(mg::Shape{6, 2, 3}, 32);
+    auto b = random_tensor(mg::Shape{6}, 33);
+    const auto y = mg::conv1d(x, w, b, {.stride = 2, .padding = 1, .dilation = 2, .groups = 2});
+    const auto y2 = mg::conv2d(mg::reshape(x, {2, 4, 1, 9}), mg::reshape(w, {6, 2, 1, 3}), b,
+                               {.stride = {1, 2}, .padding = {0, 1}, .dilation = {1, 2}, .groups = 2});
+    REQUIRE(y.shape() == mg::Shape{2, 6, 4});
+    CHECK(y.to_vector() == y2.to_vector());
+    check_gradients([&] { return weighted(mg::conv1d(x, w, b, {.padding = "same", .groups = 2})); }, {x, w, b});
+
+    mg::manual_seed(5);
+    mg::nn::Conv2d<mg::Cpu> conv(3, 8, {3, 2}, {.padding = 1});
+    REQUIRE(conv.weight.shape() == mg::Shape{8, 3, 3, 2});
+    REQUIRE(conv.bias.shape() == mg::Shape{8});
+    const double bound = 1 / std::sqrt(3.0 * 3 * 2);
+    for (float v : conv.weight.to_vector()) CHECK(std::abs(v) <= bound);
+    for (float v : conv.bias.to_vector()) CHECK(std::abs(v) <= bound);
+    const auto names = conv.named_parameters();
+    REQUIRE(names.size() == 2);
+    CHECK(names[0].first == "weight");
+    CHECK(names[1].first == "bias");
+    mg::nn::Conv1d<mg::Cpu> conv1(4, 2, 5, {.groups = 2}, false);
+    CHECK(conv1.weight.shape() == mg::Shape{2, 2, 5});
+    CHECK_FALSE(conv1.bias.defined());
+    // a small CNN in a Sequential: a step of backward reaches every parameter
+    auto net = mg::nn::Sequential(mg::nn::Conv2d<mg::Cpu>(1, 4, 3, {.padding = "same"}), mg::nn::ReLU{}, mg::nn::Flatten(),
+                                  mg::nn::Linear<mg::Cpu>(4 * 8 * 8, 10));
+    mg::Generator gen(2);
+    const auto images = mg::Tensor<mg::Cpu>::uniform({5, 1, 8, 8}, 0, 1, gen);
+    const auto labels = mg::Tensor<mg::Cpu, std::int32_t>::from(std::vector<std::int32_t>{1, 2, 3, 4, 5});
+    mg::cross_entropy(net(images), labels).backward();
+    for (const auto& [name, p] : net.named_parameters()) {
+        CAPTURE(name);
+        CHECK(p.grad().defined());
+    }
+}
+
+TEST_CASE("conv2d and conv1d: every error names the op, the argument and both shapes") {
+    const auto x = T2::zeros({1, 4, 5, 5}), w = T2::zeros({6, 2, 3, 3});
+    CHECK(error_message([&] { mg::conv2d(x, w); }) ==
+          "conv2d: argument #2 'weight' has shape [6, 2, 3, 3]: 2 input channels per group, but argument #1 'input' of shape [1, 4, 5, 5] has 4 "
+          "channels in 1 group(s), 4 each");
+    CHECK(error_message([&] { mg::conv2d(x, w, {}, {.groups = 3}); }) ==
+          "conv2d: groups=3 must divide both the input's 4 channels and the weight's 6 output channels");
+    CHECK(error_message([&] { mg::conv2d(T2::zeros({4, 5, 5}), w); }) ==
+          "conv2d: argument #1 'input' has shape [4, 5, 5], expected [N, C, H, W]");
+    CHECK(error_message([&] { mg::conv2d(x, T2::zeros({6, 4, 7, 1})); }) ==
+          "conv2d: the kernel reaches [7, 1] (dilated), more than the padded input's [5, 5]: argument #1 'input' has shape [1, 4, 5, 5], "
+          "argument #2 'weight' [6, 4, 7, 1]");
+    CHECK(error_message([&] { mg::conv2d(x, w, {}, {.stride = 2, .padding = "same", .groups = 2}); }) ==
+          "conv2d: padding='same' needs stride 1, as in PyTorch");
+    CHECK(error_message([&] { mg::conv2d(x, w, T2::zeros({5}), {.groups = 2}); }) ==
+          "conv2d: argument #3 'bias' has shape [5], expected [6] (one per output channel)");
+    CHECK(error_message([&] { mg::conv2d(x, w, {}, {.stride = {0, 1}, .groups = 2}); }) == "conv2d: every stride must be >= 1 (got [0, 1])");
+    CHECK(error_message([&] { mg::conv1d(T2::zeros({1, 2, 4}), T2::zeros({1, 2, 3}), {}, {.dilation = 0}); }) ==
+          "conv1d: every dilation must be >= 1 (got 0)");
+    CHECK(error_message([] { mg::Padding("full"); }) == "conv: padding 'full' is not one of 'same', 'valid' or a number");
+    CHECK(error_message([] { mg::nn::Conv2d<mg::Cpu>(4, 6, 3, {.groups = 4}); }) == "Conv2d: groups=4 must divide in_channels=4 and out_channels=6");
+}
+
+}  // namespace test_conv
