@@ -2,7 +2,10 @@
 // option (stride, padding and "same", dilation, groups, bias), gradients against central
 // differences, conv1d against conv2d, the layers' parameters, and every error message.
 #include <cmath>
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "helpers.hpp"
@@ -141,6 +144,69 @@ TEST_CASE("conv2d and conv1d: every error names the op, the argument and both sh
           "conv1d: every dilation must be >= 1 (got 0)");
     CHECK(error_message([] { mg::Padding("full"); }) == "conv: padding 'full' is not one of 'same', 'valid' or a number");
     CHECK(error_message([] { mg::nn::Conv2d<mg::Cpu>(4, 6, 3, {.groups = 4}); }) == "Conv2d: groups=4 must divide in_channels=4 and out_channels=6");
+}
+
+// Pooling by direct loops: for output (p, q) the window's rows [r0, r1) and columns [c0, c1),
+// clipped to the input; max, or the sum over the divisor.
+static std::vector<double> direct_pool(const std::vector<double>& x, std::int64_t planes, std::int64_t h, std::int64_t w, std::int64_t oh,
+                                       std::int64_t ow, bool max, const std::function<std::array<std::int64_t, 5>(std::int64_t, std::int64_t)>& window) {
+    std::vector<double> out(static_cast<std::size_t>(planes * oh * ow));
+    for (std::int64_t pl = 0; pl < planes; ++pl)
+        for (std::int64_t p = 0; p < oh; ++p)
+            for (std::int64_t q = 0; q < ow; ++q) {
+                const auto [r0, r1, c0, c1, divisor] = window(p, q);
+                double acc = max ? -1e300 : 0.0;
+                for (std::int64_t r = std::max<std::int64_t>(r0, 0); r < std::min(r1, h); ++r)
+                    for (std::int64_t c = std::max<std::int64_t>(c0, 0); c < std::min(c1, w); ++c) {
+                        const double v = x[static_cast<std::size_t>((pl * h + r) * w + c)];
+                        acc = max ? std::max(acc, v) : acc + v;
+                    }
+                out[static_cast<std::size_t>((pl * oh + p) * ow + q)] = max ? acc : acc / static_cast<double>(divisor);
+            }
+    return out;
+}
+
+TEST_CASE("max_pool2d, avg_pool2d and adaptive_avg_pool2d equal direct pooling; gradients by central differences; the layers; errors") {
+    auto x = random_tensor(mg::Shape{2, 3, 7, 6}, 41);
+    const auto xv = x.to_vector();
+    // kernel 3x2, stride 2x2, padding 1x1: windows reach into the padding
+    const auto fixed = [](std::int64_t p, std::int64_t q) {
+        return std::array<std::int64_t, 5>{p * 2 - 1, p * 2 - 1 + 3, q * 2 - 1, q * 2 - 1 + 2, 6};
+    };
+    const auto y = mg::max_pool2d(x, {3, 2}, 2, 1);
+    REQUIRE(y.shape() == mg::Shape{2, 3, 4, 4});
+    CHECK(y.to_vector() == direct_pool(xv, 6, 7, 6, 4, 4, true, fixed));
+    const auto a = mg::avg_pool2d(x, {3, 2}, 2, 1);
+    const auto expected_avg = direct_pool(xv, 6, 7, 6, 4, 4, false, fixed);
+    const auto av = a.to_vector();
+    for (std::size_t i = 0; i < av.size(); ++i) CHECK(av[i] == doctest::Approx(expected_avg[i]).epsilon(1e-12));
+    // adaptive to 3x4 from 7x6: windows [floor(p*7/3), ceil((p+1)*7/3)), overlapping
+    const auto adaptive = [](std::int64_t p, std::int64_t q) {
+        const std::int64_t r0 = p * 7 / 3, r1 = ((p + 1) * 7 + 2) / 3, c0 = q * 6 / 4, c1 = ((q + 1) * 6 + 3) / 4;
+        return std::array<std::int64_t, 5>{r0, r1, c0, c1, (r1 - r0) * (c1 - c0)};
+    };
+    const auto ad = mg::adaptive_avg_pool2d(x, {3, 4});
+    REQUIRE(ad.shape() == mg::Shape{2, 3, 3, 4});
+    const auto expected_ad = direct_pool(xv, 6, 7, 6, 3, 4, false, adaptive);
+    const auto adv = ad.to_vector();
+    for (std::size_t i = 0; i < adv.size(); ++i) CHECK(adv[i] == doctest::Approx(expected_ad[i]).epsilon(1e-12));
+    CHECK(mg::max_pool2d(x, 2).shape() == mg::Shape{2, 3, 3, 3});  // stride defaults to the kernel
+    check_gradients([&] { return weighted(mg::max_pool2d(x, {3, 2}, 2, 1)); }, {x});
+    check_gradients([&] { return weighted(mg::avg_pool2d(x, {3, 2}, {1, 2}, {1, 0})); }, {x});
+    check_gradients([&] { return weighted(mg::adaptive_avg_pool2d(x, {3, 4})); }, {x});
+    // a tie: the gradient goes to the first maximum only, as PyTorch's
+    auto ties = tensor({1, 5, 5, 2}, {1, 1, 2, 2}, true);
+    mg::sum(mg::max_pool2d(ties, 2)).backward();
+    CHECK(ties.grad().to_vector() == std::vector<double>{0, 1, 0, 0});
+    // the layers
+    CHECK(mg::nn::MaxPool2d(2)(x).shape() == mg::Shape{2, 3, 3, 3});
+    CHECK(mg::nn::AvgPool2d(3, 1, 1)(x).shape() == mg::Shape{2, 3, 7, 6});
+    CHECK(mg::nn::AdaptiveAvgPool2d(1)(x).shape() == mg::Shape{2, 3, 1, 1});
+    CHECK(error_message([&] { mg::max_pool2d(x, 3, 1, 2); }) == "max_pool2d: padding [2, 2] must be >= 0 and at most half the kernel_size [3, 3]");
+    CHECK(error_message([&] { mg::avg_pool2d(x, 8); }) ==
+          "avg_pool2d: kernel_size [8, 8] is larger than argument #1 'input' of shape [2, 3, 7, 6] padded by [0, 0]");
+    CHECK(error_message([&] { mg::adaptive_avg_pool2d(T2::zeros({3, 4, 4}), 2); }) ==
+          "adaptive_avg_pool2d: argument #1 'input' has shape [3, 4, 4], expected [N, C, H, W]");
 }
 
 }  // namespace test_conv

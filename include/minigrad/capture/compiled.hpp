@@ -33,6 +33,7 @@
 #include "../ops/index.hpp"
 #include "../ops/layer_norm.hpp"
 #include "../ops/loss.hpp"
+#include "../ops/pool.hpp"
 #include "../ops/reduce.hpp"
 #include "../ops/shape.hpp"
 #include "../ops/softmax.hpp"
@@ -56,7 +57,7 @@ template <class T>
 using StepFunctors =
     kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
                   kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>,
-                  kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>, kernels::LayerNormFunctors<T>,
+                  kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>, kernels::LayerNormFunctors<T>,
                   kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,
                   LabelledFunctors<T, std::int32_t>, LabelledFunctors<T, std::int64_t>>;
 

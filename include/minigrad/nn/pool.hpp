@@ -1,0 +1,46 @@
+// MaxPool2d, AvgPool2d and AdaptiveAvgPool2d as torch.nn's (ops/pool.hpp): no parameters and no
+// backend of their own, as the activations (Sequential::to copies them).
+#pragma once
+
+#include "../ops/pool.hpp"
+
+namespace minigrad::nn {
+
+struct MaxPool2d {
+    Size2 kernel_size, stride = 0, padding = 0;
+    explicit MaxPool2d(Size2 kernel, Size2 stride_ = 0, Size2 padding_ = 0) : kernel_size(kernel), stride(stride_), padding(padding_) {}
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return max_pool2d(x, kernel_size, stride, padding);
+    }
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return max_pool2d(x, kernel_size, stride, padding);
+    }
+};
+struct AvgPool2d {
+    Size2 kernel_size, stride = 0, padding = 0;
+    explicit AvgPool2d(Size2 kernel, Size2 stride_ = 0, Size2 padding_ = 0) : kernel_size(kernel), stride(stride_), padding(padding_) {}
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return avg_pool2d(x, kernel_size, stride, padding);
+    }
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return avg_pool2d(x, kernel_size, stride, padding);
+    }
+};
+struct AdaptiveAvgPool2d {
+    Size2 output_size;
+    explicit AdaptiveAvgPool2d(Size2 output) : output_size(output) {}
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return adaptive_avg_pool2d(x, output_size);
+    }
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return adaptive_avg_pool2d(x, output_size);
+    }
+};
+
+}  // namespace minigrad::nn

@@ -1,0 +1,249 @@
+// Pooling over (N, C, H, W) as torch.nn.functional's: max_pool2d (kernel, stride = kernel,
+// padding; its gradient goes to each window's arg-max, the first maximum, a NaN counting as one),
+// avg_pool2d (the padding counted in the divisor, as PyTorch's count_include_pad default) and
+// adaptive_avg_pool2d (windows from floor(p H / OH) to ceil((p + 1) H / OH)). Forward is a
+// thread per output; backward a thread per input element, summing the windows that read it in a
+// fixed order (no atomics). Not yet: dilation, ceil_mode, return_indices.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "checks.hpp"
+#include "conv.hpp"
+
+namespace minigrad {
+
+namespace kernels {
+
+// An input of (n*c planes, h, w) pooled to (oh, ow): window (p, q) covers rows p*stride_h - pad_h
+// .. + kh and columns likewise (adaptive: its own bounds, below).
+struct PoolGeometry {
+    index_t planes, h, w, oh, ow, kh, kw, stride_h, stride_w, pad_h, pad_w;
+    bool adaptive;
+    MINIGRAD_HD index_t row_begin(index_t p) const { return adaptive ? p * h / oh : p * stride_h - pad_h; }
+    MINIGRAD_HD index_t row_end(index_t p) const { return adaptive ? ((p + 1) * h + oh - 1) / oh : p * stride_h - pad_h + kh; }
+    MINIGRAD_HD index_t col_begin(index_t q) const { return adaptive ? q * w / ow : q * stride_w - pad_w; }
+    MINIGRAD_HD index_t col_end(index_t q) const { return adaptive ? ((q + 1) * w + ow - 1) / ow : q * stride_w - pad_w + kw; }
+    // The windows whose rows hold row y: p in [first, last)
+    MINIGRAD_HD index_t first_window_row(index_t y) const {
+        if (adaptive) return y * oh / h;  // the first p with row_end(p) > y
+        const index_t top = y + pad_h - kh + 1;  // p * stride_h >= top
+        return top <= 0 ? 0 : (top + stride_h - 1) / stride_h;
+    }
+    MINIGRAD_HD index_t last_window_row(index_t y) const {
+        if (adaptive) return ((y + 1) * oh + h - 1) / h < oh ? ((y + 1) * oh + h - 1) / h : oh;
+        const index_t p = (y + pad_h) / stride_h + 1;
+        return p < oh ? p : oh;
+    }
+    MINIGRAD_HD index_t first_window_col(index_t x) const {
+        if (adaptive) return x * ow / w;
+        const index_t left = x + pad_w - kw + 1;
+        return left <= 0 ? 0 : (left + stride_w - 1) / stride_w;
+    }
+    MINIGRAD_HD index_t last_window_col(index_t x) const {
+        if (adaptive) return ((x + 1) * ow + w - 1) / w < ow ? ((x + 1) * ow + w - 1) / w : ow;
+        const index_t q = (x + pad_w) / stride_w + 1;
+        return q < ow ? q : ow;
+    }
+};
+
+// y (planes, oh, ow) = each window's maximum, where (its row * w + column in the plane) the first
+// one; rows and columns in the padding are not read. i over y's elements.
+template <class T>
+struct MaxPoolForward {
+    const T* x;
+    T* y;
+    std::int64_t* where;
+    PoolGeometry g;
+    MINIGRAD_HD index_t work_per_index() const { return g.kh * g.kw; }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t q = i % g.ow, p = i / g.ow % g.oh, plane = i / (g.ow * g.oh);
+        const T* in = x + plane * g.h * g.w;
+        const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
+        const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+        index_t best = r0 * g.w + c0;
+        for (index_t r = r0; r < r1; ++r)
+            for (index_t c = c0; c < c1; ++c) {
+                const T v = in[r * g.w + c], b = in[best];
+                if (!(v <= b) && !(b != b)) best = r * g.w + c;  // greater, or a NaN; the first NaN stays
+            }
+        y[i] = in[best];
+        where[i] = best;
+    }
+};
+
+// dx (planes, h, w), written or added, = the sum of dy over the windows whose maximum was this
+// element; i over dx's elements.
+template <class T>
+struct MaxPoolBackward {
+    const T* dy;
+    const std::int64_t* where;
+    T* dx;
+    PoolGeometry g;
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t xw = i % g.w, xh = i / g.w % g.h, plane = i / (g.w * g.h), at = xh * g.w + xw;
+        T acc = 0;
+        for (index_t p = g.first_window_row(xh); p < g.last_window_row(xh); ++p)
+            for (index_t q = g.first_window_col(xw); q < g.last_window_col(xw); ++q) {
+                const index_t o = (plane * g.oh + p) * g.ow + q;
+                if (where[o] == at) acc += dy[o];
+            }
+        dx[i] = write(dx[i], acc, overwrite);
+    }
+};
+
+// y (planes, oh, ow) = each window's mean: its sum over the rows and columns in the input, divided
+// by kh * kw (the padding counted, PyTorch's count_include_pad) or, adaptive, by the window's size.
+template <class T>
+struct AvgPoolForward {
+    const T* x;
+    T* y;
+    PoolGeometry g;
+    MINIGRAD_HD T divisor(index_t p, index_t q) const {
+        return g.adaptive ? static_cast<T>((g.row_end(p) - g.row_begin(p)) * (g.col_end(q) - g.col_begin(q))) : static_cast<T>(g.kh * g.kw);
+    }
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t q = i % g.ow, p = i / g.ow % g.oh, plane = i / (g.ow * g.oh);
+        const T* in = x + plane * g.h * g.w;
+        const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
+        const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+        T acc = 0;
+        for (index_t r = r0; r < r1; ++r)
+            for (index_t c = c0; c < c1; ++c) acc += in[r * g.w + c];
+        y[i] = acc / divisor(p, q);
+    }
+};
+
+// dx (planes, h, w), written or added, = the sum over the windows that hold the element of dy / the
+// window's divisor; i over dx's elements.
+template <class T>
+struct AvgPoolBackward {
+    const T* dy;
+    T* dx;
+    AvgPoolForward<T> forward;  // its geometry and divisors
+    bool overwrite;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const PoolGeometry& g = forward.g;
+        const index_t xw = i % g.w, xh = i / g.w % g.h, plane = i / (g.w * g.h);
+        T acc = 0;
+        for (index_t p = g.first_window_row(xh); p < g.last_window_row(xh); ++p)
+            for (index_t q = g.first_window_col(xw); q < g.last_window_col(xw); ++q)
+                acc += dy[(plane * g.oh + p) * g.ow + q] / forward.divisor(p, q);
+        dx[i] = write(dx[i], acc, overwrite);
+    }
+};
+
+// The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
+template <class T>
+using PoolFunctors = Functors<MaxPoolForward<T>, MaxPoolBackward<T>, AvgPoolForward<T>, AvgPoolBackward<T>>;
+
+}  // namespace kernels
+
+namespace detail {
+
+template <class B, class T>
+struct MaxPoolNode : Node<B, T> {
+    kernels::PoolGeometry g{};
+    Tensor<B, std::int64_t> where;
+    const char* op_name() const override { return "max_pool2d"; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(x.numel(), kernels::MaxPoolBackward<T>{out.grad->data, where.data(), dx.data, g, dx.overwrite}, x.device);
+    }
+};
+template <class B, class T>
+struct AvgPoolNode : Node<B, T> {
+    kernels::PoolGeometry g{};
+    const char* name = "avg_pool2d";
+    const char* op_name() const override { return name; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        B::launch(x.numel(), kernels::AvgPoolBackward<T>{out.grad->data, dx.data, kernels::AvgPoolForward<T>{nullptr, nullptr, g}, dx.overwrite},
+                  x.device);
+    }
+};
+
+// The checks of a fixed-window pooling, then its geometry.
+template <class B, class T>
+kernels::PoolGeometry pool_geometry(const char* op, const Tensor<B, T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+    require_floating<T>();
+    check_defined(op, x, 1, "input");
+    check_ndim(op, x, 1, "input", 4, "[N, C, H, W]");
+    if (kernel.h < 1 || kernel.w < 1) fail<ValueError>("{}: kernel_size [{}, {}] must be positive", op, kernel.h, kernel.w);
+    if (stride.h == 0 && stride.w == 0) stride = kernel;  // PyTorch's default: stride = kernel_size
+    if (stride.h < 1 || stride.w < 1) fail<ValueError>("{}: stride [{}, {}] must be positive", op, stride.h, stride.w);
+    if (padding.h < 0 || padding.w < 0 || 2 * padding.h > kernel.h || 2 * padding.w > kernel.w) {
+        fail<ValueError>("{}: padding [{}, {}] must be >= 0 and at most half the kernel_size [{}, {}]", op, padding.h, padding.w, kernel.h, kernel.w);
+    }
+    kernels::PoolGeometry g{};
+    g.planes = x.size(0) * x.size(1), g.h = x.size(2), g.w = x.size(3), g.kh = kernel.h, g.kw = kernel.w;
+    g.stride_h = stride.h, g.stride_w = stride.w, g.pad_h = padding.h, g.pad_w = padding.w, g.adaptive = false;
+    if (g.h + 2 * g.pad_h < g.kh || g.w + 2 * g.pad_w < g.kw) {
+        fail<ShapeError>("{}: kernel_size [{}, {}] is larger than argument #1 'input' of shape {} padded by [{}, {}]", op, g.kh, g.kw, x.shape(),
+                         g.pad_h, g.pad_w);
+    }
+    g.oh = (g.h + 2 * g.pad_h - g.kh) / g.stride_h + 1;
+    g.ow = (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1;
+    return g;
+}
+
+template <class B, class T>
+Tensor<B, T> avg_pool(const char* op, const Tensor<B, T>& x, const kernels::PoolGeometry& g) {
+    auto y = Tensor<B, T>::empty(Shape{x.size(0), x.size(1), g.oh, g.ow}, x.device());
+    if (y.numel() > 0) B::launch(y.numel(), kernels::AvgPoolForward<T>{x.data(), y.data(), g}, x.device());
+    if (wants_grad(x)) {
+        auto node = std::make_shared<AvgPoolNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->g = g;
+        node->name = op;
+        attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+
+}  // namespace detail
+
+// x is (N, C, H, W); the result (N, C, OH, OW), OH = (H + 2 padding - kernel) / stride + 1; stride
+// 0 (the default) is the kernel size, as in PyTorch.
+template <class B, class T>
+Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0) {
+    const auto g = detail::pool_geometry("max_pool2d", x, kernel_size, stride, padding);
+    auto y = Tensor<B, T>::empty(Shape{x.size(0), x.size(1), g.oh, g.ow}, x.device());
+    auto where = Tensor<B, std::int64_t>::empty(y.shape(), x.device());
+    if (y.numel() > 0) B::launch(y.numel(), kernels::MaxPoolForward<T>{x.data(), y.data(), where.data(), g}, x.device());
+    if (detail::wants_grad(x)) {
+        auto node = std::make_shared<detail::MaxPoolNode<B, T>>();
+        node->inputs = {x.impl_ptr(), nullptr, nullptr};
+        node->g = g;
+        node->where = std::move(where);
+        detail::attach(y.impl(), std::move(node));
+    }
+    return y;
+}
+template <class B, class T>
+Tensor<B, T> avg_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0) {
+    return detail::avg_pool("avg_pool2d", x, detail::pool_geometry("avg_pool2d", x, kernel_size, stride, padding));
+}
+// x is (N, C, H, W); the result (N, C, output_size), each output the mean of its window.
+template <class B, class T>
+Tensor<B, T> adaptive_avg_pool2d(const Tensor<B, T>& x, Size2 output_size) {
+    detail::require_floating<T>();
+    detail::check_defined("adaptive_avg_pool2d", x, 1, "input");
+    detail::check_ndim("adaptive_avg_pool2d", x, 1, "input", 4, "[N, C, H, W]");
+    if (output_size.h < 1 || output_size.w < 1) {
+        detail::fail<ValueError>("adaptive_avg_pool2d: output_size [{}, {}] must be positive", output_size.h, output_size.w);
+    }
+    if (x.size(2) < 1 || x.size(3) < 1) {
+        detail::fail<ShapeError>("adaptive_avg_pool2d: argument #1 'input' has shape {}, expected H and W of at least 1", x.shape());
+    }
+    kernels::PoolGeometry g{};
+    g.planes = x.size(0) * x.size(1), g.h = x.size(2), g.w = x.size(3), g.oh = output_size.h, g.ow = output_size.w, g.adaptive = true;
+    g.kh = g.kw = g.stride_h = g.stride_w = 1;
+    return detail::avg_pool("adaptive_avg_pool2d", x, g);
+}
+
+}  // namespace minigrad
