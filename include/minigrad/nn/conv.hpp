@@ -23,6 +23,22 @@ inline void check_conv_sizes(const char* layer, std::int64_t in, std::int64_t ou
         minigrad::detail::fail<ValueError>("{}: groups={} must divide in_channels={} and out_channels={}", layer, groups, in, out);
     }
 }
+// weight (shape) and bias (out, where with_bias) as PyTorch initialises a convolution's: uniform in
+// +-1/sqrt(fan_in), weight drawn first; left empty under skip_init (to<B2>() copies values in).
+template <class B, class T>
+void init_conv(Tensor<B, T>& weight, Tensor<B, T>& bias, const Shape& shape, bool with_bias, Generator& gen) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(shape.numel() / shape[0]));
+    const Shape bias_shape{shape[0]};
+    if (skip_init_flag()) {
+        weight = Tensor<B, T>::empty(shape);
+        if (with_bias) bias = Tensor<B, T>::empty(bias_shape);
+    } else {
+        weight = Tensor<B, T>::uniform(shape, -bound, bound, gen);
+        if (with_bias) bias = Tensor<B, T>::uniform(bias_shape, -bound, bound, gen);
+    }
+    weight.requires_grad_();
+    if (with_bias) bias.requires_grad_();
+}
 }  // namespace detail
 
 template <class B, class T = float>
@@ -36,8 +52,7 @@ class Conv2d : public Module<B, T> {
         : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
         detail::check_conv_sizes("Conv2d", in_channels, out_channels, kernel_size.h * kernel_size.w, options.groups);
         if (kernel_size.h <= 0 || kernel_size.w <= 0) minigrad::detail::fail<ValueError>("Conv2d: kernel_size must be positive");
-        const Shape shape{out_channels, in_channels / options.groups, kernel_size.h, kernel_size.w};
-        init(shape, in_channels / options.groups * kernel_size.h * kernel_size.w, gen);
+        detail::init_conv(weight, bias, Shape{out_channels, in_channels / options.groups, kernel_size.h, kernel_size.w}, with_bias, gen);
     }
 
     // x is (N, in, H, W), result (N, out, OH, OW)
@@ -58,19 +73,6 @@ class Conv2d : public Module<B, T> {
     }
 
   private:
-    void init(const Shape& shape, std::int64_t fan_in, Generator& gen) {
-        const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-        if (minigrad::nn::detail::skip_init_flag()) {
-            weight = Tensor<B, T>::empty(shape);
-            if (with_bias_) bias = Tensor<B, T>::empty(Shape{out_});
-        } else {
-            weight = Tensor<B, T>::uniform(shape, -bound, bound, gen);
-            if (with_bias_) bias = Tensor<B, T>::uniform(Shape{out_}, -bound, bound, gen);
-        }
-        weight.requires_grad_();
-        if (with_bias_) bias.requires_grad_();
-    }
-
     std::int64_t in_, out_;
     Size2 kernel_;
     Conv2dOptions options_;
@@ -87,17 +89,7 @@ class Conv1d : public Module<B, T> {
            Generator& gen = default_generator())
         : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
         detail::check_conv_sizes("Conv1d", in_channels, out_channels, kernel_size, options.groups);
-        const double bound = 1.0 / std::sqrt(static_cast<double>(in_channels / options.groups * kernel_size));
-        const Shape shape{out_channels, in_channels / options.groups, kernel_size};
-        if (minigrad::nn::detail::skip_init_flag()) {
-            weight = Tensor<B, T>::empty(shape);
-            if (with_bias) bias = Tensor<B, T>::empty(Shape{out_channels});
-        } else {
-            weight = Tensor<B, T>::uniform(shape, -bound, bound, gen);
-            if (with_bias) bias = Tensor<B, T>::uniform(Shape{out_channels}, -bound, bound, gen);
-        }
-        weight.requires_grad_();
-        if (with_bias) bias.requires_grad_();
+        detail::init_conv(weight, bias, Shape{out_channels, in_channels / options.groups, kernel_size}, with_bias, gen);
     }
 
     // x is (N, in, L), result (N, out, OL)
