@@ -845,3 +845,50 @@ TEST_CASE("shape functors: Permute (a transpose), WindowRead (narrow), IndexSele
         CHECK(dx[2 * cols + c] == dy[0 * cols + c] + dy[2 * cols + c]);
     }
 }
+
+// <a, b> in double
+static double dot(const std::vector<float>& a, const std::vector<float>& b) {
+    double s = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) s += double(a[i]) * b[i];
+    return s;
+}
+
+TEST_CASE("Im2Col gathers each patch, zero in the padding, and Col2Im is its adjoint: <im2col(x), c> = <x, col2im(c)>") {
+    // x (2, 4, 5, 6), 2 groups, kernel 3x2, stride 2x1, padding 1x0, dilation 1x2: oh 3, ow 4
+    k::ConvGeometry g{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2};
+    const auto x = random_values(2 * 4 * 5 * 6, 61);
+    const std::int64_t m = g.rows(), kk = g.patch();
+    std::vector<float> cols(static_cast<std::size_t>(g.groups * m * kk));
+    run(static_cast<std::int64_t>(cols.size()), k::Im2Col<float>{x.data(), cols.data(), g});
+    // patch entry (channel 0 of group 1, ki 2, kj 1) at output (b 1, p 2, q 3): input row
+    // p * 2 - 1 + ki = 5, past the last row, so padding
+    const std::int64_t col = (0 * 3 + 2) * 2 + 1;
+    CHECK(cols[static_cast<std::size_t>((1 * m + (1 * 3 + 2) * 4 + 3) * kk + col)] == 0.0f);
+    // ...and at output (b 1, p 1, q 1): input channel 2, row 1 * 2 - 1 + 2 = 3, column 1 + 1 * 2 = 3
+    CHECK(cols[static_cast<std::size_t>((1 * m + (1 * 3 + 1) * 4 + 1) * kk + col)] == x[static_cast<std::size_t>(((1 * 4 + 2) * 5 + 3) * 6 + 3)]);
+    const auto c = random_values(cols.size(), 62);
+    std::vector<float> dx(x.size(), 0.0f);
+    run(static_cast<std::int64_t>(dx.size()), k::Col2Im<float>{c.data(), dx.data(), g, true});
+    CHECK(dot(cols, c) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+}
+
+TEST_CASE("pooling kernels: max's backward is the adjoint of its gather, avg's of its forward; an adaptive window's divisor") {
+    k::PoolGeometry g{6, 7, 6, 4, 4, 3, 2, 2, 2, 1, 1, false};
+    const auto x = random_values(6 * 7 * 6, 63), d = random_values(6 * 4 * 4, 64);
+    std::vector<float> y(d.size()), dx(x.size(), 0.0f);
+    std::vector<std::int64_t> where(d.size());
+    run(static_cast<std::int64_t>(y.size()), k::MaxPoolForward<float>{x.data(), y.data(), where.data(), g});
+    for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == x[static_cast<std::size_t>(i / 16) * 42 + static_cast<std::size_t>(where[i])]);
+    run(static_cast<std::int64_t>(dx.size()), k::MaxPoolBackward<float>{d.data(), where.data(), dx.data(), g, true});
+    CHECK(dot(y, d) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+    std::vector<float> avg(d.size()), davg(x.size(), 0.0f);
+    run(static_cast<std::int64_t>(avg.size()), k::AvgPoolForward<float>{x.data(), avg.data(), g});
+    run(static_cast<std::int64_t>(davg.size()), k::AvgPoolBackward<float>{d.data(), davg.data(), k::AvgPoolForward<float>{nullptr, nullptr, g}, true});
+    CHECK(dot(avg, d) == doctest::Approx(dot(x, davg)).epsilon(1e-5));
+    // adaptive 7 -> 3 rows: windows [0, 3), [2, 5), [4, 7)
+    k::PoolGeometry a{1, 7, 1, 3, 1, 1, 1, 1, 1, 0, 0, true};
+    const std::vector<float> col{1, 2, 3, 4, 5, 6, 7};
+    std::vector<float> out(3);
+    run(3, k::AvgPoolForward<float>{col.data(), out.data(), a});
+    CHECK(out == std::vector<float>{2, 4, 6});
+}
