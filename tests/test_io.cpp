@@ -5,7 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cctype>
+#include <cmath>
+#include <cstring>
+#include <tuple>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -183,8 +187,9 @@ TEST_CASE("load_safetensors refuses a malformed file with a message naming the f
           fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has data_offsets [8, 0], which end before they begin", p));
     CHECK(refused(raw_file(R"({"a":{)" + f32_2 + R"(,"data_offsets":[0]}})", eight)) ==
           fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has data_offsets '[0]', expected two non-negative integers", p));
-    CHECK(refused(raw_file(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}})", "abcd")) ==
-          fmt::format("load_safetensors: '{}' stores tensor 'a' as dtype 'F16', which minigrad does not read (it reads F32, F64, I32, I64)", p));
+    CHECK(refused(raw_file(R"({"a":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab")) ==
+          fmt::format("load_safetensors: '{}' stores tensor 'a' as dtype 'F8_E4M3', which minigrad does not read (it reads F32, F64, F16, BF16, "
+                      "I32, I64)", p));
     CHECK(refused(raw_file(R"({"a":{"dtype":7,"shape":[2],"data_offsets":[0,4]}})", "abcd")) ==
           fmt::format("load_safetensors: '{}' has a malformed header: tensor 'a' has a dtype that is not a string", p));
     CHECK(refused(raw_file(R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight)) ==
@@ -212,7 +217,7 @@ TEST_CASE("load_safetensors refuses a malformed file with a message naming the f
         const std::string name(10'000'000, 'n');
         const auto message = refused(raw_file(R"({")" + name + R"(":{"dtype":"X","shape":[],"data_offsets":[0,0]}})"));
         CHECK(message == fmt::format("load_safetensors: '{}' stores tensor '{}...' (10000000 bytes) as dtype 'X', which minigrad does not read "
-                                     "(it reads F32, F64, I32, I64)", p, std::string(64, 'n')));
+                                     "(it reads F32, F64, F16, BF16, I32, I64)", p, std::string(64, 'n')));
     }
     SUBCASE("a header over the 100 MB cap is refused before it is read (a sparse file)") {
         std::string length(8, '\0');
@@ -474,6 +479,44 @@ TEST_CASE("Module::load converts F64 <-> F32 as load_state_dict does") {
     CHECK(back.fc2.bias.to_vector() == std::vector<double>(b32.begin(), b32.end()));
 }
 
+TEST_CASE("F16 and BF16 tensors convert to float and double exactly, specials and subnormals included") {
+    TempDir dir;
+    // bits: 1, -2, 65504 (the largest half), 2^-24 (the smallest subnormal), 2^-14 (the smallest
+    // normal), a subnormal 3 * 2^-24, -0, inf, NaN
+    const std::vector<std::uint16_t> half{0x3C00, 0xC000, 0x7BFF, 0x0001, 0x0400, 0x0003, 0x8000, 0x7C00, 0x7E00};
+    const std::vector<double> half_values{1, -2, 65504, std::ldexp(1.0, -24), std::ldexp(1.0, -14), 3 * std::ldexp(1.0, -24), -0.0, INFINITY, NAN};
+    // bfloat16 is a float's top half: 1, -2.5, 3.0e38-ish (0x7F7F), a subnormal, inf
+    const std::vector<std::uint16_t> bf16{0x3F80, 0xC020, 0x7F7F, 0x0001, 0x7F80};
+    const std::vector<double> bf16_values{1, -2.5, static_cast<double>(std::bit_cast<float>(0x7F7F0000u)), static_cast<double>(std::bit_cast<float>(0x00010000u)),
+                                          INFINITY};
+    auto file_of = [&](const std::vector<std::uint16_t>& bits, io::Dtype dtype) {
+        io::TensorData t{"x", dtype, {static_cast<std::int64_t>(bits.size())}, std::vector<std::byte>(bits.size() * 2)};
+        std::memcpy(t.bytes.data(), bits.data(), t.bytes.size());
+        return t;
+    };
+    for (const auto& [bits, expected, dtype] : {std::tuple{half, half_values, io::Dtype::F16}, std::tuple{bf16, bf16_values, io::Dtype::BF16}}) {
+        CAPTURE(io::dtype_name(dtype));
+        const auto path = dir / "h.safetensors";
+        io::save_safetensors(path, {file_of(bits, dtype)});
+        const auto loaded = io::load_safetensors(path);
+        REQUIRE(loaded.tensors.at(0).dtype == dtype);
+        const auto d = io::to_floating<double>(loaded.tensors.at(0), "test", path);
+        const auto f = io::to_floating<float>(loaded.tensors.at(0), "test", path);
+        REQUIRE(d.size() == expected.size());
+        for (std::size_t i = 0; i < d.size(); ++i) {
+            CAPTURE(i);
+            if (std::isnan(expected[i])) {
+                CHECK(std::isnan(d[i]));
+                CHECK(std::isnan(f[i]));
+            } else {
+                CHECK(d[i] == expected[i]);
+                CHECK(static_cast<double>(f[i]) == expected[i]);
+                CHECK(std::signbit(d[i]) == std::signbit(expected[i]));
+            }
+        }
+    }
+}
+
 TEST_CASE("Module::load refuses a file that is not exactly this model and changes nothing") {
     TempDir dir;
     const auto path = dir / "m.safetensors";
@@ -498,7 +541,7 @@ TEST_CASE("Module::load refuses a file that is not exactly this model and change
     SUBCASE("an unknown parameter") {
         tensors.push_back(tensor_data<float>("fc3.weight", {1}, {1}));
         io::save_safetensors(path, tensors);
-        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc3.weight', which is not a parameter of this model", p));
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc3.weight', which is not a parameter or buffer of this model", p));
     }
     SUBCASE("a transposed weight: same element count, other shape") {
         for (auto& t : tensors)
@@ -510,7 +553,7 @@ TEST_CASE("Module::load refuses a file that is not exactly this model and change
         for (auto& t : tensors)
             if (t.name == "fc2.bias") t = tensor_data<std::int32_t>("fc2.bias", {3}, {1, 2, 3});
         io::save_safetensors(path, tensors);
-        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc2.bias' as I32; expected floating point (F32 or F64)", p));
+        CHECK(error_message([&] { model.load(path); }) == fmt::format("load: '{}' stores 'fc2.bias' as I32; expected floating point (F32, F64, F16 or BF16)", p));
     }
     SUBCASE("a file cut short") {
         other.save(path);

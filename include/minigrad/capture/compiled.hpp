@@ -25,6 +25,7 @@
 
 #include "../error.hpp"
 #include "../loss_log.hpp"
+#include "../ops/batch_norm.hpp"
 #include "../ops/broadcast.hpp"
 #include "../ops/conv.hpp"
 #include "../ops/cross_entropy.hpp"
@@ -57,7 +58,8 @@ template <class T>
 using StepFunctors =
     kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
                   kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>,
-                  kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>, kernels::LayerNormFunctors<T>,
+                  kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>,
+                  kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>,
                   kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,
                   LabelledFunctors<T, std::int32_t>, LabelledFunctors<T, std::int64_t>>;
 

@@ -53,7 +53,7 @@ namespace minigrad::io {
 static_assert(std::endian::native == std::endian::little,
               "minigrad: safetensors stores little-endian data; this host is not little-endian");
 
-enum class Dtype { F32, F64, I32, I64 };
+enum class Dtype { F32, F64, I32, I64, F16, BF16 };  // F16 and BF16: to_floating converts them
 
 inline std::string_view dtype_name(Dtype d) {
     switch (d) {
@@ -61,10 +61,15 @@ inline std::string_view dtype_name(Dtype d) {
         case Dtype::F64: return "F64";
         case Dtype::I32: return "I32";
         case Dtype::I64: return "I64";
+        case Dtype::F16: return "F16";
+        case Dtype::BF16: return "BF16";
     }
     return "?";
 }
-inline std::size_t dtype_size(Dtype d) { return d == Dtype::F32 || d == Dtype::I32 ? 4 : 8; }
+inline std::size_t dtype_size(Dtype d) {
+    if (d == Dtype::F16 || d == Dtype::BF16) return 2;
+    return d == Dtype::F32 || d == Dtype::I32 ? 4 : 8;
+}
 
 template <class T>
 constexpr Dtype dtype_of() {
@@ -367,10 +372,10 @@ class SafetensorsReader {
         if (!dtype.is_string()) fail("has a malformed header: {} has a dtype that is not a string", who);
         const auto& dname = dtype.text;
         bool known = false;
-        for (Dtype d : {Dtype::F32, Dtype::F64, Dtype::I32, Dtype::I64}) {
+        for (Dtype d : {Dtype::F32, Dtype::F64, Dtype::I32, Dtype::I64, Dtype::F16, Dtype::BF16}) {
             if (dname == dtype_name(d)) e.dtype = d, known = true;
         }
-        if (!known) fail("stores {} as dtype {}, which minigrad does not read (it reads F32, F64, I32, I64)", who, detail::quote(dname));
+        if (!known) fail("stores {} as dtype {}, which minigrad does not read (it reads F32, F64, F16, BF16, I32, I64)", who, detail::quote(dname));
 
         const auto& shape = *value.find("shape");
         if (!shape.is_array()) fail("has a malformed header: {} has a shape that is not an array", who);
@@ -432,8 +437,37 @@ class SafetensorsReader {
     Metadata metadata_;
 };
 
+namespace detail {
+// IEEE binary16 and bfloat16 bits as float (exactly: every value of either is a float)
+inline float half_to_float(std::uint16_t h) {
+    const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+    std::uint32_t exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu, bits;
+    if (exponent == 0x1F) {
+        bits = sign | 0x7F800000u | (mantissa << 13);  // inf, NaN (payload kept)
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);  // rebias 15 -> 127
+    } else if (mantissa == 0) {
+        bits = sign;  // +-0
+    } else {  // subnormal: shift until the leading 1 is the implicit bit
+        exponent = 113;
+        while (!(mantissa & 0x400u)) mantissa <<= 1, --exponent;
+        bits = sign | (exponent << 23) | ((mantissa & 0x3FFu) << 13);
+    }
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+inline float bfloat16_to_float(std::uint16_t b) {
+    const std::uint32_t bits = static_cast<std::uint32_t>(b) << 16;
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+}
+}  // namespace detail
+
 // The elements of a floating-point tensor as T: F32 and F64 convert to either (rounding to
-// nearest, as PyTorch's copy_ does); integer dtypes are refused. `op` and `path` name the caller.
+// nearest, as PyTorch's copy_ does), F16 and BF16 exactly; integer dtypes are refused. `op` and
+// `path` name the caller.
 template <class T>
 std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::filesystem::path& path) {
     static_assert(std::is_floating_point_v<T>);
@@ -443,8 +477,27 @@ std::vector<T> to_floating(const TensorData& t, std::string_view op, const std::
     };
     if (t.dtype == Dtype::F32) return convert(float{});
     if (t.dtype == Dtype::F64) return convert(double{});
-    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected floating point (F32 or F64)", op, detail::quote_path(path),
+    if (t.dtype == Dtype::F16 || t.dtype == Dtype::BF16) {
+        std::vector<T> out(t.bytes.size() / 2);
+        for (std::size_t i = 0; i < out.size(); ++i) {
+            std::uint16_t bits;
+            std::memcpy(&bits, t.bytes.data() + 2 * i, 2);
+            out[i] = static_cast<T>(t.dtype == Dtype::F16 ? detail::half_to_float(bits) : detail::bfloat16_to_float(bits));
+        }
+        return out;
+    }
+    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected floating point (F32, F64, F16 or BF16)", op, detail::quote_path(path),
                                     detail::quote(t.name), dtype_name(t.dtype));
+}
+// The elements of an integer tensor (a count: num_batches_tracked) as int64; I32 widens.
+inline std::vector<std::int64_t> to_integers(const TensorData& t, std::string_view op, const std::filesystem::path& path) {
+    if (t.dtype == Dtype::I64) return t.values<std::int64_t>();
+    if (t.dtype == Dtype::I32) {
+        const auto values = t.values<std::int32_t>();
+        return std::vector<std::int64_t>(values.begin(), values.end());
+    }
+    minigrad::detail::fail<IoError>("{}: {} stores {} as {}; expected an integer (I64 or I32)", op, detail::quote_path(path), detail::quote(t.name),
+                                    dtype_name(t.dtype));
 }
 
 // Reads and checks a whole safetensors file.

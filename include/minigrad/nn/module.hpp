@@ -5,6 +5,8 @@
 // the tree (Dropout), and save()/load() in safetensors with PyTorch's state_dict names.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <type_traits>
@@ -26,6 +28,21 @@ class ParameterVisitor {
   public:
     virtual ~ParameterVisitor() = default;
     virtual void parameter(const std::string& name, void* tensor, const std::type_info& type) = 0;
+    // A buffer: state that is saved, loaded and moved with the module but is not trained
+    // (BatchNorm's running statistics). A Tensor<B, T> or a Tensor<B, std::int64_t> (a count).
+    // Visitors that want parameters only leave it as it is.
+    virtual void buffer(const std::string& /*name*/, void* /*tensor*/, const std::type_info& /*type*/) {}
+};
+
+// What to do with names that a file and a model do not share (Module::load).
+struct LoadOptions {
+    bool strict = true;  // as load_state_dict: false skips them and reports them
+};
+// The names load() skipped, as load_state_dict's result: the model's names the file lacks and the
+// file's names the model lacks.
+struct LoadReport {
+    std::vector<std::string> missing_keys;
+    std::vector<std::string> unexpected_keys;
 };
 
 // Sees every module of a tree (itself first, then its children in order) with its training flag:
@@ -101,6 +118,29 @@ class Module {
         const_cast<Module*>(this)->visit_parameters(collect, "");
         return std::move(collect.out);
     }
+    // Every buffer by name: values of T (running statistics) and counts (num_batches_tracked).
+    struct NamedBuffers {
+        std::vector<std::pair<std::string, Tensor<B, T>>> values;
+        std::vector<std::pair<std::string, Tensor<B, std::int64_t>>> counts;
+    };
+    NamedBuffers named_buffers() const {
+        struct Collect : ParameterVisitor {
+            NamedBuffers out;
+            void parameter(const std::string&, void*, const std::type_info&) override {}
+            void buffer(const std::string& name, void* tensor, const std::type_info& type) override {
+                if (type == typeid(Tensor<B, T>)) {
+                    out.values.emplace_back(name, *static_cast<Tensor<B, T>*>(tensor));
+                } else if (type == typeid(Tensor<B, std::int64_t>)) {
+                    out.counts.emplace_back(name, *static_cast<Tensor<B, std::int64_t>*>(tensor));
+                } else {
+                    minigrad::detail::fail<Error>("named_buffers: buffer '{}' has another backend or element type than its module", name);
+                }
+            }
+        } collect;
+        const_cast<Module*>(this)->visit_parameters(collect, "");
+        return std::move(collect.out);
+    }
+
     std::vector<Parameter> parameters() const {
         std::vector<Parameter> out;
         for (auto& [name, p] : named_parameters()) out.push_back(p);
@@ -161,12 +201,28 @@ class Module {
                                                    mine[i].first, mine[i].second.shape(), theirs[i].first, theirs[i].second.shape());
             }
         }
-        for (std::size_t i = 0; i < mine.size(); ++i) {
-            const auto& src = theirs[i].second;
-            auto& dst = mine[i].second;
-            minigrad::detail::transfer<B, B2>(dst.data(), dst.device(), src.data(), src.device(), src.impl().bytes());
+        auto my_buffers = named_buffers();
+        const auto their_buffers = other.named_buffers();
+        auto check_buffers = [](const auto& a, const auto& b) {
+            if (a.size() != b.size()) {
+                minigrad::detail::fail<ShapeError>("load_parameters_from: the source has {} buffers, this model has {}", b.size(), a.size());
+            }
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                if (a[i].first != b[i].first || a[i].second.shape() != b[i].second.shape()) {
+                    minigrad::detail::fail<ShapeError>("load_parameters_from: buffer #{} is '{}' {} here but '{}' {} in the source", i, a[i].first,
+                                                       a[i].second.shape(), b[i].first, b[i].second.shape());
+                }
+            }
+        };
+        check_buffers(my_buffers.values, their_buffers.values);
+        check_buffers(my_buffers.counts, their_buffers.counts);
+        auto copy = [](auto& dst, const auto& src) {
+            if (src.numel() > 0) minigrad::detail::transfer<B, B2>(dst.data(), dst.device(), src.data(), src.device(), src.impl().bytes());
             minigrad::detail::mark_modified(dst.impl());
-        }
+        };
+        for (std::size_t i = 0; i < mine.size(); ++i) copy(mine[i].second, theirs[i].second);
+        for (std::size_t i = 0; i < my_buffers.values.size(); ++i) copy(my_buffers.values[i].second, their_buffers.values[i].second);
+        for (std::size_t i = 0; i < my_buffers.counts.size(); ++i) copy(my_buffers.counts[i].second, their_buffers.counts[i].second);
     }
 
     // Writes every parameter to `path` as safetensors, atomically, named as PyTorch's state_dict
@@ -178,29 +234,79 @@ class Module {
             const auto values = p.to_vector();
             tensors.push_back(io::TensorData::from<T>(name, std::vector<std::int64_t>(p.shape().begin(), p.shape().end()), values));
         }
+        const auto buffers = named_buffers();
+        for (auto& [name, b] : buffers.values) {
+            const auto values = b.to_vector();
+            tensors.push_back(io::TensorData::from<T>(name, std::vector<std::int64_t>(b.shape().begin(), b.shape().end()), values));
+        }
+        for (auto& [name, b] : buffers.counts) {
+            const auto values = b.to_vector();
+            tensors.push_back(io::TensorData::from<std::int64_t>(name, std::vector<std::int64_t>(b.shape().begin(), b.shape().end()), values));
+        }
         io::save_safetensors(path, tensors, {{"format", "pt"}});
     }
 
-    // Reads a safetensors file of exactly this model's parameters (F32 or F64, converted to T as
-    // load_state_dict converts). The file is checked whole before any parameter changes.
-    void load(const std::filesystem::path& path) {
+    // Reads a safetensors file of this model's parameters and buffers, as load_state_dict: F32,
+    // F64, F16 and BF16 are converted to T, counts read from I64 or I32. The file is checked whole
+    // before anything changes. Strict (the default), every name must match both ways; with
+    // {.strict = false}, names only one side has are skipped and returned. A shape that differs is
+    // an error either way.
+    LoadReport load(const std::filesystem::path& path, LoadOptions options = {}) {
         const auto file = io::load_safetensors(path);
-        std::map<std::string, HostArray<T>> values;
-        for (auto& [name, p] : named_parameters()) {
+        LoadReport report;
+        std::vector<std::string> known;
+        auto find = [&](const std::string& name, const Shape& shape) -> const io::TensorData* {
+            known.push_back(name);
             const auto* t = file.find(name);
-            if (!t) minigrad::detail::fail<IoError>("load: {} has no tensor '{}' (shape {}) for this model", io::detail::quote_path(path), name, p.shape());
-            if (!std::equal(t->shape.begin(), t->shape.end(), p.shape().begin(), p.shape().end())) {
-                minigrad::detail::fail<ShapeError>("load: {} stores '{}' with shape {}, this model's is {}", io::detail::quote_path(path), name,
-                                                   io::detail::shape_text(t->shape), p.shape());
+            if (!t) {
+                if (options.strict) {
+                    minigrad::detail::fail<IoError>("load: {} has no tensor '{}' (shape {}) for this model", io::detail::quote_path(path), name, shape);
+                }
+                report.missing_keys.push_back(name);
+                return nullptr;
             }
-            values[name] = {p.shape(), io::to_floating<T>(*t, "load", path)};
+            if (!std::equal(t->shape.begin(), t->shape.end(), shape.begin(), shape.end())) {
+                minigrad::detail::fail<ShapeError>("load: {} stores '{}' with shape {}, this model's is {}", io::detail::quote_path(path), name,
+                                                   io::detail::shape_text(t->shape), shape);
+            }
+            return t;
+        };
+        std::map<std::string, HostArray<T>> values;
+        auto params = named_parameters();
+        for (auto& [name, p] : params) {
+            if (const auto* t = find(name, p.shape())) values[name] = {p.shape(), io::to_floating<T>(*t, "load", path)};
+        }
+        auto buffers = named_buffers();
+        std::vector<std::vector<T>> buffer_values(buffers.values.size());
+        std::vector<std::vector<std::int64_t>> count_values(buffers.counts.size());
+        for (std::size_t i = 0; i < buffers.values.size(); ++i) {
+            if (const auto* t = find(buffers.values[i].first, buffers.values[i].second.shape())) buffer_values[i] = io::to_floating<T>(*t, "load", path);
+        }
+        for (std::size_t i = 0; i < buffers.counts.size(); ++i) {
+            if (const auto* t = find(buffers.counts[i].first, buffers.counts[i].second.shape())) count_values[i] = io::to_integers(*t, "load", path);
         }
         for (const auto& t : file.tensors) {
-            if (!values.count(t.name)) {
-                minigrad::detail::fail<IoError>("load: {} stores {}, which is not a parameter of this model", io::detail::quote_path(path), io::detail::quote(t.name));
+            if (std::find(known.begin(), known.end(), t.name) != known.end()) continue;
+            if (options.strict) {
+                minigrad::detail::fail<IoError>("load: {} stores {}, which is not a parameter or buffer of this model", io::detail::quote_path(path),
+                                                io::detail::quote(t.name));
             }
+            report.unexpected_keys.push_back(t.name);
         }
-        load_parameters(values);
+        for (auto& [name, p] : params) {
+            auto it = values.find(name);
+            if (it == values.end()) continue;
+            if (!it->second.values.empty()) B::upload(p.data(), it->second.values.data(), it->second.values.size() * sizeof(T), p.device());
+            minigrad::detail::mark_modified(p.impl());
+        }
+        auto upload = [](auto& tensor, const auto& host) {
+            if (host.empty()) return;  // skipped (not strict), or no elements
+            B::upload(tensor.data(), host.data(), host.size() * sizeof(host[0]), tensor.device());
+            minigrad::detail::mark_modified(tensor.impl());
+        };
+        for (std::size_t i = 0; i < buffers.values.size(); ++i) upload(buffers.values[i].second, buffer_values[i]);
+        for (std::size_t i = 0; i < buffers.counts.size(); ++i) upload(buffers.counts[i].second, count_values[i]);
+        return report;
     }
 
     // Each module's training flags, in visit order (for to<B2>(), which rebuilds a tree of the same
@@ -239,6 +345,12 @@ void visit_member(ParameterVisitor& v, const std::string& name, X& member) {
     } else if constexpr (requires { member.visit_parameters(v, name); }) {
         member.visit_parameters(v, name + ".");
     }
+}
+
+// A buffer (a layer's visit_parameters reports its own with this): skipped where undefined.
+template <class X>
+void visit_buffer(ParameterVisitor& v, const std::string& name, X& tensor) {
+    if (tensor.defined()) v.buffer(name, &tensor, typeid(X));
 }
 
 // A member with a mode (a Module, Dropout) reports it and its children's; others are skipped.
