@@ -859,7 +859,10 @@ TEST_CASE("Im2Col gathers each patch, zero in the padding, and Col2Im is its adj
     const auto x = random_values(2 * 4 * 5 * 6, 61);
     const std::int64_t m = g.rows(), kk = g.patch();
     std::vector<float> cols(static_cast<std::size_t>(g.groups * m * kk));
-    run(static_cast<std::int64_t>(cols.size()), k::Im2Col<float>{x.data(), cols.data(), g});
+    run(g.groups * m, k::Im2Col<float>{x.data(), cols.data(), g});  // a row per (group, output position)
+    std::vector<float> cols_lanes(cols.size(), -1.0f);  // a GPU warp's lanes sharing each row write the same
+    run_lanes<4>(g.groups * m, k::Im2Col<float>{x.data(), cols_lanes.data(), g});
+    CHECK(cols_lanes == cols);
     // patch entry (channel 0 of group 1, ki 2, kj 1) at output (b 1, p 2, q 3): input row
     // p * 2 - 1 + ki = 5, past the last row, so padding
     const std::int64_t col = (0 * 3 + 2) * 2 + 1;
@@ -868,8 +871,20 @@ TEST_CASE("Im2Col gathers each patch, zero in the padding, and Col2Im is its adj
     CHECK(cols[static_cast<std::size_t>((1 * m + (1 * 3 + 1) * 4 + 1) * kk + col)] == x[static_cast<std::size_t>(((1 * 4 + 2) * 5 + 3) * 6 + 3)]);
     const auto c = random_values(cols.size(), 62);
     std::vector<float> dx(x.size(), 0.0f);
-    run(static_cast<std::int64_t>(dx.size()), k::Col2Im<float>{c.data(), dx.data(), g, true});
+    run(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx.data(), g, true});  // a row per input row
     CHECK(dot(cols, c) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+    std::vector<float> dx_lanes(x.size(), 0.0f);
+    run_lanes<4>(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx_lanes.data(), g, true});
+    CHECK(dx_lanes == dx);
+    // ConvReorder: to the output's (n, o, positions) and back is the identity
+    std::vector<float> grouped = random_values(static_cast<std::size_t>(g.groups * m * (g.o / g.groups)), 65), nchw(grouped.size()), back(grouped.size());
+    const k::ConvReorder<float> to_nchw{grouped.data(), nchw.data(), g, false}, to_groups{nchw.data(), back.data(), g, true};
+    run(to_nchw.rows(), to_nchw);
+    run_lanes<4>(to_groups.rows(), to_groups);
+    CHECK(back == grouped);
+    // ...and one entry where it belongs: out[gi 1, b 1 * P + s 5, oo 2] is y[b 1, channel 1 * 3 + 2, s 5]
+    const std::int64_t positions = g.oh * g.ow;
+    CHECK(nchw[static_cast<std::size_t>((1 * g.o + 5) * positions + 5)] == grouped[static_cast<std::size_t>((1 * m + 1 * positions + 5) * 3 + 2)]);
 }
 
 TEST_CASE("pooling kernels: max's backward is the adjoint of its gather, avg's of its forward; an adaptive window's divisor") {
@@ -877,18 +892,92 @@ TEST_CASE("pooling kernels: max's backward is the adjoint of its gather, avg's o
     const auto x = random_values(6 * 7 * 6, 63), d = random_values(6 * 4 * 4, 64);
     std::vector<float> y(d.size()), dx(x.size(), 0.0f);
     std::vector<std::int64_t> where(d.size());
-    run(static_cast<std::int64_t>(y.size()), k::MaxPoolForward<float>{x.data(), y.data(), where.data(), g});
+    run(6 * 4, k::MaxPoolForward<float>{x.data(), y.data(), where.data(), g});  // a row per (plane, output row)
     for (std::size_t i = 0; i < y.size(); ++i) CHECK(y[i] == x[static_cast<std::size_t>(i / 16) * 42 + static_cast<std::size_t>(where[i])]);
-    run(static_cast<std::int64_t>(dx.size()), k::MaxPoolBackward<float>{d.data(), where.data(), dx.data(), g, true});
+    run(6 * 7, k::MaxPoolBackward<float>{d.data(), where.data(), dx.data(), g, true});  // a row per (plane, input row)
     CHECK(dot(y, d) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+    std::vector<float> dx_lanes(x.size(), 0.0f);  // lanes find each column's windows by division, one thread by walking
+    run_lanes<4>(6 * 7, k::MaxPoolBackward<float>{d.data(), where.data(), dx_lanes.data(), g, true});
+    CHECK(dx_lanes == dx);
     std::vector<float> avg(d.size()), davg(x.size(), 0.0f);
-    run(static_cast<std::int64_t>(avg.size()), k::AvgPoolForward<float>{x.data(), avg.data(), g});
-    run(static_cast<std::int64_t>(davg.size()), k::AvgPoolBackward<float>{d.data(), davg.data(), k::AvgPoolForward<float>{nullptr, nullptr, g}, true});
+    run(6 * 4, k::AvgPoolForward<float>{x.data(), avg.data(), g});
+    run(6 * 7, k::AvgPoolBackward<float>{d.data(), davg.data(), k::AvgPoolForward<float>{nullptr, nullptr, g}, true});
     CHECK(dot(avg, d) == doctest::Approx(dot(x, davg)).epsilon(1e-5));
+    std::vector<float> davg_lanes(x.size(), 0.0f);
+    run_lanes<4>(6 * 7, k::AvgPoolBackward<float>{d.data(), davg_lanes.data(), k::AvgPoolForward<float>{nullptr, nullptr, g}, true});
+    CHECK(davg_lanes == davg);
     // adaptive 7 -> 3 rows: windows [0, 3), [2, 5), [4, 7)
     k::PoolGeometry a{1, 7, 1, 3, 1, 1, 1, 1, 1, 0, 0, true};
     const std::vector<float> col{1, 2, 3, 4, 5, 6, 7};
     std::vector<float> out(3);
-    run(3, k::AvgPoolForward<float>{col.data(), out.data(), a});
+    run(3, k::AvgPoolForward<float>{col.data(), out.data(), a});  // 3 output rows of one column
     CHECK(out == std::vector<float>{2, 4, 6});
+}
+
+TEST_CASE("BatchNorm's functors: statistics and the running update, apply, and backward as the adjoint, one thread or a warp's lanes per row") {
+    // x (n 3, c 2, s 5): channel ch's elements at (k * 2 + ch) * 5 + j
+    const k::BatchNormLayout l{3, 2, 5};
+    const auto x = random_values(30, 71), dy = random_values(30, 72);
+    std::vector<float> mean(2), rstd(2), running_mean{0.5f, -0.5f}, running_var{1.0f, 2.0f};
+    std::vector<std::int64_t> tracked{0};
+    run(1, k::BatchNormCount{tracked.data()});
+    CHECK(tracked[0] == 1);
+    // momentum < 0: the cumulative average, 1 / tracked = 1: the running statistics become the batch's
+    run(2, k::BatchNormStats<float>{x.data(), mean.data(), rstd.data(), running_mean.data(), running_var.data(), tracked.data(), l, 1e-5f, -1.0f});
+    for (int ch = 0; ch < 2; ++ch) {
+        double sum = 0, squares = 0;
+        for (int kk = 0; kk < 3; ++kk)
+            for (int j = 0; j < 5; ++j) sum += x[static_cast<std::size_t>((kk * 2 + ch) * 5 + j)];
+        const double m = sum / 15;
+        for (int kk = 0; kk < 3; ++kk)
+            for (int j = 0; j < 5; ++j) squares += std::pow(x[static_cast<std::size_t>((kk * 2 + ch) * 5 + j)] - m, 2);
+        CHECK(mean[static_cast<std::size_t>(ch)] == doctest::Approx(m).epsilon(1e-5));
+        CHECK(rstd[static_cast<std::size_t>(ch)] == doctest::Approx(1 / std::sqrt(squares / 15 + 1e-5)).epsilon(1e-5));
+        CHECK(running_mean[static_cast<std::size_t>(ch)] == doctest::Approx(m).epsilon(1e-5));
+        CHECK(running_var[static_cast<std::size_t>(ch)] == doctest::Approx(squares / 14).epsilon(1e-5));  // unbiased
+    }
+    std::vector<float> mean4(2), rstd4(2);
+    run_lanes<4>(2, k::BatchNormStats<float>{x.data(), mean4.data(), rstd4.data(), nullptr, nullptr, nullptr, l, 1e-5f, 0.1f});
+    for (std::size_t ch = 0; ch < 2; ++ch) {
+        CHECK(mean4[ch] == doctest::Approx(mean[ch]).epsilon(1e-6));
+        CHECK(rstd4[ch] == doctest::Approx(rstd[ch]).epsilon(1e-6));
+    }
+    // eval's statistics: y = (x - m) rstd w + b is affine in x, and backward (fixed statistics) is its adjoint
+    const std::vector<float> w{1.5f, 0.5f}, b{0.25f, -1.0f};
+    std::vector<float> y(30), dx(30), dx4(30), sums(4), dw(2), db(2);
+    run(3 * 2, k::BatchNormApply<float>{x.data(), mean.data(), rstd.data(), w.data(), b.data(), y.data(), l, 5});
+    std::vector<float> y_affine(30);  // the linear part: y - y(0)
+    const std::vector<float> zeros(30, 0.0f);
+    std::vector<float> y0(30);
+    run(3 * 2, k::BatchNormApply<float>{zeros.data(), mean.data(), rstd.data(), w.data(), b.data(), y0.data(), l, 5});
+    for (std::size_t i = 0; i < 30; ++i) y_affine[i] = y[i] - y0[i];
+    run(3 * 2, k::BatchNormBackward<float>{x.data(), dy.data(), mean.data(), rstd.data(), w.data(), nullptr, dx.data(), l, 5, false, true});
+    CHECK(dot(y_affine, dy) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+    // the sums: dbias = sum dy, dweight = sum dy xhat, per channel; lanes agree with one thread
+    run(2, k::BatchNormGradSums<float>{x.data(), dy.data(), mean.data(), rstd.data(), sums.data(), dw.data(), db.data(), l, true, true});
+    std::vector<float> sums4(4);
+    run_lanes<4>(2, k::BatchNormGradSums<float>{x.data(), dy.data(), mean.data(), rstd.data(), sums4.data(), nullptr, nullptr, l, true, true});
+    for (std::size_t ch = 0; ch < 2; ++ch) {
+        double dy_sum = 0, dy_xhat = 0;
+        for (int kk = 0; kk < 3; ++kk)
+            for (int j = 0; j < 5; ++j) {
+                const auto i = static_cast<std::size_t>((kk * 2 + static_cast<int>(ch)) * 5 + j);
+                dy_sum += dy[i];
+                dy_xhat += dy[i] * (x[i] - mean[ch]) * rstd[ch];
+            }
+        CHECK(db[ch] == doctest::Approx(dy_sum).epsilon(1e-5));
+        CHECK(dw[ch] == doctest::Approx(dy_xhat).epsilon(1e-5));
+        CHECK(sums4[ch] == doctest::Approx(sums[ch]).epsilon(1e-5));
+        CHECK(sums4[2 + ch] == doctest::Approx(sums[2 + ch]).epsilon(1e-5));
+    }
+    // batch statistics: dx sums to zero over each channel (the mean's share), lanes agree
+    run(3 * 2, k::BatchNormBackward<float>{x.data(), dy.data(), mean.data(), rstd.data(), w.data(), sums.data(), dx.data(), l, 5, true, true});
+    run_lanes<4>(3 * 2, k::BatchNormBackward<float>{x.data(), dy.data(), mean.data(), rstd.data(), w.data(), sums.data(), dx4.data(), l, 5, true, true});
+    for (std::size_t i = 0; i < 30; ++i) CHECK(dx4[i] == doctest::Approx(dx[i]).epsilon(1e-6));
+    for (int ch = 0; ch < 2; ++ch) {
+        double total = 0;
+        for (int kk = 0; kk < 3; ++kk)
+            for (int j = 0; j < 5; ++j) total += dx[static_cast<std::size_t>((kk * 2 + ch) * 5 + j)];
+        CHECK(std::abs(total) < 1e-5);
+    }
 }

@@ -67,55 +67,116 @@ struct ConvGeometry {
 };
 
 // cols is (groups, n*oh*ow, c/groups*kh*kw): the input's patch at each output position, 0 where
-// it reaches into the padding. i over cols' elements, neighbouring threads along a patch.
+// it reaches into the padding. A row functor (launch_rows): row r is one output position of one
+// group, its k patch entries the columns. One thread walks the patch with no division; a GPU warp's
+// lanes take neighbouring entries.
 template <class T>
 struct Im2Col {
     const T* x;
     T* cols;
     ConvGeometry g;
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t k = g.patch(), m = g.rows();
-        const index_t col = i % k, row = i / k % m, group = i / (k * m);
-        const index_t kj = col % g.kw, ki = col / g.kw % g.kh, ci = col / (g.kw * g.kh);
-        const index_t q = row % g.ow, p = row / g.ow % g.oh, b = row / (g.ow * g.oh);
-        const index_t y = p * g.stride_h - g.pad_h + ki * g.dil_h, x_ = q * g.stride_w - g.pad_w + kj * g.dil_w;
-        const index_t channel = group * g.group_channels() + ci;
-        cols[i] = y >= 0 && y < g.h && x_ >= 0 && x_ < g.w ? x[((b * g.c + channel) * g.h + y) * g.w + x_] : T(0);
+    MINIGRAD_HD index_t work_per_index() const { return g.patch(); }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t m = g.rows(), k = g.patch(), position = r % m, group = r / m;
+        const index_t q = position % g.ow, p = position / g.ow % g.oh, b = position / (g.ow * g.oh);
+        const index_t top = p * g.stride_h - g.pad_h, left = q * g.stride_w - g.pad_w;
+        const T* planes = x + (b * g.c + group * g.group_channels()) * g.h * g.w;
+        T* out = cols + r * k;
+        if constexpr (Lanes == 1) {
+            index_t col = 0;
+            for (index_t ci = 0; ci < g.group_channels(); ++ci) {
+                const T* plane = planes + ci * g.h * g.w;
+                for (index_t ki = 0; ki < g.kh; ++ki) {
+                    const index_t y = top + ki * g.dil_h;
+                    const bool inside = y >= 0 && y < g.h;
+                    for (index_t kj = 0; kj < g.kw; ++kj, ++col) {
+                        const index_t x_ = left + kj * g.dil_w;
+                        out[col] = inside && x_ >= 0 && x_ < g.w ? plane[y * g.w + x_] : T(0);
+                    }
+                }
+            }
+        } else {
+            for (index_t col = lane; col < k; col += Lanes) {
+                const index_t kj = col % g.kw, ki = col / g.kw % g.kh, ci = col / (g.kw * g.kh);
+                const index_t y = top + ki * g.dil_h, x_ = left + kj * g.dil_w;
+                out[col] = y >= 0 && y < g.h && x_ >= 0 && x_ < g.w ? planes[(ci * g.h + y) * g.w + x_] : T(0);
+            }
+        }
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // dx (n, c, h, w), written or added, = the sum of dcols (as Im2Col lays cols out) over the patch
-// entries that read each input element, kernel row then column in order. i over dx's elements.
+// entries that read each input element, kernel row then column in order. A row functor: row r is
+// one input row (n, c, h), its w elements the columns.
 template <class T>
 struct Col2Im {
     const T* dcols;
     T* dx;
     ConvGeometry g;
     bool overwrite;
-    MINIGRAD_HD index_t work_per_index() const { return g.kh * g.kw; }
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t xw = i % g.w, xh = i / g.w % g.h, channel = i / (g.w * g.h) % g.c, b = i / (g.w * g.h * g.c);
+    MINIGRAD_HD index_t work_per_index() const { return g.w * g.kh * g.kw; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t xh = r % g.h, channel = r / g.h % g.c, b = r / (g.h * g.c);
         const index_t group = channel / g.group_channels(), ci = channel % g.group_channels();
         const index_t k = g.patch(), m = g.rows();
-        T acc = 0;
-        for (index_t ki = 0; ki < g.kh; ++ki) {
-            const index_t ph = xh + g.pad_h - ki * g.dil_h;  // = output row * stride
-            if (ph < 0 || ph % g.stride_h != 0 || ph / g.stride_h >= g.oh) continue;
-            for (index_t kj = 0; kj < g.kw; ++kj) {
-                const index_t pw = xw + g.pad_w - kj * g.dil_w;
-                if (pw < 0 || pw % g.stride_w != 0 || pw / g.stride_w >= g.ow) continue;
-                const index_t row = (b * g.oh + ph / g.stride_h) * g.ow + pw / g.stride_w;
-                acc += dcols[(group * m + row) * k + (ci * g.kh + ki) * g.kw + kj];
+        const T* group_cols = dcols + group * m * k;
+        for (index_t xw = lane; xw < g.w; xw += Lanes) {
+            T acc = 0;
+            for (index_t ki = 0; ki < g.kh; ++ki) {
+                const index_t ph = xh + g.pad_h - ki * g.dil_h;  // = output row * stride
+                if (ph < 0 || (g.stride_h != 1 && ph % g.stride_h != 0)) continue;
+                const index_t p = g.stride_h == 1 ? ph : ph / g.stride_h;
+                if (p >= g.oh) continue;
+                for (index_t kj = 0; kj < g.kw; ++kj) {
+                    const index_t pw = xw + g.pad_w - kj * g.dil_w;
+                    if (pw < 0 || (g.stride_w != 1 && pw % g.stride_w != 0)) continue;
+                    const index_t q = g.stride_w == 1 ? pw : pw / g.stride_w;
+                    if (q >= g.ow) continue;
+                    acc += group_cols[((b * g.oh + p) * g.ow + q) * k + (ci * g.kh + ki) * g.kw + kj];
+                }
             }
+            const index_t i = r * g.w + xw;
+            dx[i] = write(dx[i], acc, overwrite);
         }
-        dx[i] = write(dx[i], acc, overwrite);
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
+};
+
+// The products' layout (groups, n*oh*ow, o/groups) to the output's (n, o, oh*ow), or back
+// (to_groups). A row functor: to the output, row r is one plane (b, channel) of oh*ow positions;
+// to the groups, row r is one position of one group, its o/groups channels the columns.
+template <class T>
+struct ConvReorder {
+    const T* from;
+    T* to;
+    ConvGeometry g;
+    bool to_groups;
+    MINIGRAD_HD index_t rows() const { return to_groups ? g.groups * g.rows() : g.n * g.o; }
+    MINIGRAD_HD index_t cols() const { return to_groups ? g.o / g.groups : g.oh * g.ow; }
+    MINIGRAD_HD index_t work_per_index() const { return cols(); }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t og = g.o / g.groups, positions = g.oh * g.ow;
+        if (to_groups) {  // to[gi, b * P + s, oo] = from[b, gi * og + oo, s]
+            const index_t s = r % positions, b = r / positions % g.n, gi = r / (positions * g.n);
+            const T* src = from + (b * g.o + gi * og) * positions + s;
+            for (index_t oo = lane; oo < og; oo += Lanes) to[r * og + oo] = src[oo * positions];
+        } else {  // to[b, gi * og + oo, s] = from[gi, b * P + s, oo]
+            const index_t oc = r % g.o, b = r / g.o, gi = oc / og, oo = oc % og;
+            const T* src = from + (gi * g.n + b) * positions * og + oo;
+            for (index_t s = lane; s < positions; s += Lanes) to[r * positions + s] = src[s * og];
+        }
+    }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp);
-// the products are the backends' gemm, the permutes shape.hpp's.
+// the products are the backends' gemm.
 template <class T>
-using ConvFunctors = Functors<Im2Col<T>, Col2Im<T>>;
+using ConvFunctors = Functors<Im2Col<T>, Col2Im<T>, ConvReorder<T>>;
 
 }  // namespace kernels
 
@@ -124,14 +185,8 @@ namespace detail {
 // y (n, o, oh*ow) = out (groups, n*oh*ow, o/groups) reordered; or the other way (to_groups).
 template <class B, class T>
 void conv_reorder(const T* from, T* to, const kernels::ConvGeometry& g, bool to_groups, int device) {
-    const std::int64_t og = g.o / g.groups, positions = g.oh * g.ow;
-    if (!to_groups) {  // y[b, gi, oo, p] = out[gi, b * P + p, oo]
-        const std::int64_t dims[] = {g.n, g.groups, og, positions}, strides[] = {positions * og, g.n * positions * og, 1, og};
-        B::launch(g.n * g.o * positions, kernels::Permute<T>{from, to, kernels::strided_index(dims, strides, 4), true}, device);
-    } else {  // out[gi, b, p, oo] = y[b, gi * og + oo, p]
-        const std::int64_t dims[] = {g.groups, g.n, positions, og}, strides[] = {og * positions, g.o * positions, 1, positions};
-        B::launch(g.n * g.o * positions, kernels::Permute<T>{from, to, kernels::strided_index(dims, strides, 4), true}, device);
-    }
+    const kernels::ConvReorder<T> f{from, to, g, to_groups};
+    B::launch_rows(f.rows(), f.cols(), f, device);
 }
 
 template <class B, class T>
@@ -170,7 +225,7 @@ struct ConvNode : Node<B, T> {
                         x.device);
             }
             auto dx = grad_slot(x);
-            B::launch(x.numel(), kernels::Col2Im<T>{dcols.data(), dx.data, g, dx.overwrite}, x.device);
+            B::launch_rows(g.n * g.c * g.h, g.w, kernels::Col2Im<T>{dcols.data(), dx.data, g, dx.overwrite}, x.device);
         }
     }
 };
@@ -238,7 +293,7 @@ Tensor<B, T> conv(const char* op, const kernels::ConvGeometry& g, const Shape& o
     auto y = Tensor<B, T>::empty(out_shape, x.device());
     if (y.numel() == 0) return y;
     auto cols = Tensor<B, T>::empty(Shape{g.groups, m, k}, x.device());
-    B::launch(cols.numel(), kernels::Im2Col<T>{x.data(), cols.data(), g}, x.device());
+    B::launch_rows(g.groups * m, k, kernels::Im2Col<T>{x.data(), cols.data(), g}, x.device());
     auto grouped = Tensor<B, T>::empty(Shape{g.groups, m, og}, x.device());
     for (std::int64_t gi = 0; gi < g.groups; ++gi) {  // out_g (m, og) = cols_g (m, k) w_g^T + bias_g
         B::gemm(kernels::GemmElement<T>{cols.data() + gi * m * k, weight.data() + gi * og * k, bias.defined() ? bias.data() + gi * og : nullptr,

@@ -1,9 +1,9 @@
 // Pooling over (N, C, H, W) as torch.nn.functional's: max_pool2d (kernel, stride = kernel,
 // padding; its gradient goes to each window's arg-max, the first maximum, a NaN counting as one),
 // avg_pool2d (the padding counted in the divisor, as PyTorch's count_include_pad default) and
-// adaptive_avg_pool2d (windows from floor(p H / OH) to ceil((p + 1) H / OH)). Forward is a
-// thread per output; backward a thread per input element, summing the windows that read it in a
-// fixed order (no atomics). Not yet: dilation, ceil_mode, return_indices.
+// adaptive_avg_pool2d (windows from floor(p H / OH) to ceil((p + 1) H / OH)). Forward is a row
+// of outputs per thread (or warp); backward a row of input elements, each summing the windows that
+// read it in a fixed order (no atomics). Not yet: dilation, ceil_mode, return_indices.
 #pragma once
 
 #include <cstdint>
@@ -48,33 +48,58 @@ struct PoolGeometry {
     }
 };
 
+// The pooling functors are row functors (launch_rows): the forwards' row r is one output row
+// (plane, p), its ow windows the columns; the backwards' row r is one input row (plane, y), its w
+// elements the columns. One thread walks a backward row finding each element's windows without a
+// division (they move right monotonically); a GPU warp's lanes take neighbouring columns.
+
 // y (planes, oh, ow) = each window's maximum, where (its row * w + column in the plane) the first
-// one; rows and columns in the padding are not read. i over y's elements.
+// one; rows and columns in the padding are not read.
 template <class T>
 struct MaxPoolForward {
     const T* x;
     T* y;
     std::int64_t* where;
     PoolGeometry g;
-    MINIGRAD_HD index_t work_per_index() const { return g.kh * g.kw; }
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t q = i % g.ow, p = i / g.ow % g.oh, plane = i / (g.ow * g.oh);
+    MINIGRAD_HD index_t work_per_index() const { return g.ow * g.kh * g.kw; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t p = r % g.oh, plane = r / g.oh;
         const T* in = x + plane * g.h * g.w;
         const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
-        const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
-        index_t best = r0 * g.w + c0;
-        for (index_t r = r0; r < r1; ++r)
-            for (index_t c = c0; c < c1; ++c) {
-                const T v = in[r * g.w + c], b = in[best];
-                if (!(v <= b) && !(b != b)) best = r * g.w + c;  // greater, or a NaN; the first NaN stays
-            }
-        y[i] = in[best];
-        where[i] = best;
+        for (index_t q = lane; q < g.ow; q += Lanes) {
+            const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+            index_t best = r0 * g.w + c0;
+            for (index_t rr = r0; rr < r1; ++rr)
+                for (index_t c = c0; c < c1; ++c) {
+                    const T v = in[rr * g.w + c], b = in[best];
+                    if (!(v <= b) && !(b != b)) best = rr * g.w + c;  // greater, or a NaN; the first NaN stays
+                }
+            y[r * g.ow + q] = in[best];
+            where[r * g.ow + q] = best;
+        }
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
+// Calls fn(xw, q0, q1) for input row r's columns that lane `lane` of Lanes takes, with [q0, q1) the
+// windows whose columns hold xw.
+template <int Lanes, class F>
+MINIGRAD_HD void for_each_pool_column(const PoolGeometry& g, int lane, F&& fn) {
+    if constexpr (Lanes == 1) {
+        index_t q0 = 0, q1 = 0;
+        for (index_t xw = 0; xw < g.w; ++xw) {
+            while (q0 < g.ow && g.col_end(q0) <= xw) ++q0;   // the first window ending after xw
+            while (q1 < g.ow && g.col_begin(q1) <= xw) ++q1;  // past the last window starting at or before xw
+            fn(xw, q0, q1);
+        }
+    } else {
+        for (index_t xw = lane; xw < g.w; xw += Lanes) fn(xw, g.first_window_col(xw), g.last_window_col(xw));
+    }
+}
+
 // dx (planes, h, w), written or added, = the sum of dy over the windows whose maximum was this
-// element; i over dx's elements.
+// element.
 template <class T>
 struct MaxPoolBackward {
     const T* dy;
@@ -82,16 +107,34 @@ struct MaxPoolBackward {
     T* dx;
     PoolGeometry g;
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t xw = i % g.w, xh = i / g.w % g.h, plane = i / (g.w * g.h), at = xh * g.w + xw;
-        T acc = 0;
-        for (index_t p = g.first_window_row(xh); p < g.last_window_row(xh); ++p)
-            for (index_t q = g.first_window_col(xw); q < g.last_window_col(xw); ++q) {
-                const index_t o = (plane * g.oh + p) * g.ow + q;
-                if (where[o] == at) acc += dy[o];
-            }
-        dx[i] = write(dx[i], acc, overwrite);
+    MINIGRAD_HD index_t work_per_index() const { return g.w * (g.kh / g.stride_h + 1) * (g.kw / g.stride_w + 1); }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t xh = r % g.h, plane = r / g.h;
+        const index_t p0 = g.first_window_row(xh), p1 = g.last_window_row(xh);
+        if (Lanes == 1 && overwrite) {  // one thread: zero the row, then add each window's dy at its maximum, if in this row (the same
+                                        // sums, in the same order, as the per-element loop below)
+            T* out = dx + r * g.w;
+            for (index_t xw = 0; xw < g.w; ++xw) out[xw] = T(0);
+            for (index_t p = p0; p < p1; ++p)
+                for (index_t q = 0; q < g.ow; ++q) {
+                    const index_t o = (plane * g.oh + p) * g.ow + q, column = where[o] - xh * g.w;
+                    if (column >= 0 && column < g.w) out[column] += dy[o];
+                }
+            return;
+        }
+        for_each_pool_column<Lanes>(g, lane, [&](index_t xw, index_t q0, index_t q1) {
+            const index_t at = xh * g.w + xw;
+            T acc = 0;
+            for (index_t p = p0; p < p1; ++p)
+                for (index_t q = q0; q < q1; ++q) {
+                    const index_t o = (plane * g.oh + p) * g.ow + q;
+                    if (where[o] == at) acc += dy[o];
+                }
+            dx[r * g.w + xw] = write(dx[r * g.w + xw], acc, overwrite);
+        });
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // y (planes, oh, ow) = each window's mean: its sum over the rows and columns in the input, divided
@@ -104,35 +147,45 @@ struct AvgPoolForward {
     MINIGRAD_HD T divisor(index_t p, index_t q) const {
         return g.adaptive ? static_cast<T>((g.row_end(p) - g.row_begin(p)) * (g.col_end(q) - g.col_begin(q))) : static_cast<T>(g.kh * g.kw);
     }
-    MINIGRAD_HD void operator()(index_t i) const {
-        const index_t q = i % g.ow, p = i / g.ow % g.oh, plane = i / (g.ow * g.oh);
+    MINIGRAD_HD index_t work_per_index() const { return g.ow * g.kh * g.kw; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        const index_t p = r % g.oh, plane = r / g.oh;
         const T* in = x + plane * g.h * g.w;
         const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
-        const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
-        T acc = 0;
-        for (index_t r = r0; r < r1; ++r)
-            for (index_t c = c0; c < c1; ++c) acc += in[r * g.w + c];
-        y[i] = acc / divisor(p, q);
+        for (index_t q = lane; q < g.ow; q += Lanes) {
+            const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+            T acc = 0;
+            for (index_t rr = r0; rr < r1; ++rr)
+                for (index_t c = c0; c < c1; ++c) acc += in[rr * g.w + c];
+            y[r * g.ow + q] = acc / divisor(p, q);
+        }
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // dx (planes, h, w), written or added, = the sum over the windows that hold the element of dy / the
-// window's divisor; i over dx's elements.
+// window's divisor.
 template <class T>
 struct AvgPoolBackward {
     const T* dy;
     T* dx;
     AvgPoolForward<T> forward;  // its geometry and divisors
     bool overwrite;
-    MINIGRAD_HD void operator()(index_t i) const {
+    MINIGRAD_HD index_t work_per_index() const { return forward.g.w * 4; }
+    template <int Lanes, class Team>
+    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const PoolGeometry& g = forward.g;
-        const index_t xw = i % g.w, xh = i / g.w % g.h, plane = i / (g.w * g.h);
-        T acc = 0;
-        for (index_t p = g.first_window_row(xh); p < g.last_window_row(xh); ++p)
-            for (index_t q = g.first_window_col(xw); q < g.last_window_col(xw); ++q)
-                acc += dy[(plane * g.oh + p) * g.ow + q] / forward.divisor(p, q);
-        dx[i] = write(dx[i], acc, overwrite);
+        const index_t xh = r % g.h, plane = r / g.h;
+        const index_t p0 = g.first_window_row(xh), p1 = g.last_window_row(xh);
+        for_each_pool_column<Lanes>(g, lane, [&](index_t xw, index_t q0, index_t q1) {
+            T acc = 0;
+            for (index_t p = p0; p < p1; ++p)
+                for (index_t q = q0; q < q1; ++q) acc += dy[(plane * g.oh + p) * g.ow + q] / forward.divisor(p, q);
+            dx[r * g.w + xw] = write(dx[r * g.w + xw], acc, overwrite);
+        });
     }
+    MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
 // The functors this file's ops launch, for compiled steps (kernels::Functors, backend/kernels.hpp).
@@ -151,7 +204,7 @@ struct MaxPoolNode : Node<B, T> {
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
-        B::launch(x.numel(), kernels::MaxPoolBackward<T>{out.grad->data, where.data(), dx.data, g, dx.overwrite}, x.device);
+        B::launch_rows(g.planes * g.h, g.w, kernels::MaxPoolBackward<T>{out.grad->data, where.data(), dx.data, g, dx.overwrite}, x.device);
     }
 };
 template <class B, class T>
@@ -162,8 +215,8 @@ struct AvgPoolNode : Node<B, T> {
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
-        B::launch(x.numel(), kernels::AvgPoolBackward<T>{out.grad->data, dx.data, kernels::AvgPoolForward<T>{nullptr, nullptr, g}, dx.overwrite},
-                  x.device);
+        B::launch_rows(g.planes * g.h, g.w, kernels::AvgPoolBackward<T>{out.grad->data, dx.data, kernels::AvgPoolForward<T>{nullptr, nullptr, g}, dx.overwrite},
+                       x.device);
     }
 };
 
@@ -194,7 +247,7 @@ kernels::PoolGeometry pool_geometry(const char* op, const Tensor<B, T>& x, Size2
 template <class B, class T>
 Tensor<B, T> avg_pool(const char* op, const Tensor<B, T>& x, const kernels::PoolGeometry& g) {
     auto y = Tensor<B, T>::empty(Shape{x.size(0), x.size(1), g.oh, g.ow}, x.device());
-    if (y.numel() > 0) B::launch(y.numel(), kernels::AvgPoolForward<T>{x.data(), y.data(), g}, x.device());
+    if (y.numel() > 0) B::launch_rows(g.planes * g.oh, g.ow, kernels::AvgPoolForward<T>{x.data(), y.data(), g}, x.device());
     if (wants_grad(x)) {
         auto node = std::make_shared<AvgPoolNode<B, T>>();
         node->inputs = {x.impl_ptr(), nullptr, nullptr};
@@ -214,7 +267,7 @@ Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride =
     const auto g = detail::pool_geometry("max_pool2d", x, kernel_size, stride, padding);
     auto y = Tensor<B, T>::empty(Shape{x.size(0), x.size(1), g.oh, g.ow}, x.device());
     auto where = Tensor<B, std::int64_t>::empty(y.shape(), x.device());
-    if (y.numel() > 0) B::launch(y.numel(), kernels::MaxPoolForward<T>{x.data(), y.data(), where.data(), g}, x.device());
+    if (y.numel() > 0) B::launch_rows(g.planes * g.oh, g.ow, kernels::MaxPoolForward<T>{x.data(), y.data(), where.data(), g}, x.device());
     if (detail::wants_grad(x)) {
         auto node = std::make_shared<detail::MaxPoolNode<B, T>>();
         node->inputs = {x.impl_ptr(), nullptr, nullptr};
