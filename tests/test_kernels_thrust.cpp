@@ -854,37 +854,57 @@ static double dot(const std::vector<float>& a, const std::vector<float>& b) {
 }
 
 TEST_CASE("Im2Col gathers each patch, zero in the padding, and Col2Im is its adjoint: <im2col(x), c> = <x, col2im(c)>") {
-    // x (2, 4, 5, 6), 2 groups, kernel 3x2, stride 2x1, padding 1x0, dilation 1x2: oh 3, ow 4
-    k::ConvGeometry g{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2};
-    const auto x = random_values(2 * 4 * 5 * 6, 61);
-    const std::int64_t m = g.rows(), kk = g.patch();
-    std::vector<float> cols(static_cast<std::size_t>(g.groups * m * kk));
-    run(g.groups * m, k::Im2Col<float>{x.data(), cols.data(), g});  // a row per (group, output position)
-    std::vector<float> cols_lanes(cols.size(), -1.0f);  // a GPU warp's lanes sharing each row write the same
-    run_lanes<4>(g.groups * m, k::Im2Col<float>{x.data(), cols_lanes.data(), g});
-    CHECK(cols_lanes == cols);
-    // patch entry (channel 0 of group 1, ki 2, kj 1) at output (b 1, p 2, q 3): input row
-    // p * 2 - 1 + ki = 5, past the last row, so padding
-    const std::int64_t col = (0 * 3 + 2) * 2 + 1;
-    CHECK(cols[static_cast<std::size_t>((1 * m + (1 * 3 + 2) * 4 + 3) * kk + col)] == 0.0f);
-    // ...and at output (b 1, p 1, q 1): input channel 2, row 1 * 2 - 1 + 2 = 3, column 1 + 1 * 2 = 3
-    CHECK(cols[static_cast<std::size_t>((1 * m + (1 * 3 + 1) * 4 + 1) * kk + col)] == x[static_cast<std::size_t>(((1 * 4 + 2) * 5 + 3) * 6 + 3)]);
-    const auto c = random_values(cols.size(), 62);
-    std::vector<float> dx(x.size(), 0.0f);
-    run(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx.data(), g, true});  // a row per input row
-    CHECK(dot(cols, c) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
-    std::vector<float> dx_lanes(x.size(), 0.0f);
-    run_lanes<4>(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx_lanes.data(), g, true});
-    CHECK(dx_lanes == dx);
-    // ConvReorder: to the output's (n, o, positions) and back is the identity
-    std::vector<float> grouped = random_values(static_cast<std::size_t>(g.groups * m * (g.o / g.groups)), 65), nchw(grouped.size()), back(grouped.size());
-    const k::ConvReorder<float> to_nchw{grouped.data(), nchw.data(), g, false}, to_groups{nchw.data(), back.data(), g, true};
+    // x (2, 4, 5, 6), 2 groups, kernel 3x2, stride 2x1, padding 1x0, dilation 1x2: oh 3, ow 4; and
+    // the same with stride 1 and padding 1x1 (oh 5, ow 6), where one thread copies runs
+    for (const k::ConvGeometry g : {k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2}, k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 5, 6, 2, 1, 1, 1, 1, 1, 2}}) {
+        CAPTURE(g.stride_h);
+        const auto x = random_values(2 * 4 * 5 * 6, 61);
+        const std::int64_t m = g.rows(), kk = g.patch();
+        std::vector<float> cols(static_cast<std::size_t>(g.groups * m * kk));
+        run(g.groups * kk, k::Im2Col<float>{x.data(), cols.data(), g});  // a row per (group, kernel entry)
+        std::vector<float> cols_lanes(cols.size(), -1.0f);  // a GPU warp's lanes sharing each row write the same
+        run_lanes<4>(g.groups * kk, k::Im2Col<float>{x.data(), cols_lanes.data(), g});
+        CHECK(cols_lanes == cols);
+        // every entry against the definition: cols[group, (ci, ki, kj), (b, p, q)] = x[b, group * 2 + ci, p * sh - ph + ki, q * sw - pw + kj * 2]
+        int wrong = 0;
+        for (std::int64_t gi = 0; gi < 2; ++gi)
+            for (std::int64_t ci = 0; ci < 2; ++ci)
+                for (std::int64_t ki = 0; ki < 3; ++ki)
+                    for (std::int64_t kj = 0; kj < 2; ++kj)
+                        for (std::int64_t b = 0; b < 2; ++b)
+                            for (std::int64_t p = 0; p < g.oh; ++p)
+                                for (std::int64_t q = 0; q < g.ow; ++q) {
+                                    const std::int64_t y = p * g.stride_h - g.pad_h + ki, xx = q * g.stride_w - g.pad_w + kj * 2;
+                                    const float expected = y >= 0 && y < 5 && xx >= 0 && xx < 6 ? x[static_cast<std::size_t>(((b * 4 + gi * 2 + ci) * 5 + y) * 6 + xx)] : 0.0f;
+                                    const auto at = static_cast<std::size_t>((gi * kk + (ci * 3 + ki) * 2 + kj) * m + (b * g.oh + p) * g.ow + q);
+                                    wrong += cols[at] != expected;
+                                }
+        CHECK(wrong == 0);
+        const auto c = random_values(cols.size(), 62);
+        std::vector<float> dx(x.size(), 0.0f);
+        run(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx.data(), g, true});  // a row per input row
+        CHECK(dot(cols, c) == doctest::Approx(dot(x, dx)).epsilon(1e-5));
+        std::vector<float> dx_lanes(x.size(), 0.0f);
+        run_lanes<4>(g.n * g.c * g.h, k::Col2Im<float>{c.data(), dx_lanes.data(), g, true});
+        for (std::size_t i = 0; i < dx.size(); ++i) CHECK(dx_lanes[i] == dx[i]);  // the same sums in the same order
+    }
+    // ConvReorder: to the output's (n, o, positions) with the bias, and back, summing the bias gradient
+    const k::ConvGeometry g{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2};
+    const std::int64_t positions = g.oh * g.ow, m = g.rows();
+    const auto grouped = random_values(static_cast<std::size_t>(g.o * m), 65), bias = random_values(6, 66);
+    std::vector<float> nchw(grouped.size()), back(grouped.size()), dbias(6);
+    const k::ConvReorder<float> to_nchw{grouped.data(), nchw.data(), bias.data(), nullptr, g, false, false};
+    const k::ConvReorder<float> to_groups{nchw.data(), back.data(), nullptr, dbias.data(), g, true, true};
     run(to_nchw.rows(), to_nchw);
+    // y[b 1, channel 5, s 7] = out[channel 5, b 1 * P + 7] + bias[5]
+    CHECK(nchw[static_cast<std::size_t>((1 * g.o + 5) * positions + 7)] == grouped[static_cast<std::size_t>(5 * m + positions + 7)] + bias[5]);
     run_lanes<4>(to_groups.rows(), to_groups);
-    CHECK(back == grouped);
-    // ...and one entry where it belongs: out[gi 1, b 1 * P + s 5, oo 2] is y[b 1, channel 1 * 3 + 2, s 5]
-    const std::int64_t positions = g.oh * g.ow;
-    CHECK(nchw[static_cast<std::size_t>((1 * g.o + 5) * positions + 5)] == grouped[static_cast<std::size_t>((1 * m + 1 * positions + 5) * 3 + 2)]);
+    for (std::size_t i = 0; i < back.size(); ++i) CHECK(back[i] == grouped[i] + bias[i / static_cast<std::size_t>(m)]);
+    for (std::size_t ch = 0; ch < 6; ++ch) {
+        double sum = 0;
+        for (std::int64_t e = 0; e < m; ++e) sum += back[ch * static_cast<std::size_t>(m) + static_cast<std::size_t>(e)];
+        CHECK(dbias[ch] == doctest::Approx(sum).epsilon(1e-5));
+    }
 }
 
 TEST_CASE("pooling kernels: max's backward is the adjoint of its gather, avg's of its forward; an adaptive window's divisor") {

@@ -1,12 +1,12 @@
 // conv2d and conv1d as torch.nn.functional's: stride, padding (numbers, "same", "valid"),
 // dilation, groups and bias, with their backward. Lowered to the matrix product the backends
-// already have (im2col): the input's patches are gathered into cols (groups, N*OH*OW, C/groups*KH*KW),
-// each group's output is one product with its weights (B::gemm: OpenBLAS or the register-blocked
-// kernel on the CPU, cuBLAS or the built-in one on CUDA), and one permute puts the result in
-// (N, O, OH, OW) order. Backward is the same products transposed: the weight gradient from the
-// saved cols (the bias gradient in the same pass), the cols' gradient, and col2im, which sums every
-// input element's share in a fixed order (a thread per input element: no atomics). conv1d is the
-// same with a height of 1, with no copy.
+// already have (im2col): the input's patches are gathered into cols (groups, C/groups*KH*KW, N*OH*OW),
+// a row per kernel entry, so that the gather copies runs of each input row; each group's output is
+// one product with its weights (B::gemm: OpenBLAS or the register-blocked kernel on the CPU, cuBLAS
+// or the built-in one on CUDA), and one reorder (which adds the bias) puts it in (N, O, OH, OW)
+// order. Backward: the reorder back (which sums the bias gradient), the weight gradient from the
+// saved cols, the cols' gradient, and col2im, which sums every input element's share in a fixed
+// order (no atomics). conv1d is the same with a height of 1, with no copy.
 #pragma once
 
 #include <array>
@@ -66,50 +66,66 @@ struct ConvGeometry {
     MINIGRAD_HD index_t rows() const { return n * oh * ow; }            // m of each product
 };
 
-// cols is (groups, n*oh*ow, c/groups*kh*kw): the input's patch at each output position, 0 where
-// it reaches into the padding. A row functor (launch_rows): row r is one output position of one
-// group, its k patch entries the columns. One thread walks the patch with no division; a GPU warp's
-// lanes take neighbouring entries.
+// cols is (groups, c/groups*kh*kw, n*oh*ow): row (group, ci, ki, kj) holds, at each output
+// position, the input element that kernel entry reads there, 0 where it reaches into the padding.
+// A row functor (launch_rows): row r is one kernel entry of one group, its n*oh*ow positions the
+// columns. One thread copies each output row's valid span in one run (contiguous where the stride
+// is 1) and zeroes the rest; a GPU warp's lanes take neighbouring positions.
 template <class T>
 struct Im2Col {
     const T* x;
     T* cols;
     ConvGeometry g;
-    MINIGRAD_HD index_t work_per_index() const { return g.patch(); }
+    MINIGRAD_HD index_t work_per_index() const { return g.rows(); }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
-        const index_t m = g.rows(), k = g.patch(), position = r % m, group = r / m;
-        const index_t q = position % g.ow, p = position / g.ow % g.oh, b = position / (g.ow * g.oh);
-        const index_t top = p * g.stride_h - g.pad_h, left = q * g.stride_w - g.pad_w;
-        const T* planes = x + (b * g.c + group * g.group_channels()) * g.h * g.w;
-        T* out = cols + r * k;
+        const index_t k = g.patch(), m = g.rows(), entry = r % k, group = r / k;
+        const index_t kj = entry % g.kw, ki = entry / g.kw % g.kh, ci = entry / (g.kw * g.kh);
+        const index_t channel = group * g.group_channels() + ci, positions = g.oh * g.ow;
+        const index_t shift_h = ki * g.dil_h - g.pad_h, shift_w = kj * g.dil_w - g.pad_w;
+        T* out = cols + r * m;
         if constexpr (Lanes == 1) {
-            index_t col = 0;
-            for (index_t ci = 0; ci < g.group_channels(); ++ci) {
-                const T* plane = planes + ci * g.h * g.w;
-                for (index_t ki = 0; ki < g.kh; ++ki) {
-                    const index_t y = top + ki * g.dil_h;
-                    const bool inside = y >= 0 && y < g.h;
-                    for (index_t kj = 0; kj < g.kw; ++kj, ++col) {
-                        const index_t x_ = left + kj * g.dil_w;
-                        out[col] = inside && x_ >= 0 && x_ < g.w ? plane[y * g.w + x_] : T(0);
+            // the output columns q whose input column q * stride + shift_w is inside [0, w)
+            index_t q_lo = shift_w >= 0 ? 0 : (-shift_w + g.stride_w - 1) / g.stride_w;
+            index_t q_hi = g.w - shift_w <= 0 ? 0 : (g.w - shift_w - 1) / g.stride_w + 1;
+            q_lo = q_lo < g.ow ? q_lo : g.ow;
+            q_hi = q_hi < g.ow ? q_hi : g.ow;
+            q_hi = q_hi > q_lo ? q_hi : q_lo;
+            for (index_t b = 0; b < g.n; ++b) {
+                const T* plane = x + (b * g.c + channel) * g.h * g.w;
+                for (index_t p = 0; p < g.oh; ++p) {
+                    T* o = out + b * positions + p * g.ow;
+                    const index_t y = p * g.stride_h + shift_h;
+                    if (y < 0 || y >= g.h) {
+                        for (index_t q = 0; q < g.ow; ++q) o[q] = T(0);
+                        continue;
                     }
+                    const T* line = plane + y * g.w;
+                    for (index_t q = 0; q < q_lo; ++q) o[q] = T(0);
+                    if (g.stride_w == 1) {
+                        for (index_t q = q_lo; q < q_hi; ++q) o[q] = line[q + shift_w];
+                    } else {
+                        for (index_t q = q_lo; q < q_hi; ++q) o[q] = line[q * g.stride_w + shift_w];
+                    }
+                    for (index_t q = q_hi; q < g.ow; ++q) o[q] = T(0);
                 }
             }
         } else {
-            for (index_t col = lane; col < k; col += Lanes) {
-                const index_t kj = col % g.kw, ki = col / g.kw % g.kh, ci = col / (g.kw * g.kh);
-                const index_t y = top + ki * g.dil_h, x_ = left + kj * g.dil_w;
-                out[col] = y >= 0 && y < g.h && x_ >= 0 && x_ < g.w ? planes[(ci * g.h + y) * g.w + x_] : T(0);
+            for (index_t e = lane; e < m; e += Lanes) {
+                const index_t q = e % g.ow, p = e / g.ow % g.oh, b = e / positions;
+                const index_t y = p * g.stride_h + shift_h, x_ = q * g.stride_w + shift_w;
+                out[e] = y >= 0 && y < g.h && x_ >= 0 && x_ < g.w ? x[((b * g.c + channel) * g.h + y) * g.w + x_] : T(0);
             }
         }
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
-// dx (n, c, h, w), written or added, = the sum of dcols (as Im2Col lays cols out) over the patch
+// dx (n, c, h, w), written or added, = the sum of dcols (as Im2Col lays cols out) over the kernel
 // entries that read each input element, kernel row then column in order. A row functor: row r is
-// one input row (n, c, h), its w elements the columns.
+// one input row (n, c, h), its w elements the columns. One thread writing (overwrite) zeroes the
+// row and adds each kernel entry's span of positions in that order (the same sums); otherwise each
+// element sums its own.
 template <class T>
 struct Col2Im {
     const T* dcols;
@@ -121,12 +137,31 @@ struct Col2Im {
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const index_t xh = r % g.h, channel = r / g.h % g.c, b = r / (g.h * g.c);
         const index_t group = channel / g.group_channels(), ci = channel % g.group_channels();
-        const index_t k = g.patch(), m = g.rows();
-        const T* group_cols = dcols + group * m * k;
+        const index_t m = g.rows(), positions = g.oh * g.ow;
+        // the entries of this channel's kernel: rows of dcols, each position offset by b's
+        const T* entries = dcols + (group * g.patch() + ci * g.kh * g.kw) * m + b * positions;
+        T* out = dx + r * g.w;
+        if (Lanes == 1 && overwrite && g.stride_w == 1) {
+            for (index_t xw = 0; xw < g.w; ++xw) out[xw] = T(0);
+            for (index_t ki = 0; ki < g.kh; ++ki) {
+                const index_t ph = xh + g.pad_h - ki * g.dil_h;  // = output row * stride
+                if (ph < 0 || (g.stride_h != 1 && ph % g.stride_h != 0)) continue;
+                const index_t p = g.stride_h == 1 ? ph : ph / g.stride_h;
+                if (p >= g.oh) continue;
+                for (index_t kj = 0; kj < g.kw; ++kj) {
+                    // input column xw reads output column q = xw + shift, for q in [0, ow)
+                    const index_t shift = g.pad_w - kj * g.dil_w;
+                    const index_t lo = shift >= 0 ? 0 : -shift, hi_q = g.w + shift < g.ow ? g.w + shift : g.ow;
+                    const T* d = entries + (ki * g.kw + kj) * m + p * g.ow;
+                    for (index_t xw = lo; xw + shift < hi_q; ++xw) out[xw] += d[xw + shift];
+                }
+            }
+            return;
+        }
         for (index_t xw = lane; xw < g.w; xw += Lanes) {
             T acc = 0;
             for (index_t ki = 0; ki < g.kh; ++ki) {
-                const index_t ph = xh + g.pad_h - ki * g.dil_h;  // = output row * stride
+                const index_t ph = xh + g.pad_h - ki * g.dil_h;
                 if (ph < 0 || (g.stride_h != 1 && ph % g.stride_h != 0)) continue;
                 const index_t p = g.stride_h == 1 ? ph : ph / g.stride_h;
                 if (p >= g.oh) continue;
@@ -135,39 +170,50 @@ struct Col2Im {
                     if (pw < 0 || (g.stride_w != 1 && pw % g.stride_w != 0)) continue;
                     const index_t q = g.stride_w == 1 ? pw : pw / g.stride_w;
                     if (q >= g.ow) continue;
-                    acc += group_cols[((b * g.oh + p) * g.ow + q) * k + (ci * g.kh + ki) * g.kw + kj];
+                    acc += entries[(ki * g.kw + kj) * m + p * g.ow + q];
                 }
             }
-            const index_t i = r * g.w + xw;
-            dx[i] = write(dx[i], acc, overwrite);
+            out[xw] = write(out[xw], acc, overwrite);
         }
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
 };
 
-// The products' layout (groups, n*oh*ow, o/groups) to the output's (n, o, oh*ow), or back
-// (to_groups). A row functor: to the output, row r is one plane (b, channel) of oh*ow positions;
-// to the groups, row r is one position of one group, its o/groups channels the columns.
+// The products' layout (groups, o/groups, n*oh*ow) to the output's (n, o, oh*ow) plus the bias;
+// or back (to_groups), where each channel's row also sums into the bias gradient. Row functors:
+// to the output, row r is one plane (b, channel) of oh*ow positions; back, row r is one channel,
+// its n*oh*ow positions the columns.
 template <class T>
 struct ConvReorder {
     const T* from;
     T* to;
+    const T* bias;  // to the output: added where set
+    T* dbias;       // back: the sum of each channel's row, written or added, where set
     ConvGeometry g;
-    bool to_groups;
-    MINIGRAD_HD index_t rows() const { return to_groups ? g.groups * g.rows() : g.n * g.o; }
-    MINIGRAD_HD index_t cols() const { return to_groups ? g.o / g.groups : g.oh * g.ow; }
+    bool to_groups, dbias_overwrite;
+    MINIGRAD_HD index_t rows() const { return to_groups ? g.o : g.n * g.o; }
+    MINIGRAD_HD index_t cols() const { return to_groups ? g.rows() : g.oh * g.ow; }
     MINIGRAD_HD index_t work_per_index() const { return cols(); }
     template <int Lanes, class Team>
-    MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
-        const index_t og = g.o / g.groups, positions = g.oh * g.ow;
-        if (to_groups) {  // to[gi, b * P + s, oo] = from[b, gi * og + oo, s]
-            const index_t s = r % positions, b = r / positions % g.n, gi = r / (positions * g.n);
-            const T* src = from + (b * g.o + gi * og) * positions + s;
-            for (index_t oo = lane; oo < og; oo += Lanes) to[r * og + oo] = src[oo * positions];
-        } else {  // to[b, gi * og + oo, s] = from[gi, b * P + s, oo]
-            const index_t oc = r % g.o, b = r / g.o, gi = oc / og, oo = oc % og;
-            const T* src = from + (gi * g.n + b) * positions * og + oo;
-            for (index_t s = lane; s < positions; s += Lanes) to[r * positions + s] = src[s * og];
+    MINIGRAD_HD void row(index_t r, int lane, const Team& team) const {
+        const index_t positions = g.oh * g.ow;
+        if (to_groups) {  // to[channel, b * P + s] = from[b, channel, s]  (channel = gi * og + oo: the groups' order)
+            T sum = 0;
+            T* out = to + r * g.rows();
+            for (index_t b = 0; b < g.n; ++b) {
+                const T* src = from + (b * g.o + r) * positions;
+                for (index_t s = lane; s < positions; s += Lanes) {
+                    out[b * positions + s] = src[s];
+                    sum += src[s];
+                }
+            }
+            sum = team.sum(sum);
+            if (dbias && lane == 0) dbias[r] = write(dbias[r], sum, dbias_overwrite);
+        } else {  // to[b, channel, s] = from[channel, b * P + s] + bias[channel]
+            const index_t channel = r % g.o, b = r / g.o;
+            const T* src = from + channel * g.rows() + b * positions;
+            const T add = bias ? bias[channel] : T(0);
+            for (index_t s = lane; s < positions; s += Lanes) to[r * positions + s] = src[s] + add;
         }
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
@@ -182,13 +228,6 @@ using ConvFunctors = Functors<Im2Col<T>, Col2Im<T>, ConvReorder<T>>;
 
 namespace detail {
 
-// y (n, o, oh*ow) = out (groups, n*oh*ow, o/groups) reordered; or the other way (to_groups).
-template <class B, class T>
-void conv_reorder(const T* from, T* to, const kernels::ConvGeometry& g, bool to_groups, int device) {
-    const kernels::ConvReorder<T> f{from, to, g, to_groups};
-    B::launch_rows(f.rows(), f.cols(), f, device);
-}
-
 template <class B, class T>
 struct ConvNode : Node<B, T> {
     kernels::ConvGeometry g{};
@@ -201,26 +240,25 @@ struct ConvNode : Node<B, T> {
         auto& w = *this->inputs[1];
         TensorImpl<B, T>* bias = this->inputs[2].get();
         const std::int64_t og = g.o / g.groups, k = g.patch(), m = g.rows();
-        auto dy = Tensor<B, T>::empty(Shape{g.groups, m, og}, out.device);
-        conv_reorder<B>(out.grad->data, dy.data(), g, true, out.device);
+        // dy in the products' layout (groups, og, m), and dbias = each channel's sum in the same pass
+        auto dy = Tensor<B, T>::empty(Shape{g.groups, og, m}, out.device);
         const bool bias_grad = bias && bias->requires_grad;
         GradSlot<B, T> db{nullptr, false};
         if (bias_grad) db = grad_slot(*bias);
-        if (w.requires_grad) {  // dw_g (og, k) = dy_g^T (og, m) cols_g (m, k), and dbias_g = dy_g's column sums in the same pass
+        const kernels::ConvReorder<T> back{out.grad->data, dy.data(), nullptr, bias_grad ? db.data : nullptr, g, true, db.overwrite};
+        B::launch_rows(back.rows(), back.cols(), back, out.device);
+        if (w.requires_grad) {  // dw_g (og, k) = dy_g (og, m) cols_g^T
             auto dw = grad_slot(w);
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-                kernels::GemmElement<T> p{dy.data() + gi * m * og, cols.data() + gi * m * k, nullptr, dw.data + gi * og * k, og, k, m, true, false,
-                                          dw.overwrite};
-                if (bias_grad) p.a_sums = db.data + gi * og, p.a_sums_overwrite = db.overwrite;
-                B::gemm(p, w.device);
+                B::gemm(kernels::GemmElement<T>{dy.data() + gi * og * m, cols.data() + gi * k * m, nullptr, dw.data + gi * og * k, og, k, m, false,
+                                                true, dw.overwrite},
+                        w.device);
             }
-        } else if (bias_grad) {  // dbias_g = the sum of dy_g's rows
-            for (std::int64_t gi = 0; gi < g.groups; ++gi) B::sum_rows(dy.data() + gi * m * og, m, og, db.data + gi * og, db.overwrite, w.device);
         }
-        if (x.requires_grad) {  // dcols_g (m, k) = dy_g (m, og) w_g (og, k), then col2im
-            auto dcols = Tensor<B, T>::empty(Shape{g.groups, m, k}, x.device);
+        if (x.requires_grad) {  // dcols_g (k, m) = w_g^T (k, og) dy_g (og, m), then col2im
+            auto dcols = Tensor<B, T>::empty(Shape{g.groups, k, m}, x.device);
             for (std::int64_t gi = 0; gi < g.groups; ++gi) {
-                B::gemm(kernels::GemmElement<T>{dy.data() + gi * m * og, w.data + gi * og * k, nullptr, dcols.data() + gi * m * k, m, k, og, false,
+                B::gemm(kernels::GemmElement<T>{w.data + gi * og * k, dy.data() + gi * og * m, nullptr, dcols.data() + gi * k * m, k, m, og, true,
                                                 false, true},
                         x.device);
             }
@@ -292,15 +330,16 @@ Tensor<B, T> conv(const char* op, const kernels::ConvGeometry& g, const Shape& o
     const std::int64_t og = g.o / g.groups, k = g.patch(), m = g.rows();
     auto y = Tensor<B, T>::empty(out_shape, x.device());
     if (y.numel() == 0) return y;
-    auto cols = Tensor<B, T>::empty(Shape{g.groups, m, k}, x.device());
-    B::launch_rows(g.groups * m, k, kernels::Im2Col<T>{x.data(), cols.data(), g}, x.device());
-    auto grouped = Tensor<B, T>::empty(Shape{g.groups, m, og}, x.device());
-    for (std::int64_t gi = 0; gi < g.groups; ++gi) {  // out_g (m, og) = cols_g (m, k) w_g^T + bias_g
-        B::gemm(kernels::GemmElement<T>{cols.data() + gi * m * k, weight.data() + gi * og * k, bias.defined() ? bias.data() + gi * og : nullptr,
-                                        grouped.data() + gi * m * og, m, og, k, false, true, true},
+    auto cols = Tensor<B, T>::empty(Shape{g.groups, k, m}, x.device());
+    B::launch_rows(g.groups * k, m, kernels::Im2Col<T>{x.data(), cols.data(), g}, x.device());
+    auto grouped = Tensor<B, T>::empty(Shape{g.groups, og, m}, x.device());
+    for (std::int64_t gi = 0; gi < g.groups; ++gi) {  // out_g (og, m) = w_g (og, k) cols_g (k, m)
+        B::gemm(kernels::GemmElement<T>{weight.data() + gi * og * k, cols.data() + gi * k * m, nullptr, grouped.data() + gi * og * m, og, m, k, false,
+                                        false, true},
                 x.device());
     }
-    conv_reorder<B>(grouped.data(), y.data(), g, false, x.device());
+    const kernels::ConvReorder<T> reorder{grouped.data(), y.data(), bias.defined() ? bias.data() : nullptr, nullptr, g, false, false};
+    B::launch_rows(reorder.rows(), reorder.cols(), reorder, x.device());
     if (wants_grad(x, weight, bias)) {
         auto node = std::make_shared<ConvNode<B, T>>();
         node->inputs = {x.impl_ptr(), weight.impl_ptr(), bias.defined() ? bias.impl_ptr() : nullptr};

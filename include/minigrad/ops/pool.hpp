@@ -178,6 +178,18 @@ struct AvgPoolBackward {
         const PoolGeometry& g = forward.g;
         const index_t xh = r % g.h, plane = r / g.h;
         const index_t p0 = g.first_window_row(xh), p1 = g.last_window_row(xh);
+        if (Lanes == 1 && overwrite) {  // one thread: zero the row, then add each window's share over its columns (the same sums, in the
+                                        // same order, as the per-element loop below)
+            T* out = dx + r * g.w;
+            for (index_t xw = 0; xw < g.w; ++xw) out[xw] = T(0);
+            for (index_t p = p0; p < p1; ++p)
+                for (index_t q = 0; q < g.ow; ++q) {
+                    const T share = dy[(plane * g.oh + p) * g.ow + q] / forward.divisor(p, q);
+                    const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+                    for (index_t c = c0; c < c1; ++c) out[c] += share;
+                }
+            return;
+        }
         for_each_pool_column<Lanes>(g, lane, [&](index_t xw, index_t q0, index_t q1) {
             T acc = 0;
             for (index_t p = p0; p < p1; ++p)
