@@ -11,14 +11,24 @@ exactly the same train and test rows. The recipes are the examples' own:
     ./build/cpu/examples/digits --write-split /tmp/digits-split.csv --out /tmp/digits-out
     ./build/cpu/examples/diabetes --write-split /tmp/diabetes-split.csv --out /tmp/diabetes-out
     /usr/bin/python3 bench/torch_examples.py /tmp/digits-split.csv /tmp/diabetes-split.csv
+
+  digits_cnn: pixels / 16 as (N, 1, 8, 8), two Conv(3, pad 1) + BatchNorm + ReLU + MaxPool 2
+            blocks (16 and 32 channels), Flatten, Dropout(0.1), Linear(128, 10); Adam lr 1e-3,
+            batch 64 shuffled, 30 epochs (examples/digits_cnn). `cnn SPLIT SEEDS...` trains one
+            model per seed on the split and prints each test accuracy and mean epoch time:
+
+    /usr/bin/python3 bench/torch_examples.py cnn /tmp/digits-split.csv 1 2 3 4 5
 """
 import csv
 import sys
+import time
 
 import numpy as np
 import torch
 from sklearn.linear_model import LinearRegression
 from sklearn.preprocessing import StandardScaler
+
+from torch_models import DigitsCnn
 
 
 def read_csv(path, label):
@@ -60,6 +70,32 @@ def digits(split_path, seed=42):
         return (model(x[test]).argmax(1) == y[test]).float().mean().item()
 
 
+def digits_cnn(split_path, seed=42, epochs=30):
+    """Test accuracy and mean seconds per epoch (training and the test evaluation, as minigrad's)."""
+    x, y = read_csv("data/digits.csv", "label")
+    train, test = read_split(split_path)
+    x = torch.tensor(x / 16.0, dtype=torch.float32)
+    y = torch.tensor(y, dtype=torch.int64)
+    torch.manual_seed(seed)
+    model = DigitsCnn()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[train], y[train]), batch_size=64, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    start = time.perf_counter()
+    for _ in range(epochs):
+        model.train()
+        for xb, yb in loader:
+            loss = loss_fn(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
+    return accuracy, (time.perf_counter() - start) / epochs
+
+
 def diabetes(split_path, seed=42):
     x, y = read_csv("data/diabetes.csv", "target")
     train, test = read_split(split_path)
@@ -84,6 +120,14 @@ def diabetes(split_path, seed=42):
 
 
 def main():
+    if len(sys.argv) >= 4 and sys.argv[1] == "cnn":
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+        results = [digits_cnn(sys.argv[2], seed=int(s)) for s in sys.argv[3:]]
+        for s, (accuracy, seconds) in zip(sys.argv[3:], results):
+            print(f"digits_cnn, PyTorch, seed {s}: test accuracy {accuracy:.4f}, {seconds * 1e3:.1f} ms/epoch")
+        print(f"digits_cnn, PyTorch: mean test accuracy {np.mean([r[0] for r in results]):.4f} over {len(results)} seeds, "
+              f"mean {np.mean([r[1] for r in results]) * 1e3:.1f} ms/epoch")
+        return 0
     if len(sys.argv) != 3:
         print(__doc__)
         return 2

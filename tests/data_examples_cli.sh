@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The digits and diabetes examples as a user runs them: a short run exits 0 and writes loss.csv,
-# loss.svg, model.safetensors and the split; a bad flag ends with "error: ..." and a non-zero exit
-# (never a signal) before any training.
-# Usage: tests/data_examples_cli.sh <digits binary> <diabetes binary> <data folder> <scratch folder>
+# The digits, digits_cnn and diabetes examples as a user runs them: a short run exits 0 and writes
+# loss.csv, loss.svg, model.safetensors and the split; a bad flag ends with "error: ..." and a
+# non-zero exit (never a signal) before any training. digits_cnn also trains its 30 epochs and must
+# reach the test accuracy the README states (0.97).
+# Usage: tests/data_examples_cli.sh <digits binary> <diabetes binary> <data folder> <scratch folder> <digits_cnn binary>
 set -uo pipefail
-digits=$1 diabetes=$2 data=$3 scratch=$4
+digits=$1 diabetes=$2 data=$3 scratch=$4 digits_cnn=$5
 rm -rf "$scratch" && mkdir -p "$scratch"
 failures=0
 
@@ -27,8 +28,8 @@ expect() {
   fi
 }
 
-for name in digits diabetes; do
-  bin=${!name} csv="$data/$name.csv" out="$scratch/$name-out"
+for name in digits digits_cnn diabetes; do
+  bin=${!name} csv="$data/${name%_cnn}.csv" out="$scratch/$name-out"
   expect "$name" "$bin" "$csv" 0 "" --device cpu --epochs 2 --print-every 1 --out "$out" --write-split "$scratch/$name-split.csv"
   for f in loss.csv loss.svg model.safetensors; do
     [ -s "$out/$f" ] || { echo "FAIL: $name did not write $out/$f"; failures=$((failures + 1)); }
@@ -47,7 +48,7 @@ for name in digits diabetes; do
   expect "$name" "$bin" "$csv" nonzero "error: --out '/dev/null' exists and is not a folder" --out /dev/null
   expect "$name" "$bin" "$scratch" nonzero "error: read_csv: '$scratch' is a directory, expected a CSV file" --out "$out"
   # The other example's file: the label column it needs is not there.
-  other=$([ "$name" = digits ] && echo diabetes || echo digits)
+  other=$([ "$name" = diabetes ] && echo digits || echo diabetes)
   expect "$name" "$bin" "$data/$other.csv" nonzero "" --epochs 1 --out "$out"
   expect "$name" "$bin" "$csv" 0 "" --help
 done
@@ -70,5 +71,15 @@ awk -F, -v OFS=, -v line=$((test_row + 2)) 'NR > 1 { $NF = NR == line ? "1e10" :
 expect diabetes "$diabetes" "$scratch/diabetes-target-far.csv" nonzero \
   "error: test target #0 is 10000000000, which standardises to inf as a float (the training targets have mean 5.13e-31 and standard deviation 5e-31)" \
   --epochs 1 --out "$scratch/diabetes-target-far-out"
+
+# The CNN's full default run (30 epochs, seed 42): the README's accuracy, at least 0.97 on the test rows.
+expect digits_cnn "$digits_cnn" "$data/digits.csv" 0 "" --print-every 0 --out "$scratch/digits_cnn-full"
+accuracy=$(sed -nE 's/^Test accuracy: ([0-9.]+) .*/\1/p' "$scratch/stdout")
+if awk -v a="$accuracy" 'BEGIN { exit !(a >= 0.97) }'; then
+  echo "ok: digits_cnn's 30 epochs reach test accuracy $accuracy (>= 0.97)"
+else
+  echo "FAIL: digits_cnn's 30 epochs reach test accuracy '$accuracy', below 0.97"
+  failures=$((failures + 1))
+fi
 
 [ "$failures" -eq 0 ] || { echo "$failures case(s) failed"; exit 1; }

@@ -2,6 +2,9 @@
 //   safetensors_interop dump FILE    reads FILE with io::load_safetensors and prints what it read
 //   safetensors_interop write FILE   writes a fixed set of tensors, every dtype minigrad stores, to
 //                                    FILE with io::save_safetensors and prints what it wrote
+//   safetensors_interop cnn MODEL INPUT   loads MODEL (a state_dict PyTorch saved) into the digits
+//                                    CNN (examples/common/digits_cnn_model.hpp), in eval mode, and
+//                                    prints its float logits for INPUT's tensor "x" as tensor "logits"
 // Printed as lines that Python compares bit for bit with its own reading or writing:
 //   tensor <name, UTF-8 bytes in hex> <dtype> <shape, comma-separated, '-' for []> <data in hex, '-' when empty>
 //   metadata <key in hex> <value in hex>
@@ -17,7 +20,9 @@
 #include <type_traits>
 #include <vector>
 
-#include <minigrad/io/safetensors.hpp>
+#include <minigrad/minigrad.hpp>
+
+#include "../examples/common/digits_cnn_model.hpp"
 
 namespace io = minigrad::io;
 
@@ -97,18 +102,39 @@ io::SafetensorsFile written() {
     return file;
 }
 
+// The CNN's eval-mode logits for the input file's "x", from weights and buffers loaded strictly.
+io::SafetensorsFile cnn_logits(const char* model_path, const char* input_path) {
+    namespace mg = minigrad;
+    auto model = mg::nn::skip_init<examples::DigitsCnn<mg::Cpu>>();
+    model.load(model_path);
+    model.eval();
+    const auto input = io::load_safetensors(input_path);
+    const auto* x = input.find("x");
+    if (!x) mg::detail::fail<mg::IoError>("cnn: {} has no tensor 'x'", input_path);
+    const auto values = io::to_floating<float>(*x, "cnn", input_path);
+    mg::NoGradGuard no_grad;
+    const auto logits = model(mg::Tensor<mg::Cpu>::from(values, mg::Shape(std::span<const std::int64_t>(x->shape)))).to_vector();
+    io::SafetensorsFile out;
+    out.tensors.push_back(io::TensorData::from<float>("logits", {static_cast<std::int64_t>(logits.size()) / 10, 10}, logits));
+    return out;
+}
+
 int usage() {
-    std::fputs("usage: safetensors_interop dump FILE | write FILE\n", stderr);
+    std::fputs("usage: safetensors_interop dump FILE | write FILE | cnn MODEL INPUT\n", stderr);
     return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    if (argc != 3) return usage();
+    if (argc < 3) return usage();
     const std::string_view mode = argv[1];
     try {
-        if (mode == "dump") {
+        if (mode == "cnn" && argc == 4) {
+            print(cnn_logits(argv[2], argv[3]));
+        } else if (argc != 3) {
+            return usage();
+        } else if (mode == "dump") {
             print(io::load_safetensors(argv[2]));
         } else if (mode == "write") {
             const auto file = written();

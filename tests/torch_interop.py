@@ -14,6 +14,11 @@ minigrad -> python: `TOOL write` saves a fixed set of tensors and prints them; s
   minigrad with the same result, and loads into the Iris MLP as a torch.nn.Module
   (tools/make_safetensors_fixtures.py --check).
 
+cnn: a torch.nn CNN with BatchNorm (bench/torch_models.py's DigitsCnn, trained a few steps so that
+  its running statistics and num_batches_tracked have moved) is saved by safetensors.torch, in F32
+  and in BF16; `TOOL cnn` loads each into minigrad's copy of the model and prints its eval-mode
+  logits, which must match PyTorch's within 1e-5 (for BF16, PyTorch's with the same rounded weights).
+
 Metadata: what the writer put in "__metadata__" must be read back, but a reader may find more keys
 (minigrad may add its own, such as checksums), so extra keys are not a difference.
 Exits 1 on the first direction that finds a difference.
@@ -207,6 +212,41 @@ def minigrad_to_python(minigrad, work, torch):
         sys.exit(1)
 
 
+def cnn_to_minigrad(minigrad, work, torch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    from torch_models import DigitsCnn
+    from safetensors.torch import save_file as torch_save
+    torch.manual_seed(0)
+    model = DigitsCnn()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):  # training steps: the running statistics and the counter move away from their start
+        loss = torch.nn.functional.cross_entropy(model(torch.rand(16, 64)), torch.randint(0, 10, (16,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    x = torch.rand(6, 64)
+    torch_save({"x": x}, str(work / "cnn_input.safetensors"))
+    state = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    rounded = {name: (t.to(torch.bfloat16) if t.is_floating_point() else t) for name, t in state.items()}
+    found = []
+    for label, saved, weights in (("F32", state, state), ("BF16", rounded, {n: t.float() if t.is_floating_point() else t for n, t in rounded.items()})):
+        path = work / f"cnn_{label.lower()}.safetensors"
+        torch_save(saved, str(path))
+        reference = DigitsCnn()
+        reference.load_state_dict(weights)
+        reference.eval()
+        with torch.no_grad():
+            expected = reference(x).numpy()
+        tensors, _ = parse(tool(minigrad, "cnn", path, work / "cnn_input.safetensors").stdout)
+        got = np.frombuffer(tensors["logits"].data, dtype=np.float32).reshape(tensors["logits"].shape)
+        gap = float(np.max(np.abs(got - expected)))
+        if not gap <= 1e-5:
+            found.append(f"the CNN saved by PyTorch in {label}: minigrad's logits differ from PyTorch's by up to {gap:.3g} (allowed 1e-5)")
+        print(f"PyTorch CNN -> minigrad ({label}, BatchNorm buffers included): logits of {x.shape[0]} rows within {gap:.2g} of PyTorch's")
+    fail_if(found)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(f"usage: {sys.argv[0]} TOOL WORK_DIR")
@@ -225,6 +265,8 @@ def main():
         torch, missing_torch = None, e
     python_to_minigrad(minigrad, work, torch)
     minigrad_to_python(minigrad, work, torch)
+    if torch is not None:
+        cnn_to_minigrad(minigrad, work, torch)
     if torch is None:
         print(f"FAILED: the PyTorch half did not run: {missing_torch} "
               f"(apt-get install python3-torch, then rerun; scripts/test.sh installs it)")

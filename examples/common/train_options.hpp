@@ -20,12 +20,14 @@ struct TrainOptions {
     int epochs = 30;
     double lr = 1e-3;
     std::uint32_t seed = 42;
+    std::optional<std::uint32_t> split_seed;  // --split-seed; unset: the split follows --seed
     int print_every = 1;
     std::string data;
     std::string out = "out";
     std::string write_split;  // empty: not written
     bool distributed = false;  // --distributed: data-parallel over the ranks mpirun started (digits)
     bool offers_distributed = false;  // whether the example has the --distributed flag
+    std::uint32_t split_seed_or_seed() const { return split_seed.value_or(seed); }
 };
 
 // Options to run with, or the exit code of a run that ends here (0 after --help, non-zero after a
@@ -53,6 +55,9 @@ inline ParsedTrainOptions parse_train_options(int argc, const char* const* argv,
     app.add_option("--seed", o.seed, "seed of the weights, the dropout masks, the batch order and the train/test split")
         ->check(whole_number(0, std::numeric_limits<std::uint32_t>::max()))
         ->capture_default_str();
+    app.add_option("--split-seed", o.split_seed,
+                   "seed of the train/test split alone (default: --seed), to train several seeds on one split")
+        ->check(whole_number(0, std::numeric_limits<std::uint32_t>::max()));
     app.add_option("--print-every", o.print_every, "print a progress line every N epochs (0: none)")
         ->check(whole_number(0, max_example_epochs))
         ->capture_default_str();

@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
         const auto& o = *parsed.options;
         examples::prepare_out_dir(o.out);
         const auto diabetes = mg::data::read_csv(o.data, {.label = "target", .label_kind = mg::data::LabelKind::number});
-        const auto [train_set, test_set] = examples::split_dataset(diabetes, 0.2, o.seed, o.write_split);
+        const auto [train_set, test_set] = examples::split_dataset(diabetes, 0.2, o.split_seed_or_seed(), o.write_split);
         return examples::run_on_device(o.device, [&]<class B>() { return train<B>(o, train_set, test_set); });
     });
 }

@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
         auto digits = mg::data::read_csv(o.data, {.label = "label", .label_kind = mg::data::LabelKind::integer});
         digits.check_classes(10, o.data);  // the model's 10 outputs: every row, train and test, before training
         for (auto& v : digits.x.values) v /= 16.0f;
-        const auto [train_set, test_set] = examples::split_dataset(digits, 0.2, o.seed, lead ? o.write_split : std::string());
+        const auto [train_set, test_set] = examples::split_dataset(digits, 0.2, o.split_seed_or_seed(), lead ? o.write_split : std::string());
         return examples::run_on_device(o.device, [&]<class B>() { return train<B>(o, train_set, test_set); });
     });
 }
