@@ -47,37 +47,16 @@ def read_split(path):
     return np.array(train), np.array(test)
 
 
-def digits(split_path, seed=42):
+def train_digits(split_path, seed, make_model, epochs=30):
+    """The digits recipe (pixels / 16, Adam lr 1e-3, shuffled batches of 64) with make_model()'s
+    model: the test accuracy, and the mean seconds per epoch (training and the test evaluation, as
+    the minigrad examples time it)."""
     x, y = read_csv("data/digits.csv", "label")
     train, test = read_split(split_path)
     x = torch.tensor(x / 16.0, dtype=torch.float32)
     y = torch.tensor(y, dtype=torch.int64)
     torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(128, 10))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[train], y[train]), batch_size=64, shuffle=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    for _ in range(30):
-        model.train()
-        for xb, yb in loader:
-            loss = loss_fn(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        return (model(x[test]).argmax(1) == y[test]).float().mean().item()
-
-
-def digits_cnn(split_path, seed=42, epochs=30):
-    """Test accuracy and mean seconds per epoch (training and the test evaluation, as minigrad's)."""
-    x, y = read_csv("data/digits.csv", "label")
-    train, test = read_split(split_path)
-    x = torch.tensor(x / 16.0, dtype=torch.float32)
-    y = torch.tensor(y, dtype=torch.int64)
-    torch.manual_seed(seed)
-    model = DigitsCnn()
+    model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x[train], y[train]), batch_size=64, shuffle=True,
@@ -94,6 +73,15 @@ def digits_cnn(split_path, seed=42, epochs=30):
         with torch.no_grad():
             accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
     return accuracy, (time.perf_counter() - start) / epochs
+
+
+def digits(split_path, seed=42):
+    mlp = lambda: torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Dropout(0.1), torch.nn.Linear(128, 10))
+    return train_digits(split_path, seed, mlp)[0]
+
+
+def digits_cnn(split_path, seed=42, epochs=30):
+    return train_digits(split_path, seed, DigitsCnn, epochs)
 
 
 def diabetes(split_path, seed=42):

@@ -1,7 +1,8 @@
 // The digits example's model and training epoch (examples/digits), for the code that measures the
 // recipe without the example around it: bench/digits_bench.cpp and the tests that count what an
-// epoch costs (tests/recipe_run.hpp). The example writes its own loop, which also averages
-// gradients across processes under --distributed.
+// epoch costs (tests/recipe_run.hpp); examples/digits_cnn trains its CNN with the same epoch.
+// examples/digits writes its own loop, which also averages gradients across processes under
+// --distributed.
 #pragma once
 
 #include <minigrad/minigrad.hpp>

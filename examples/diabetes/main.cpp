@@ -107,29 +107,12 @@ int train(const examples::TrainOptions& o, const mg::data::Dataset& train_set, c
     const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
     const auto losses = log.values();
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        if (!std::isfinite(losses[i])) {
-            fmt::print(stderr, "error: the training loss became {} at epoch {}; try a smaller --lr than {}\n",
-                       std::isnan(losses[i]) ? "NaN" : "infinite", i + 1, o.lr);
-            return 3;
-        }
-    }
+    if (examples::loss_diverged(losses, o.lr)) return 3;
     fmt::print("Training time: {:.3f} s ({:.1f} us/epoch, progress lines included)\n", seconds, seconds * 1e6 / o.epochs);
     fmt::print("Final train loss: {:.6f} (standardised units; {:.1f} in original units)\n", losses.back(), losses.back() * variance);
     fmt::print("Test MSE: {:.1f} (RMSE {:.1f}, original units)\n", mse, std::sqrt(mse));
-    std::fflush(stdout);  // the results stay printed whatever happens to the files below
-
-    const std::filesystem::path out(o.out);
-    std::vector<double> epochs, curve;
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        epochs.push_back(static_cast<double>(i + 1));
-        curve.push_back(losses[i]);
-    }
-    examples::write_loss_csv(out / "loss.csv", epochs, curve);
-    examples::write_svg((out / "loss.svg").string(), {fmt::format("Diabetes MLP training loss ({}, Adam lr {}, full batch)", B::name, o.lr),
-                                                      "Epoch", "MSE (standardised target)", epochs, curve});
-    model.save(out / "model.safetensors");
-    fmt::print("Wrote {0}/loss.csv, {0}/loss.svg and {0}/model.safetensors\n", o.out);
+    examples::write_outputs(o.out, losses, fmt::format("Diabetes MLP training loss ({}, Adam lr {}, full batch)", B::name, o.lr),
+                            "MSE (standardised target)", model);
     return 0;
 }
 

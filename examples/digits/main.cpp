@@ -135,32 +135,14 @@ int train(const examples::TrainOptions& o, const mg::data::Dataset& train_set, c
     model.train();
 
     const auto losses = log.values();
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        if (!std::isfinite(losses[i])) {
-            fmt::print(stderr, "error: the training loss became {} at epoch {}; try a smaller --lr than {}\n",
-                       std::isnan(losses[i]) ? "NaN" : "infinite", i + 1, o.lr);
-            return 3;
-        }
-    }
+    if (examples::loss_diverged(losses, o.lr)) return 3;
     if (!lead) return 0;
     const auto right = static_cast<long>(std::lround(accuracy * static_cast<double>(test_set.size())));
     fmt::print("Training time: {:.3f} s ({:.3f} s/epoch, test evaluation included)\n", total_seconds, total_seconds / o.epochs);
     fmt::print("Final train loss: {:.6f}\n", losses.back());
     fmt::print("Test accuracy: {:.4f} ({} of {} rows)\n", accuracy, right, test_set.size());
-    std::fflush(stdout);  // the results stay printed whatever happens to the files below
-
-    const std::filesystem::path out(o.out);
-    std::vector<double> epochs, curve;
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        epochs.push_back(static_cast<double>(i + 1));
-        curve.push_back(losses[i]);
-    }
-    examples::write_loss_csv(out / "loss.csv", epochs, curve);
-    examples::write_svg((out / "loss.svg").string(),
-                        {fmt::format("Digits MLP training loss ({}, Adam lr {}, batch 64)", B::name, o.lr), "Epoch",
-                         "Cross-entropy loss (mean over the epoch's batches)", epochs, curve});
-    model.save(out / "model.safetensors");
-    fmt::print("Wrote {0}/loss.csv, {0}/loss.svg and {0}/model.safetensors\n", o.out);
+    examples::write_outputs(o.out, losses, fmt::format("Digits MLP training loss ({}, Adam lr {}, batch 64)", B::name, o.lr),
+                            "Cross-entropy loss (mean over the epoch's batches)", model);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 
 #include "../common/device.hpp"
 #include "../common/digits_cnn_model.hpp"
+#include "../common/digits_recipe.hpp"
 #include "../common/guarded_main.hpp"
 #include "../common/output.hpp"
 #include "../common/split.hpp"
@@ -46,15 +47,7 @@ int train(const examples::TrainOptions& o, const mg::data::Dataset& train_set, c
     for (int epoch = 1; epoch <= o.epochs; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
         model.train();
-        mg::Tensor<B> loss_sum;
-        for (const auto& [x, y] : loader) {
-            auto loss = loss_fn(model(x), y);
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            mg::NoGradGuard no_grad;
-            loss_sum = loss_sum.defined() ? loss_sum + loss.detach() : loss.detach();
-        }
+        const auto loss_sum = examples::digits_epoch(model, opt, loss_fn, loader);
         {
             mg::NoGradGuard no_grad;
             log.record(loss_sum / batches);
@@ -70,31 +63,13 @@ int train(const examples::TrainOptions& o, const mg::data::Dataset& train_set, c
     model.train();
 
     const auto losses = log.values();
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        if (!std::isfinite(losses[i])) {
-            fmt::print(stderr, "error: the training loss became {} at epoch {}; try a smaller --lr than {}\n",
-                       std::isnan(losses[i]) ? "NaN" : "infinite", i + 1, o.lr);
-            return 3;
-        }
-    }
+    if (examples::loss_diverged(losses, o.lr)) return 3;
     const auto right = static_cast<long>(std::lround(accuracy * static_cast<double>(test_set.size())));
     fmt::print("Training time: {:.3f} s ({:.3f} s/epoch, test evaluation included)\n", total_seconds, total_seconds / o.epochs);
     fmt::print("Final train loss: {:.6f}\n", losses.back());
     fmt::print("Test accuracy: {:.4f} ({} of {} rows)\n", accuracy, right, test_set.size());
-    std::fflush(stdout);  // the results stay printed whatever happens to the files below
-
-    const std::filesystem::path out(o.out);
-    std::vector<double> epochs, curve;
-    for (std::size_t i = 0; i < losses.size(); ++i) {
-        epochs.push_back(static_cast<double>(i + 1));
-        curve.push_back(losses[i]);
-    }
-    examples::write_loss_csv(out / "loss.csv", epochs, curve);
-    examples::write_svg((out / "loss.svg").string(),
-                        {fmt::format("Digits CNN training loss ({}, Adam lr {}, batch 64)", B::name, o.lr), "Epoch",
-                         "Cross-entropy loss (mean over the epoch's batches)", epochs, curve});
-    model.save(out / "model.safetensors");
-    fmt::print("Wrote {0}/loss.csv, {0}/loss.svg and {0}/model.safetensors\n", o.out);
+    examples::write_outputs(o.out, losses, fmt::format("Digits CNN training loss ({}, Adam lr {}, batch 64)", B::name, o.lr),
+                            "Cross-entropy loss (mean over the epoch's batches)", model);
     return 0;
 }
 
