@@ -1,4 +1,4 @@
-// BatchNorm (ops/batch_norm.hpp, nn/batch_norm.hpp) and PyTorch's values for conv, pooling and
+// BatchNorm (ops/batch_norm.hpp, nn/batch_norm.hpp) and PyTorch's values for conv, conv_transpose2d, pooling and
 // BatchNorm (tests/data/conv_goldens.safetensors, from tools/make_conv_goldens.py) in double and
 // float; batch_norm's gradients against central differences; the modules' buffers (state_dict
 // names, save and load, to<B2>()); every error message.
@@ -82,6 +82,13 @@ void conv_and_pool_goldens() {
                 options.padding = mg::Padding(c.at("padding")[0].get<std::int64_t>(), c.at("padding")[1].get<std::int64_t>());
             }
             y = mg::conv2d(x, w, b, options);
+        } else if (op == "conv_transpose2d") {
+            w = g.get(name + ".w", true);
+            if (c.at("bias")) b = g.get(name + ".b", true);
+            const auto pair = [&](const char* key) { return mg::Size2(c.at(key)[0].get<std::int64_t>(), c.at(key)[1].get<std::int64_t>()); };
+            y = mg::conv_transpose2d(x, w, b,
+                                     {.stride = pair("stride"), .padding = pair("padding"), .output_padding = pair("output_padding"),
+                                      .groups = c.at("groups"), .dilation = pair("dilation")});
         } else if (op == "adaptive_avg_pool2d") {
             y = mg::adaptive_avg_pool2d(x, {c.at("output_size")[0], c.at("output_size")[1]});
         } else {
@@ -95,10 +102,10 @@ void conv_and_pool_goldens() {
         if (w.defined()) g.check(w.grad(), name + ".grad.w");
         if (b.defined()) g.check(b.grad(), name + ".grad.b");
     }
-    CHECK(seen == 16);
+    CHECK(seen == 19);
 }
 
-TEST_CASE("conv2d, max_pool2d (ties), avg_pool2d and adaptive_avg_pool2d: values and gradients as PyTorch's, in double and float") {
+TEST_CASE("conv2d, conv_transpose2d, max_pool2d (ties), avg_pool2d and adaptive_avg_pool2d: values and gradients as PyTorch's, in double and float") {
     SUBCASE("double") { conv_and_pool_goldens<double>(); }
     SUBCASE("float") { conv_and_pool_goldens<float>(); }
 }

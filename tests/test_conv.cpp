@@ -166,6 +166,38 @@ static std::vector<double> direct_pool(const std::vector<double>& x, std::int64_
     return out;
 }
 
+TEST_CASE("conv_transpose2d is conv2d's adjoint: <conv2d(u, w), x> = <u, conv_transpose2d(x, w)>; gradients; the layer; errors") {
+    // the convolution (2 groups, stride 2, padding 1, dilation 1x2) from u (2, 6, 9, 8) to x's shape
+    auto w = random_tensor(mg::Shape{4, 3, 3, 2}, 51);  // as conv2d's weight: (4 out, 6 / 2 in per group, 3, 2)
+    auto u = random_tensor(mg::Shape{2, 6, 9, 8}, 52);
+    const mg::Conv2dOptions conv{.stride = 2, .padding = 1, .dilation = {1, 2}, .groups = 2};
+    const auto y = mg::conv2d(u, w, T2{}, conv);
+    auto x = random_tensor(y.shape(), 53);
+    // output_padding takes the transposed output back to u's 9 x 8 (the convolution dropped a row)
+    const mg::ConvTranspose2dOptions transposed{.stride = 2, .padding = 1, .output_padding = {0, 1}, .groups = 2, .dilation = {1, 2}};
+    const auto v = mg::conv_transpose2d(x, w, T2{}, transposed);
+    REQUIRE(v.shape() == u.shape());
+    double left = 0, right = 0;
+    const auto yv = y.to_vector(), xv = x.to_vector(), uv = u.to_vector(), vv = v.to_vector();
+    for (std::size_t i = 0; i < yv.size(); ++i) left += yv[i] * xv[i];
+    for (std::size_t i = 0; i < uv.size(); ++i) right += uv[i] * vv[i];
+    CHECK(left == doctest::Approx(right).epsilon(1e-12));
+    auto b = random_tensor(mg::Shape{6}, 54);
+    check_gradients([&] { return weighted(mg::conv_transpose2d(x, w, b, transposed)); }, {x, w, b});
+
+    mg::nn::ConvTranspose2d<mg::Cpu, double> layer(4, 6, {3, 2}, transposed);
+    CHECK(layer.weight.shape() == mg::Shape{4, 3, 3, 2});
+    CHECK(layer.bias.shape() == mg::Shape{6});
+    for (double value : layer.weight.to_vector()) CHECK(std::abs(value) <= 1.0 / std::sqrt(3.0 * 3 * 2));  // fan_in: 3 out per group x 3 x 2
+    CHECK(layer(x).shape() == u.shape());
+    CHECK(error_message([&] { mg::conv_transpose2d(x, w, T2{}, {.stride = 2, .output_padding = 2}); }) ==
+          "conv_transpose2d: output_padding [2, 2] must be >= 0 and smaller than either stride [2, 2] or dilation [1, 1]");
+    CHECK(error_message([&] { mg::conv_transpose2d(random_tensor(mg::Shape{1, 3, 4, 4}, 55), w); }) ==
+          "conv_transpose2d: argument #2 'weight' has shape [4, 3, 3, 2]: 4 input channels, but argument #1 'input' of shape [1, 3, 4, 4] has 3");
+    CHECK(error_message([&] { mg::conv_transpose2d(random_tensor(mg::Shape{3, 4, 4}, 56), w); }) ==
+          "conv_transpose2d: argument #1 'input' has shape [3, 4, 4], expected [N, C, H, W]");
+}
+
 TEST_CASE("max_pool2d, avg_pool2d and adaptive_avg_pool2d equal direct pooling; gradients by central differences; the layers; errors") {
     auto x = random_tensor(mg::Shape{2, 3, 7, 6}, 41);
     const auto xv = x.to_vector();

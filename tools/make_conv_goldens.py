@@ -7,7 +7,8 @@ the exact same numbers. Each case "<name>" stores its inputs ("<name>.x", ".w", 
 ("<name>.y"), the upstream gradient ("<name>.dy": the output's gradient is dy, as if the loss were
 sum(y * dy)) and the gradient of each input ("<name>.grad.x", ...).
 
-- conv2d: a grid over stride, padding (numbers, "same"), dilation, groups and bias.
+- conv2d: a grid over stride, padding (numbers, "same"), dilation, groups and bias; conv_transpose2d
+  over stride, padding, output_padding, groups, dilation and bias.
 - max_pool2d, avg_pool2d, adaptive_avg_pool2d: inputs with ties (values rounded to a coarse grid),
   so that max_pool2d's gradient must go to the first maximum as PyTorch's does.
 - batch_norm: torch.nn.BatchNorm2d and BatchNorm1d run for three training steps and then one eval
@@ -21,10 +22,11 @@ Debian's python3-torch: /usr/bin/python3 tools/make_conv_goldens.py
 """
 import json
 import pathlib
-import struct
 
 import torch
 import torch.nn.functional as F
+
+from make_loss_goldens import save  # the safetensors layout, written directly
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "conv_goldens.safetensors"
 GEN = torch.Generator().manual_seed(11)
@@ -68,6 +70,27 @@ def conv_cases(out):
         with_grads(name, out, fn, inputs)
         listed.append({"name": name, "op": "conv2d", "stride": list(stride), "padding": padding if isinstance(padding, str) else list(padding),
                        "dilation": list(dilation), "groups": groups, "bias": bias})
+    return listed
+
+
+def conv_transpose_cases(out):
+    listed = []
+    # n, c_in, h, w, c_out, kh, kw, stride, padding, output_padding, groups, dilation, bias
+    grid = [
+        (2, 4, 3, 4, 6, 3, 3, (2, 2), (1, 1), (1, 1), 2, (1, 1), True),
+        (1, 3, 5, 4, 2, 2, 3, (1, 2), (0, 1), (0, 1), 1, (2, 1), True),
+        (2, 2, 4, 4, 4, 4, 4, (2, 2), (1, 1), (0, 0), 1, (1, 1), False),
+    ]
+    for i, (n, c, h, w, o, kh, kw, stride, padding, output_padding, groups, dilation, bias) in enumerate(grid):
+        name = f"conv_transpose2d.{i}"
+        inputs = {"x": uniform(n, c, h, w), "w": uniform(c, o // groups, kh, kw)}
+        if bias:
+            inputs["b"] = uniform(o)
+        fn = lambda x, w, b=None: F.conv_transpose2d(x, w, b, stride=stride, padding=padding, output_padding=output_padding, groups=groups,
+                                                     dilation=dilation)
+        with_grads(name, out, fn, inputs)
+        listed.append({"name": name, "op": "conv_transpose2d", "stride": list(stride), "padding": list(padding),
+                       "output_padding": list(output_padding), "groups": groups, "dilation": list(dilation), "bias": bias})
     return listed
 
 
@@ -120,25 +143,9 @@ def batch_norm_cases(out):
     return listed
 
 
-def save(tensors, metadata, path):
-    """The safetensors layout: an 8-byte little-endian header size, the JSON header, the data."""
-    dtypes = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
-    header = {"__metadata__": metadata}
-    blobs = []
-    offset = 0
-    for name, t in tensors.items():
-        blob = t.contiguous().numpy().tobytes()
-        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(blob)]}
-        blobs.append(blob)
-        offset += len(blob)
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-len(text) % 8)
-    path.write_bytes(struct.pack("<Q", len(text)) + text + b"".join(blobs))
-
-
 def main():
     out = {}
-    listed = conv_cases(out) + pool_cases(out) + batch_norm_cases(out)
+    listed = conv_cases(out) + pool_cases(out) + batch_norm_cases(out) + conv_transpose_cases(out)
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {OUT} ({len(listed)} cases, {len(out)} tensors, {OUT.stat().st_size} bytes)")
 

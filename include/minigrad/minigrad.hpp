@@ -32,6 +32,7 @@
 #include "ops/batch_norm.hpp"
 #include "ops/broadcast.hpp"
 #include "ops/conv.hpp"
+#include "ops/conv_transpose.hpp"
 #include "ops/dropout.hpp"
 #include "ops/elementwise.hpp"
 #include "ops/index.hpp"

@@ -191,6 +191,7 @@ struct ConvReorder {
     T* dbias;       // back: the sum of each channel's row, written or added, where set
     ConvGeometry g;
     bool to_groups, dbias_overwrite;
+    bool overwrite = true;  // to the output: written, or added (conv_transpose2d's input gradient)
     MINIGRAD_HD index_t rows() const { return to_groups ? g.o : g.n * g.o; }
     MINIGRAD_HD index_t cols() const { return to_groups ? g.rows() : g.oh * g.ow; }
     MINIGRAD_HD index_t work_per_index() const { return cols(); }
@@ -213,7 +214,7 @@ struct ConvReorder {
             const index_t channel = r % g.o, b = r / g.o;
             const T* src = from + channel * g.rows() + b * positions;
             const T add = bias ? bias[channel] : T(0);
-            for (index_t s = lane; s < positions; s += Lanes) to[r * positions + s] = src[s] + add;
+            for (index_t s = lane; s < positions; s += Lanes) to[r * positions + s] = write(to[r * positions + s], src[s] + add, overwrite);
         }
     }
     MINIGRAD_HD void operator()(index_t r) const { row<1>(r, 0, SoloTeam{}); }
