@@ -8,7 +8,8 @@
 #   1. the GPU suite (and device_info): every test case in a process of its own with its own limit
 #      (scripts/doctest-each.sh), so a hang costs one case; CPU/CUDA parity read from its cases
 #   2. the benchmarks: Iris in every mode (eager, graph, compiled, compiled k=100, on a grid, CPU)
-#      beside PyTorch on the same GPU, digits, cuBLAS against GemmElement, scaling, and the
+#      beside PyTorch on the same GPU, digits, cuBLAS against GemmElement, scaling, three CNNs
+#      beside PyTorch (conv_bench, torch_conv.py), and the
 #      hand-fused reference limits (.gpudeps/reference)
 #   3. compute-sanitizer memcheck, racecheck and synccheck over the suite (no build)
 #   4. the examples: Iris on CUDA with and without the graph
@@ -50,6 +51,7 @@ rows=(tools deps configure
   bench_minigrad_compiled_grid_k100 bench_minigrad_cpu bench_minigrad_cpu_graph
   bench_torch_item bench_torch_log bench_torch_graph bench_torch_cpu
   digits_cuda gemm_bench scaling_minigrad scaling_minigrad_graph scaling_torch scaling_torch_graph
+  conv_minigrad conv_torch
   limit_gpu_fused limit_gpu_persistent limit_cpu
   memcheck racecheck synccheck
   build_examples iris_cuda iris_cuda_nograph
@@ -79,7 +81,7 @@ else
   python3 -c 'import torch' 2>/dev/null || missing "python3 module torch: the PyTorch steps fail"
   python3 -c 'import sklearn' 2>/dev/null || missing "python3 module sklearn: bench/torch_iris.py fails"
 fi
-for f in data/iris.csv data/digits.csv bench/torch_iris.py bench/torch_scaling.py scripts/doctest-each.sh; do
+for f in data/iris.csv data/digits.csv bench/torch_iris.py bench/torch_scaling.py bench/torch_conv.py bench/torch_models.py scripts/doctest-each.sh; do
   [ -f "$f" ] || missing "$f: its steps fail"
 done
 deb_packages="libfmt-dev libfmt9 doctest-dev libcli11-dev nlohmann-json3-dev"
@@ -198,6 +200,7 @@ row_numbers() {  # the numbers of a row, from its log
     limit_*) numbers_from $1 "." 4 ;;
     gemm_bench) numbers_from $1 "measured crossover" ;;
     scaling_*) numbers_from $1 "." 8 ;;
+    conv_*) numbers_from $1 "median" 3 ;;
     device_info) numbers_from $1 "." 3 ;;
   esac
 }
@@ -249,8 +252,8 @@ else
 fi
 
 # ---- 2. the benchmarks -----------------------------------------------------------------------
-for p in iris_bench digits_bench gemm_bench scaling; do built_by[$bin/bench/$p]=build_bench; done
-build build_bench 240 iris_bench digits_bench gemm_bench scaling
+for p in iris_bench digits_bench gemm_bench scaling conv_bench; do built_by[$bin/bench/$p]=build_bench; done
+build build_bench 240 iris_bench digits_bench gemm_bench scaling conv_bench
 # Iris beside PyTorch on the same GPU (PyTorch's eager runs once: about 20 s each)
 iris_bench=$bin/bench/iris_bench
 run bench_minigrad 60 "$iris_bench" --device cuda --repeats 3
@@ -282,6 +285,16 @@ run_with scaling_minigrad 90 "$bin/bench/scaling" bash -c 'scaling_all "$@"' _ "
 run_with scaling_minigrad_graph 90 "$bin/bench/scaling" bash -c 'scaling_all "$@"' _ "$bin/bench/scaling" --device cuda --graph
 step scaling_torch 90 bash -c 'scaling_all "$@"' _ python3 bench/torch_scaling.py --device cuda --mode eager
 step scaling_torch_graph 90 bash -c 'scaling_all "$@"' _ python3 bench/torch_scaling.py --device cuda --mode graph
+# One training step of three CNNs (bench/conv_bench.cpp, bench/torch_conv.py: LeNet-5, two
+# 64-channel conv + BatchNorm blocks, the digits CNN), each line of a log one model.
+conv_all() {  # conv_all COMMAND...: runs it for every model, fails if any run fails
+  local rc=0 model
+  for model in lenet blocks digits; do "$@" --model "$model" --steps 30 || rc=$?; done
+  return $rc
+}
+export -f conv_all
+run_with conv_minigrad 60 "$bin/bench/conv_bench" bash -c 'conv_all "$@"' _ "$bin/bench/conv_bench" --device cuda
+step conv_torch 60 bash -c 'conv_all "$@"' _ python3 bench/torch_conv.py --device cuda
 # The hand-fused limits, yardsticks built from the copies (.gpudeps/reference), never from the repo
 ref=.gpudeps/reference
 for limit in limit_gpu_fused limit_gpu_persistent limit_cpu; do

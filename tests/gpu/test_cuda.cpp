@@ -3,6 +3,7 @@
 // nvcc compiles them in parallel: test_cuda_step_graph.cpp has every StepGraph<Cuda> case, graph
 // replay and compiled steps, test_cuda_large.cpp the large shapes.)
 #include "gpu_helpers.hpp"
+#include "digits_cnn_model.hpp"
 
 TEST_CASE("device facts") {
     CHECK(mg::cuda::device_count() >= 1);
@@ -181,6 +182,93 @@ TEST_CASE("modules on CUDA match the CPU: a Sequential moved in one call, forwar
     mg::sum(table(index) * weights).backward();
     mg::sum(table_gpu(index.to<mg::Cuda>()) * weights.to<mg::Cuda>()).backward();
     check_close(table_gpu.weight.grad().to_vector(), table.weight.grad().to_vector(), 1e-5);
+}
+
+TEST_CASE("conv2d, pooling and batch_norm on CUDA match the CPU backend: values and every gradient") {
+    mg::Generator gen(12);
+    struct ConvCase {
+        mg::Shape x, w;
+        mg::Conv2dOptions options;
+    };
+    for (const auto& c : {ConvCase{{2, 4, 9, 7}, {6, 2, 3, 2}, {.stride = {2, 1}, .padding = {1, 0}, .dilation = {1, 2}, .groups = 2}},
+                          ConvCase{{3, 3, 8, 8}, {5, 3, 3, 3}, {.padding = "same"}}, ConvCase{{1, 6, 5, 5}, {6, 1, 3, 3}, {.padding = 1, .groups = 6}}}) {
+        CAPTURE(c.x);
+        auto x = CpuT::uniform(c.x, -1, 1, gen), w = CpuT::uniform(c.w, -1, 1, gen), b = CpuT::uniform({c.w[0]}, -1, 1, gen);
+        x.requires_grad_(), w.requires_grad_(), b.requires_grad_();
+        auto xg = x.detach().to<mg::Cuda>(), wg = w.detach().to<mg::Cuda>(), bg = b.detach().to<mg::Cuda>();
+        xg.requires_grad_(), wg.requires_grad_(), bg.requires_grad_();
+        const auto y = mg::conv2d(x, w, b, c.options);
+        const auto yg = mg::conv2d(xg, wg, bg, c.options);
+        check_close(yg.to_vector(), y.to_vector(), 1e-5);
+        const auto anchor = CpuT::uniform(y.shape(), -1, 1, gen);
+        mg::sum(y * anchor).backward();
+        mg::sum(yg * anchor.to<mg::Cuda>()).backward();
+        check_close(xg.grad().to_vector(), x.grad().to_vector(), 1e-4);
+        check_close(wg.grad().to_vector(), w.grad().to_vector(), 1e-4);
+        check_close(bg.grad().to_vector(), b.grad().to_vector(), 1e-4);
+    }
+    auto x = CpuT::uniform({2, 3, 9, 8}, -1, 1, gen);
+    x.requires_grad_();
+    auto xg = x.detach().to<mg::Cuda>();
+    xg.requires_grad_();
+    const auto pooled = [](const auto& t) {
+        return mg::sum(mg::max_pool2d(t, {3, 2}, 2, 1)) + mg::sum(mg::avg_pool2d(t, 3, 1, 1) * 2.0f) + mg::sum(mg::adaptive_avg_pool2d(t, {4, 3}) * 3.0f);
+    };
+    const auto loss = pooled(x);
+    const auto loss_g = pooled(xg);
+    CHECK(loss_g.item() == doctest::Approx(loss.item()).epsilon(1e-5));
+    loss.backward();
+    loss_g.backward();
+    check_close(xg.grad().to_vector(), x.grad().to_vector(), 1e-5);
+    // BatchNorm2d: training (the running statistics move on the device), then eval
+    mg::nn::BatchNorm2d<mg::Cpu> bn(3);
+    auto bn_gpu = bn.to<mg::Cuda>();
+    for (int step = 0; step < 3; ++step) {
+        auto z = CpuT::uniform({4, 3, 5, 5}, 0, 2, gen);
+        check_close(bn_gpu(z.to<mg::Cuda>()).to_vector(), bn(z).to_vector(), 1e-5);
+    }
+    check_close(bn_gpu.running_var.to_vector(), bn.running_var.to_vector(), 1e-5);
+    CHECK(bn_gpu.num_batches_tracked.item() == 3);
+    bn.eval(), bn_gpu.eval();
+    auto z = CpuT::uniform({4, 3, 5, 5}, 0, 2, gen);
+    check_close(bn_gpu(z.to<mg::Cuda>()).to_vector(), bn(z).to_vector(), 1e-5);
+}
+
+TEST_CASE("the digits CNN on CUDA: moved with its buffers, trains as on the CPU, and after the first step no cudaMalloc and no host sync") {
+    mg::manual_seed(3);
+    examples::DigitsCnn<mg::Cpu> cpu_model;
+    cpu_model.drop.eval();  // no dropout: both backends take the same steps
+    auto gpu_model = cpu_model.to<mg::Cuda>();
+    CHECK(gpu_model.parameter_values() == cpu_model.parameter_values());
+    mg::Generator gen(4);
+    const auto x = CpuT::uniform({64, 64}, 0, 1, gen);
+    std::vector<std::int64_t> labels(64);
+    for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<std::int64_t>(i * 3 % 10);
+    const auto y = mg::Tensor<mg::Cpu, std::int64_t>::from(labels);
+    const auto xg = x.to<mg::Cuda>();
+    const auto yg = y.to<mg::Cuda>();
+    mg::optim::Adam cpu_opt(cpu_model.parameters(), {.lr = 1e-2});
+    mg::optim::Adam gpu_opt(gpu_model.parameters(), {.lr = 1e-2});
+    mg::LossLog cpu_log, gpu_log;
+    auto step = [](auto& model, auto& opt, auto& log, const auto& xs, const auto& ys) {
+        auto loss = mg::cross_entropy(model(xs), ys);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        log.record(loss);
+    };
+    step(cpu_model, cpu_opt, cpu_log, x, y);
+    step(gpu_model, gpu_opt, gpu_log, xg, yg);
+    mg::Cuda::synchronize(0);
+    const auto before = mg::counters();
+    for (int i = 0; i < 9; ++i) step(gpu_model, gpu_opt, gpu_log, xg, yg);
+    const auto after = mg::counters();
+    CHECK(after.storage_allocs == before.storage_allocs);
+    CHECK(after.host_syncs == before.host_syncs);
+    for (int i = 0; i < 9; ++i) step(cpu_model, cpu_opt, cpu_log, x, y);
+    check_close(gpu_log.values(), cpu_log.values(), 1e-3);
+    check_close(gpu_model.bn2.running_mean.to_vector(), cpu_model.bn2.running_mean.to_vector(), 1e-3);
+    CHECK(gpu_model.bn1.num_batches_tracked.item() == 10);
 }
 
 TEST_CASE("a label outside [0, classes) is reported at the next host read") {
