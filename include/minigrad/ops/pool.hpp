@@ -70,12 +70,13 @@ struct MaxPoolForward {
         for (index_t q = lane; q < g.ow; q += Lanes) {
             const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
             index_t best = r0 * g.w + c0;
+            T b = in[best];
             for (index_t rr = r0; rr < r1; ++rr)
                 for (index_t c = c0; c < c1; ++c) {
-                    const T v = in[rr * g.w + c], b = in[best];
-                    if (!(v <= b) && !(b != b)) best = rr * g.w + c;  // greater, or a NaN; the first NaN stays
+                    const T v = in[rr * g.w + c];
+                    if (!(v <= b) && !(b != b)) best = rr * g.w + c, b = v;  // greater, or a NaN; the first NaN stays
                 }
-            y[r * g.ow + q] = in[best];
+            y[r * g.ow + q] = b;
             where[r * g.ow + q] = best;
         }
     }
