@@ -43,118 +43,114 @@ void init_conv(Tensor<B, T>& weight, Tensor<B, T>& bias, const Shape& shape, std
     weight.requires_grad_();
     if (with_bias) bias.requires_grad_();
 }
+// What every convolution layer holds and does: weight and bias, a forward through its functional
+// form (Op: a functor taking x, weight, bias and the options), the parameter visit, and the
+// constructor arguments to<B2>() rebuilds it with (rebuilt<Layer, B2>(), for each layer's to<B2>()).
+template <class B, class T, class Options, class Kernel, class Op>
+class ConvLayer : public Module<B, T> {
+  public:
+    Tensor<B, T> weight;
+    Tensor<B, T> bias;  // (out), undefined without bias
+
+    template <class BX, class TX>
+    auto forward(const Tensor<BX, TX>& x) const {
+        return Op{}(x, weight, bias, options_);
+    }
+    template <class BX, class TX>
+    auto operator()(const Tensor<BX, TX>& x) const {
+        return forward(x);
+    }
+    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
+        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
+    }
+
+  protected:
+    // Checks the sizes, then draws the weight of weight_shape() (the layer's, PyTorch's, layout;
+    // fan_in is its size(1) times the kernel's size) and the bias.
+    template <class WeightShape>
+    ConvLayer(const char* layer, std::int64_t in, std::int64_t out, Kernel kernel, std::int64_t kernel_elements, bool kernel_positive, Options options,
+              bool with_bias, const WeightShape& weight_shape, Generator& gen)
+        : in_(in), out_(out), kernel_(kernel), options_(options), with_bias_(with_bias) {
+        check_conv_sizes(layer, in, out, kernel_elements, options.groups);
+        if (!kernel_positive) minigrad::detail::fail<ValueError>("{}: kernel_size must be positive", layer);
+        init_conv(weight, bias, weight_shape(), out, with_bias, gen);
+    }
+    template <class Layer, class B2>
+    auto rebuilt() const {
+        return nn::to<B2>(static_cast<const Layer&>(*this), in_, out_, kernel_, options_, with_bias_);
+    }
+
+  private:
+    std::int64_t in_, out_;
+    Kernel kernel_;
+    Options options_;
+    bool with_bias_;
+};
+
+struct Conv2dOp {
+    template <class X, class W>
+    auto operator()(const X& x, const W& weight, const W& bias, const Conv2dOptions& options) const {
+        return conv2d(x, weight, bias, options);
+    }
+};
+struct Conv1dOp {
+    template <class X, class W>
+    auto operator()(const X& x, const W& weight, const W& bias, const Conv1dOptions& options) const {
+        return conv1d(x, weight, bias, options);
+    }
+};
+struct ConvTranspose2dOp {
+    template <class X, class W>
+    auto operator()(const X& x, const W& weight, const W& bias, const ConvTranspose2dOptions& options) const {
+        return conv_transpose2d(x, weight, bias, options);
+    }
+};
+
 }  // namespace detail
 
+// weight (out, in / groups, kH, kW); x is (N, in, H, W), the result (N, out, OH, OW)
 template <class B, class T = float>
-class Conv2d : public Module<B, T> {
+class Conv2d : public detail::ConvLayer<B, T, Conv2dOptions, Size2, detail::Conv2dOp> {
   public:
-    Tensor<B, T> weight;  // (out, in / groups, kH, kW)
-    Tensor<B, T> bias;    // (out), undefined without bias
-
     Conv2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, Conv2dOptions options = {}, bool with_bias = true,
            Generator& gen = default_generator())
-        : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
-        detail::check_conv_sizes("Conv2d", in_channels, out_channels, kernel_size.h * kernel_size.w, options.groups);
-        if (kernel_size.h <= 0 || kernel_size.w <= 0) minigrad::detail::fail<ValueError>("Conv2d: kernel_size must be positive");
-        detail::init_conv(weight, bias, Shape{out_channels, in_channels / options.groups, kernel_size.h, kernel_size.w}, out_channels, with_bias, gen);
-    }
-
-    // x is (N, in, H, W), result (N, out, OH, OW)
-    template <class BX, class TX>
-    auto forward(const Tensor<BX, TX>& x) const {
-        return conv2d(x, weight, bias, options_);
-    }
-    template <class BX, class TX>
-    auto operator()(const Tensor<BX, TX>& x) const {
-        return forward(x);
-    }
-    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
-        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
-    }
+        : detail::ConvLayer<B, T, Conv2dOptions, Size2, detail::Conv2dOp>(
+              "Conv2d", in_channels, out_channels, kernel_size, kernel_size.h * kernel_size.w, kernel_size.h > 0 && kernel_size.w > 0, options,
+              with_bias, [&] { return Shape{out_channels, in_channels / options.groups, kernel_size.h, kernel_size.w}; }, gen) {}
     template <class B2>
     Conv2d<B2, T> to() const {
-        return nn::to<B2>(*this, in_, out_, kernel_, options_, with_bias_);
+        return this->template rebuilt<Conv2d, B2>();
     }
-
-  private:
-    std::int64_t in_, out_;
-    Size2 kernel_;
-    Conv2dOptions options_;
-    bool with_bias_;
 };
 
+// weight (out, in / groups, kL); x is (N, in, L), the result (N, out, OL)
 template <class B, class T = float>
-class Conv1d : public Module<B, T> {
+class Conv1d : public detail::ConvLayer<B, T, Conv1dOptions, std::int64_t, detail::Conv1dOp> {
   public:
-    Tensor<B, T> weight;  // (out, in / groups, kL)
-    Tensor<B, T> bias;    // (out), undefined without bias
-
     Conv1d(std::int64_t in_channels, std::int64_t out_channels, std::int64_t kernel_size, Conv1dOptions options = {}, bool with_bias = true,
            Generator& gen = default_generator())
-        : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
-        detail::check_conv_sizes("Conv1d", in_channels, out_channels, kernel_size, options.groups);
-        detail::init_conv(weight, bias, Shape{out_channels, in_channels / options.groups, kernel_size}, out_channels, with_bias, gen);
-    }
-
-    // x is (N, in, L), result (N, out, OL)
-    template <class BX, class TX>
-    auto forward(const Tensor<BX, TX>& x) const {
-        return conv1d(x, weight, bias, options_);
-    }
-    template <class BX, class TX>
-    auto operator()(const Tensor<BX, TX>& x) const {
-        return forward(x);
-    }
-    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
-        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
-    }
+        : detail::ConvLayer<B, T, Conv1dOptions, std::int64_t, detail::Conv1dOp>(
+              "Conv1d", in_channels, out_channels, kernel_size, kernel_size, true, options, with_bias,
+              [&] { return Shape{out_channels, in_channels / options.groups, kernel_size}; }, gen) {}
     template <class B2>
     Conv1d<B2, T> to() const {
-        return nn::to<B2>(*this, in_, out_, kernel_, options_, with_bias_);
+        return this->template rebuilt<Conv1d, B2>();
     }
-
-  private:
-    std::int64_t in_, out_, kernel_;
-    Conv1dOptions options_;
-    bool with_bias_;
 };
 
+// weight (in, out / groups, kH, kW); x is (N, in, H, W), the result (N, out, OH, OW)
 template <class B, class T = float>
-class ConvTranspose2d : public Module<B, T> {
+class ConvTranspose2d : public detail::ConvLayer<B, T, ConvTranspose2dOptions, Size2, detail::ConvTranspose2dOp> {
   public:
-    Tensor<B, T> weight;  // (in, out / groups, kH, kW)
-    Tensor<B, T> bias;    // (out), undefined without bias
-
     ConvTranspose2d(std::int64_t in_channels, std::int64_t out_channels, Size2 kernel_size, ConvTranspose2dOptions options = {}, bool with_bias = true,
                     Generator& gen = default_generator())
-        : in_(in_channels), out_(out_channels), kernel_(kernel_size), options_(options), with_bias_(with_bias) {
-        detail::check_conv_sizes("ConvTranspose2d", in_channels, out_channels, kernel_size.h * kernel_size.w, options.groups);
-        if (kernel_size.h <= 0 || kernel_size.w <= 0) minigrad::detail::fail<ValueError>("ConvTranspose2d: kernel_size must be positive");
-        detail::init_conv(weight, bias, Shape{in_channels, out_channels / options.groups, kernel_size.h, kernel_size.w}, out_channels, with_bias, gen);
-    }
-
-    // x is (N, in, H, W), result (N, out, OH, OW)
-    template <class BX, class TX>
-    auto forward(const Tensor<BX, TX>& x) const {
-        return conv_transpose2d(x, weight, bias, options_);
-    }
-    template <class BX, class TX>
-    auto operator()(const Tensor<BX, TX>& x) const {
-        return forward(x);
-    }
-    void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
-        detail::visit_members(visitor, prefix, "weight, bias", weight, bias);
-    }
+        : detail::ConvLayer<B, T, ConvTranspose2dOptions, Size2, detail::ConvTranspose2dOp>(
+              "ConvTranspose2d", in_channels, out_channels, kernel_size, kernel_size.h * kernel_size.w, kernel_size.h > 0 && kernel_size.w > 0,
+              options, with_bias, [&] { return Shape{in_channels, out_channels / options.groups, kernel_size.h, kernel_size.w}; }, gen) {}
     template <class B2>
     ConvTranspose2d<B2, T> to() const {
-        return nn::to<B2>(*this, in_, out_, kernel_, options_, with_bias_);
+        return this->template rebuilt<ConvTranspose2d, B2>();
     }
-
-  private:
-    std::int64_t in_, out_;
-    Size2 kernel_;
-    ConvTranspose2dOptions options_;
-    bool with_bias_;
 };
 
 }  // namespace minigrad::nn
