@@ -25,6 +25,11 @@ struct PoolGeometry {
     MINIGRAD_HD index_t row_end(index_t p) const { return adaptive ? ((p + 1) * h + oh - 1) / oh : p * stride_h - pad_h + kh; }
     MINIGRAD_HD index_t col_begin(index_t q) const { return adaptive ? q * w / ow : q * stride_w - pad_w; }
     MINIGRAD_HD index_t col_end(index_t q) const { return adaptive ? ((q + 1) * w + ow - 1) / ow : q * stride_w - pad_w + kw; }
+    // The same bounds clipped to the input (the padding is not read)
+    MINIGRAD_HD index_t input_row_begin(index_t p) const { return row_begin(p) < 0 ? 0 : row_begin(p); }
+    MINIGRAD_HD index_t input_row_end(index_t p) const { return row_end(p) < h ? row_end(p) : h; }
+    MINIGRAD_HD index_t input_col_begin(index_t q) const { return col_begin(q) < 0 ? 0 : col_begin(q); }
+    MINIGRAD_HD index_t input_col_end(index_t q) const { return col_end(q) < w ? col_end(q) : w; }
     // The windows whose rows hold row y: p in [first, last)
     MINIGRAD_HD index_t first_window_row(index_t y) const {
         if (adaptive) return y * oh / h;  // the first p with row_end(p) > y
@@ -66,9 +71,9 @@ struct MaxPoolForward {
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const index_t p = r % g.oh, plane = r / g.oh;
         const T* in = x + plane * g.h * g.w;
-        const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
+        const index_t r0 = g.input_row_begin(p), r1 = g.input_row_end(p);
         for (index_t q = lane; q < g.ow; q += Lanes) {
-            const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+            const index_t c0 = g.input_col_begin(q), c1 = g.input_col_end(q);
             index_t best = r0 * g.w + c0;
             T b = in[best];
             for (index_t rr = r0; rr < r1; ++rr)
@@ -153,9 +158,9 @@ struct AvgPoolForward {
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const index_t p = r % g.oh, plane = r / g.oh;
         const T* in = x + plane * g.h * g.w;
-        const index_t r0 = g.row_begin(p) < 0 ? 0 : g.row_begin(p), r1 = g.row_end(p) < g.h ? g.row_end(p) : g.h;
+        const index_t r0 = g.input_row_begin(p), r1 = g.input_row_end(p);
         for (index_t q = lane; q < g.ow; q += Lanes) {
-            const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+            const index_t c0 = g.input_col_begin(q), c1 = g.input_col_end(q);
             T acc = 0;
             for (index_t rr = r0; rr < r1; ++rr)
                 for (index_t c = c0; c < c1; ++c) acc += in[rr * g.w + c];
@@ -186,7 +191,7 @@ struct AvgPoolBackward {
             for (index_t p = p0; p < p1; ++p)
                 for (index_t q = 0; q < g.ow; ++q) {
                     const T share = dy[(plane * g.oh + p) * g.ow + q] / forward.divisor(p, q);
-                    const index_t c0 = g.col_begin(q) < 0 ? 0 : g.col_begin(q), c1 = g.col_end(q) < g.w ? g.col_end(q) : g.w;
+                    const index_t c0 = g.input_col_begin(q), c1 = g.input_col_end(q);
                     for (index_t c = c0; c < c1; ++c) out[c] += share;
                 }
             return;
