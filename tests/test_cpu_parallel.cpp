@@ -142,7 +142,7 @@ std::vector<std::vector<float>> large_pass(int threads) {
     auto h = mg::relu(x + bias);
     auto loss = mg::cross_entropy(h, y) + mg::mean(mg::log_softmax(h));
     loss.backward();
-    const auto classes = mg::argmax(h).to_vector();
+    const auto classes = mg::argmax(h, 1).to_vector();
     return {h.to_vector(), loss.to_vector(), x.grad().to_vector(), bias.grad().to_vector(), std::vector<float>(classes.begin(), classes.end())};
 }
 
@@ -155,7 +155,10 @@ TEST_CASE("threads: large launches give the same bits on one thread and on sever
         INFO("threads ", threads);
         const auto many = large_pass(threads);
         REQUIRE(many.size() == one.size());
-        for (std::size_t i = 0; i < one.size(); ++i) CHECK((many[i] == one[i]));
+        for (std::size_t i = 0; i < one.size(); ++i) {
+            CAPTURE(i);
+            CHECK((many[i] == one[i]));
+        }
     }
     mg::set_num_threads(2);
     std::vector<float> data(1 << 18, -1.0f), out(1 << 18);

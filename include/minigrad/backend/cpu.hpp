@@ -418,11 +418,10 @@ struct Cpu {
             local.range(begin, end);
             return;
         }
-        if (begin == 0) {  // the whole range, or the first thread's: the loop as it was before threads
-#pragma GCC ivdep
-            for (std::int64_t i = 0; i < end; ++i) local(i);
-            return;
-        }
+        // One loop for every thread's range: a second copy (say, for the range that starts at 0) may
+        // vectorise differently, its exp rounding differently from the scalar one, and then the bits
+        // would depend on the thread count. run_all's small launches pass a constant 0, which the
+        // compiler folds into this loop as before.
 #pragma GCC ivdep
         for (std::int64_t i = begin; i < end; ++i) local(i);
     }
