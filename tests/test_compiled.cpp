@@ -225,6 +225,7 @@ TEST_CASE("compiled step on the CPU: each activation a product takes as its epil
         check_activation_compiles(mg::nn::Tanh{}, form);
         check_activation_compiles(mg::nn::Sigmoid{}, form);
         check_activation_compiles(mg::nn::GELU{}, form);
+        check_activation_compiles(mg::nn::GELU{"tanh"}, form);
     }
 }
 

@@ -162,7 +162,7 @@ TEST_CASE("unary ops: values") {
     CHECK(s[0] + s[4] == doctest::Approx(1));  // sigmoid(-x) = 1 - sigmoid(x)
     CHECK(mg::sigmoid(tensor({-1000, 1000}, {2})).to_vector() == std::vector<double>{0, 1});  // no NaN at the ends
     // gelu, tanh form: PyTorch's gelu(1.0, approximate='tanh') is 0.841192, (-0.5) -0.154286, (2) 1.954598
-    auto g = values(mg::gelu(tensor({1, -0.5, 2, 0}, {4})));
+    auto g = values(mg::gelu(tensor({1, -0.5, 2, 0}, {4}), "tanh"));
     CHECK(g[0] == doctest::Approx(0.8411919906082768).epsilon(1e-12));
     CHECK(g[1] == doctest::Approx(-0.15428599017485606).epsilon(1e-12));
     CHECK(g[2] == doctest::Approx(1.954597694087775).epsilon(1e-12));
@@ -170,7 +170,15 @@ TEST_CASE("unary ops: values") {
     // float: the same arithmetic in the tensor's type
     auto xf = mg::Tensor<mg::Cpu, float>::from({-0.5f, 2.0f});
     CHECK(mg::exp(xf).to_vector()[1] == doctest::Approx(std::exp(2.0)).epsilon(1e-6));
-    CHECK(mg::gelu(xf).to_vector()[0] == doctest::Approx(-0.15428599017485606).epsilon(1e-6));
+    CHECK(mg::gelu(xf, "tanh").to_vector()[0] == doctest::Approx(-0.15428599017485606).epsilon(1e-6));
+    // gelu, exact (erf) form, PyTorch's default: torch.nn.functional.gelu in float64
+    auto exact = values(mg::gelu(tensor({1, -0.5, 2, 0}, {4})));
+    CHECK(exact[0] == doctest::Approx(0.841344746068543).epsilon(1e-12));
+    CHECK(exact[1] == doctest::Approx(-0.15426876936299344).epsilon(1e-12));
+    CHECK(exact[2] == doctest::Approx(1.9544997361036416).epsilon(1e-12));
+    CHECK(exact[3] == 0);
+    CHECK(mg::gelu(xf).to_vector()[0] == doctest::Approx(-0.15426876936299344).epsilon(1e-6));
+    CHECK(error_message([&] { mg::gelu(xf, "erf"); }) == "gelu: approximate='erf' is not one of 'none' (the exact erf form) and 'tanh'");
     CHECK(mg::abs(mg::Tensor<mg::Cpu, std::int32_t>::from({-3, 4})).to_vector() == std::vector<std::int32_t>{3, 4});
 }
 
@@ -195,6 +203,7 @@ TEST_CASE("unary ops: gradients against central differences, away from the kinks
     SUBCASE("relu") { check_gradients([&] { return weighted_sum(mg::relu(x)); }, {x}); }
     SUBCASE("gelu") {
         check_gradients([&] { return weighted_sum(mg::gelu(x)); }, {x});
+        check_gradients([&] { return weighted_sum(mg::gelu(x, "tanh")); }, {x});
         auto wide = tensor({-4, -2.5, 3, 5}, {4}, true);  // the tails, where tanh saturates
         check_gradients([&] { return weighted_sum(mg::gelu(wide)); }, {wide});
     }

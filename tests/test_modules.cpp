@@ -6,12 +6,6 @@
 
 using CpuD = mg::Tensor<mg::Cpu, double>;
 
-// A scalar that weighs every output element differently, so a gradient check sees each one.
-static CpuD weighted_sum(const CpuD& y, std::uint64_t seed) {
-    mg::Generator gen(seed);
-    return mg::sum(y * CpuD::uniform(y.shape(), -1, 1, gen));
-}
-
 TEST_CASE("Tanh, Sigmoid and GELU layers: their ops' values and gradients, checked by central differences") {
     auto x = random_tensor({3, 4}, 1, -2, 2);
     CHECK(mg::nn::Tanh{}(x).to_vector() == mg::tanh(x).to_vector());
@@ -20,7 +14,10 @@ TEST_CASE("Tanh, Sigmoid and GELU layers: their ops' values and gradients, check
     check_gradients([&] { return weighted_sum(mg::nn::Tanh{}(x), 2); }, {x});
     check_gradients([&] { return weighted_sum(mg::nn::Sigmoid{}(x), 2); }, {x});
     check_gradients([&] { return weighted_sum(mg::nn::GELU{"tanh"}(x), 2); }, {x});
-    CHECK(error_message([] { mg::nn::GELU{"none"}; }) == "GELU: approximate='none' is not supported, only approximate='tanh'");
+    CHECK(mg::nn::GELU{"tanh"}(x).to_vector() == mg::gelu(x, "tanh").to_vector());
+    CHECK(mg::nn::GELU{"tanh"}(x).to_vector() != mg::nn::GELU{"none"}(x).to_vector());
+    check_gradients([&] { return weighted_sum(mg::nn::GELU{}(x), 2); }, {x});
+    CHECK(error_message([] { mg::nn::GELU{"erf"}; }) == "GELU: approximate='erf' is not one of 'none' (the exact erf form) and 'tanh'");
 }
 
 TEST_CASE("Softmax(-1): rows sum to 1, values as exp(x) / sum, gradient by central differences") {

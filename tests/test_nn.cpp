@@ -109,6 +109,7 @@ TEST_CASE("Linear with an activation, and a Linear then an activation in a Seque
         check(mg::nn::Tanh{}, 0.0f, with_bias);
         check(mg::nn::Sigmoid{}, 0.0f, with_bias);
         check(mg::nn::GELU{}, 0.0f, with_bias);
+        check(mg::nn::GELU{"tanh"}, 0.0f, with_bias);
         check(mg::nn::Tanh{}, 0.0, with_bias);
     }
 

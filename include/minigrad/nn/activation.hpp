@@ -1,4 +1,4 @@
-// Activations as layers: ReLU, Tanh, Sigmoid, GELU (tanh form) and Softmax(dim). They have no
+// Activations as layers: ReLU, Tanh, Sigmoid, GELU (exact or tanh form) and Softmax(dim). They have no
 // parameters and no backend of their own: each works on any tensor, and moves between backends as
 // it is (Sequential::to copies it).
 #pragma once
@@ -13,6 +13,10 @@ namespace minigrad::nn {
 struct ReLU {
     template <class T>
     using rule = kernels::Relu<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
+    template <class T>
+    rule<T> kernel_rule() const {
+        return {};
+    }
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return relu(x);
@@ -26,6 +30,10 @@ struct ReLU {
 struct Tanh {
     template <class T>
     using rule = kernels::Tanh<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
+    template <class T>
+    rule<T> kernel_rule() const {
+        return {};
+    }
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return tanh(x);
@@ -39,6 +47,10 @@ struct Tanh {
 struct Sigmoid {
     template <class T>
     using rule = kernels::Sigmoid<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
+    template <class T>
+    rule<T> kernel_rule() const {
+        return {};
+    }
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
         return sigmoid(x);
@@ -49,23 +61,23 @@ struct Sigmoid {
     }
 };
 
-// As torch.nn.GELU(approximate='tanh'), the only form minigrad has; PyTorch's default, the exact
-// erf form ("none"), is refused rather than silently approximated.
+// As torch.nn.GELU(approximate): "none" (the default, the exact erf form) or "tanh".
 struct GELU {
     template <class T>
     using rule = kernels::Gelu<T>;  // its kernel rule, for a product that takes it as its epilogue (Linear)
-    explicit GELU(std::string_view approximate = "tanh") {
-        if (approximate != "tanh") {
-            minigrad::detail::fail<ValueError>("GELU: approximate='{}' is not supported, only approximate='tanh'", approximate);
-        }
+    bool tanh_form = false;
+    explicit GELU(std::string_view approximate = "none") : tanh_form(minigrad::detail::gelu_tanh_form("GELU", approximate)) {}
+    template <class T>
+    rule<T> kernel_rule() const {
+        return {tanh_form};
     }
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
-        return gelu(x);
+        return gelu(x, tanh_form ? "tanh" : "none");
     }
     template <class B, class T>
     Tensor<B, T> operator()(const Tensor<B, T>& x) const {
-        return gelu(x);
+        return forward(x);
     }
 };
 

@@ -67,7 +67,7 @@ class Linear : public Module<B, T> {
         if constexpr (!std::is_same_v<BX, B> || !std::is_same_v<TX, T>)
             return act(forward(x));  // linear's own error for the mix
         else
-            return minigrad::detail::linear_then(x, weight, bias, typename Act::template rule<T>{});
+            return minigrad::detail::linear_then(x, weight, bias, act.template kernel_rule<T>());
     }
     template <class BX, class TX, class Act>
         requires EpilogueActivation<Act, TX>

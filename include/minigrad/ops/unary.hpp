@@ -1,11 +1,12 @@
 // The unary elementwise ops: neg (unary -), exp, log, sqrt, pow(x, number), abs, clamp(x, lo, hi),
-// sin, cos, tanh, sigmoid, relu, gelu (tanh form). Each op is a rule (its forward and its gradient at one
+// sin, cos, tanh, sigmoid, relu, gelu (exact or tanh form). Each op is a rule (its forward and its gradient at one
 // element) that one pair of kernels runs, UnaryForward and UnaryBackward. Gradients are PyTorch's,
 // at the edges too: abs'(0) = 0, relu'(0) = 0, clamp passes the gradient where lo <= x <= hi.
 #pragma once
 
 #include <cmath>
 #include <memory>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 
@@ -129,18 +130,29 @@ struct Relu {
     MINIGRAD_HD T backward(T, T y, T dy) const { return y > T(0) ? dy : T(0); }
 };
 
-// PyTorch's gelu(approximate='tanh'): y = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3);
-// dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+// PyTorch's gelu. The exact form (approximate='none', the default): y = x Phi(x) = x/2 (1 + erf(x /
+// sqrt 2)), dy/dx = Phi(x) + x phi(x), phi the standard normal density. The tanh form
+// (approximate='tanh'): y = x/2 (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3); dy/dx = (1 + tanh
+// u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2). The two differ by up to 4.7e-4.
 template <class T>
 struct Gelu {
     static constexpr const char* name = "gelu";
     static constexpr bool reads_input = true;
+    bool tanh_form = false;
     MINIGRAD_HD static T inner(T x) { return T(0.7978845608028654) * (x + T(0.044715) * x * x * x); }
-    MINIGRAD_HD T forward(T x) const { return T(0.5) * x * (T(1) + std::tanh(inner(x))); }
+    MINIGRAD_HD T forward(T x) const {
+        if (tanh_form) return T(0.5) * x * (T(1) + std::tanh(inner(x)));
+        return T(0.5) * x * (T(1) + std::erf(x * T(0.7071067811865476)));
+    }
     MINIGRAD_HD T backward(T x, T, T dy) const {
-        const T t = std::tanh(inner(x));
-        const T dinner = T(0.7978845608028654) * (T(1) + T(3) * T(0.044715) * x * x);
-        return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
+        if (tanh_form) {
+            const T t = std::tanh(inner(x));
+            const T dinner = T(0.7978845608028654) * (T(1) + T(3) * T(0.044715) * x * x);
+            return dy * (T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * dinner);
+        }
+        const T cdf = T(0.5) * (T(1) + std::erf(x * T(0.7071067811865476)));
+        const T pdf = T(0.3989422804014327) * std::exp(T(-0.5) * x * x);
+        return dy * (cdf + x * pdf);
     }
 };
 
@@ -307,10 +319,21 @@ Tensor<B, T> sigmoid(const Tensor<B, T>& x) {
     detail::require_floating<T>();
     return detail::unary(x, kernels::Sigmoid<T>{});
 }
+namespace detail {
+// approximate as PyTorch spells it: "none" (the exact erf form) or "tanh"
+inline bool gelu_tanh_form(const char* op, std::string_view approximate) {
+    if (approximate != "none" && approximate != "tanh") {
+        fail<ValueError>("{}: approximate='{}' is not one of 'none' (the exact erf form) and 'tanh'", op, approximate);
+    }
+    return approximate == "tanh";
+}
+}  // namespace detail
+
+// gelu(x) is the exact form, as PyTorch's default; gelu(x, "tanh") the tanh approximation.
 template <class B, class T>
-Tensor<B, T> gelu(const Tensor<B, T>& x) {
+Tensor<B, T> gelu(const Tensor<B, T>& x, std::string_view approximate = "none") {
     detail::require_floating<T>();
-    return detail::unary(x, kernels::Gelu<T>{});
+    return detail::unary(x, kernels::Gelu<T>{detail::gelu_tanh_form("gelu", approximate)});
 }
 
 }  // namespace minigrad
