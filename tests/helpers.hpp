@@ -38,6 +38,13 @@ mg::Tensor<mg::Cpu, T> random_tensor(mg::Shape shape, std::uint64_t seed, double
     return t;
 }
 
+// sum(y * w) for weights w drawn uniformly from [0.5, 1.5) (a Generator from seed): a scalar whose
+// gradient with respect to y is w, so that a gradient check sees every element with its own weight.
+inline mg::Tensor<mg::Cpu, double> weighted_sum(const mg::Tensor<mg::Cpu, double>& y, std::uint64_t seed = 7) {
+    mg::Generator gen(seed);
+    return mg::sum(y * mg::Tensor<mg::Cpu, double>::uniform(y.shape(), 0.5, 1.5, gen));
+}
+
 // While it lives, every compiled program (StepMode::compiled) captured runs on the grid (a
 // cooperative grid on a GPU, a team of host threads on the CPU), however small its records.
 struct AllOnGrid {

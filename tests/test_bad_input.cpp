@@ -71,18 +71,22 @@ TEST_CASE("argmax into a narrow index type: an index that does not fit is refuse
     std::vector<float> values(300, 0.0f);
     values[299] = 1;
     const auto x = mg::Tensor<mg::Cpu>::from(values, {1, 300});
-    CHECK(error_message([&] { mg::argmax<std::uint8_t>(x); }) ==
+    CHECK(error_message([&] { mg::argmax<std::uint8_t>(x, 1); }) ==
           "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type uint8 (at most 255); "
+          "ask for a wider one, such as argmax<std::int64_t>");
+    CHECK(error_message([&] { mg::argmax<std::uint8_t>(x); }) ==
+          "argmax: argument #1 'input' has shape [300], whose index 299 along dim 0 does not fit the index type uint8 (at most 255); "
           "ask for a wider one, such as argmax<std::int64_t>");
     CHECK(error_message([&] { mg::argmax<std::int8_t>(x, -1); }) ==
           "argmax: argument #1 'input' has shape [1, 300], whose index 299 along dim 1 does not fit the index type int8 (at most 127); "
           "ask for a wider one, such as argmax<std::int64_t>");
-    CHECK(mg::argmax<std::int16_t>(x).to_vector() == std::vector<std::int16_t>{299});
+    CHECK(mg::argmax<std::int16_t>(x, 1).to_vector() == std::vector<std::int16_t>{299});
+    CHECK(mg::argmax<std::int16_t>(x).item() == 299);
     CHECK(mg::argmax<std::uint8_t>(x, 0).to_vector() == std::vector<std::uint8_t>(300, 0));  // dim 0 has one entry: index 0 fits
     // 256 columns: the largest index, 255, fits a uint8
     values.resize(256);
     values[255] = 1;
-    CHECK(mg::argmax<std::uint8_t>(mg::Tensor<mg::Cpu>::from(values, {1, 256})).to_vector() == std::vector<std::uint8_t>{255});
+    CHECK(mg::argmax<std::uint8_t>(mg::Tensor<mg::Cpu>::from(values, {1, 256}), 1).to_vector() == std::vector<std::uint8_t>{255});
 }
 
 TEST_CASE("linear/matmul never see an overflowing shape: a huge Linear is refused before any write") {
@@ -330,7 +334,7 @@ TEST_CASE("NaN: relu passes it through and argmax takes it as the largest value,
     CHECK(y[1] == 0);
     CHECK(y[2] == 1);
     auto rows = mg::Tensor<mg::Cpu>::from(std::vector<float>{1, nan, 3, nan, 5, 2, 4, 1, nan}, {3, 3});
-    CHECK(mg::argmax(rows).to_vector() == std::vector<std::int32_t>{1, 0, 2});
+    CHECK(mg::argmax(rows, 1).to_vector() == std::vector<std::int64_t>{1, 0, 2});
 }
 
 TEST_CASE("uniform refuses a range that is not finite in the tensor's type, or whose width overflows") {

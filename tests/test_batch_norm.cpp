@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "goldens.hpp"
 #include "helpers.hpp"
 #include "temp_dir.hpp"
 
@@ -18,50 +19,12 @@ namespace test_batch_norm {
 
 using T2 = mg::Tensor<mg::Cpu, double>;
 
-static const mg::io::SafetensorsFile& goldens() {
-    static const auto file = mg::io::load_safetensors(std::filesystem::path(MINIGRAD_TEST_DATA_DIR) / "conv_goldens.safetensors");
-    return file;
-}
-static mg::Shape shape_of(const std::vector<std::int64_t>& dims) { return mg::Shape(std::span<const std::int64_t>(dims)); }
-
-template <class T>
-struct Goldens {
-    // the stored float64 tensor as T, with a gradient where asked
-    mg::Tensor<mg::Cpu, T> get(const std::string& name, bool requires_grad = false) const {
-        const auto* t = goldens().find(name);
-        REQUIRE_MESSAGE(t != nullptr, name);
-        const auto values = t->values<double>();
-        auto out = mg::Tensor<mg::Cpu, T>::from(std::vector<T>(values.begin(), values.end()), shape_of(t->shape));
-        if (requires_grad) out.requires_grad_();
-        return out;
-    }
-    bool has(const std::string& name) const { return goldens().find(name) != nullptr; }
-    // got equals the stored tensor: 1e-9 in double, 2e-5 relative to the tensor's scale in float
-    void check(const mg::Tensor<mg::Cpu, T>& got, const std::string& name) const {
-        CAPTURE(name);
-        const auto* t = goldens().find(name);
-        REQUIRE(t != nullptr);
-        REQUIRE(got.shape() == shape_of(t->shape));
-        const auto expected = t->values<double>();
-        double scale = 1;
-        for (double v : expected) scale = std::max(scale, std::abs(v));
-        const double tol = std::is_same_v<T, double> ? 1e-9 : 2e-5;
-        const auto values = got.to_vector();
-        int bad = 0;
-        for (std::size_t i = 0; i < values.size(); ++i) {
-            if (std::abs(static_cast<double>(values[i]) - expected[i]) > tol * scale) {
-                if (bad++ < 3) CHECK_MESSAGE(false, name, "[", i, "] = ", values[i], ", PyTorch's ", expected[i]);
-            }
-        }
-        CHECK(bad == 0);
-    }
-};
-
-static nlohmann::json cases() { return nlohmann::json::parse(goldens().metadata.at("cases")); }
+static const mg::io::SafetensorsFile& goldens() { return golden_file("conv_goldens.safetensors"); }
+static nlohmann::json cases() { return golden_cases(goldens()); }
 
 template <class T>
 void conv_and_pool_goldens() {
-    const Goldens<T> g;
+    const Goldens<T> g{goldens()};
     int seen = 0;
     for (const auto& c : cases()) {
         const std::string name = c.at("name"), op = c.at("op");
@@ -113,7 +76,7 @@ TEST_CASE("conv2d, conv_transpose2d, max_pool2d (ties), avg_pool2d and adaptive_
 // Runs each BatchNorm case's steps as the module did in PyTorch: three in training, one in eval.
 template <class T, template <class, class> class Layer>
 void batch_norm_case(const nlohmann::json& c) {
-    const Goldens<T> g;
+    const Goldens<T> g{goldens()};
     const std::string name = c.at("name");
     const bool affine = c.at("affine");
     const auto x0 = g.get(name + ".step0.x");

@@ -208,7 +208,9 @@ TEST_CASE("unary kernels: gelu, sigmoid, clamp, pow, sin and cos against referen
         }
     };
     const auto gelu = [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v))); };
-    check_rule(k::Gelu<float>{}, gelu, [&](double v) { return (gelu(v + 1e-6) - gelu(v - 1e-6)) / 2e-6; });
+    check_rule(k::Gelu<float>{true}, gelu, [&](double v) { return (gelu(v + 1e-6) - gelu(v - 1e-6)) / 2e-6; });
+    const auto gelu_exact = [](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); };
+    check_rule(k::Gelu<float>{false}, gelu_exact, [&](double v) { return (gelu_exact(v + 1e-6) - gelu_exact(v - 1e-6)) / 2e-6; });
     check_rule(k::Sigmoid<float>{}, [](double v) { return 1 / (1 + std::exp(-v)); },
                [](double v) { return std::exp(-v) / ((1 + std::exp(-v)) * (1 + std::exp(-v))); });
     check_rule(k::Clamp<float>{-0.5f, 1.0f}, [](double v) { return std::min(std::max(v, -0.5), 1.0); },
@@ -218,7 +220,7 @@ TEST_CASE("unary kernels: gelu, sigmoid, clamp, pow, sin and cos against referen
     check_rule(k::Cos<float>{}, [](double v) { return std::cos(v); }, [](double v) { return -std::sin(v); });
 }
 
-TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference math") {
+TEST_CASE("row kernels: log_softmax, cross_entropy and argmax (MaxDim over rows) against reference math") {
     const std::int64_t rows = 6, cols = 4;
     const auto x = random_values(rows * cols, 8), dy = random_values(rows * cols, 9);
     const std::vector<std::int32_t> target{0, 3, 1, 2, 2, 0};
@@ -230,7 +232,7 @@ TEST_CASE("row kernels: log_softmax, cross_entropy and argmax against reference 
     const std::vector<float> dloss{2.0f};
     const float inv_rows = 1.0f / rows;
     run(rows, k::CrossEntropyBackward<float, std::int32_t>{grad.data(), target.data(), dloss.data(), dlogits.data(), cols, &inv_rows, true, -100});
-    run(rows, k::ArgmaxRows<float, std::int32_t>{x.data(), best.data(), cols});
+    run(rows, k::MaxDim<float, std::int32_t>{x.data(), nullptr, best.data(), cols, 1});
     for (std::int64_t r = 0; r < rows; ++r) {
         double lse = 0, dsum = 0;
         for (std::int64_t c = 0; c < cols; ++c) lse += std::exp(double(x[r * cols + c]));
@@ -1000,4 +1002,51 @@ TEST_CASE("BatchNorm's functors: statistics and the running update, apply, and b
             for (int j = 0; j < 5; ++j) total += dx[static_cast<std::size_t>((kk * 2 + ch) * 5 + j)];
         CHECK(std::abs(total) < 1e-5);
     }
+}
+
+TEST_CASE("index kernels: Topk (largest and smallest, with its backward) and GatherDim (with its backward) against reference loops") {
+    // x is (outer 2, n 5, inner 3): topk along n
+    const std::int64_t outer = 2, n = 5, inner = 3, kk = 3;
+    const auto x = random_values(outer * n * inner, 61), dy = random_values(outer * kk * inner, 62);
+    for (bool largest : {true, false}) {
+        CAPTURE(largest);
+        std::vector<float> values(outer * kk * inner), dx(x.size(), 7.0f);
+        std::vector<std::int64_t> at(values.size());
+        run(outer * inner, k::Topk<float, std::int64_t>{x.data(), values.data(), at.data(), n, kk, inner, largest});
+        run(outer * inner, k::TopkBackward<float, std::int64_t>{dy.data(), at.data(), dx.data(), n, kk, inner, true});
+        for (std::int64_t o = 0; o < outer; ++o)
+            for (std::int64_t in = 0; in < inner; ++in) {
+                std::vector<std::int64_t> order(n);
+                for (std::int64_t j = 0; j < n; ++j) order[j] = j;
+                const auto value = [&](std::int64_t j) { return x[(o * n + j) * inner + in]; };
+                std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return largest ? value(a) > value(b) : value(a) < value(b); });
+                std::vector<float> expected_dx(n, 0.0f);
+                for (std::int64_t j = 0; j < kk; ++j) {
+                    const auto slot = (o * kk + j) * inner + in;
+                    CHECK(at[slot] == order[j]);
+                    CHECK(values[slot] == value(order[j]));
+                    expected_dx[order[j]] += dy[slot];
+                }
+                for (std::int64_t j = 0; j < n; ++j) CHECK(dx[(o * n + j) * inner + in] == expected_dx[j]);
+            }
+    }
+    // gather along dim 1 of x (2, 5, 3) with index (2, 4, 3), repeats included
+    const std::int64_t m = 4;
+    std::vector<std::int64_t> index(outer * m * inner);
+    for (std::size_t i = 0; i < index.size(); ++i) index[i] = static_cast<std::int64_t>((i * 7) % n);
+    std::vector<float> y(index.size()), dx(x.size(), 5.0f), g = random_values(index.size(), 63);
+    const std::int64_t walk[3] = {outer, n, inner}, gathered[3] = {outer, m, inner};
+    const std::int64_t x_strides[3] = {n * inner, 0, 1}, dx_strides[3] = {n * inner, inner, 1}, index_strides[3] = {m * inner, 0, 1};
+    run(outer * m * inner, k::GatherDim<float, std::int64_t>{x.data(), index.data(), y.data(), k::strided_index(gathered, x_strides, 3), n, inner});
+    run(outer * n * inner, k::GatherDimBackward<float, std::int64_t>{g.data(), index.data(), dx.data(), k::strided_index(walk, dx_strides, 3),
+                                                                      k::strided_index(walk, index_strides, 3), n, m, inner, inner, true});
+    std::vector<double> expected(x.size(), 0.0);
+    for (std::int64_t o = 0; o < outer; ++o)
+        for (std::int64_t j = 0; j < m; ++j)
+            for (std::int64_t in = 0; in < inner; ++in) {
+                const auto i = (o * m + j) * inner + in;
+                CHECK(y[i] == x[(o * n + index[i]) * inner + in]);
+                expected[(o * n + index[i]) * inner + in] += g[i];
+            }
+    for (std::size_t i = 0; i < x.size(); ++i) CHECK(dx[i] == doctest::Approx(expected[i]).epsilon(1e-6));
 }

@@ -12,11 +12,6 @@ namespace test_reduce_dim {
 
 using T2 = mg::Tensor<mg::Cpu, double>;
 
-static T2 weighted_sum(const T2& y) {
-    mg::Generator gen(7);
-    return mg::sum(y * T2::uniform(y.shape(), 0.5, 1.5, gen));
-}
-
 TEST_CASE("sum and mean along a dim: values, keepdim, negative dims") {
     // [[1, 2, 3], [4, 5, 6]]
     const auto x = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
@@ -37,21 +32,38 @@ TEST_CASE("sum and mean along a dim: values, keepdim, negative dims") {
     CHECK(mg::sum(T2::zeros({2, 0}), 1).to_vector() == std::vector<double>{0, 0});
 }
 
-TEST_CASE("max and argmax along a dim: values, the first maximum, keepdim, NaN") {
+TEST_CASE("max, min, argmax and argmin along a dim and whole: values, the first extreme, keepdim, NaN") {
     // [[3, 1, 3], [0, 5, 2]]
     const auto x = tensor({3, 1, 3, 0, 5, 2}, {2, 3});
-    CHECK(mg::max(x, 1).to_vector() == std::vector<double>{3, 5});
-    CHECK(mg::max(x, 0).to_vector() == std::vector<double>{3, 5, 3});
-    CHECK(mg::max(x, -1, true).shape() == mg::Shape{2, 1});
+    CHECK(mg::max(x, 1).values.to_vector() == std::vector<double>{3, 5});
+    CHECK(mg::max(x, 1).indices.to_vector() == std::vector<std::int64_t>{0, 1});
+    const auto [values, indices] = mg::max(x, 0);
+    CHECK(values.to_vector() == std::vector<double>{3, 5, 3});
+    CHECK(indices.to_vector() == std::vector<std::int64_t>{0, 1, 0});
+    CHECK(mg::max(x, -1, true).values.shape() == mg::Shape{2, 1});
+    CHECK(mg::max(x, -1, true).indices.shape() == mg::Shape{2, 1});
+    CHECK(mg::min(x, 1).values.to_vector() == std::vector<double>{1, 0});
+    CHECK(mg::min(x, 1).indices.to_vector() == std::vector<std::int64_t>{1, 0});
+    CHECK(mg::argmin(x, 0).to_vector() == std::vector<std::int64_t>{1, 0, 1});
+    CHECK(mg::max(x).item() == 5);
+    CHECK(mg::min(x).item() == 0);
+    CHECK(mg::max(x).shape() == mg::Shape{});
     CHECK(mg::argmax(x, 1).to_vector() == std::vector<std::int64_t>{0, 1});
     CHECK(mg::argmax(x, 0).to_vector() == std::vector<std::int64_t>{0, 1, 0});
     CHECK(mg::argmax(x, 0, true).shape() == mg::Shape{1, 3});
     CHECK(mg::argmax<std::int32_t>(x, -1).to_vector() == std::vector<std::int32_t>{0, 1});
-    // today's argmax(x) over a matrix's rows is unchanged
-    CHECK(mg::argmax(x).to_vector() == std::vector<std::int32_t>{0, 1});
-    const auto nan = tensor({1, std::nan(""), 2}, {3});
-    CHECK(mg::argmax(nan, 0).to_vector() == std::vector<std::int64_t>{1});
-    CHECK(std::isnan(mg::max(nan, 0).item()));
+    // argmax(x) and argmin(x) are flat indices into the whole tensor, as torch.argmax(x)
+    CHECK(mg::argmax(x).item() == 4);
+    CHECK(mg::argmax(x).shape() == mg::Shape{});
+    CHECK(mg::argmin(x).item() == 3);
+    CHECK(mg::argmax(tensor({3, 1, 3}, {3})).item() == 0);  // the first of a tie
+    // NaN is taken by max and min alike, as PyTorch's: the first NaN
+    const auto nan = tensor({1, std::nan(""), 2, std::nan("")}, {4});
+    CHECK(mg::argmax(nan, 0).item() == 1);
+    CHECK(mg::argmin(nan, 0).item() == 1);
+    CHECK(mg::argmin(nan).item() == 1);
+    CHECK(std::isnan(mg::max(nan, 0).values.item()));
+    CHECK(std::isnan(mg::min(nan).item()));
 }
 
 TEST_CASE("sum, mean, max along a dim: gradients against central differences") {
@@ -61,15 +73,26 @@ TEST_CASE("sum, mean, max along a dim: gradients against central differences") {
         for (bool keepdim : {false, true}) {
             check_gradients([&] { return weighted_sum(mg::sum(x, dim, keepdim)); }, {x});
             check_gradients([&] { return weighted_sum(mg::mean(x, dim, keepdim)); }, {x});
-            check_gradients([&] { return weighted_sum(mg::max(x, dim, keepdim)); }, {x});
+            check_gradients([&] { return weighted_sum(mg::max(x, dim, keepdim).values); }, {x});
+            check_gradients([&] { return weighted_sum(mg::min(x, dim, keepdim).values); }, {x});
+            check_gradients([&] { return weighted_sum(mg::var(x, dim, true, keepdim)); }, {x});
+            check_gradients([&] { return weighted_sum(mg::std(x, dim, false, keepdim)); }, {x});
         }
     }
 }
 
-TEST_CASE("max along a dim: the gradient goes to the first maximum only") {
+TEST_CASE("max along a dim: the gradient goes to the first maximum only; the whole tensor's max and min share it among ties, as PyTorch's") {
     auto x = tensor({2, 7, 7, 1}, {1, 4}, true);
-    mg::sum(mg::max(x, 1)).backward();
+    mg::sum(mg::max(x, 1).values).backward();
     CHECK(x.grad().to_vector() == std::vector<double>{0, 1, 0, 0});
+    x.zero_grad();
+    (mg::max(x) * 3.0).backward();
+    CHECK(x.grad().to_vector() == std::vector<double>{0, 1.5, 1.5, 0});
+    auto y = tensor({-1, 4, -1, -1}, {2, 2}, true);
+    (mg::min(y) * 3.0).backward();
+    CHECK(y.grad().to_vector() == std::vector<double>{1, 0, 1, 1});
+    auto z = random_tensor({3, 4}, 5);
+    check_gradients([&] { return mg::max(z) * 2.0 + mg::min(z); }, {z});
 }
 
 TEST_CASE("softmax and log_softmax along a dim: values, gradients, the matrix fast path") {

@@ -107,7 +107,7 @@ int train(const Options& o, const examples::IrisSplit& split) {
     {
         mg::NoGradGuard no_grad;
         auto x_test = mg::Tensor<mg::Cpu>::from(split.x_test).template to<B>();
-        const auto predicted = mg::argmax(model(x_test)).to_vector();
+        const auto predicted = mg::argmax(model(x_test), 1).to_vector();
         std::size_t right = 0;
         for (std::size_t i = 0; i < predicted.size(); ++i) right += predicted[i] == split.y_test[i];
         accuracy = static_cast<double>(right) / static_cast<double>(predicted.size());

@@ -108,10 +108,16 @@ class Tensor {
         return t;
     }
     static Tensor from(const std::vector<T>& values) {
-        return from(std::span<const T>(values), Shape{static_cast<std::int64_t>(values.size())});
+        return from(values, Shape{static_cast<std::int64_t>(values.size())});
     }
     static Tensor from(const std::vector<T>& values, const Shape& shape) {
-        return from(std::span<const T>(values), shape);
+        if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> packs bits: unpack to one bool per element
+            const std::unique_ptr<bool[]> unpacked(new bool[values.size()]);
+            std::copy(values.begin(), values.end(), unpacked.get());
+            return from(std::span<const T>(unpacked.get(), values.size()), shape);
+        } else {
+            return from(std::span<const T>(values), shape);
+        }
     }
     template <detail::HostMatrix<T> M>
     static Tensor from(const M& matrix) {
@@ -237,7 +243,13 @@ class Tensor {
     // Reads every element on the host: a host read (and a sync on a device backend).
     std::vector<T> to_vector() const {
         std::vector<T> out(static_cast<std::size_t>(numel()));
-        B::download(out.data(), data(), impl().bytes(), device());
+        if constexpr (std::is_same_v<T, bool>) {  // std::vector<bool> packs bits: read into bools first
+            const std::unique_ptr<bool[]> unpacked(new bool[out.size()]);
+            B::download(unpacked.get(), data(), impl().bytes(), device());
+            std::copy(unpacked.get(), unpacked.get() + out.size(), out.begin());
+        } else {
+            B::download(out.data(), data(), impl().bytes(), device());
+        }
         ++counters().host_reads;
         return out;
     }
@@ -415,6 +427,8 @@ struct fmt::formatter<minigrad::Tensor<B, T>> {
     static std::string element_text(T value) {
         if constexpr (std::is_floating_point_v<T>)
             return fmt::format("{:.4g}", value);
+        else if constexpr (std::is_same_v<T, bool>)
+            return value ? "True" : "False";
         else
             return fmt::format("{}", +value);  // + prints an int8 as a number, not a character
     }

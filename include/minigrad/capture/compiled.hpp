@@ -31,9 +31,11 @@
 #include "../ops/cross_entropy.hpp"
 #include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
+#include "../ops/extrema.hpp"
 #include "../ops/index.hpp"
 #include "../ops/layer_norm.hpp"
 #include "../ops/loss.hpp"
+#include "../ops/mask.hpp"
 #include "../ops/pool.hpp"
 #include "../ops/reduce.hpp"
 #include "../ops/shape.hpp"
@@ -53,11 +55,11 @@ namespace detail {
 // the unit tests, which check every functor they launch against this list (tests/main.cpp).
 template <class T, class L>
 using LabelledFunctors = kernels::Join<kernels::LabelFunctors<T, L>, kernels::CrossEntropyFunctors<T, L>, kernels::IndexFunctors<T, L>,
-                                       kernels::ReduceIndexFunctors<T, L>>;
+                                       kernels::ExtremaIndexFunctors<T, L>>;
 template <class T>
 using StepFunctors =
     kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
-                  kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>,
+                  kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>, kernels::ExtremaFunctors<T>, kernels::MaskFunctors<T>,
                   kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>,
                   kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>,
                   kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,

@@ -81,21 +81,26 @@ inline std::array<std::int64_t, Shape::max_dims> padded_dims(const Shape& s, int
 
 // The shape of `first op other`, or a ShapeError naming the op, both arguments, their shapes and
 // the first dim (counted in the result) where neither size is 1 and the sizes differ.
-inline Shape broadcast_shapes(std::string_view op, const Shape& first, std::string_view first_name, const Shape& other,
-                              std::string_view other_name) {
+// The arguments are numbered first_arg and other_arg where an op takes others before them (where).
+inline Shape broadcast_shapes(std::string_view op, const Shape& first, int first_arg, std::string_view first_name, const Shape& other,
+                              int other_arg, std::string_view other_name) {
     const int ndim = first.ndim() > other.ndim() ? first.ndim() : other.ndim();
     const auto a = padded_dims(first, ndim), b = padded_dims(other, ndim);
     std::int64_t dims[Shape::max_dims];
     for (int d = 0; d < ndim; ++d) {
         const auto i = static_cast<std::size_t>(d);
         if (a[i] != b[i] && a[i] != 1 && b[i] != 1) {
-            fail<ShapeError>("{}: argument #2 '{}' has shape {}, which does not broadcast with argument #1 '{}' of shape {} "
+            fail<ShapeError>("{}: argument #{} '{}' has shape {}, which does not broadcast with argument #{} '{}' of shape {} "
                              "(dimension {}: {} vs {}; sizes must be equal or one of them 1)",
-                             op, other_name, other, first_name, first, d, b[i], a[i]);
+                             op, other_arg, other_name, other, first_arg, first_name, first, d, b[i], a[i]);
         }
         dims[d] = a[i] == 1 ? b[i] : a[i];
     }
     return make_shape(dims, ndim);
+}
+inline Shape broadcast_shapes(std::string_view op, const Shape& first, std::string_view first_name, const Shape& other,
+                              std::string_view other_name) {
+    return broadcast_shapes(op, first, 1, first_name, other, 2, other_name);
 }
 
 // s (which broadcasts to out) read at out's indices: its strides over out's dims, 0 where it stretches.

@@ -1,7 +1,8 @@
-// The gathers: index_select(x, dim, index) and embedding(index, weight), which is index_select
-// along dim 0 of weight with an index of any shape, as torch.nn.functional.embedding. One pair of
-// kernels (a gather, and its backward that adds a repeated index's gradients in index order, with
-// no atomics), one node, and one index check (ops/labels.hpp): on the host at once, on CUDA by a
+// The gathers: index_select(x, dim, index); embedding(index, weight), which is index_select
+// along dim 0 of weight with an index of any shape, as torch.nn.functional.embedding; and
+// gather(x, dim, index), which picks one entry along dim for each element of index, as
+// torch.gather. Each has a gather kernel, a backward that adds a repeated index's gradients in
+// index order (no atomics), one node, and one index check (ops/labels.hpp): on the host at once, on CUDA by a
 // kernel, reported at the next host read as cross_entropy's labels are. The kernels also refuse
 // to read or write outside x for an index the check has not yet reported (a GPU, or a compiled
 // step that reports at its end): it reads 0, and its gradient goes nowhere.
@@ -64,10 +65,50 @@ struct IndexSelectBackward {
     }
 };
 
+// index and y have index's shape (x's rank, each dim but `dim` no larger than x's): y[i] = x at i's
+// coordinates with the one along dim replaced by index[i]. x_at gives x's offset of i's coordinates
+// with the one along dim taken as 0; stride is x's stride along dim. i over y
+template <class T, class L>
+struct GatherDim {
+    const T* x;
+    const L* index;
+    T* y;
+    StridedIndex x_at;
+    index_t n_x, stride;
+    MINIGRAD_HD void operator()(index_t i) const {
+        const index_t k = static_cast<index_t>(index[i]);
+        y[i] = k >= 0 && k < n_x ? x[x_at.offset(i) + k * stride] : T(0);
+    }
+};
+
+// The gradient of GatherDim: p walks index's shape with dim stretched to x's size n_x (every element
+// of dx that index can reach); dx there = the sum of dy over the m entries of index along dim, at
+// p's other coordinates, whose value is p's coordinate along dim, in index order. dx_at and
+// index_at give p's offset in dx and (with dim taken as 0) in index and dy; index_stride is their
+// stride along dim, inner the size of the walk's dims after dim. p over the walk's elements
+template <class T, class L>
+struct GatherDimBackward {
+    const T* dy;
+    const L* index;
+    T* dx;
+    StridedIndex dx_at, index_at;
+    index_t n_x, m, index_stride, inner;
+    bool overwrite;
+    MINIGRAD_HD index_t work_per_index() const { return m; }
+    MINIGRAD_HD void operator()(index_t p) const {
+        const index_t k = (p / inner) % n_x, base = index_at.offset(p);
+        T acc = 0;
+        for (index_t t = 0; t < m; ++t)
+            if (static_cast<index_t>(index[base + t * index_stride]) == k) acc += dy[base + t * index_stride];
+        const index_t at = dx_at.offset(p);
+        dx[at] = write(dx[at], acc, overwrite);
+    }
+};
+
 // The functors this file's ops launch, for compiled steps, with indices of type L (kernels::Functors,
 // backend/kernels.hpp).
 template <class T, class L>
-using IndexFunctors = Functors<IndexSelect<T, L>, IndexSelectBackward<T, L>>;
+using IndexFunctors = Functors<IndexSelect<T, L>, IndexSelectBackward<T, L>, GatherDim<T, L>, GatherDimBackward<T, L>>;
 
 }  // namespace kernels
 
@@ -115,7 +156,107 @@ Tensor<B, T> gather(const char* op, LabelSite site, const Tensor<B, T>& x, int d
     return y;
 }
 
+// Row-major strides of a shape.
+inline void contiguous_strides(const Shape& s, std::int64_t* strides) {
+    std::int64_t stride = 1;
+    for (int d = s.ndim() - 1; d >= 0; --d) {
+        strides[d] = stride;
+        stride *= s[d];
+    }
+}
+
+// x is any shape, index has x's rank; y has index's shape
+template <class B, class T, class L>
+struct GatherDimNode : Node<B, T> {
+    int dim;
+    Tensor<B, L> index;
+    const char* op_name() const override { return "gather"; }
+    void backward(TensorImpl<B, T>& out) override {
+        auto& x = *this->inputs[0];
+        auto dx = grad_slot(x);
+        const Shape& xs = x.shape;
+        const Shape& is = index.shape();
+        const int nd = xs.ndim();
+        std::int64_t walk[Shape::max_dims], x_strides[Shape::max_dims], index_strides[Shape::max_dims], inner = 1;
+        contiguous_strides(xs, x_strides);
+        contiguous_strides(is, index_strides);
+        const std::int64_t index_stride = nd > 0 ? index_strides[dim] : 1;
+        bool covers = true;  // whether the walk reaches every element of dx
+        for (int d = 0; d < nd; ++d) {
+            walk[d] = d == dim ? xs[d] : is[d];
+            covers = covers && walk[d] == xs[d];
+            if (d > dim) inner *= walk[d];
+        }
+        if (nd > 0) index_strides[dim] = 0;
+        const std::int64_t walked = make_shape(walk, nd).numel();
+        bool overwrite = dx.overwrite;
+        if (!covers && overwrite) {  // elements the index cannot reach get 0
+            B::launch(x.numel(), kernels::Fill<T>{dx.data, T(0)}, x.device);
+            overwrite = false;
+        }
+        const std::int64_t n_x = nd > 0 ? xs[dim] : 1, m = nd > 0 ? is[dim] : 1;
+        B::launch(walked,
+                  kernels::GatherDimBackward<T, L>{out.grad->data, index.data(), dx.data, kernels::strided_index(walk, x_strides, nd),
+                                                   kernels::strided_index(walk, index_strides, nd), n_x, m, index_stride, inner, overwrite},
+                  x.device);
+    }
+};
+
 }  // namespace detail
+
+// y[i][j][k] = x[index[i][j][k]][j][k] for dim 0 (and so on for the others), as torch.gather: index
+// has x's rank, each of its dims but `dim` no larger than x's, and values in [0, x.size(dim)); y has
+// index's shape. The gradient adds up where index repeats.
+template <class B, class T, std::integral L>
+Tensor<B, T> gather(const Tensor<B, T>& x, std::int64_t dim, const Tensor<B, L>& index) {
+    detail::check_defined("gather", x, 1, "input");
+    detail::check_defined("gather", index, 3, "index");
+    detail::check_same_device("gather", x, "input", index, 3, "index");
+    const int d = detail::normalize_dim("gather", x.shape(), dim, 2);
+    const int nd = x.ndim();
+    if (index.ndim() != nd) {
+        detail::fail<ShapeError>("gather: argument #3 'index' has shape {}, expected as many dims as argument #1 'input' of shape {}",
+                                 index.shape(), x.shape());
+    }
+    for (int k = 0; k < nd; ++k) {
+        if (k != d && index.size(k) > x.size(k)) {
+            detail::fail<ShapeError>("gather: argument #3 'index' has shape {}, larger than argument #1 'input' of shape {} in dim {} ({} > {}); "
+                                     "only dim {} may be larger",
+                                     index.shape(), x.shape(), k, index.size(k), x.size(k), d);
+        }
+    }
+    const std::int64_t n_x = nd > 0 ? x.size(d) : 1;
+    if (n_x == 0 && index.numel() > 0) {
+        detail::fail<ValueError>("gather: argument #3 'index' has {} entries, but dim {} of argument #1 'input' (shape {}) has size 0",
+                                 index.numel(), d, x.shape());
+    }
+    detail::check_labels<B>(index.data(), index.numel(), n_x, {"gather", "argument #3 'index'", true, false}, index.device());
+    auto y = Tensor<B, T>::empty(index.shape(), x.device());
+    std::int64_t x_strides[Shape::max_dims];
+    detail::contiguous_strides(x.shape(), x_strides);
+    const std::int64_t stride = nd > 0 ? x_strides[d] : 1;
+    if (nd > 0) x_strides[d] = 0;
+    std::int64_t dims[Shape::max_dims];
+    for (int k = 0; k < index.ndim(); ++k) dims[k] = index.size(k);
+    const auto x_at = nd > 0 ? kernels::strided_index(dims, x_strides, nd) : kernels::StridedIndex{};
+    B::launch(y.numel(), kernels::GatherDim<T, L>{x.data(), index.data(), y.data(), x_at, n_x, stride}, x.device());
+    if constexpr (std::is_floating_point_v<T>) {
+        if (detail::wants_grad(x)) {
+            auto node = std::make_shared<detail::GatherDimNode<B, T, L>>();
+            node->inputs = {x.impl_ptr(), nullptr, nullptr};
+            node->dim = d;
+            node->index = index;
+            detail::attach(y.impl(), std::move(node));
+        }
+    }
+    return y;
+}
+template <class BA, class TA, class BB, class L>
+    requires(!std::is_same_v<BA, BB>)
+Tensor<BA, TA> gather(const Tensor<BA, TA>&, std::int64_t, const Tensor<BB, L>&) {
+    detail::reject_mix<BA, TA, BB, TA, 3>();
+    return {};
+}
 
 // The entries of dim picked by index (1-D, integers in [0, size of dim)); repeats allowed. The
 // gradient adds up at a repeated index.

@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Reference values for minigrad's mask, indexing and reduction ops (tests/test_masks.cpp), from
+PyTorch, in float64: the ops a sequence model needs before its attention and recurrent layers.
+
+Every input is drawn here from a seeded generator and stored beside the results, so the tests read
+the exact same numbers. Each case "<name>" stores its inputs ("<name>.x", ...), its output
+("<name>.y"; "<name>.indices" where the op also gives indices), the upstream gradient ("<name>.dy":
+the output's gradient is dy, as if the loss were sum(y * dy)) and the gradient of each floating
+input ("<name>.grad.x", ...). Masks and indices are stored as int64.
+
+- comparisons (eq ne lt le gt ge) with broadcasting, on values with ties; logical and/or/not;
+- where(cond, a, b) and masked_fill(x, mask, value), with a broadcast mask; tril/triu with a
+  diagonal, over a batch of matrices;
+- gather along each dim, with repeated indices and an index smaller than the input;
+- max/min along a dim (values and indices), the whole tensor's max/min (ties share the gradient),
+  argmax/argmin (flat and along a dim), topk (largest and smallest), on values with ties;
+- var/std, whole and along a dim, unbiased or not, keepdim;
+- gelu, exact and tanh forms.
+
+The case list is the metadata "cases" (JSON). Writes tests/data/seq_goldens.safetensors. Run with
+Debian's python3-torch: /usr/bin/python3 tools/make_seq_goldens.py
+"""
+import json
+import pathlib
+
+import torch
+import torch.nn.functional as F
+
+from make_loss_goldens import save  # the safetensors layout, written directly
+
+OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "seq_goldens.safetensors"
+GEN = torch.Generator().manual_seed(22)
+
+
+def uniform(*shape, lo=-1.0, hi=1.0):
+    return torch.rand(tuple(shape), generator=GEN, dtype=torch.float64) * (hi - lo) + lo
+
+
+def coarse(*shape):
+    """Values on a grid of quarters in [-1, 1]: ties are common."""
+    return torch.round(uniform(*shape) * 4) / 4
+
+
+def mask(*shape, p=0.4):
+    return torch.rand(tuple(shape), generator=GEN) < p
+
+
+def store(out, name, inputs, y, dy=None, leaves=None, indices=None):
+    for k, v in inputs.items():
+        out[f"{name}.{k}"] = v.to(torch.int64) if v.dtype in (torch.bool, torch.int64) else v
+    out[f"{name}.y"] = y.detach().to(torch.int64) if y.dtype == torch.bool else y.detach()
+    if indices is not None:
+        out[f"{name}.indices"] = indices
+    if dy is not None:
+        out[f"{name}.dy"] = dy
+        for k, leaf in (leaves or {}).items():
+            out[f"{name}.grad.{k}"] = leaf.grad if leaf.grad is not None else torch.zeros_like(leaf)
+
+
+def with_grads(out, name, fn, inputs, grad_names, indices_of=None):
+    """Runs fn(**inputs) with gradients on the inputs named in grad_names, and stores it under name."""
+    leaves = {k: (v.clone().requires_grad_(True) if k in grad_names else v) for k, v in inputs.items()}
+    result = fn(**leaves)
+    indices = None
+    if isinstance(result, tuple):
+        result, indices = result
+    dy = uniform(*result.shape)
+    result.backward(dy)
+    store(out, name, inputs, result, dy, {k: leaves[k] for k in grad_names}, indices)
+
+
+def main():
+    out = {}
+    listed = []
+
+    def case(name, op, **params):
+        listed.append({"name": name, "op": op, **params})
+        return name
+
+    # comparisons: x (3, 4) against other (4) and against a number, on a coarse grid so some are equal
+    x, other = coarse(3, 4), coarse(4)
+    for op in ["eq", "ne", "lt", "le", "gt", "ge"]:
+        name = case(f"{op}_tensor", "compare", fn=op)
+        store(out, name, {"x": x, "other": other}, getattr(torch, op)(x, other))
+        name = case(f"{op}_number", "compare_number", fn=op, number=0.25)
+        store(out, name, {"x": x}, getattr(torch, op)(x, 0.25))
+    a, b = mask(2, 3), mask(3)
+    for op in ["logical_and", "logical_or"]:
+        name = case(op, "logical", fn=op)
+        store(out, name, {"a": a, "b": b}, getattr(torch, op)(a, b))
+    name = case("logical_not", "logical", fn="logical_not")
+    store(out, name, {"a": a}, torch.logical_not(a))
+
+    # where: cond (4, 1) broadcast against a (4, 5) and b (5)
+    name = case("where_broadcast", "where")
+    with_grads(out, name, lambda cond, a, b: torch.where(cond, a, b), {"cond": mask(4, 1, p=0.5), "a": uniform(4, 5), "b": uniform(5)},
+               ["a", "b"])
+    name = case("where_same", "where")
+    with_grads(out, name, lambda cond, a, b: torch.where(cond, a, b), {"cond": mask(3, 4), "a": uniform(3, 4), "b": uniform(3, 4)}, ["a", "b"])
+    # masked_fill: a causal (T, T) mask over (B, H, T, T) scores, and a same-shape mask
+    t = 5
+    causal = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+    name = case("masked_fill_causal", "masked_fill", value=-1e9)
+    with_grads(out, name, lambda x, mask: x.masked_fill(mask, -1e9), {"x": uniform(2, 3, t, t), "mask": causal}, ["x"])
+    name = case("masked_fill_same", "masked_fill", value=0.5)
+    with_grads(out, name, lambda x, mask: x.masked_fill(mask, 0.5), {"x": uniform(3, 4), "mask": mask(3, 4)}, ["x"])
+
+    # tril/triu over (2, 4, 6), diagonals below, on and above the main one
+    for op in ["tril", "triu"]:
+        for diagonal in [-1, 0, 2]:
+            name = case(f"{op}_{diagonal}".replace("-", "m"), op, diagonal=diagonal)
+            with_grads(out, name, lambda x: getattr(torch, op)(x, diagonal), {"x": uniform(2, 4, 6)}, ["x"])
+
+    # gather along each dim of (3, 4, 5); index (2, 6, 3) along dim 1 is smaller in the other dims
+    xs = (3, 4, 5)
+    for dim, index_shape in [(0, (5, 4, 5)), (1, (2, 6, 3)), (2, (3, 4, 7)), (-1, (3, 4, 1))]:
+        index = torch.randint(0, xs[dim], index_shape, generator=GEN)
+        name = case(f"gather_dim{dim}".replace("-", "m"), "gather", dim=dim)
+        with_grads(out, name, lambda x, index: torch.gather(x, dim, index), {"x": uniform(*xs), "index": index}, ["x"])
+
+    # max/min along a dim, with ties (the first wins), and the whole tensor's (ties share the gradient)
+    for op in ["max", "min"]:
+        for dim, keepdim in [(0, False), (1, True), (-1, False)]:
+            name = case(f"{op}_dim{dim}_{int(keepdim)}".replace("-", "m"), f"{op}_dim", dim=dim, keepdim=keepdim)
+            with_grads(out, name, lambda x: tuple(getattr(torch, op)(x, dim, keepdim)), {"x": coarse(3, 4, 5)}, ["x"])
+        name = case(f"{op}_all", f"{op}_all")
+        with_grads(out, name, lambda x: getattr(torch, op)(x), {"x": coarse(3, 4)}, ["x"])
+    for op in ["argmax", "argmin"]:
+        x = coarse(3, 4, 5)
+        name = case(f"{op}_flat", op, dim=None)
+        store(out, name, {"x": x}, getattr(torch, op)(x))
+        name = case(f"{op}_dim1", op, dim=1)
+        store(out, name, {"x": x}, getattr(torch, op)(x, 1))
+
+    # topk: k of a dim, largest and smallest, with ties (index order among equals, as sorted=True gives here)
+    for dim, k, largest in [(-1, 3, True), (1, 2, False), (0, 3, True)]:
+        name = case(f"topk_dim{dim}_k{k}_{int(largest)}".replace("-", "m"), "topk", dim=dim, k=k, largest=largest)
+        x = uniform(3, 4, 5)  # distinct values: PyTorch's order among equal values is not specified
+        with_grads(out, name, lambda x: tuple(torch.topk(x, k, dim, largest, True)), {"x": x}, ["x"])
+
+    # var/std: whole and along dims, unbiased or not, keepdim
+    for op in ["var", "std"]:
+        for unbiased in [True, False]:
+            name = case(f"{op}_all_{int(unbiased)}", f"{op}_all", unbiased=unbiased)
+            with_grads(out, name, lambda x: getattr(torch, op)(x, unbiased=unbiased), {"x": uniform(3, 5)}, ["x"])
+        for dim, unbiased, keepdim in [(0, True, False), (1, False, True), (-1, True, True)]:
+            name = case(f"{op}_dim{dim}_{int(unbiased)}{int(keepdim)}".replace("-", "m"), f"{op}_dim", dim=dim, unbiased=unbiased, keepdim=keepdim)
+            with_grads(out, name, lambda x: getattr(torch, op)(x, dim, unbiased, keepdim), {"x": uniform(3, 4, 5)}, ["x"])
+
+    # gelu: the exact form (PyTorch's default) and the tanh form, over the tails too
+    for approximate in ["none", "tanh"]:
+        name = case(f"gelu_{approximate}", "gelu", approximate=approximate)
+        with_grads(out, name, lambda x: F.gelu(x, approximate=approximate), {"x": uniform(4, 6, lo=-5, hi=5)}, ["x"])
+
+    save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
+    print(f"wrote {len(listed)} cases to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
