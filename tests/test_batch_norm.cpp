@@ -131,7 +131,7 @@ TEST_CASE("BatchNorm1d and BatchNorm2d: three training steps and an eval step as
 }
 
 TEST_CASE("batch_norm: gradients by central differences in training and eval, for (N, C), (N, C, L) and (N, C, H, W)") {
-    for (const mg::Shape shape : {mg::Shape{5, 3}, mg::Shape{3, 2, 4}, mg::Shape{2, 3, 3, 2}}) {
+    for (const mg::Shape& shape : {mg::Shape{5, 3}, mg::Shape{3, 2, 4}, mg::Shape{2, 3, 3, 2}}) {
         CAPTURE(shape);
         auto x = random_tensor(shape, 1, -1, 2);
         auto w = random_tensor(mg::Shape{shape[1]}, 2, 0.5, 1.5);

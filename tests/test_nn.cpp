@@ -92,7 +92,10 @@ TEST_CASE("Linear with an activation, and a Linear then an activation in a Seque
         mg::manual_seed(3);
         mg::nn::Linear<mg::Cpu, T> fc(5, 7, with_bias);
         auto x = mg::Tensor<mg::Cpu, T>::uniform({9, 5}, -2, 2).requires_grad_();
-        std::vector<mg::Tensor<mg::Cpu, T>> leaves{x, fc.weight};
+        // built by push_back: g++ 12 warns (-Warray-bounds, wrongly) on a brace list copied into it here
+        std::vector<mg::Tensor<mg::Cpu, T>> leaves;
+        leaves.push_back(x);
+        leaves.push_back(fc.weight);
         if (with_bias) leaves.push_back(fc.bias);
         const auto fused = pass<T>([&] { return fc(x, act); }, leaves);
         const auto apart = pass<T>([&] { return act(fc(x)); }, leaves);

@@ -15,12 +15,17 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
 - max/min along a dim (values and indices), the whole tensor's max/min (ties share the gradient),
   argmax/argmin (flat and along a dim), topk (largest and smallest), on values with ties;
 - var/std, whole and along a dim, unbiased or not, keepdim;
-- gelu, exact and tanh forms.
+- gelu, exact and tanh forms;
+- scaled_dot_product_attention (PyTorch's math form): plain, causal (also with more keys than
+  queries), a bool mask broadcast over the batch, a float bias, a given scale, 3-D input;
+- nn.MultiheadAttention: cross-attention in both layouts (with and without bias), and causal
+  self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>".
 
 The case list is the metadata "cases" (JSON). Writes tests/data/seq_goldens.safetensors. Run with
 Debian's python3-torch: /usr/bin/python3 tools/make_seq_goldens.py
 """
 import json
+import math
 import pathlib
 
 import torch
@@ -151,6 +156,72 @@ def main():
     for approximate in ["none", "tanh"]:
         name = case(f"gelu_{approximate}", "gelu", approximate=approximate)
         with_grads(out, name, lambda x: F.gelu(x, approximate=approximate), {"x": uniform(4, 6, lo=-5, hi=5)}, ["x"])
+
+    # scaled_dot_product_attention, written as PyTorch's math form (torch 1.13 has no fused one):
+    # softmax(q k^T * scale + mask) v, over (N, H, L, E) and (N, L, E), with L != S, Ev != E
+    def sdpa(q, k, v, mask=None, bias=None, causal=False, scale=None):
+        scores = q @ k.transpose(-2, -1) * (scale if scale is not None else 1 / math.sqrt(q.shape[-1]))
+        if causal:
+            scores = scores.masked_fill(~torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(), float("-inf"))
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        if bias is not None:
+            scores = scores + bias
+        return torch.softmax(scores, -1) @ v
+
+    for label, shape_q, shape_k, shape_v, extra in [
+        ("plain", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 3), {}),
+        ("causal", (2, 2, 7, 4), (2, 2, 7, 4), (2, 2, 7, 4), {"causal": True}),
+        ("causal_wide", (1, 2, 4, 3), (1, 2, 6, 3), (1, 2, 6, 5), {"causal": True}),
+        ("mask", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 4), {"mask": (5, 6)}),
+        ("bias", (2, 3, 5, 4), (2, 3, 6, 4), (2, 3, 6, 4), {"bias": (1, 3, 5, 6)}),
+        ("scale_3d", (3, 5, 4), (3, 5, 4), (3, 5, 2), {"scale": 0.7}),
+    ]:
+        inputs = {"q": uniform(*shape_q), "k": uniform(*shape_k), "v": uniform(*shape_v)}
+        params = {"causal": extra.get("causal", False), "scale": extra.get("scale")}
+        if "mask" in extra:
+            m = mask(*extra["mask"], p=0.7)
+            m[:, 0] = True  # every query sees a key
+            inputs["mask"] = m
+        if "bias" in extra:
+            inputs["bias"] = uniform(*extra["bias"])
+        name = case(f"sdpa_{label}", "sdpa", is_causal=params["causal"], scale=params["scale"], mask="mask" in inputs, bias="bias" in inputs)
+        with_grads(out, name, lambda q, k, v, mask=None, bias=None: sdpa(q, k, v, mask, bias, params["causal"], params["scale"]), inputs,
+                   ["q", "k", "v"])
+
+    # nn.MultiheadAttention (embed_dim 8, 2 heads), its weights stored under PyTorch's names:
+    # cross-attention (L 4, S 5) in both layouts, and causal self-attention with padded keys
+    for label, batch_first, bias, self_attention in [("cross", False, True, False), ("cross_bf", True, False, False), ("self_causal", True, True, True)]:
+        torch.manual_seed(5)
+        mha = torch.nn.MultiheadAttention(8, 2, bias=bias, batch_first=batch_first).double()
+        with torch.no_grad():  # non-zero biases, so that a wrong slice of them shows
+            for pname, p in mha.named_parameters():
+                if "bias" in pname:
+                    p.copy_(uniform(*p.shape))
+        n, l, s = 2, 4, (4 if self_attention else 5)
+        lay = (lambda t: t) if batch_first else (lambda t: t.transpose(0, 1).contiguous())
+        inputs = {"query": lay(uniform(n, l, 8))}
+        if not self_attention:
+            inputs["key"], inputs["value"] = lay(uniform(n, s, 8)), lay(uniform(n, s, 8))
+        for pname, p in mha.named_parameters():
+            out[f"mha_{label}.{pname}"] = p.detach().clone()
+        masks = {}
+        if self_attention:
+            masks["attn_mask"] = torch.triu(torch.ones(l, s, dtype=torch.bool), 1)
+            padding = torch.zeros(n, s, dtype=torch.bool)
+            padding[1, 3] = True
+            masks["key_padding_mask"] = padding
+            out[f"mha_{label}.key_padding_mask"] = padding.to(torch.int64)
+        name = case(f"mha_{label}", "mha", batch_first=batch_first, bias=bias, self_attention=self_attention,
+                    params=[pname for pname, _ in mha.named_parameters()])
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        query = leaves["query"]
+        y = mha(query, leaves.get("key", query), leaves.get("value", query), need_weights=False, **masks)[0]
+        dy = uniform(*y.shape)
+        y.backward(dy)
+        store(out, name, inputs, y, dy, leaves)
+        for pname, p in mha.named_parameters():
+            out[f"{name}.grad.{pname}"] = p.grad
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")

@@ -136,6 +136,53 @@ TEST_CASE("dim reductions, softmax along a dim, shape ops and in-place ops match
     CHECK(error_message([&] { bad.to_vector(); }).find("class 2 at index 1") != std::string::npos);
 }
 
+// Masks, extrema, gather and attention, the same graph on either backend: a scalar whose gradient
+// reaches x and q, k, v.
+template <class B>
+mg::Tensor<B, float> sequence_graph(const mg::Tensor<B, float>& x, const mg::Tensor<B, float>& q, const mg::Tensor<B, float>& k,
+                                    const mg::Tensor<B, float>& v, const mg::Tensor<B, std::int64_t>& index) {
+    const auto future = mg::triu(mg::Tensor<B, float>::ones({6, 6}, x.device()), 1) > 0.5f;
+    const auto masked = mg::masked_fill(x, x < -0.5f, 0.25f);
+    const auto picked = mg::gather(masked, 1, index);
+    const auto [top, where] = mg::topk(masked, 2, -1);
+    auto total = mg::sum(picked) + mg::sum(top) * 0.5f + mg::max(x) + mg::sum(mg::min(x, 0).values) + mg::var(x) + mg::sum(mg::std(x, 1));
+    total = total + mg::sum(mg::where(x > 0.0f, x, x * 2.0f) * 0.1f) + mg::sum(mg::tril(x, -1)) * 0.3f;
+    const mg::AttentionOptions<B, float> causal{.is_causal = true};
+    const mg::AttentionOptions<B, float> masked_attention{.attn_mask = mg::logical_not(future)};
+    total = total + mg::sum(mg::scaled_dot_product_attention(q, k, v, causal) * x.reshape({2, 3, 6, 1}));
+    return total + mg::sum(mg::scaled_dot_product_attention(q, k, v, masked_attention)) * 0.7f + mg::sum(mg::gelu(x));
+}
+
+TEST_CASE("masks, extrema, gather and scaled_dot_product_attention (one block and blocks of rows) match the CPU backend") {
+    mg::Generator gen(31);
+    auto x = CpuT::uniform({6, 6}, -1, 1, gen), q = CpuT::uniform({2, 3, 6, 4}, -1, 1, gen);
+    auto k = CpuT::uniform({2, 3, 6, 4}, -1, 1, gen), v = CpuT::uniform({2, 3, 6, 5}, -1, 1, gen);
+    const auto index = mg::Tensor<mg::Cpu, std::int64_t>::from({0, 5, 5, 1, 2, 3, 4, 0, 1, 2, 3, 3}, {6, 2});
+    for (std::int64_t budget : {std::int64_t{1} << 20, std::int64_t{12}}) {
+        CAPTURE(budget);
+        const auto saved = mg::detail::attention_block_budget();
+        mg::detail::attention_block_budget() = budget;
+        auto xg = x.to<mg::Cuda>(), qg = q.to<mg::Cuda>(), kg = k.to<mg::Cuda>(), vg = v.to<mg::Cuda>();
+        for (auto* t : {&x, &q, &k, &v}) {
+            t->requires_grad_();
+            t->zero_grad();
+        }
+        for (auto* t : {&xg, &qg, &kg, &vg}) t->requires_grad_();
+        auto cpu = sequence_graph(x, q, k, v, index);
+        auto gpu = sequence_graph(xg, qg, kg, vg, index.to<mg::Cuda>());
+        cpu.backward();
+        gpu.backward();
+        mg::detail::attention_block_budget() = saved;
+        CHECK(gpu.item() == doctest::Approx(cpu.item()).epsilon(1e-4));
+        check_close(xg.grad().to_vector(), x.grad().to_vector(), 1e-4);
+        check_close(qg.grad().to_vector(), q.grad().to_vector(), 1e-4);
+        check_close(kg.grad().to_vector(), k.grad().to_vector(), 1e-4);
+        check_close(vg.grad().to_vector(), v.grad().to_vector(), 1e-4);
+    }
+    CHECK(mg::argmax(x.to<mg::Cuda>()).item() == mg::argmax(x).item());
+    CHECK((x.to<mg::Cuda>() > 0.0f).to_vector() == (x > 0.0f).to_vector());
+}
+
 TEST_CASE("the same seed gives the same initial weights on both backends; a model moves in one call") {
     mg::manual_seed(42);
     IrisMLP<mg::Cpu> cpu_model;

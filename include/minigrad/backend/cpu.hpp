@@ -416,14 +416,14 @@ struct Cpu {
         const F local = f;  // a local copy lets the compiler keep its fields in registers
         if constexpr (requires { local.range(begin, end); }) {  // a functor with a host loop of its own
             local.range(begin, end);
-            return;
-        }
-        // One loop for every thread's range: a second copy (say, for the range that starts at 0) may
-        // vectorise differently, its exp rounding differently from the scalar one, and then the bits
-        // would depend on the thread count. run_all's small launches pass a constant 0, which the
-        // compiler folds into this loop as before.
+        } else {
+            // One loop for every thread's range: a second copy (say, for the range that starts at 0)
+            // may vectorise differently, its exp rounding differently from the scalar one, and then
+            // the bits would depend on the thread count. run_all's small launches pass a constant 0,
+            // which the compiler folds into this loop as before.
 #pragma GCC ivdep
-        for (std::int64_t i = begin; i < end; ++i) local(i);
+            for (std::int64_t i = begin; i < end; ++i) local(i);
+        }
     }
 #if MINIGRAD_CPU_DISPATCH
     template <class F>

@@ -25,6 +25,7 @@
 
 #include "../error.hpp"
 #include "../loss_log.hpp"
+#include "../ops/attention.hpp"
 #include "../ops/batch_norm.hpp"
 #include "../ops/broadcast.hpp"
 #include "../ops/conv.hpp"
@@ -61,7 +62,7 @@ using StepFunctors =
     kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
                   kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>, kernels::ExtremaFunctors<T>, kernels::MaskFunctors<T>,
                   kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>,
-                  kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>,
+                  kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>, kernels::AttentionFunctors<T>,
                   kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,
                   LabelledFunctors<T, std::int32_t>, LabelledFunctors<T, std::int64_t>>;
 

@@ -75,7 +75,9 @@ namespace detail {
 inline std::array<std::int64_t, Shape::max_dims> padded_dims(const Shape& s, int ndim) {
     std::array<std::int64_t, Shape::max_dims> dims{};
     for (int d = 0; d < ndim; ++d) dims[static_cast<std::size_t>(d)] = 1;
-    for (int d = 0; d < s.ndim(); ++d) dims[static_cast<std::size_t>(ndim - s.ndim() + d)] = s[d];
+    const int offset = ndim - s.ndim();
+    if (offset < 0) return dims;  // not reached; said so that g++ 12 sees the writes below stay inside dims
+    for (int d = 0; d < s.ndim(); ++d) dims[static_cast<std::size_t>(offset + d)] = s[d];
     return dims;
 }
 

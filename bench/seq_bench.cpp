@@ -1,0 +1,83 @@
+// minigrad's side of the sequence-model benchmark (bench/run_seq.sh runs it beside
+// bench/torch_seq.py): scaled_dot_product_attention forward and backward on fixed random
+// (batch, heads, T, D) inputs, causal, timed call by call after warm-up. Prints the median
+// us/call, the storage allocations per call after the first ones, and the process's peak resident
+// memory (getrusage), which the script compares across T.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <minigrad/minigrad.hpp>
+
+#include "../examples/common/guarded_main.hpp"
+
+namespace mg = minigrad;
+
+template <class B>
+int sdpa(std::int64_t batch, std::int64_t heads, std::int64_t T, std::int64_t D, int steps, int threads) {
+    mg::Generator gen(7);
+    const mg::Shape shape{batch, heads, T, D};
+    auto q = mg::Tensor<mg::Cpu>::uniform(shape, -1, 1, gen).template to<B>().requires_grad_();
+    auto k = mg::Tensor<mg::Cpu>::uniform(shape, -1, 1, gen).template to<B>().requires_grad_();
+    auto v = mg::Tensor<mg::Cpu>::uniform(shape, -1, 1, gen).template to<B>().requires_grad_();
+    const auto dy = mg::Tensor<mg::Cpu>::uniform(shape, -1, 1, gen).template to<B>();
+    const mg::AttentionOptions<B, float> causal{.is_causal = true};
+    auto call = [&] {
+        q.zero_grad();
+        k.zero_grad();
+        v.zero_grad();
+        auto y = mg::scaled_dot_product_attention(q, k, v, causal);
+        mg::sum(y * dy).backward();
+    };
+    for (int i = 0; i < 2; ++i) call();  // fills the caches
+    B::synchronize(0);
+    const auto before = mg::counters();
+    std::vector<double> us;
+    for (int i = 0; i < steps; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        call();
+        B::synchronize(0);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    const auto after = mg::counters();
+    std::sort(us.begin(), us.end());
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    fmt::print("minigrad sdpa {} B={} H={} T={} D={} causal ({} thread{}): median {:.1f} us/call, min {:.1f}; storage allocations per call after "
+               "the first 2: {}; peak rss {:.1f} MB\n",
+               B::name, batch, heads, T, D, threads, threads == 1 ? "" : "s", us[us.size() / 2], us.front(),
+               static_cast<double>(after.storage_allocs - before.storage_allocs) / steps, static_cast<double>(usage.ru_maxrss) / 1024.0);
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    std::string device = "cpu";
+    std::int64_t batch = 8, heads = 4, T = 256, D = 32;
+    int steps = 20, threads = 1;
+    CLI::App app{"minigrad's sequence-model benchmark: scaled_dot_product_attention forward and backward"};
+    app.add_option("--device", device)->check(CLI::IsMember({"cpu", "cuda"}));
+    app.add_option("--batch", batch)->check(CLI::Range(1, 4096));
+    app.add_option("--heads", heads)->check(CLI::Range(1, 4096));
+    app.add_option("--T", T)->check(CLI::Range(1, 1 << 20));
+    app.add_option("--D", D)->check(CLI::Range(1, 4096));
+    app.add_option("--steps", steps, "timed calls")->check(CLI::Range(1, 1000000));
+    app.add_option("--threads", threads, "CPU threads (mg::set_num_threads)")->check(CLI::Range(1, 1024));
+    CLI11_PARSE(app, argc, argv);
+    return examples::guarded_main([&] {
+        mg::set_num_threads(threads);
+#if defined(MINIGRAD_HAS_CUDA)
+        if (device == "cuda") return sdpa<mg::Cuda>(batch, heads, T, D, steps, threads);
+#else
+        if (device == "cuda") {
+            fmt::print(stderr, "error: this build has no CUDA backend\n");
+            return 2;
+        }
+#endif
+        return sdpa<mg::Cpu>(batch, heads, T, D, steps, threads);
+    });
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""PyTorch's side of the sequence-model benchmark (bench/run_seq.sh; bench/seq_bench.cpp is
+minigrad's): causal scaled dot-product attention forward and backward on (batch, heads, T, D)
+inputs. torch.nn.functional.scaled_dot_product_attention where this PyTorch has it (2.0 on), else
+its math form (softmax(q k^T / sqrt(D) masked) v), which is what torch 1.13's attention layers run.
+Prints the median us/call and the process's peak resident memory.
+
+    /usr/bin/python3 bench/torch_seq.py --T 256 --threads 1
+"""
+import argparse
+import math
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+
+def attention(q, k, v):
+    if hasattr(F, "scaled_dot_product_attention"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    t = q.shape[-2]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    scores = scores.masked_fill(~torch.ones(t, t, dtype=torch.bool, device=q.device).tril(), float("-inf"))
+    return torch.softmax(scores, -1) @ v
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--T", type=int, default=256)
+    parser.add_argument("--D", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    shape = (args.batch, args.heads, args.T, args.D)
+    q, k, v = [(torch.rand(*shape) * 2 - 1).to(device).requires_grad_() for _ in range(3)]
+    dy = (torch.rand(*shape) * 2 - 1).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def call():
+        for t in (q, k, v):
+            t.grad = None
+        (attention(q, k, v) * dy).sum().backward()
+
+    for _ in range(2):
+        call()
+    sync()
+    us = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        call()
+        sync()
+        us.append((time.perf_counter() - start) * 1e6)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    form = "fused" if hasattr(F, "scaled_dot_product_attention") else "math form"
+    print(f"torch {torch.__version__} sdpa ({form}) {args.device} B={args.batch} H={args.heads} T={args.T} D={args.D} causal "
+          f"({args.threads} thread{'s' if args.threads != 1 else ''}): median {statistics.median(us):.1f} us/call, min {min(us):.1f}; "
+          f"peak rss {peak:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
