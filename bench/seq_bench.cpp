@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     std::string device = "cpu";
     std::int64_t batch = 8, heads = 4, T = 256, D = 32;
     int steps = 20, threads = 1;
+    std::int64_t block_rows = 0;
     CLI::App app{"minigrad's sequence-model benchmark: scaled_dot_product_attention forward and backward"};
     app.add_option("--device", device)->check(CLI::IsMember({"cpu", "cuda"}));
     app.add_option("--batch", batch)->check(CLI::Range(1, 4096));
@@ -67,9 +68,11 @@ int main(int argc, char** argv) {
     app.add_option("--D", D)->check(CLI::Range(1, 4096));
     app.add_option("--steps", steps, "timed calls")->check(CLI::Range(1, 1000000));
     app.add_option("--threads", threads, "CPU threads (mg::set_num_threads)")->check(CLI::Range(1, 1024));
+    app.add_option("--block-rows", block_rows, "rows per block of queries; 0 chooses by shape (ops/attention.hpp)")->check(CLI::Range(0, 1 << 30));
     CLI11_PARSE(app, argc, argv);
     return examples::guarded_main([&] {
         mg::set_num_threads(threads);
+        mg::detail::attention_block_rows() = block_rows;
 #if defined(MINIGRAD_HAS_CUDA)
         if (device == "cuda") return sdpa<mg::Cuda>(batch, heads, T, D, steps, threads);
 #else

@@ -1,6 +1,6 @@
 // scaled_dot_product_attention (ops/attention.hpp): PyTorch's values and gradients
 // (tests/data/seq_goldens.safetensors, from tools/make_seq_goldens.py) in double and float, with
-// the queries in one block and in blocks of two rows; gradients against central differences; the
+// the queries in one block and in blocks of one and two rows; gradients against central differences; the
 // same values as the unfused ops; nn::MultiheadAttention with PyTorch's weights; every error message.
 #include <algorithm>
 #include <cmath>
@@ -17,11 +17,11 @@ namespace test_attention {
 using T2 = mg::Tensor<mg::Cpu, double>;
 using Mask = mg::Tensor<mg::Cpu, bool>;
 
-// While it lives, attention's blocks hold at most `budget` scores: blocks of a few rows.
+// While it lives, attention's blocks of queries have `rows` rows (0: chosen by shape).
 struct SmallBlocks {
-    std::int64_t saved = mg::detail::attention_block_budget();
-    explicit SmallBlocks(std::int64_t budget) { mg::detail::attention_block_budget() = budget; }
-    ~SmallBlocks() { mg::detail::attention_block_budget() = saved; }
+    std::int64_t saved = mg::detail::attention_block_rows();
+    explicit SmallBlocks(std::int64_t rows) { mg::detail::attention_block_rows() = rows; }
+    ~SmallBlocks() { mg::detail::attention_block_rows() = saved; }
     SmallBlocks(const SmallBlocks&) = delete;
     SmallBlocks& operator=(const SmallBlocks&) = delete;
 };
@@ -35,9 +35,9 @@ void sdpa_goldens() {
         const std::string name = c.at("name");
         CAPTURE(name);
         ++seen;
-        for (std::int64_t budget : {std::int64_t{1} << 20, std::int64_t{12}}) {  // one block; blocks of two rows (S = 6 or 7 keys: one row for 7)
-            CAPTURE(budget);
-            const SmallBlocks blocks(budget);
+        for (std::int64_t rows : {0, 1, 2}) {  // one block (chosen by shape); blocks of one and of two rows
+            CAPTURE(rows);
+            const SmallBlocks blocks(rows);
             auto q = g.get(name + ".q", true), k = g.get(name + ".k", true), v = g.get(name + ".v", true);
             mg::AttentionOptions<mg::Cpu, T> options;
             options.is_causal = c.at("is_causal");
@@ -62,7 +62,7 @@ TEST_CASE("scaled_dot_product_attention equals PyTorch's values and gradients, i
 
 TEST_CASE("scaled_dot_product_attention: gradients against central differences; the unfused ops' values; gradients accumulate") {
     auto q = random_tensor({2, 5, 3}, 1), k = random_tensor({2, 6, 3}, 2), v = random_tensor({2, 6, 4}, 3);
-    const SmallBlocks blocks(12);
+    const SmallBlocks blocks(2);
     check_gradients([&] { return weighted_sum(mg::scaled_dot_product_attention(q, k, v)); }, {q, k, v});
     auto kc = random_tensor({2, 5, 3}, 4), vc = random_tensor({2, 5, 4}, 5);
     mg::AttentionOptions<mg::Cpu, double> causal{.is_causal = true};

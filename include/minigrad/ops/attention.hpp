@@ -2,9 +2,9 @@
 // as torch.nn.functional.scaled_dot_product_attention: softmax(q k^T * scale + mask) v over the
 // last two dims, every leading dim a batch entry (heads included).
 //
-// It never holds the (L, S) score matrix of a whole batch entry when that is large: the queries go
-// in blocks of rows, each block's scores (block, S') held in a scratch of at most block_budget
-// elements, S' the keys the block can see (a causal block sees the keys up to its last row). Per
+// It never holds the (L, S) score matrix of a whole batch entry: the queries go in blocks of rows
+// (attention_rows), each block's scores (rows, S') in a scratch, S' the keys the block can see (a
+// causal block sees the keys up to its last row). Per
 // block: scores = q_blk k^T (the backend's product: OpenBLAS, cuBLAS), AttentionSoftmax turns them
 // into probabilities in place and keeps each row's logsumexp, then o_blk = p v. Backward recomputes
 // each block's probabilities from the logsumexp (nothing of size L x S is saved), then dv += p^T
@@ -12,6 +12,7 @@
 // dk += ds^T q. Memory: the inputs, the output, L logsumexps per entry and the fixed scratch.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -134,12 +135,23 @@ struct AttentionShape {
     std::int64_t rows(std::int64_t i0) const { return L - i0 < block_rows ? L - i0 : block_rows; }
 };
 
-// The scratch a block's scores may take: 2^20 elements (4 MiB in float) holds a whole (256, 4096)
-// block, and keeps memory flat in L for long sequences. A reference, so that the tests can make
-// blocks of a few rows out of small inputs.
-inline std::int64_t& attention_block_budget() {
-    static std::int64_t budget = std::int64_t{1} << 20;
-    return budget;
+// Rows per block of queries: 0 (the default) chooses by shape, any other number is used as it is
+// (the tests make blocks of one and two rows out of small inputs). A reference, so they can set it.
+inline std::int64_t& attention_block_rows() {
+    static std::int64_t rows = 0;
+    return rows;
+}
+
+// The rows of a block of queries: as many as keep its scores within 8192 elements (32 KiB in
+// float, in cache while softmax and the second product read them), but at least 32, so each
+// product stays a matrix product; no more than L. Measured on this project's 2-core CPU (bench/
+// seq_bench.cpp --block-rows, causal B=8 H=4 T=256 D=32 forward and backward, one thread): one
+// block of 256 rows 20.2 ms, blocks of 32 rows 12.4 ms, as a causal block then skips the keys
+// after its last row; at T=1024, 32 rows was as fast as 16 to 128.
+inline std::int64_t attention_rows(std::int64_t L, std::int64_t S) {
+    if (attention_block_rows() > 0) return std::min(std::max<std::int64_t>(L, 1), attention_block_rows());
+    const std::int64_t fit = S > 0 ? 8192 / S : L;
+    return std::max<std::int64_t>(1, std::min(L, std::max<std::int64_t>(32, fit)));
 }
 
 template <class B, class T>
@@ -286,7 +298,7 @@ Tensor<B, T> scaled_dot_product_attention(const Tensor<B, T>& q, const Tensor<B,
         }
     }
     const T scale = static_cast<T>(options.scale ? *options.scale : 1.0 / std::sqrt(static_cast<double>(a.E)));
-    a.block_rows = a.S > 0 ? std::max<std::int64_t>(1, std::min<std::int64_t>(a.L, detail::attention_block_budget() / a.S)) : std::max<std::int64_t>(a.L, 1);
+    a.block_rows = detail::attention_rows(a.L, a.S);
     Shape out_shape = q.shape();
     {
         std::int64_t dims[Shape::max_dims];
