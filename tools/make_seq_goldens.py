@@ -19,7 +19,10 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
 - scaled_dot_product_attention (PyTorch's math form): plain, causal (also with more keys than
   queries), a bool mask broadcast over the batch, a float bias, a given scale, 3-D input;
 - nn.MultiheadAttention: cross-attention in both layouts (with and without bias), and causal
-  self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>".
+  self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>";
+- parameter groups (AdamW, SGD with momentum), each with its own lr and weight_decay: the
+  parameters after each of 5 steps; LinearLR, LambdaLR (warmup then cosine), StepLR,
+  CosineAnnealingLR and ReduceLROnPlateau over two groups: each group's rate after each step.
 
 The case list is the metadata "cases" (JSON). Writes tests/data/seq_goldens.safetensors. Run with
 Debian's python3-torch: /usr/bin/python3 tools/make_seq_goldens.py
@@ -222,6 +225,51 @@ def main():
         store(out, name, inputs, y, dy, leaves)
         for pname, p in mha.named_parameters():
             out[f"{name}.grad.{pname}"] = p.grad
+
+    # parameter groups: AdamW (and SGD with momentum) over two groups with their own lr and
+    # weight_decay, 5 steps of loss = mean((x w + b - y)^2); the parameters after each step
+    x, y = uniform(6, 3), uniform(6, 4)
+    w0, b0 = uniform(3, 4), uniform(4)
+    for opt_name in ["adamw", "sgd"]:
+        w, b = w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
+        if opt_name == "adamw":
+            opt = torch.optim.AdamW([{"params": [w]}, {"params": [b], "weight_decay": 0.0, "lr": 0.05}], lr=0.01, weight_decay=0.1)
+        else:
+            opt = torch.optim.SGD([{"params": [w], "lr": 0.1}, {"params": [b], "weight_decay": 0.2}], lr=0.03, momentum=0.9, weight_decay=0.01)
+        name = case(f"groups_{opt_name}", "param_groups", optimizer=opt_name, steps=5)
+        out[f"{name}.x"], out[f"{name}.target"], out[f"{name}.w0"], out[f"{name}.b0"] = x, y, w0, b0
+        for step in range(5):
+            opt.zero_grad()
+            ((x @ w + b - y) ** 2).mean().backward()
+            opt.step()
+            out[f"{name}.w.{step}"], out[f"{name}.b.{step}"] = w.detach().clone(), b.detach().clone()
+
+    # schedulers over two groups (lr 0.1 and 0.02): each group's rate after each of 12 steps
+    def schedule(name, make, steps=12, metrics=None, **params):
+        p1, p2 = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+        opt = torch.optim.SGD([{"params": [p1]}, {"params": [p2], "lr": 0.02}], lr=0.1)
+        sched = make(opt)
+        rates = [[g["lr"] for g in opt.param_groups]]
+        for k in range(steps):
+            opt.step()
+            sched.step(metrics[k]) if metrics else sched.step()
+            rates.append([g["lr"] for g in opt.param_groups])
+        case(name, "schedule", **params)
+        out[f"{name}.rates"] = torch.tensor(rates, dtype=torch.float64)
+        if metrics:
+            out[f"{name}.metrics"] = torch.tensor(metrics, dtype=torch.float64)
+
+    schedule("sched_linear", lambda o: torch.optim.lr_scheduler.LinearLR(o, 0.25, 1.0, 6), kind="linear", start_factor=0.25, end_factor=1.0,
+             total_iters=6)
+    warm, total = 4, 12
+    schedule("sched_lambda", lambda o: torch.optim.lr_scheduler.LambdaLR(
+        o, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / (total - warm)))), kind="lambda", warmup=warm,
+             total=total)
+    schedule("sched_step", lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5), kind="step", step_size=3, gamma=0.5)
+    schedule("sched_cosine", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 5, 0.001), kind="cosine", T_max=5, eta_min=0.001)
+    plateau_metrics = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.91, 0.95, 0.96, 0.97, 0.5, 0.6]
+    schedule("sched_plateau", lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, "min", 0.5, 2, 0.05, "rel", 1, 0.004), metrics=plateau_metrics,
+             kind="plateau", factor=0.5, patience=2, threshold=0.05, cooldown=1, min_lr=0.004)
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")

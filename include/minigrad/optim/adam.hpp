@@ -89,29 +89,31 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
   public:
     static constexpr const char* optimizer_name = Decoupled ? "AdamW" : "Adam";
 
-    AdamFamily(std::vector<Tensor<B, T>> params, Options options)
-        : Base((check_options(options, optimizer_name), optimizer_name), std::move(params), options.lr, {"exp_avg", "exp_avg_sq"}),
+    AdamFamily(std::vector<ParamGroup<B, T>> groups, Options options)
+        : Base((check_options(options, optimizer_name), optimizer_name), std::move(groups), options.lr, options.weight_decay,
+               {"exp_avg", "exp_avg_sq"}),
           options_(options) {}
 
     const Options& options() const { return options_; }
-    void set_lr(double lr) override {
-        Base::set_lr(lr);
-        options_.lr = lr;
+    // options().lr follows the first group's rate, as set_lr and the schedulers move it
+    void set_group_lr(std::size_t group, double lr) override {
+        Base::set_group_lr(group, lr);
+        if (group == 0) options_.lr = lr;
     }
 
     void step() {
-        this->apply([&](const double* lr) {
+        this->apply([&](const double* lr, double weight_decay) {
             const auto& o = options_;
             return kernels::AdamRule<T>{lr,
                                         o.betas[0],
                                         o.betas[1],
-                                        o.weight_decay,
+                                        weight_decay,
                                         static_cast<T>(o.betas[0]),
                                         static_cast<T>(o.betas[1]),
                                         static_cast<T>(1 - o.betas[0]),
                                         static_cast<T>(1 - o.betas[1]),
                                         static_cast<T>(o.eps),
-                                        static_cast<T>(Decoupled ? 0.0 : o.weight_decay),
+                                        static_cast<T>(Decoupled ? 0.0 : weight_decay),
                                         Decoupled};
         });
     }
@@ -137,7 +139,7 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
         options.eps = file.number("eps");
         options.weight_decay = file.number("weight_decay");
         check_options(options, file.who);
-        this->restore(file, {"exp_avg", "exp_avg_sq"}, options.lr);
+        this->restore(file, {"exp_avg", "exp_avg_sq"}, options.lr, options.weight_decay);
         options_ = options;
     }
 
@@ -158,16 +160,22 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
 template <class B, class T>
 class Adam : public detail::AdamFamily<B, T, AdamOptions, false> {
   public:
-    Adam(std::vector<Tensor<B, T>> params, AdamOptions options = {})
-        : detail::AdamFamily<B, T, AdamOptions, false>(std::move(params), options) {}
+    // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp); the
+    // options give the rest, and the lr and weight_decay of groups that do not give theirs.
+    Adam(std::vector<ParamGroup<B, T>> groups, AdamOptions options = {})
+        : detail::AdamFamily<B, T, AdamOptions, false>(std::move(groups), options) {}
+    Adam(std::vector<Tensor<B, T>> params, AdamOptions options = {}) : Adam(detail::one_group(std::move(params)), options) {}
     Adam(std::initializer_list<Tensor<B, T>> params, AdamOptions options = {}) : Adam(std::vector<Tensor<B, T>>(params), options) {}
 };
 
 template <class B, class T>
 class AdamW : public detail::AdamFamily<B, T, AdamWOptions, true> {
   public:
-    AdamW(std::vector<Tensor<B, T>> params, AdamWOptions options = {})
-        : detail::AdamFamily<B, T, AdamWOptions, true>(std::move(params), options) {}
+    // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp), as
+    // nanoGPT's AdamW decays matrices but not biases and norms; the options give the rest.
+    AdamW(std::vector<ParamGroup<B, T>> groups, AdamWOptions options = {})
+        : detail::AdamFamily<B, T, AdamWOptions, true>(std::move(groups), options) {}
+    AdamW(std::vector<Tensor<B, T>> params, AdamWOptions options = {}) : AdamW(detail::one_group(std::move(params)), options) {}
     AdamW(std::initializer_list<Tensor<B, T>> params, AdamWOptions options = {})
         : AdamW(std::vector<Tensor<B, T>>(params), options) {}
 };

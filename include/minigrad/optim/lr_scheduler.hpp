@@ -1,13 +1,19 @@
-// Learning-rate schedules as torch.optim.lr_scheduler (torch 1.13), driving any optimizer through
-// its set_lr/get_lr. Each step() is host arithmetic plus one tiny upload (set_lr), so call it
+// Learning-rate schedules as torch.optim.lr_scheduler (torch 1.13): StepLR, CosineAnnealingLR,
+// LambdaLR, LinearLR and ReduceLROnPlateau, driving any optimizer's parameter groups through its
+// group_lr/set_group_lr. Each step() is host arithmetic plus one tiny upload (set_lr), so call it
 // between StepGraph replays: the captured step reads the rate from backend memory and follows.
 // As in PyTorch, the rate is computed from the optimizer's current one (the "chainable" form), so
 // a set_lr by hand between steps carries on.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <numbers>
+#include <string>
+#include <vector>
 
 #include "../error.hpp"
 #include "../scalar_checks.hpp"
@@ -15,58 +21,188 @@
 
 namespace minigrad::optim::lr_scheduler {
 
-// lr * gamma every step_size steps.
-class StepLR {
+namespace detail {
+
+// What every scheduler keeps: the optimizer, its groups' initial rates and the steps taken.
+class SchedulerBase {
   public:
-    StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1) : optimizer_(optimizer), step_size_(step_size), gamma_(gamma) {
+    double get_lr() const { return optimizer_.get_lr(); }
+    // Each group's current rate, as PyTorch's get_last_lr().
+    std::vector<double> get_last_lr() const {
+        std::vector<double> rates;
+        for (std::size_t g = 0; g < optimizer_.param_groups(); ++g) rates.push_back(optimizer_.group_lr(g));
+        return rates;
+    }
+    std::int64_t last_epoch() const { return last_epoch_; }
+
+  protected:
+    explicit SchedulerBase(Optimizer& optimizer) : optimizer_(optimizer) {
+        for (std::size_t g = 0; g < optimizer.param_groups(); ++g) base_lrs_.push_back(optimizer.group_lr(g));
+    }
+    // Sets each group's rate to rate(group, its current rate).
+    template <class F>
+    void set_each(F&& rate) {
+        for (std::size_t g = 0; g < optimizer_.param_groups(); ++g) optimizer_.set_group_lr(g, rate(g, optimizer_.group_lr(g)));
+    }
+    Optimizer& optimizer_;
+    std::vector<double> base_lrs_;  // each group's rate when the scheduler was made
+    std::int64_t last_epoch_ = 0;
+};
+
+}  // namespace detail
+
+// lr * gamma every step_size steps, in every group.
+class StepLR : public detail::SchedulerBase {
+  public:
+    StepLR(Optimizer& optimizer, std::int64_t step_size, double gamma = 0.1) : SchedulerBase(optimizer), step_size_(step_size), gamma_(gamma) {
         if (step_size < 1) minigrad::detail::fail<ValueError>("StepLR: step_size={} must be >= 1", step_size);
         minigrad::detail::check_at_least<double>("StepLR", "gamma", gamma, 0.0);
     }
     void step() {
         ++last_epoch_;
-        if (last_epoch_ % step_size_ == 0) optimizer_.set_lr(optimizer_.get_lr() * gamma_);
+        if (last_epoch_ % step_size_ == 0) set_each([&](std::size_t, double lr) { return lr * gamma_; });
     }
-    double get_lr() const { return optimizer_.get_lr(); }
-    std::int64_t last_epoch() const { return last_epoch_; }
 
   private:
-    Optimizer& optimizer_;
     std::int64_t step_size_;
     double gamma_;
-    std::int64_t last_epoch_ = 0;
 };
 
-// eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2, by PyTorch's recursive formula
-// (which keeps going past T_max: the rate climbs back, period 2 T_max).
-class CosineAnnealingLR {
+// eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2 for each group, by PyTorch's
+// recursive formula (which keeps going past T_max: the rate climbs back, period 2 T_max).
+class CosineAnnealingLR : public detail::SchedulerBase {
   public:
-    CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min = 0.0)
-        : optimizer_(optimizer), t_max_(T_max), eta_min_(eta_min), base_lr_(optimizer.get_lr()) {
+    CosineAnnealingLR(Optimizer& optimizer, std::int64_t T_max, double eta_min = 0.0) : SchedulerBase(optimizer), t_max_(T_max), eta_min_(eta_min) {
         if (T_max < 1) minigrad::detail::fail<ValueError>("CosineAnnealingLR: T_max={} must be >= 1", T_max);
         minigrad::detail::check_at_least<double>("CosineAnnealingLR", "eta_min", eta_min, 0.0);
     }
     void step() {
         ++last_epoch_;
         const double pi = std::numbers::pi, t = static_cast<double>(last_epoch_), t_max = static_cast<double>(t_max_);
-        const double lr = optimizer_.get_lr();
-        double next;
         // (last_epoch - 1 - T_max) a multiple of 2 T_max, without 2 * T_max (which overflows for a T_max past INT64_MAX / 2)
         const std::int64_t since_max = last_epoch_ - 1 - t_max_;
-        if (since_max % t_max_ == 0 && (since_max / t_max_) % 2 == 0) {
-            next = lr + (base_lr_ - eta_min_) * (1 - std::cos(pi / t_max)) / 2;
-        } else {
-            next = (1 + std::cos(pi * t / t_max)) / (1 + std::cos(pi * (t - 1) / t_max)) * (lr - eta_min_) + eta_min_;
-        }
-        optimizer_.set_lr(next);
+        const bool restart = since_max % t_max_ == 0 && (since_max / t_max_) % 2 == 0;
+        set_each([&](std::size_t g, double lr) {
+            if (restart) return lr + (base_lrs_[g] - eta_min_) * (1 - std::cos(pi / t_max)) / 2;
+            return (1 + std::cos(pi * t / t_max)) / (1 + std::cos(pi * (t - 1) / t_max)) * (lr - eta_min_) + eta_min_;
+        });
     }
-    double get_lr() const { return optimizer_.get_lr(); }
-    std::int64_t last_epoch() const { return last_epoch_; }
 
   private:
-    Optimizer& optimizer_;
     std::int64_t t_max_;
-    double eta_min_, base_lr_;
-    std::int64_t last_epoch_ = 0;
+    double eta_min_;
+};
+
+// Each group's rate is its initial rate times lr_lambda(step), from step 0 (set when the scheduler
+// is made, as PyTorch's): a warmup, a cosine, or both.
+//   LambdaLR sched(opt, [](std::int64_t s) { return s < 100 ? (s + 1) / 100.0 : 0.5 * (1 + std::cos(...)); });
+class LambdaLR : public detail::SchedulerBase {
+  public:
+    LambdaLR(Optimizer& optimizer, std::function<double(std::int64_t)> lr_lambda) : SchedulerBase(optimizer), lambda_(std::move(lr_lambda)) {
+        if (!lambda_) minigrad::detail::fail<ValueError>("LambdaLR: lr_lambda is empty");
+        apply();
+    }
+    void step() {
+        ++last_epoch_;
+        apply();
+    }
+
+  private:
+    void apply() {
+        const double factor = lambda_(last_epoch_);
+        set_each([&](std::size_t g, double) { return base_lrs_[g] * factor; });
+    }
+    std::function<double(std::int64_t)> lambda_;
+};
+
+// A linear warmup (or decay) of each group's rate, as torch.optim.lr_scheduler.LinearLR: the
+// factor goes from start_factor at step 0 to end_factor at step total_iters, then stays. PyTorch's
+// chainable formula, so a rate set by hand between steps carries on.
+class LinearLR : public detail::SchedulerBase {
+  public:
+    LinearLR(Optimizer& optimizer, double start_factor = 1.0 / 3, double end_factor = 1.0, std::int64_t total_iters = 5)
+        : SchedulerBase(optimizer), start_(start_factor), end_(end_factor), total_(total_iters) {
+        if (!(start_factor > 0 && start_factor <= 1)) {
+            minigrad::detail::fail<ValueError>("LinearLR: start_factor={} must be in (0, 1]", start_factor);
+        }
+        if (!(end_factor >= 0 && end_factor <= 1)) minigrad::detail::fail<ValueError>("LinearLR: end_factor={} must be in [0, 1]", end_factor);
+        if (total_iters < 1) minigrad::detail::fail<ValueError>("LinearLR: total_iters={} must be >= 1", total_iters);
+        set_each([&](std::size_t, double lr) { return lr * start_; });
+    }
+    void step() {
+        ++last_epoch_;
+        if (last_epoch_ > total_) return;
+        const double ratio =
+            1 + (end_ - start_) / (static_cast<double>(total_) * start_ + static_cast<double>(last_epoch_ - 1) * (end_ - start_));
+        set_each([&](std::size_t, double lr) { return lr * ratio; });
+    }
+
+  private:
+    double start_, end_;
+    std::int64_t total_;
+};
+
+struct ReduceLROnPlateauOptions {
+    std::string mode = "min";  // "min": a lower metric is better; "max": higher
+    double factor = 0.1;
+    std::int64_t patience = 10;
+    double threshold = 1e-4;
+    std::string threshold_mode = "rel";  // "rel" or "abs"
+    std::int64_t cooldown = 0;
+    double min_lr = 0.0;
+    double eps = 1e-8;
+};
+
+// Each group's rate times factor once the metric has not improved for `patience` steps, as
+// torch.optim.lr_scheduler.ReduceLROnPlateau. step(metric) takes the metric as a number, so the
+// caller reads it from the device (a host sync: call it once per epoch, not per step).
+class ReduceLROnPlateau : public detail::SchedulerBase {
+  public:
+    explicit ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOptions options = {}) : SchedulerBase(optimizer), o_(std::move(options)) {
+        constexpr const char* who = "ReduceLROnPlateau";
+        if (o_.mode != "min" && o_.mode != "max") minigrad::detail::fail<ValueError>("{}: mode='{}' must be 'min' or 'max'", who, o_.mode);
+        if (o_.threshold_mode != "rel" && o_.threshold_mode != "abs") {
+            minigrad::detail::fail<ValueError>("{}: threshold_mode='{}' must be 'rel' or 'abs'", who, o_.threshold_mode);
+        }
+        if (!(o_.factor >= 0 && o_.factor < 1)) minigrad::detail::fail<ValueError>("{}: factor={} must be in [0, 1)", who, o_.factor);
+        if (o_.patience < 0 || o_.cooldown < 0) {
+            minigrad::detail::fail<ValueError>("{}: patience={} and cooldown={} must be >= 0", who, o_.patience, o_.cooldown);
+        }
+        minigrad::detail::check_at_least<double>(who, "min_lr", o_.min_lr, 0.0);
+        best_ = o_.mode == "min" ? std::numeric_limits<double>::infinity() : -std::numeric_limits<double>::infinity();
+    }
+    void step(double metric) {
+        ++last_epoch_;
+        if (better(metric)) {
+            best_ = metric;
+            bad_epochs_ = 0;
+        } else {
+            ++bad_epochs_;
+        }
+        if (cooldown_counter_ > 0) {
+            --cooldown_counter_;
+            bad_epochs_ = 0;
+        }
+        if (bad_epochs_ > o_.patience) {
+            set_each([&](std::size_t, double lr) {
+                const double reduced = std::max(lr * o_.factor, o_.min_lr);
+                return lr - reduced > o_.eps ? reduced : lr;
+            });
+            cooldown_counter_ = o_.cooldown;
+            bad_epochs_ = 0;
+        }
+    }
+    std::int64_t num_bad_epochs() const { return bad_epochs_; }
+
+  private:
+    bool better(double metric) const {
+        const bool rel = o_.threshold_mode == "rel";
+        if (o_.mode == "min") return metric < (rel ? best_ * (1 - o_.threshold) : best_ - o_.threshold);
+        return metric > (rel ? best_ * (1 + o_.threshold) : best_ + o_.threshold);
+    }
+    ReduceLROnPlateauOptions o_;
+    double best_;
+    std::int64_t bad_epochs_ = 0, cooldown_counter_ = 0;
 };
 
 }  // namespace minigrad::optim::lr_scheduler

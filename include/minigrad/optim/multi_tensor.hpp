@@ -15,9 +15,12 @@
 #include <charconv>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include <fmt/ranges.h>
 
 #include "../io/safetensors.hpp"
 #include "../tensor.hpp"
@@ -83,7 +86,30 @@ struct LaneUpdate {
 
 }  // namespace minigrad::kernels
 
+namespace minigrad::optim {
+
+// A parameter group, as an entry of PyTorch's param_groups: its parameters, and the learning rate
+// and weight decay they take where those differ from the optimizer's options (std::nullopt: the
+// options' value). An optimizer built from a list of tensors has one group.
+//   mg::optim::AdamW opt({{.params = decay}, {.params = no_decay, .weight_decay = 0.0}}, {.lr = 3e-4, .weight_decay = 0.1});
+template <class B, class T>
+struct ParamGroup {
+    std::vector<Tensor<B, T>> params{};
+    std::optional<double> lr{};
+    std::optional<double> weight_decay{};
+};
+
+}  // namespace minigrad::optim
+
 namespace minigrad::optim::detail {
+
+// One group per list of tensors.
+template <class B, class T>
+std::vector<ParamGroup<B, T>> one_group(std::vector<Tensor<B, T>> params) {
+    std::vector<ParamGroup<B, T>> groups(1);
+    groups[0].params = std::move(params);
+    return groups;
+}
 
 
 template <class B, class T>
@@ -91,12 +117,23 @@ class MultiTensorOptimizer : public Optimizer {
   public:
     static constexpr std::int64_t lane_cap = 32768;
 
-    double get_lr() const override { return lr_; }
+    // The first group's rate; set_lr sets every group's.
+    double get_lr() const override { return groups_.front().lr; }
     void set_lr(double lr) override {
         check_at_least<T>(name_, "lr", lr, 0.0);
-        lr_ = lr;
-        for (auto& rate : lr_on_device_) B::upload(rate.data(), &lr, sizeof(double), rate.device());
+        for (std::size_t g = 0; g < groups_.size(); ++g) set_group_lr(g, lr);
     }
+    std::size_t param_groups() const override { return groups_.size(); }
+    double group_lr(std::size_t group) const override { return groups_.at(checked_group(group)).lr; }
+    void set_group_lr(std::size_t group, double lr) override {
+        auto& g = groups_[checked_group(group)];
+        check_at_least<T>(name_, fmt::format("param group #{}'s lr", group), lr, 0.0);
+        g.lr = lr;
+        for (auto& rate : g.lr_on_device) B::upload(rate.data(), &lr, sizeof(double), rate.device());
+    }
+    double group_weight_decay(std::size_t group) const { return groups_.at(checked_group(group)).weight_decay; }
+    // Which parameters (by position, over all groups in order) group `group` holds.
+    const std::vector<std::size_t>& group_params(std::size_t group) const { return groups_.at(checked_group(group)).members; }
 
     // Marks every gradient logically zero (no kernel runs): the next backward overwrites it.
     void zero_grad() {
@@ -115,47 +152,66 @@ class MultiTensorOptimizer : public Optimizer {
     // steps_in_state: whether the state file keeps each parameter's step count ("state.<i>.step",
     // as PyTorch's Adam and RMSprop do). Without it (SGD, whose only use of the count is to know its
     // first step), a loaded parameter with buffers has had a step, and one without has not.
-    MultiTensorOptimizer(std::string name, std::vector<Tensor<B, T>> params, double lr, std::vector<std::string> buffer_names,
-                         bool steps_in_state = true)
-        : name_(std::move(name)), params_(std::move(params)), buffer_names_(std::move(buffer_names)), lr_(lr),
-          steps_in_state_(steps_in_state) {
-        check_params(name_, params_);
+    // lr and weight_decay: the options', for the groups that do not give their own.
+    MultiTensorOptimizer(std::string name, std::vector<ParamGroup<B, T>> groups, double lr, double weight_decay,
+                         std::vector<std::string> buffer_names, bool steps_in_state = true)
+        : name_(std::move(name)), buffer_names_(std::move(buffer_names)), steps_in_state_(steps_in_state) {
+        if (groups.empty()) minigrad::detail::fail<ValueError>("{}: no parameter groups given", name_);
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            auto& given = groups[g];
+            Group group;
+            group.lr = given.lr.value_or(lr);
+            group.weight_decay = given.weight_decay.value_or(weight_decay);
+            check_at_least<T>(name_, fmt::format("param group #{}'s lr", g), group.lr, 0.0);
+            check_at_least<T>(name_, fmt::format("param group #{}'s weight_decay", g), group.weight_decay, 0.0);
+            for (auto& p : given.params) {
+                group.members.push_back(params_.size());
+                params_.push_back(std::move(p));
+            }
+            groups_.push_back(std::move(group));
+        }
+        check_params(name_, params_);  // a tensor in two groups is one parameter listed twice
         buffers_.resize(params_.size());
         steps_.resize(params_.size());
         // Made now, not in the first step(): made there, after that step's graph was freed, it
         // would take a block the next step's forward pass needs, and step 2 would allocate.
-        for (const auto& p : params_) lr_on(p.device());
+        for (auto& g : groups_)
+            for (std::size_t i : g.members) lr_on(g, params_[i].device());
     }
 
     // One step: every parameter that requires grad and received a gradient since zero_grad() is
-    // updated (PyTorch skips those whose .grad is None; is_stepped) by kernels::LaneUpdate with the rule make_rule(lr) gives
-    // for the learning rate's address on the parameter's device.
+    // updated (PyTorch skips those whose .grad is None; is_stepped) by kernels::LaneUpdate with the
+    // rule make_rule(lr, weight_decay) gives for its group: the address of the group's learning rate
+    // on the parameter's device, and the group's weight decay. One launch per eight parameters of a
+    // group on one device.
     template <class MakeRule>
     void apply(const MakeRule& make_rule) {
         kernels::LaneTable<T> table{};
         int device = 0;
-        auto flush = [&] {
-            if (table.count == 0) return;
-            const auto rule = make_rule(lr_on(device));
-            B::launch(table.lane_offset[table.count], kernels::LaneUpdate<T, std::remove_const_t<decltype(rule)>>{table, rule}, device);
-            table = {};
-        };
-        for (std::size_t i = 0; i < params_.size(); ++i) {
-            auto& impl = params_[i].impl();
-            if (!is_stepped(impl)) continue;
-            if (!steps_[i].defined()) create_state(i);
-            if (table.count == kernels::LaneTable<T>::capacity || (table.count > 0 && impl.device != device)) flush();
-            const int t = table.count++;
-            device = impl.device;
-            table.param[t] = impl.data;
-            minigrad::detail::mark_modified(impl);
-            table.grad[t] = impl.grad->data;
-            for (std::size_t k = 0; k < buffer_names_.size(); ++k) table.buffer[k][t] = buffers_[i][k].data();
-            table.step[t] = steps_[i].data();
-            table.numel[t] = impl.numel();
-            table.lane_offset[t + 1] = table.lane_offset[t] + steps_[i].numel();
+        for (auto& group : groups_) {
+            auto flush = [&] {
+                if (table.count == 0) return;
+                const auto rule = make_rule(lr_on(group, device), group.weight_decay);
+                B::launch(table.lane_offset[table.count], kernels::LaneUpdate<T, std::remove_const_t<decltype(rule)>>{table, rule}, device);
+                table = {};
+            };
+            for (std::size_t i : group.members) {
+                auto& impl = params_[i].impl();
+                if (!is_stepped(impl)) continue;
+                if (!steps_[i].defined()) create_state(i);
+                if (table.count == kernels::LaneTable<T>::capacity || (table.count > 0 && impl.device != device)) flush();
+                const int t = table.count++;
+                device = impl.device;
+                table.param[t] = impl.data;
+                minigrad::detail::mark_modified(impl);
+                table.grad[t] = impl.grad->data;
+                for (std::size_t k = 0; k < buffer_names_.size(); ++k) table.buffer[k][t] = buffers_[i][k].data();
+                table.step[t] = steps_[i].data();
+                table.numel[t] = impl.numel();
+                table.lane_offset[t + 1] = table.lane_offset[t] + steps_[i].numel();
+            }
+            flush();
         }
-        flush();
     }
 
     // Writes "state.<i>.<buffer>" and "state.<i>.step" (as PyTorch's state_dict names them) for
@@ -177,6 +233,12 @@ class MultiTensorOptimizer : public Optimizer {
         }
         hyper["optimizer"] = name_;
         hyper["param_shapes"] = shapes_json();
+        hyper["param_groups"] = fmt::format("{}", groups_.size());
+        for (std::size_t g = 0; g < groups_.size(); ++g) {
+            hyper[fmt::format("param_group.{}.params", g)] = group_members_text(g);
+            hyper[fmt::format("param_group.{}.lr", g)] = fmt::format("{}", groups_[g].lr);
+            hyper[fmt::format("param_group.{}.weight_decay", g)] = fmt::format("{}", groups_[g].weight_decay);
+        }
         io::save_safetensors(path, tensors, hyper);
     }
 
@@ -184,8 +246,27 @@ class MultiTensorOptimizer : public Optimizer {
     // learning rate is `lr` (both from the file, already checked by the caller). Checks the whole
     // file before changing anything: the parameters' shapes, every tensor's name, shape and dtype,
     // and that a parameter has all its state or none.
-    void restore(const StateFile& state, std::vector<std::string> buffer_names, double lr) {
+    // A file with "param_groups" (saved since groups exist) must have this optimizer's groups, with
+    // the same parameters in each ("param_group.<g>.params"); each group's lr and weight_decay are
+    // restored from it. Without it (one group), lr and weight_decay apply to every group.
+    void restore(const StateFile& state, std::vector<std::string> buffer_names, double lr, double weight_decay) {
         state.check_param_shapes(params_);
+        std::vector<std::pair<double, double>> settings(groups_.size(), {lr, weight_decay});
+        if (state.file.metadata.count("param_groups")) {
+            if (state.meta("param_groups") != fmt::format("{}", groups_.size())) {
+                state.fail(fmt::format("has {} param groups, this optimizer {}", io::detail::quote(state.meta("param_groups")), groups_.size()));
+            }
+            for (std::size_t g = 0; g < groups_.size(); ++g) {
+                const auto& members = state.meta(fmt::format("param_group.{}.params", g));
+                if (members != group_members_text(g)) {
+                    state.fail(fmt::format("has param group #{} of parameters {}, this optimizer's holds {}", g, io::detail::quote(members),
+                                           group_members_text(g)));
+                }
+                settings[g] = {state.number(fmt::format("param_group.{}.lr", g)), state.number(fmt::format("param_group.{}.weight_decay", g))};
+                check_at_least<T>(state.who, fmt::format("param group #{}'s lr", g), settings[g].first, 0.0);
+                check_at_least<T>(state.who, fmt::format("param group #{}'s weight_decay", g), settings[g].second, 0.0);
+            }
+        }
         const std::size_t per_param = buffer_names.size() + (steps_in_state_ ? 1 : 0);
         const std::string kept = minigrad::detail::join(steps_in_state_ ? with_step(buffer_names) : buffer_names);
         std::vector<std::vector<std::vector<T>>> values(params_.size());
@@ -229,7 +310,10 @@ class MultiTensorOptimizer : public Optimizer {
             for (auto& v : values[i]) buffers_[i].push_back(Tensor<B, T>::from(std::span<const T>(v), params_[i].shape(), device));
             steps_[i] = Tensor<B, std::int64_t>::full(Shape{lanes_for(params_[i].numel())}, steps_in_state_ ? steps[i] : 1, device);
         }
-        set_lr(lr);
+        for (std::size_t g = 0; g < groups_.size(); ++g) {
+            set_group_lr(g, settings[g].first);
+            groups_[g].weight_decay = settings[g].second;
+        }
     }
 
     const std::string& name() const { return name_; }
@@ -264,22 +348,35 @@ class MultiTensorOptimizer : public Optimizer {
         return names;
     }
 
-    // The learning rate as a double scalar in backend memory on `device`, made on first use.
-    const double* lr_on(int device) {
-        for (auto& rate : lr_on_device_)
-            if (rate.device() == device) return rate.data();
-        lr_on_device_.push_back(Tensor<B, double>::full(Shape{}, lr_, device));
-        return lr_on_device_.back().data();
+    struct Group {
+        std::vector<std::size_t> members;  // positions in params_
+        double lr = 0, weight_decay = 0;
+        std::vector<Tensor<B, double>> lr_on_device;  // one per device its parameters are on
+    };
+
+    std::size_t checked_group(std::size_t group) const {
+        if (group >= groups_.size()) minigrad::detail::fail<ValueError>("{}: param group #{} asked, the optimizer has {}", name_, group, groups_.size());
+        return group;
     }
 
+    // A group's learning rate as a double scalar in backend memory on `device`, made on first use.
+    const double* lr_on(Group& group, int device) {
+        for (auto& rate : group.lr_on_device)
+            if (rate.device() == device) return rate.data();
+        group.lr_on_device.push_back(Tensor<B, double>::full(Shape{}, group.lr, device));
+        return group.lr_on_device.back().data();
+    }
+
+    // "[0, 1, 2]": the positions of group g's parameters
+    std::string group_members_text(std::size_t g) const { return fmt::format("[{}]", fmt::join(groups_[g].members, ", ")); }
+
     std::string name_;
-    std::vector<Tensor<B, T>> params_;
+    std::vector<Tensor<B, T>> params_;  // every group's, in group order
+    std::vector<Group> groups_;
     std::vector<std::string> buffer_names_;
     std::vector<std::vector<Tensor<B, T>>> buffers_;  // per parameter, in buffer_names_ order; empty before its first step
     std::vector<Tensor<B, std::int64_t>> steps_;      // per parameter: (lanes); undefined before its first step
-    double lr_;
     bool steps_in_state_;
-    std::vector<Tensor<B, double>> lr_on_device_;  // one per device the parameters are on
 };
 
 }  // namespace minigrad::optim::detail

@@ -3,6 +3,8 @@
 // replays of a step captured earlier (StepGraph).
 #pragma once
 
+#include <cstddef>
+
 namespace minigrad::optim {
 
 class Optimizer {
@@ -10,8 +12,13 @@ class Optimizer {
     virtual ~Optimizer() = default;
     // Refused unless finite, >= 0 and finite as the parameters' type; a refused value changes
     // nothing. Not during a capture (it writes backend memory from the host).
-    virtual void set_lr(double lr) = 0;
-    virtual double get_lr() const = 0;
+    virtual void set_lr(double lr) = 0;  // every parameter group's
+    virtual double get_lr() const = 0;   // the first group's
+    // Parameter groups (PyTorch's param_groups): how many, and each one's learning rate, which a
+    // scheduler scales group by group.
+    virtual std::size_t param_groups() const { return 1; }
+    virtual double group_lr(std::size_t) const { return get_lr(); }
+    virtual void set_group_lr(std::size_t, double lr) { set_lr(lr); }
 };
 
 }  // namespace minigrad::optim

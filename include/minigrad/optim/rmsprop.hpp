@@ -74,26 +74,30 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
     using Base = detail::MultiTensorOptimizer<B, T>;
 
   public:
-    RMSprop(std::vector<Tensor<B, T>> params, RmspropOptions options = {})
-        : Base((check_options(options, "RMSprop"), "RMSprop"), std::move(params), options.lr, buffer_names(options)),
+    // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp); the
+    // options give the rest, and the lr and weight_decay of groups that do not give theirs.
+    RMSprop(std::vector<ParamGroup<B, T>> groups, RmspropOptions options = {})
+        : Base((check_options(options, "RMSprop"), "RMSprop"), std::move(groups), options.lr, options.weight_decay, buffer_names(options)),
           options_(options) {}
+    RMSprop(std::vector<Tensor<B, T>> params, RmspropOptions options = {}) : RMSprop(detail::one_group(std::move(params)), options) {}
     RMSprop(std::initializer_list<Tensor<B, T>> params, RmspropOptions options = {})
         : RMSprop(std::vector<Tensor<B, T>>(params), options) {}
 
     const RmspropOptions& options() const { return options_; }
-    void set_lr(double lr) override {
-        Base::set_lr(lr);
-        options_.lr = lr;
+    // options().lr follows the first group's rate, as set_lr and the schedulers move it
+    void set_group_lr(std::size_t group, double lr) override {
+        Base::set_group_lr(group, lr);
+        if (group == 0) options_.lr = lr;
     }
 
     void step() {
-        this->apply([&](const double* lr) {
+        this->apply([&](const double* lr, double weight_decay) {
             const auto& o = options_;
             return kernels::RmspropRule<T>{lr,
                                            static_cast<T>(o.alpha),
                                            static_cast<T>(1 - o.alpha),
                                            static_cast<T>(o.eps),
-                                           static_cast<T>(o.weight_decay),
+                                           static_cast<T>(weight_decay),
                                            static_cast<T>(o.momentum),
                                            o.centered};
         });
@@ -118,7 +122,7 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
         const RmspropOptions options{file.number("lr"),           file.number("alpha"),    file.number("eps"),
                                      file.number("weight_decay"), file.number("momentum"), file.flag("centered")};
         check_options(options, file.who);
-        this->restore(file, buffer_names(options), options.lr);
+        this->restore(file, buffer_names(options), options.lr, options.weight_decay);
         options_ = options;
     }
 

@@ -69,26 +69,30 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
   public:
     SGD(std::initializer_list<Tensor<B, T>> params, SgdOptions options)
         : SGD(std::vector<Tensor<B, T>>(params), options) {}
-    SGD(std::vector<Tensor<B, T>> params, SgdOptions options)
-        : Base((check_options(options, "SGD"), "SGD"), std::move(params), options.lr, buffer_names(options), false),
+    // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp); the
+    // options give the rest, and the lr and weight_decay of groups that do not give theirs.
+    SGD(std::vector<ParamGroup<B, T>> groups, SgdOptions options)
+        : Base((check_options(options, "SGD"), "SGD"), std::move(groups), options.lr, options.weight_decay, buffer_names(options), false),
           options_(options) {}
+    SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : SGD(detail::one_group(std::move(params)), options) {}
 
     const SgdOptions& options() const { return options_; }
-    // Refused unless finite, >= 0 and finite as T; a refused value changes nothing. The update
-    // reads the rate from backend memory when it runs, so a change also reaches the replays of a
-    // step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a capture.
-    void set_lr(double lr) override {
-        Base::set_lr(lr);
-        options_.lr = lr;
+    // A rate is refused unless finite, >= 0 and finite as T; a refused value changes nothing. The
+    // update reads the rate from backend memory when it runs, so a change also reaches the replays
+    // of a step captured earlier (StepGraph), as a learning-rate schedule needs. Not during a
+    // capture. options().lr follows the first group's rate, as set_lr and the schedulers move it.
+    void set_group_lr(std::size_t group, double lr) override {
+        Base::set_group_lr(group, lr);
+        if (group == 0) options_.lr = lr;
     }
 
     // Updates every parameter that requires grad and received a gradient since zero_grad(), as
     // PyTorch skips those whose .grad is None (detail::is_stepped): one launch per eight
     // parameters.
     void step() {
-        this->apply([&](const double* lr) {
+        this->apply([&](const double* lr, double weight_decay) {
             const auto& o = options_;
-            return kernels::SgdRule<T>{lr,          static_cast<T>(o.momentum), static_cast<T>(o.dampening), static_cast<T>(o.weight_decay),
+            return kernels::SgdRule<T>{lr,          static_cast<T>(o.momentum), static_cast<T>(o.dampening), static_cast<T>(weight_decay),
                                        o.nesterov, o.momentum != 0};
         });
     }
@@ -118,7 +122,7 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
                            state.flag("nesterov")};
         check_options(options, state.who);
         if (options.momentum == 0 && !state.file.tensors.empty()) state.fail("stores momentum buffers but its momentum is 0");
-        this->restore(state, buffer_names(options), options.lr);
+        this->restore(state, buffer_names(options), options.lr, options.weight_decay);
         options_ = options;
     }
 

@@ -1,0 +1,142 @@
+// Parameter groups (optim/multi_tensor.hpp) and the learning-rate schedulers (optim/lr_scheduler.hpp)
+// against PyTorch 1.13 (tests/data/seq_goldens.safetensors, from tools/make_seq_goldens.py): AdamW
+// and SGD over two groups with their own lr and weight_decay, step by step; each scheduler's rate
+// for each of two groups after each step; a state file keeps the groups; every error message.
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include "goldens.hpp"
+#include "helpers.hpp"
+#include "temp_dir.hpp"
+
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_schedules {
+
+using T2 = mg::Tensor<mg::Cpu, double>;
+
+static const Goldens<double>& g() {
+    static const Goldens<double> goldens{golden_file("seq_goldens.safetensors")};
+    return goldens;
+}
+
+TEST_CASE("parameter groups: AdamW and SGD with a learning rate and weight decay per group match PyTorch step by step") {
+    int seen = 0;
+    for (const auto& c : golden_cases(g().file)) {
+        if (c.at("op") != "param_groups") continue;
+        const std::string name = c.at("name"), kind = c.at("optimizer");
+        CAPTURE(name);
+        ++seen;
+        const auto x = g().get(name + ".x"), target = g().get(name + ".target");
+        auto w = g().get(name + ".w0", true), b = g().get(name + ".b0", true);
+        const auto run = [&](auto& opt) {
+            REQUIRE(opt.param_groups() == 2);
+            for (int step = 0; step < 5; ++step) {
+                CAPTURE(step);
+                opt.zero_grad();
+                const auto err = mg::matmul(x, w) + b - target;
+                mg::mean(err * err).backward();
+                opt.step();
+                g().check(w, fmt::format("{}.w.{}", name, step));
+                g().check(b, fmt::format("{}.b.{}", name, step));
+            }
+        };
+        if (kind == "adamw") {
+            mg::optim::AdamW<mg::Cpu, double> opt({{.params = {w}}, {.params = {b}, .lr = 0.05, .weight_decay = 0.0}}, {.lr = 0.01, .weight_decay = 0.1});
+            CHECK(opt.group_lr(1) == 0.05);
+            CHECK(opt.group_weight_decay(0) == 0.1);
+            run(opt);
+        } else {
+            mg::optim::SGD<mg::Cpu, double> opt({{.params = {w}, .lr = 0.1}, {.params = {b}, .weight_decay = 0.2}},
+                                                {.lr = 0.03, .momentum = 0.9, .weight_decay = 0.01});
+            run(opt);
+        }
+    }
+    CHECK(seen == 2);
+}
+
+TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR and ReduceLROnPlateau give each group PyTorch's rate at every step") {
+    int seen = 0;
+    for (const auto& c : golden_cases(g().file)) {
+        if (c.at("op") != "schedule") continue;
+        const std::string name = c.at("name"), kind = c.at("kind");
+        CAPTURE(name);
+        ++seen;
+        auto p1 = T2::zeros({1}), p2 = T2::zeros({1});
+        p1.requires_grad_();
+        p2.requires_grad_();
+        mg::optim::SGD<mg::Cpu, double> opt({{.params = {p1}}, {.params = {p2}, .lr = 0.02}}, {.lr = 0.1});
+        const auto rates = g().file.find(name + ".rates")->values<double>();
+        int step = 0;
+        const auto check_rates = [&] {
+            CAPTURE(step);
+            CHECK(opt.group_lr(0) == doctest::Approx(rates[static_cast<std::size_t>(2 * step)]).epsilon(1e-12));
+            CHECK(opt.group_lr(1) == doctest::Approx(rates[static_cast<std::size_t>(2 * step + 1)]).epsilon(1e-12));
+        };
+        const auto walk = [&](auto& sched, auto&& next) {
+            check_rates();
+            for (step = 1; step <= 12; ++step) {
+                next(sched);
+                check_rates();
+            }
+        };
+        const auto plain = [](auto& sched) { sched.step(); };
+        namespace s = mg::optim::lr_scheduler;
+        if (kind == "linear") {
+            s::LinearLR sched(opt, c.at("start_factor"), c.at("end_factor"), c.at("total_iters"));
+            walk(sched, plain);
+        } else if (kind == "lambda") {
+            const int warm = c.at("warmup"), total = c.at("total");
+            s::LambdaLR sched(opt, [&](std::int64_t k) {
+                return k < warm ? static_cast<double>(k + 1) / warm : 0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(k - warm) / (total - warm)));
+            });
+            walk(sched, plain);
+        } else if (kind == "step") {
+            s::StepLR sched(opt, c.at("step_size"), c.at("gamma"));
+            walk(sched, plain);
+        } else if (kind == "cosine") {
+            s::CosineAnnealingLR sched(opt, c.at("T_max"), c.at("eta_min"));
+            walk(sched, plain);
+        } else {
+            const auto metrics = g().file.find(name + ".metrics")->values<double>();
+            s::ReduceLROnPlateau sched(opt, {.factor = c.at("factor"), .patience = c.at("patience"), .threshold = c.at("threshold"),
+                                             .cooldown = c.at("cooldown"), .min_lr = c.at("min_lr")});
+            walk(sched, [&](auto& sch) { sch.step(metrics[static_cast<std::size_t>(step - 1)]); });
+        }
+    }
+    CHECK(seen == 5);
+}
+
+TEST_CASE("parameter groups: a state file keeps each group's lr and weight_decay, and refuses other groups; errors name the group") {
+    TempDir dir;
+    auto a = T2::ones({2}), b = T2::ones({3}), c = T2::ones({1});
+    for (auto* t : {&a, &b, &c}) t->requires_grad_();
+    mg::optim::Adam<mg::Cpu, double> adam({{.params = {a, b}, .lr = 0.5}, {.params = {c}, .weight_decay = 0.25}}, {.lr = 0.1});
+    mg::sum(a * mg::narrow(b, 0, 0, 2) + c).backward();
+    adam.step();
+    adam.set_group_lr(1, 0.07);
+    const auto path = dir.path / "adam.safetensors";
+    adam.save_state(path);
+    mg::optim::Adam<mg::Cpu, double> back({{.params = {a, b}}, {.params = {c}}}, {.lr = 0.3});
+    back.load_state(path);
+    CHECK(back.group_lr(0) == 0.5);
+    CHECK(back.group_lr(1) == 0.07);
+    CHECK(back.group_weight_decay(1) == 0.25);
+    CHECK(back.step_count(2) == 1);
+    mg::optim::Adam<mg::Cpu, double> regrouped({{.params = {a}}, {.params = {b, c}}}, {});
+    CHECK(error_message([&] { regrouped.load_state(path); }).ends_with("has param group #0 of parameters '[0, 1]', this optimizer's holds [0]"));
+    mg::optim::Adam<mg::Cpu, double> single({a, b, c});
+    CHECK(error_message([&] { single.load_state(path); }).ends_with("has '2' param groups, this optimizer 1"));
+    CHECK(error_message([&] { mg::optim::SGD<mg::Cpu, double>({{.params = {a}}, {.params = {a}}}, {.lr = 0.1}); }) ==
+          "SGD: parameter #1 is the same tensor as parameter #0 (shape [2]); list each parameter once");
+    CHECK(error_message([&] { mg::optim::SGD<mg::Cpu, double>({{.params = {a}, .lr = -1.0}}, {.lr = 0.1}); }).starts_with(
+        "SGD: param group #0's lr=-1 must be >= 0"));
+    CHECK(error_message([&] { adam.set_group_lr(2, 0.1); }) == "Adam: param group #2 asked, the optimizer has 2");
+    CHECK(error_message([&] { mg::optim::lr_scheduler::LinearLR(adam, 0.0); }) == "LinearLR: start_factor=0 must be in (0, 1]");
+    CHECK(error_message([&] { mg::optim::lr_scheduler::ReduceLROnPlateau(adam, {.mode = "least"}); }) ==
+          "ReduceLROnPlateau: mode='least' must be 'min' or 'max'");
+}
+
+}  // namespace test_schedules
