@@ -1,5 +1,6 @@
-// Masks, indexing and reductions for sequence models (ops/mask.hpp, ops/extrema.hpp, gather in
-// ops/index.hpp, var/std in ops/reduce.hpp, exact gelu in ops/unary.hpp): PyTorch's values and
+// Masks, indexing and reductions for sequence models (ops/mask.hpp, ops/extrema.hpp, gather and
+// embedding's padding_idx in ops/index.hpp, var/std in ops/reduce.hpp, exact gelu in ops/unary.hpp,
+// cross_entropy over (N, C, d...) and with class weights): PyTorch's values and
 // gradients (tests/data/seq_goldens.safetensors, from tools/make_seq_goldens.py) in double and
 // float, gradients against central differences, bool tensors, and every error message.
 #include <cmath>
@@ -108,6 +109,18 @@ void seq_goldens() {
             const std::int64_t dim = c.at("dim");
             const bool unbiased = c.at("unbiased"), keepdim = c.at("keepdim");
             y = op == "var_dim" ? mg::var(leaf("x"), dim, unbiased, keepdim) : mg::std(leaf("x"), dim, unbiased, keepdim);
+        } else if (op == "cross_entropy") {
+            const std::string reduction = c.at("reduction");
+            const mg::CrossEntropyOptions options{.reduction = reduction == "mean" ? mg::Reduction::Mean
+                                                              : reduction == "sum" ? mg::Reduction::Sum
+                                                                                   : mg::Reduction::None};
+            const auto target = g.template get_as<std::int64_t>(name + ".target");
+            y = c.at("weighted") ? mg::cross_entropy(leaf("x"), target, g.get(name + ".weight"), options) : mg::cross_entropy(leaf("x"), target, options);
+        } else if (op == "embedding") {
+            mg::manual_seed(1);
+            mg::nn::Embedding<mg::Cpu, T> table(5, 3, {.padding_idx = c.at("padding_idx").template get<std::int64_t>()});
+            CHECK(table.weight.to_vector()[static_cast<std::size_t>(3 * table.padding_idx().value())] == 0);  // the padding row starts at zero
+            y = mg::embedding(g.template get_as<std::int64_t>(name + ".index"), leaf("w"), c.at("padding_idx").template get<std::int64_t>());
         } else if (op == "gelu") {
             y = mg::gelu(leaf("x"), c.at("approximate").template get<std::string>());
         } else {
@@ -119,7 +132,7 @@ void seq_goldens() {
         mg::sum(y * g.get(name + ".dy")).backward();
         for (auto& [key, t] : leaves) g.check(t.grad(), name + ".grad." + key);
     }
-    CHECK(seen == 56);
+    CHECK(seen == 63);
 }
 
 TEST_CASE("masks, indexing and reductions equal PyTorch's values and gradients, in double and float") {
@@ -202,6 +215,17 @@ TEST_CASE("masks and indexing: every error names the op, the argument and both s
           "topk: argument #2 'k' is 4, out of range for dim 1 of size 3 (input shape [2, 3]); expected 0 <= k <= 3");
     CHECK(error_message([&] { mg::max(T2::empty(mg::Shape{0})); }) ==
           "max: argument #1 'input' has shape [0], which holds no elements: there is no value to take");
+    const auto logits = T2::zeros({2, 3, 4}), weight = T2::ones({3});
+    CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 3})); }) ==
+          "cross_entropy: argument #2 'target' has shape [2, 3], expected [2, 4] (argument #1 'input' of shape [2, 3, 4] without its class dim 1)");
+    CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 4}), T2::ones({4})); }) ==
+          "cross_entropy: argument #3 'weight' has shape [4], expected [3] (one weight per class of argument #1 'input', shape [2, 3, 4])");
+    CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 4}), weight, {.label_smoothing = 0.1}); }) ==
+          "cross_entropy: label_smoothing=0.1 with a class weight is not supported yet");
+    CHECK(error_message([] { mg::nn::Embedding<mg::Cpu>(4, 2, {.padding_idx = 4}); }) ==
+          "Embedding: padding_idx=4 is out of range for 4 embeddings (expected -4 <= padding_idx < 4)");
+    CHECK(error_message([&] { mg::embedding(Index::zeros({2}), T2::zeros({3, 2}), -4); }) ==
+          "embedding: padding_idx=-4 is out of range for 3 embeddings (expected -3 <= padding_idx < 3)");
     CHECK(error_message([&] { mg::var(T2::empty(mg::Shape{2, 0}), 1); }) ==
           "var: argument #1 'input' has shape [2, 0], which holds no elements to take the variance of");
 }

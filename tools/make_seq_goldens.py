@@ -20,6 +20,8 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
   queries), a bool mask broadcast over the batch, a float bias, a given scale, 3-D input;
 - nn.MultiheadAttention: cross-attention in both layouts (with and without bias), and causal
   self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>";
+- cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none);
+  embedding with padding_idx;
 - parameter groups (AdamW, SGD with momentum), each with its own lr and weight_decay: the
   parameters after each of 5 steps; LinearLR, LambdaLR (warmup then cosine), StepLR,
   CosineAnnealingLR and ReduceLROnPlateau over two groups: each group's rate after each step.
@@ -225,6 +227,23 @@ def main():
         store(out, name, inputs, y, dy, leaves)
         for pname, p in mha.named_parameters():
             out[f"{name}.grad.{pname}"] = p.grad
+
+    # cross_entropy over (N, C, d...) with ignore_index, with and without class weights; embedding
+    # with padding_idx (its row gets no gradient)
+    ce_target = torch.randint(0, 4, (2, 3, 2), generator=GEN)
+    ce_target[0, 1, 0] = -100
+    class_weight = uniform(4, lo=0.5, hi=2.0)
+    for label, weighted, reduction in [("spatial_mean", False, "mean"), ("spatial_none", False, "none"), ("weighted_mean", True, "mean"),
+                                       ("weighted_sum", True, "sum"), ("weighted_none", True, "none")]:
+        name = case(f"ce_{label}", "cross_entropy", weighted=weighted, reduction=reduction)
+        inputs = {"x": uniform(2, 4, 3, 2), "target": ce_target}
+        if weighted:
+            inputs["weight"] = class_weight
+        with_grads(out, name, lambda x, target, weight=None: F.cross_entropy(x, target, weight=weight, reduction=reduction), inputs, ["x"])
+    for padding_idx in [1, -1]:
+        name = case(f"embedding_pad{padding_idx}".replace("-", "m"), "embedding", padding_idx=padding_idx)
+        index = torch.tensor([[0, 1, 2], [1, 4, 1]])
+        with_grads(out, name, lambda w, index: F.embedding(index, w, padding_idx=padding_idx % 5), {"w": uniform(5, 3), "index": index}, ["w"])
 
     # parameter groups: AdamW (and SGD with momentum) over two groups with their own lr and
     # weight_decay, 5 steps of loss = mean((x w + b - y)^2); the parameters after each step

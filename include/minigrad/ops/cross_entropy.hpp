@@ -14,10 +14,16 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "checks.hpp"
+#include "index.hpp"
 #include "labels.hpp"
 #include "loss.hpp"
+#include "mask.hpp"
+#include "reduce.hpp"
+#include "shape.hpp"
 
 namespace minigrad::kernels {
 
@@ -310,6 +316,21 @@ void with_reduction(Reduction reduction, F&& f) {
     }
 }
 
+// (N, C, d...) logits as (N * d..., C) rows, and (N, d...) targets as (N * d...): checks the shapes.
+template <class B, class T, class L>
+std::pair<Tensor<B, T>, Tensor<B, L>> class_dim_rows(std::string_view op, const Tensor<B, T>& input, const Tensor<B, L>& target) {
+    const Shape expected = with_dim(input.shape(), 1, -1);
+    if (target.shape() != expected) {
+        fail<ShapeError>("{}: argument #2 'target' has shape {}, expected {} (argument #1 'input' of shape {} without its class dim 1)", op,
+                         target.shape(), expected, input.shape());
+    }
+    std::vector<std::int64_t> order{0};
+    for (int d = 2; d < input.ndim(); ++d) order.push_back(d);
+    order.push_back(1);
+    auto rows = permute(input, std::span<const std::int64_t>(order)).reshape({-1, input.size(1)});
+    return {std::move(rows), target.reshape({-1})};
+}
+
 // input is (rows, classes), target is (rows) of class indices
 template <class B, class T, class L>
 void check_class_target(std::string_view op, const Tensor<B, T>& input, const Tensor<B, L>& target) {
@@ -380,9 +401,16 @@ struct NllNode : Node<B, T> {
 // As torch.nn.functional.cross_entropy with class-index targets: logits is (rows, classes), target
 // is (rows) with values in [0, classes) or ignore_index; the result is () (mean over the rows not
 // ignored, or sum) or (rows) for Reduction::None (0 in ignored rows).
+// Over (N, C, d1, ..., dk) logits and (N, d1, ..., dk) targets, as PyTorch's: the classes along dim
+// 1, every other position a row (a copy puts the classes last); None gives (N, d1, ..., dk).
 template <class B, class T, std::integral L>
 Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options = {}) {
     detail::require_floating<T>();
+    if (logits.defined() && target.defined() && logits.ndim() > 2) {
+        const auto [rows, target_rows] = detail::class_dim_rows("cross_entropy", logits, target);
+        auto loss = cross_entropy(rows, target_rows, options);
+        return options.reduction == Reduction::None ? reshape(loss, std::span<const std::int64_t>(target.shape().begin(), target.shape().end())) : loss;
+    }
     detail::check_class_target("cross_entropy", logits, target);
     detail::check_unit_interval<T>("cross_entropy", "label_smoothing", options.label_smoothing);
     const auto rows = logits.size(0), cols = logits.size(1);
@@ -428,6 +456,40 @@ template <class BA, class TA, class BB, class L>
 Tensor<BA, TA> cross_entropy(const Tensor<BA, TA>&, const Tensor<BB, L>&, const CrossEntropyOptions& = {}) {
     detail::reject_mix<BA, TA, BB, TA, 2>();
     return {};
+}
+
+// With a weight per class, as torch.nn.functional.cross_entropy(input, target, weight): row r's
+// loss is scaled by weight[target_r], and the mean divides by the sum of those weights over the
+// rows not ignored. Written with the ops above (so its gradient is theirs); an undefined weight is
+// the plain form. label_smoothing with a weight is refused for now.
+template <class B, class T, std::integral L>
+Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const Tensor<B, T>& weight,
+                           const CrossEntropyOptions& options = {}) {
+    if (!weight.defined()) return cross_entropy(logits, target, options);
+    detail::check_defined("cross_entropy", logits, 1, "input");
+    detail::check_defined("cross_entropy", target, 2, "target");
+    detail::check_same_device("cross_entropy", logits, "input", weight, 3, "weight");
+    const std::int64_t classes = logits.ndim() >= 2 ? logits.size(1) : 0;
+    if (weight.shape() != Shape{classes}) {
+        detail::fail<ShapeError>("cross_entropy: argument #3 'weight' has shape {}, expected [{}] (one weight per class of argument #1 'input', shape {})",
+                                 weight.shape(), classes, logits.shape());
+    }
+    if (options.label_smoothing != 0.0) {
+        detail::fail<ValueError>("cross_entropy: label_smoothing={} with a class weight is not supported yet", options.label_smoothing);
+    }
+    if (logits.ndim() > 2) {
+        const auto [rows, target_rows] = detail::class_dim_rows("cross_entropy", logits, target);
+        auto loss = cross_entropy(rows, target_rows, weight, options);
+        return options.reduction == Reduction::None ? reshape(loss, std::span<const std::int64_t>(target.shape().begin(), target.shape().end())) : loss;
+    }
+    auto per_row = cross_entropy(logits, target, {.ignore_index = options.ignore_index, .reduction = Reduction::None});  // 0 where ignored
+    const auto kept = target != static_cast<L>(options.ignore_index);
+    const auto safe = where(kept, target, Tensor<B, L>::zeros(Shape{}, target.device()));  // ignored rows read class 0, then weigh 0
+    const auto row_weight = masked_fill(index_select(weight, 0, safe), logical_not(kept), T(0));
+    const auto weighted = per_row * row_weight;
+    if (options.reduction == Reduction::None) return weighted;
+    if (options.reduction == Reduction::Sum) return sum(weighted);
+    return sum(weighted) / sum(row_weight);
 }
 
 // As torch.nn.functional.nll_loss: input is (rows, classes) log-probabilities (log_softmax's

@@ -11,6 +11,7 @@
 #include <concepts>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <type_traits>
 
 #include "checks.hpp"
@@ -50,6 +51,7 @@ struct IndexSelectBackward {
     T* dx;
     index_t n_x, m, inner, block_rows, blocks;
     bool overwrite;
+    index_t skip = -1;  // an index whose row gets no gradient (embedding's padding_idx); -1: none
     MINIGRAD_HD index_t work_per_index() const { return block_rows + m; }
     MINIGRAD_HD void operator()(index_t c) const {
         const index_t in = c % inner, ob = c / inner, o = ob / blocks;
@@ -60,7 +62,7 @@ struct IndexSelectBackward {
             for (index_t k = first; k < last; ++k) column[k * inner] = T(0);
         for (index_t j = 0; j < m; ++j) {
             const index_t k = static_cast<index_t>(index[j]);
-            if (k >= first && k < last) column[k * inner] += dy[(o * m + j) * inner + in];
+            if (k >= first && k < last && k != skip) column[k * inner] += dy[(o * m + j) * inner + in];
         }
     }
 };
@@ -119,6 +121,7 @@ struct GatherNode : Node<B, T> {
     DimSplit split;
     Tensor<B, L> index;
     const char* name;
+    std::int64_t skip = -1;
     const char* op_name() const override { return name; }
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
@@ -128,7 +131,7 @@ struct GatherNode : Node<B, T> {
         const std::int64_t blocks = block_rows == 0 ? 1 : (split.size + block_rows - 1) / block_rows;
         B::launch(split.outer * blocks * split.inner,
                   kernels::IndexSelectBackward<T, L>{out.grad->data, index.data(), dx.data, split.size, index.numel(), split.inner,
-                                                     block_rows, blocks, dx.overwrite},
+                                                     block_rows, blocks, dx.overwrite, skip},
                   x.device);
     }
 };
@@ -136,7 +139,8 @@ struct GatherNode : Node<B, T> {
 // y of y_shape (x's shape with dim d's size replaced by index's element count, in any layout the
 // caller names) = x's entries along d picked by index; checks index first.
 template <class B, class T, std::integral L>
-Tensor<B, T> gather(const char* op, LabelSite site, const Tensor<B, T>& x, int d, const Tensor<B, L>& index, const Shape& y_shape) {
+Tensor<B, T> gather(const char* op, LabelSite site, const Tensor<B, T>& x, int d, const Tensor<B, L>& index, const Shape& y_shape,
+                    std::int64_t skip = -1) {
     const auto split = split_at(x.shape(), d);
     const std::int64_t m = index.numel();
     if (split.size == 0 && m > 0) {  // no index can be in range: said now, on the host
@@ -151,6 +155,7 @@ Tensor<B, T> gather(const char* op, LabelSite site, const Tensor<B, T>& x, int d
         node->split = split;
         node->index = index;
         node->name = op;
+        node->skip = skip;
         attach(y.impl(), std::move(node));
     }
     return y;
@@ -281,9 +286,10 @@ Tensor<BA, TA> index_select(const Tensor<BA, TA>&, std::int64_t, const Tensor<BB
 }
 
 // A row of weight (num, dim) per index: index is an integer tensor of up to 3 dimensions, the
-// result is index's shape + [dim]. The gradient of a repeated index's row adds up.
+// result is index's shape + [dim]. The gradient of a repeated index's row adds up; the row of
+// padding_idx (negative counts from the end, as PyTorch's) gets none.
 template <class B, std::integral L, class T>
-Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight) {
+Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight, std::optional<std::int64_t> padding_idx = std::nullopt) {
     detail::check_defined("embedding", index, 1, "input");
     detail::check_defined("embedding", weight, 2, "weight");
     detail::check_same_device("embedding", index, "input", weight, 2, "weight");
@@ -297,11 +303,20 @@ Tensor<B, T> embedding(const Tensor<B, L>& index, const Tensor<B, T>& weight) {
                             : s.ndim() == 1 ? Shape{s[0], dim}
                             : s.ndim() == 2 ? Shape{s[0], s[1], dim}
                                             : Shape{s[0], s[1], s[2], dim};
-    return detail::gather("embedding", {"embedding", "argument #1 'input'", true, false}, weight, 0, index, out_shape);
+    std::int64_t skip = -1;
+    if (padding_idx) {
+        const std::int64_t rows = weight.size(0);
+        if (*padding_idx < -rows || *padding_idx >= rows) {
+            detail::fail<ValueError>("embedding: padding_idx={} is out of range for {} embeddings (expected -{} <= padding_idx < {})", *padding_idx, rows,
+                                     rows, rows);
+        }
+        skip = *padding_idx < 0 ? *padding_idx + rows : *padding_idx;
+    }
+    return detail::gather("embedding", {"embedding", "argument #1 'input'", true, false}, weight, 0, index, out_shape, skip);
 }
 template <class BA, class L, class BB, class T>
     requires(!std::is_same_v<BA, BB>)
-Tensor<BB, T> embedding(const Tensor<BA, L>&, const Tensor<BB, T>&) {
+Tensor<BB, T> embedding(const Tensor<BA, L>&, const Tensor<BB, T>&, std::optional<std::int64_t> = std::nullopt) {
     detail::reject_mix<BA, L, BB, T, 2>();
     return {};
 }
