@@ -22,6 +22,8 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
   self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>";
 - cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none);
   embedding with padding_idx;
+- nn.LSTM and nn.GRU: two layers batch_first with initial states, one layer without bias; output,
+  h_n, c_n and every gradient;
 - parameter groups (AdamW, SGD with momentum), each with its own lr and weight_decay: the
   parameters after each of 5 steps; LinearLR, LambdaLR (warmup then cosine), StepLR,
   CosineAnnealingLR and ReduceLROnPlateau over two groups: each group's rate after each step.
@@ -244,6 +246,42 @@ def main():
         name = case(f"embedding_pad{padding_idx}".replace("-", "m"), "embedding", padding_idx=padding_idx)
         index = torch.tensor([[0, 1, 2], [1, 4, 1]])
         with_grads(out, name, lambda w, index: F.embedding(index, w, padding_idx=padding_idx % 5), {"w": uniform(5, 3), "index": index}, ["w"])
+
+    # nn.LSTM and nn.GRU with their weights: two layers batch_first with initial states, and one
+    # layer time-major without bias; the loss weighs output, h_n (and c_n) by stored gradients
+    for label, kind, layers, batch_first, bias, with_state in [("lstm2", "LSTM", 2, True, True, True), ("lstm1", "LSTM", 1, False, False, False),
+                                                              ("gru2", "GRU", 2, True, True, True), ("gru1", "GRU", 1, False, False, False)]:
+        torch.manual_seed(6)
+        rnn = getattr(torch.nn, kind)(3, 4, num_layers=layers, bias=bias, batch_first=batch_first).double()
+        n, steps = 2, 5
+        x = uniform(n, steps, 3) if batch_first else uniform(steps, n, 3)
+        inputs = {"x": x}
+        if with_state:
+            inputs["h0"] = uniform(layers, n, 4)
+            if kind == "LSTM":
+                inputs["c0"] = uniform(layers, n, 4)
+        name = case(f"rnn_{label}", "rnn", kind=kind, num_layers=layers, batch_first=batch_first, bias=bias, with_state=with_state,
+                    params=[pname for pname, _ in rnn.named_parameters()])
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.{pname}"] = p.detach().clone()
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        if kind == "LSTM":
+            state = (leaves["h0"], leaves["c0"]) if with_state else None
+            y, (h_n, c_n) = rnn(leaves["x"], state)
+        else:
+            y, h_n = rnn(leaves["x"], leaves.get("h0"))
+            c_n = None
+        dy, dh = uniform(*y.shape), uniform(*h_n.shape)
+        loss = (y * dy).sum() + (h_n * dh).sum()
+        out[f"{name}.dh"], out[f"{name}.h_n"] = dh, h_n.detach()
+        if c_n is not None:
+            dc = uniform(*c_n.shape)
+            loss = loss + (c_n * dc).sum()
+            out[f"{name}.dc"], out[f"{name}.c_n"] = dc, c_n.detach()
+        loss.backward()
+        store(out, name, inputs, y, dy, leaves)
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.grad.{pname}"] = p.grad
 
     # parameter groups: AdamW (and SGD with momentum) over two groups with their own lr and
     # weight_decay, 5 steps of loss = mean((x w + b - y)^2); the parameters after each step

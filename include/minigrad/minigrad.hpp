@@ -29,6 +29,7 @@
 #include "nn/loss.hpp"
 #include "nn/module.hpp"
 #include "nn/pool.hpp"
+#include "nn/recurrent.hpp"
 #include "nn/sequential.hpp"
 #include "ops/attention.hpp"
 #include "ops/batch_norm.hpp"

@@ -1,0 +1,100 @@
+// nn::LSTM and nn::GRU (nn/recurrent.hpp) with PyTorch's weights give PyTorch's output, h_n, c_n and
+// gradients (tests/data/seq_goldens.safetensors, from tools/make_seq_goldens.py) in double and
+// float; PyTorch's parameter names and initialisation range; a move to<Cpu>(); every error message.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "goldens.hpp"
+#include "helpers.hpp"
+
+// a namespace per file: the unity build compiles several test files as one translation unit
+namespace test_recurrent {
+
+template <class T, class Rnn>
+void check_case(const Goldens<T>& g, const nlohmann::json& c, Rnn& rnn) {
+    const std::string name = c.at("name");
+    auto named = rnn.named_parameters();
+    std::vector<std::string> names;
+    {
+        mg::NoGradGuard no_grad;
+        for (auto& [pname, p] : named) {
+            names.push_back(pname);
+            p.copy_(g.get(name + "." + pname));
+        }
+    }
+    CHECK(names == c.at("params").template get<std::vector<std::string>>());  // PyTorch's names, in its order
+    auto x = g.get(name + ".x", true);
+    mg::Tensor<mg::Cpu, T> h0, c0;
+    if (c.at("with_state")) {
+        h0 = g.get(name + ".h0", true);
+        if (g.has(name + ".c0")) c0 = g.get(name + ".c0", true);
+    }
+    mg::nn::RecurrentOutput<mg::Cpu, T> out;
+    if constexpr (std::is_same_v<Rnn, mg::nn::LSTM<mg::Cpu, T>>)
+        out = rnn(x, h0, c0);
+    else
+        out = rnn(x, h0);
+    g.check(out.output, name + ".y");
+    g.check(out.h_n, name + ".h_n");
+    auto loss = mg::sum(out.output * g.get(name + ".dy")) + mg::sum(out.h_n * g.get(name + ".dh"));
+    if (out.c_n.defined()) {
+        g.check(out.c_n, name + ".c_n");
+        loss = loss + mg::sum(out.c_n * g.get(name + ".dc"));
+    }
+    loss.backward();
+    g.check(x.grad(), name + ".grad.x");
+    if (h0.defined()) g.check(h0.grad(), name + ".grad.h0");
+    if (c0.defined()) g.check(c0.grad(), name + ".grad.c0");
+    for (auto& [pname, p] : named) g.check(p.grad(), name + ".grad." + pname);
+}
+
+template <class T>
+void rnn_goldens() {
+    const Goldens<T> g{golden_file("seq_goldens.safetensors")};
+    int seen = 0;
+    for (const auto& c : golden_cases(g.file)) {
+        if (c.at("op") != "rnn") continue;
+        CAPTURE(c.at("name").template get<std::string>());
+        ++seen;
+        const mg::nn::RecurrentOptions options{.num_layers = c.at("num_layers"), .bias = c.at("bias"), .batch_first = c.at("batch_first")};
+        if (c.at("kind") == "LSTM") {
+            mg::nn::LSTM<mg::Cpu, T> rnn(3, 4, options);
+            check_case(g, c, rnn);
+        } else {
+            mg::nn::GRU<mg::Cpu, T> rnn(3, 4, options);
+            check_case(g, c, rnn);
+        }
+    }
+    CHECK(seen == 4);
+}
+
+TEST_CASE("nn::LSTM and nn::GRU with PyTorch's weights: output, h_n, c_n and every gradient equal PyTorch's, in double and float") {
+    SUBCASE("double") { rnn_goldens<double>(); }
+    SUBCASE("float") { rnn_goldens<float>(); }
+}
+
+TEST_CASE("nn::LSTM and nn::GRU: initialised in +-1/sqrt(hidden_size), moved by to<Cpu>(), and their errors") {
+    mg::manual_seed(4);
+    mg::nn::LSTM<mg::Cpu> lstm(3, 16, {.num_layers = 2});
+    CHECK(lstm.named_parameters().size() == 8);
+    for (const auto& [pname, p] : lstm.named_parameters()) {
+        const auto v = p.to_vector();
+        CHECK_MESSAGE(*std::max_element(v.begin(), v.end()) <= 0.25f, pname);
+        CHECK_MESSAGE(*std::min_element(v.begin(), v.end()) >= -0.25f, pname);
+    }
+    CHECK(lstm.weight_ih[1].shape() == mg::Shape{64, 16});
+    const auto moved = lstm.to<mg::Cpu>();
+    CHECK(moved.weight_hh[1].to_vector() == lstm.weight_hh[1].to_vector());
+    const auto x = mg::Tensor<mg::Cpu>::zeros({5, 2, 3});
+    CHECK(lstm(x).output.shape() == mg::Shape{5, 2, 16});
+    CHECK(error_message([&] { lstm(mg::Tensor<mg::Cpu>::zeros({5, 2, 4})); }) ==
+          "LSTM: argument #1 'input' has shape [5, 2, 4], expected [L, N, H_in] with input_size 3");
+    CHECK(error_message([&] { lstm(x, mg::Tensor<mg::Cpu>::zeros({1, 2, 16})); }) ==
+          "LSTM: h0 has shape [1, 2, 16], expected [2, 2, 16] (num_layers, N, hidden_size)");
+    CHECK(error_message([] { mg::nn::GRU<mg::Cpu>(3, 0); }) == "GRU: input_size=3, hidden_size=0 and num_layers=1 must all be positive");
+}
+
+}  // namespace test_recurrent
