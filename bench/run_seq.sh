@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The sequence-model benchmark: causal scaled_dot_product_attention forward and backward at B=8,
-# H=4, T=256, D=32, in minigrad (bench/seq_bench.cpp) and in PyTorch (bench/torch_seq.py, Debian's
+# H=4, T=256, D=32, and one LSTM layer over N=32, T=64, 128 -> 256 forward and backward, in minigrad (bench/seq_bench.cpp) and in PyTorch (bench/torch_seq.py, Debian's
 # python3-torch 1.13, whose attention is the math form), one thread each and then all cores,
 # interleaved in one run: each median and the ratio minigrad / PyTorch. Then peak resident memory
 # of one process per T from 256 to 4096 (B=1, H=4), which for minigrad grows linearly in T (no
 # T x T matrix is held) and for PyTorch's math form quadratically.
-# Rows still to come (the GPT step, an LSTM layer) are in the sequence-models issue.
+# The GPT step's row is still to come (the sequence-models issue).
 # Usage: bench/run_seq.sh [rounds] (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,17 +22,21 @@ cores=$(nproc)
 table=$(mktemp)
 printf '| row | threads | minigrad us | PyTorch us | minigrad / PyTorch |\n| --- | --- | --- | --- | --- |\n' > "$table"
 for threads in 1 "$cores"; do
-  mine=() theirs=()
-  for ((r = 1; r <= rounds; ++r)); do
-    m=$(OPENBLAS_NUM_THREADS=1 "$build/bench/seq_bench" --threads "$threads")
-    t=$(OMP_NUM_THREADS="$threads" "$python" bench/torch_seq.py --threads "$threads")
-    echo "$m"
-    echo "$t"
-    mine+=("$(median <<<"$m")")
-    theirs+=("$(median <<<"$t")")
+  for what in sdpa lstm; do
+    mine=() theirs=()
+    for ((r = 1; r <= rounds; ++r)); do
+      m=$(OPENBLAS_NUM_THREADS=1 "$build/bench/seq_bench" --what "$what" --threads "$threads")
+      t=$(OMP_NUM_THREADS="$threads" "$python" bench/torch_seq.py --what "$what" --threads "$threads")
+      echo "$m"
+      echo "$t"
+      mine+=("$(median <<<"$m")")
+      theirs+=("$(median <<<"$t")")
+    done
+    a=$(mid "${mine[@]}") b=$(mid "${theirs[@]}")
+    row="sdpa B=8 H=4 T=256 D=32 causal, fwd+bwd"
+    [ "$what" = lstm ] && row="one LSTM layer N=32 T=64 128->256, fwd+bwd"
+    awk -v row="$row" -v t="$threads" -v a="$a" -v b="$b" 'BEGIN{printf "| %s | %s | %.1f | %.1f | %.2fx |\n", row, t, a, b, a/b}' >> "$table"
   done
-  a=$(mid "${mine[@]}") b=$(mid "${theirs[@]}")
-  awk -v t="$threads" -v a="$a" -v b="$b" 'BEGIN{printf "| sdpa B=8 H=4 T=256 D=32 causal, fwd+bwd | %s | %.1f | %.1f | %.2fx |\n", t, a, b, a/b}' >> "$table"
 done
 echo "medians of $rounds rounds:"
 cat "$table"

@@ -1,6 +1,7 @@
 // minigrad's side of the sequence-model benchmark (bench/run_seq.sh runs it beside
 // bench/torch_seq.py): scaled_dot_product_attention forward and backward on fixed random
-// (batch, heads, T, D) inputs, causal, timed call by call after warm-up. Prints the median
+// (batch, heads, T, D) inputs, causal (--what sdpa), or one LSTM layer over N=32, T=64, 128 -> 256
+// forward and backward (--what lstm), timed call by call after warm-up. Prints the median
 // us/call, the storage allocations per call after the first ones, and the process's peak resident
 // memory (getrusage), which the script compares across T.
 #include <sys/resource.h>
@@ -55,13 +56,47 @@ int sdpa(std::int64_t batch, std::int64_t heads, std::int64_t T, std::int64_t D,
     return 0;
 }
 
+// One LSTM layer over (T, N, in) input, forward and backward (the output weighed by a fixed dy).
+template <class B>
+int lstm(std::int64_t batch, std::int64_t T, std::int64_t in, std::int64_t hidden, int steps, int threads) {
+    mg::manual_seed(7);
+    mg::nn::LSTM<B> layer(in, hidden);
+    mg::Generator gen(7);
+    auto x = mg::Tensor<mg::Cpu>::uniform({T, batch, in}, -1, 1, gen).template to<B>().requires_grad_();
+    const auto dy = mg::Tensor<mg::Cpu>::uniform({T, batch, hidden}, -1, 1, gen).template to<B>();
+    auto call = [&] {
+        x.zero_grad();
+        layer.zero_grad();
+        mg::sum(layer(x).output * dy).backward();
+    };
+    for (int i = 0; i < 2; ++i) call();
+    B::synchronize(0);
+    const auto before = mg::counters();
+    std::vector<double> us;
+    for (int i = 0; i < steps; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        call();
+        B::synchronize(0);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    const auto after = mg::counters();
+    std::sort(us.begin(), us.end());
+    fmt::print("minigrad lstm {} N={} T={} {}->{} ({} thread{}): median {:.1f} us/call, min {:.1f}; storage allocations per call after the first 2: "
+               "{}; launches per call: {}\n",
+               B::name, batch, T, in, hidden, threads, threads == 1 ? "" : "s", us[us.size() / 2], us.front(),
+               static_cast<double>(after.storage_allocs - before.storage_allocs) / steps,
+               static_cast<double>(after.kernel_launches - before.kernel_launches) / steps);
+    return 0;
+}
+
 int main(int argc, char** argv) {
-    std::string device = "cpu";
+    std::string device = "cpu", what = "sdpa";
     std::int64_t batch = 8, heads = 4, T = 256, D = 32;
     int steps = 20, threads = 1;
     std::int64_t block_rows = 0;
     CLI::App app{"minigrad's sequence-model benchmark: scaled_dot_product_attention forward and backward"};
     app.add_option("--device", device)->check(CLI::IsMember({"cpu", "cuda"}));
+    app.add_option("--what", what, "sdpa: attention at --batch --heads --T --D; lstm: one LSTM layer, N=32 T=64 128->256")->check(CLI::IsMember({"sdpa", "lstm"}));
     app.add_option("--batch", batch)->check(CLI::Range(1, 4096));
     app.add_option("--heads", heads)->check(CLI::Range(1, 4096));
     app.add_option("--T", T)->check(CLI::Range(1, 1 << 20));
@@ -74,13 +109,13 @@ int main(int argc, char** argv) {
         mg::set_num_threads(threads);
         mg::detail::attention_block_rows() = block_rows;
 #if defined(MINIGRAD_HAS_CUDA)
-        if (device == "cuda") return sdpa<mg::Cuda>(batch, heads, T, D, steps, threads);
+        if (device == "cuda") return what == "lstm" ? lstm<mg::Cuda>(32, 64, 128, 256, steps, threads) : sdpa<mg::Cuda>(batch, heads, T, D, steps, threads);
 #else
         if (device == "cuda") {
             fmt::print(stderr, "error: this build has no CUDA backend\n");
             return 2;
         }
 #endif
-        return sdpa<mg::Cpu>(batch, heads, T, D, steps, threads);
+        return what == "lstm" ? lstm<mg::Cpu>(32, 64, 128, 256, steps, threads) : sdpa<mg::Cpu>(batch, heads, T, D, steps, threads);
     });
 }

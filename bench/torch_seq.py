@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's side of the sequence-model benchmark (bench/run_seq.sh; bench/seq_bench.cpp is
 minigrad's): causal scaled dot-product attention forward and backward on (batch, heads, T, D)
-inputs. torch.nn.functional.scaled_dot_product_attention where this PyTorch has it (2.0 on), else
+inputs (--what sdpa), or one LSTM layer over N=32, T=64, 128 -> 256 forward and backward (--what lstm). torch.nn.functional.scaled_dot_product_attention where this PyTorch has it (2.0 on), else
 its math form (softmax(q k^T / sqrt(D) masked) v), which is what torch 1.13's attention layers run.
 Prints the median us/call and the process's peak resident memory.
 
@@ -26,6 +26,20 @@ def attention(q, k, v):
     return torch.softmax(scores, -1) @ v
 
 
+def lstm(args, device, sync):
+    torch.manual_seed(7)
+    layer = torch.nn.LSTM(128, 256).to(device)
+    x = (torch.rand(64, 32, 128) * 2 - 1).to(device).requires_grad_()
+    dy = (torch.rand(64, 32, 256) * 2 - 1).to(device)
+
+    def call():
+        x.grad = None
+        layer.zero_grad(set_to_none=True)
+        (layer(x)[0] * dy).sum().backward()
+
+    return call
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=8)
@@ -35,6 +49,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--what", choices=["sdpa", "lstm"], default="sdpa")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -48,6 +63,8 @@ def main():
             t.grad = None
         (attention(q, k, v) * dy).sum().backward()
 
+    if args.what == "lstm":
+        call = lstm(args, device, sync)
     for _ in range(2):
         call()
     sync()
@@ -58,6 +75,10 @@ def main():
         sync()
         us.append((time.perf_counter() - start) * 1e6)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.what == "lstm":
+        print(f"torch {torch.__version__} lstm {args.device} N=32 T=64 128->256 ({args.threads} thread{'s' if args.threads != 1 else ''}): "
+              f"median {statistics.median(us):.1f} us/call, min {min(us):.1f}; peak rss {peak:.1f} MB")
+        return
     form = "fused" if hasattr(F, "scaled_dot_product_attention") else "math form"
     print(f"torch {torch.__version__} sdpa ({form}) {args.device} B={args.batch} H={args.heads} T={args.T} D={args.D} causal "
           f"({args.threads} thread{'s' if args.threads != 1 else ''}): median {statistics.median(us):.1f} us/call, min {min(us):.1f}; "

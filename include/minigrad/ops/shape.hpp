@@ -47,15 +47,18 @@ struct WindowRead {
 };
 
 // src is (outer, n_src, inner), dst is (outer, n_dst, inner) with n_src <= n_dst: src goes to
-// dst's entries [start, start + n_src) along the middle dim (cat); i over src's elements
+// dst's entries [start, start + n_src) along the middle dim (cat), or is added there (add: narrow's
+// backward into a gradient that already holds values); i over src's elements
 template <class T>
 struct WindowWrite {
     const T* src;
     T* dst;
     index_t n_src, n_dst, start, inner;
+    bool add = false;
     MINIGRAD_HD void operator()(index_t i) const {
         const index_t o = i / (n_src * inner), k = (i / inner) % n_src, in = i % inner;
-        dst[(o * n_dst + start + k) * inner + in] = src[i];
+        T& to = dst[(o * n_dst + start + k) * inner + in];
+        to = add ? to + src[i] : src[i];
     }
 };
 
@@ -192,8 +195,11 @@ struct NarrowNode : Node<B, T> {
     void backward(TensorImpl<B, T>& out) override {
         auto& x = *this->inputs[0];
         auto dx = grad_slot(x);
-        B::launch(x.numel(), kernels::NarrowBackward<T>{out.grad->data, dx.data, split.size, length, start, split.inner, dx.overwrite},
-                  x.device);
+        if (dx.overwrite) {  // a fresh gradient: the window, and zeros around it
+            B::launch(x.numel(), kernels::NarrowBackward<T>{out.grad->data, dx.data, split.size, length, start, split.inner, true}, x.device);
+        } else {  // one that holds values already: only the window changes (an RNN's step slices cost their size, not the sequence's)
+            B::launch(out.numel(), kernels::WindowWrite<T>{out.grad->data, dx.data, length, split.size, start, split.inner, true}, x.device);
+        }
     }
 };
 
@@ -477,9 +483,13 @@ Tensor<B, T> cat(const std::vector<Tensor<B, T>>& tensors, std::int64_t dim = 0)
     }
     bool grad = false;
     for (const auto& x : tensors) grad = grad || detail::wants_grad(x);
-    if (grad && tensors.size() > 3) {  // a Node holds three inputs: join the rest first
-        std::vector<Tensor<B, T>> rest(tensors.begin() + 2, tensors.end());
-        return cat(std::vector<Tensor<B, T>>{tensors[0], tensors[1], cat(rest, d)}, d);
+    if (grad && tensors.size() > 3) {  // a Node holds three inputs: join thirds first, so each element is copied log3(n) times, not n/2
+        const std::size_t n = tensors.size(), a = n / 3, b = 2 * n / 3;
+        const auto part = [&](std::size_t from, std::size_t to) {
+            return to - from == 1 ? tensors[from] : cat(std::vector<Tensor<B, T>>(tensors.begin() + static_cast<std::ptrdiff_t>(from),
+                                                                                  tensors.begin() + static_cast<std::ptrdiff_t>(to)), d);
+        };
+        return cat(std::vector<Tensor<B, T>>{part(0, a), part(a, b), part(b, n)}, d);
     }
     const auto split = detail::split_at(first.shape(), d);
     auto y = Tensor<B, T>::empty(detail::with_dim(first.shape(), d, total), first.device());
