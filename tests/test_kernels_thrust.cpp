@@ -858,7 +858,7 @@ static double dot(const std::vector<float>& a, const std::vector<float>& b) {
 TEST_CASE("Im2Col gathers each patch, zero in the padding, and Col2Im is its adjoint: <im2col(x), c> = <x, col2im(c)>") {
     // x (2, 4, 5, 6), 2 groups, kernel 3x2, stride 2x1, padding 1x0, dilation 1x2: oh 3, ow 4; and
     // the same with stride 1 and padding 1x1 (oh 5, ow 6), where one thread copies runs
-    for (const k::ConvGeometry g : {k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2}, k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 5, 6, 2, 1, 1, 1, 1, 1, 2}}) {
+    for (const k::ConvGeometry& g : {k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 3, 4, 2, 2, 1, 1, 0, 1, 2}, k::ConvGeometry{2, 4, 5, 6, 6, 3, 2, 5, 6, 2, 1, 1, 1, 1, 1, 2}}) {
         CAPTURE(g.stride_h);
         const auto x = random_values(2 * 4 * 5 * 6, 61);
         const std::int64_t m = g.rows(), kk = g.patch();
