@@ -51,7 +51,7 @@ rows=(tools deps configure
   bench_minigrad_compiled_grid_k100 bench_minigrad_cpu bench_minigrad_cpu_graph
   bench_torch_item bench_torch_log bench_torch_graph bench_torch_cpu
   digits_cuda gemm_bench scaling_minigrad scaling_minigrad_graph scaling_torch scaling_torch_graph
-  conv_minigrad conv_torch
+  conv_minigrad conv_torch seq_minigrad seq_torch
   limit_gpu_fused limit_gpu_persistent limit_cpu
   memcheck racecheck synccheck
   build_examples iris_cuda iris_cuda_nograph
@@ -252,8 +252,8 @@ else
 fi
 
 # ---- 2. the benchmarks -----------------------------------------------------------------------
-for p in iris_bench digits_bench gemm_bench scaling conv_bench; do built_by[$bin/bench/$p]=build_bench; done
-build build_bench 240 iris_bench digits_bench gemm_bench scaling conv_bench
+for p in iris_bench digits_bench gemm_bench scaling conv_bench seq_bench; do built_by[$bin/bench/$p]=build_bench; done
+build build_bench 240 iris_bench digits_bench gemm_bench scaling conv_bench seq_bench
 # Iris beside PyTorch on the same GPU (PyTorch's eager runs once: about 20 s each)
 iris_bench=$bin/bench/iris_bench
 run bench_minigrad 60 "$iris_bench" --device cuda --repeats 3
@@ -295,6 +295,16 @@ conv_all() {  # conv_all COMMAND...: runs it for every model, fails if any run f
 export -f conv_all
 run_with conv_minigrad 60 "$bin/bench/conv_bench" bash -c 'conv_all "$@"' _ "$bin/bench/conv_bench" --device cuda
 step conv_torch 60 bash -c 'conv_all "$@"' _ python3 bench/torch_conv.py --device cuda
+# Causal attention forward and backward (B=8 H=4 T=256 D=32) and one LSTM layer (N=32 T=64
+# 128->256), bench/seq_bench.cpp beside bench/torch_seq.py (PyTorch 2's fused attention there)
+seq_all() {  # seq_all COMMAND...: both rows, fails if either run fails
+  local rc=0 what
+  for what in sdpa lstm; do "$@" --what "$what" --steps 20 || rc=$?; done
+  return $rc
+}
+export -f seq_all
+run_with seq_minigrad 60 "$bin/bench/seq_bench" bash -c 'seq_all "$@"' _ "$bin/bench/seq_bench" --device cuda
+step seq_torch 60 bash -c 'seq_all "$@"' _ python3 bench/torch_seq.py --device cuda
 # The hand-fused limits, yardsticks built from the copies (.gpudeps/reference), never from the repo
 ref=.gpudeps/reference
 for limit in limit_gpu_fused limit_gpu_persistent limit_cpu; do

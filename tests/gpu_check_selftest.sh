@@ -11,7 +11,7 @@ rm -rf "$scratch" && mkdir -p "$scratch" || exit 2
 rows=(tools deps configure build_suite device_info gpu_tests parity build_bench bench_minigrad bench_minigrad_graph
   bench_minigrad_compiled bench_minigrad_compiled_k100 bench_minigrad_compiled_grid_k100 bench_minigrad_cpu
   bench_minigrad_cpu_graph bench_torch_item bench_torch_log bench_torch_graph bench_torch_cpu digits_cuda gemm_bench
-  scaling_minigrad scaling_minigrad_graph scaling_torch scaling_torch_graph conv_minigrad conv_torch limit_gpu_fused limit_gpu_persistent
+  scaling_minigrad scaling_minigrad_graph scaling_torch scaling_torch_graph conv_minigrad conv_torch seq_minigrad seq_torch limit_gpu_fused limit_gpu_persistent
   limit_cpu memcheck racecheck synccheck build_examples iris_cuda iris_cuda_nograph dist_nccl)
 failures=0
 fail() { echo "FAIL ($scenario): $*"; failures=$((failures + 1)); }

@@ -331,6 +331,18 @@ std::pair<Tensor<B, T>, Tensor<B, L>> class_dim_rows(std::string_view op, const 
     return {std::move(rows), target.reshape({-1})};
 }
 
+// cross_entropy of (N, C, d...) logits: defined after cross_entropy, which calls it
+template <class B, class T, class L>
+Tensor<B, T> cross_entropy_over_dims(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options);
+
+#if defined(MINIGRAD_PREBUILT) && !defined(MINIGRAD_PREBUILT_SOURCE)
+// compiled once, in the prebuilt library (src/prebuilt.cpp), for float on the CPU: every
+// cross_entropy call carries this path, and it instantiates permute and reshape (0.8 s of the
+// README example's 5.7 s)
+extern template Tensor<Cpu, float> cross_entropy_over_dims(const Tensor<Cpu, float>&, const Tensor<Cpu, std::int64_t>&, const CrossEntropyOptions&);
+extern template Tensor<Cpu, float> cross_entropy_over_dims(const Tensor<Cpu, float>&, const Tensor<Cpu, std::int32_t>&, const CrossEntropyOptions&);
+#endif
+
 // input is (rows, classes), target is (rows) of class indices
 template <class B, class T, class L>
 void check_class_target(std::string_view op, const Tensor<B, T>& input, const Tensor<B, L>& target) {
@@ -406,11 +418,7 @@ struct NllNode : Node<B, T> {
 template <class B, class T, std::integral L>
 Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options = {}) {
     detail::require_floating<T>();
-    if (logits.defined() && target.defined() && logits.ndim() > 2) {
-        const auto [rows, target_rows] = detail::class_dim_rows("cross_entropy", logits, target);
-        auto loss = cross_entropy(rows, target_rows, options);
-        return options.reduction == Reduction::None ? reshape(loss, std::span<const std::int64_t>(target.shape().begin(), target.shape().end())) : loss;
-    }
+    if (logits.defined() && target.defined() && logits.ndim() > 2) return detail::cross_entropy_over_dims(logits, target, options);
     detail::check_class_target("cross_entropy", logits, target);
     detail::check_unit_interval<T>("cross_entropy", "label_smoothing", options.label_smoothing);
     const auto rows = logits.size(0), cols = logits.size(1);
@@ -457,6 +465,15 @@ Tensor<BA, TA> cross_entropy(const Tensor<BA, TA>&, const Tensor<BB, L>&, const 
     detail::reject_mix<BA, TA, BB, TA, 2>();
     return {};
 }
+
+namespace detail {
+template <class B, class T, class L>
+Tensor<B, T> cross_entropy_over_dims(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options) {
+    const auto [rows, target_rows] = class_dim_rows("cross_entropy", logits, target);
+    auto loss = cross_entropy(rows, target_rows, options);
+    return options.reduction == Reduction::None ? reshape(loss, std::span<const std::int64_t>(target.shape().begin(), target.shape().end())) : loss;
+}
+}  // namespace detail
 
 // With a weight per class, as torch.nn.functional.cross_entropy(input, target, weight): row r's
 // loss is scaled by weight[target_r], and the mean divides by the sum of those weights over the
