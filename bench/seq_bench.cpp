@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -18,6 +19,25 @@
 #include "../examples/common/guarded_main.hpp"
 
 namespace mg = minigrad;
+
+// Runs call twice (filling the caches), then `steps` times, each timed to the device's end: the
+// sorted times (us) and the counters before and after the timed calls.
+template <class B, class F>
+std::tuple<std::vector<double>, mg::Counters, mg::Counters> time_calls(F& call, int steps) {
+    for (int i = 0; i < 2; ++i) call();
+    B::synchronize(0);
+    const auto before = mg::counters();
+    std::vector<double> us;
+    for (int i = 0; i < steps; ++i) {
+        const auto start = std::chrono::steady_clock::now();
+        call();
+        B::synchronize(0);
+        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
+    }
+    const auto after = mg::counters();
+    std::sort(us.begin(), us.end());
+    return {us, before, after};
+}
 
 template <class B>
 int sdpa(std::int64_t batch, std::int64_t heads, std::int64_t T, std::int64_t D, int steps, int threads) {
@@ -35,18 +55,7 @@ int sdpa(std::int64_t batch, std::int64_t heads, std::int64_t T, std::int64_t D,
         auto y = mg::scaled_dot_product_attention(q, k, v, causal);
         mg::sum(y * dy).backward();
     };
-    for (int i = 0; i < 2; ++i) call();  // fills the caches
-    B::synchronize(0);
-    const auto before = mg::counters();
-    std::vector<double> us;
-    for (int i = 0; i < steps; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        call();
-        B::synchronize(0);
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-    }
-    const auto after = mg::counters();
-    std::sort(us.begin(), us.end());
+    const auto [us, before, after] = time_calls<B>(call, steps);
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);
     fmt::print("minigrad sdpa {} B={} H={} T={} D={} causal ({} thread{}): median {:.1f} us/call, min {:.1f}; storage allocations per call after "
@@ -69,18 +78,7 @@ int lstm(std::int64_t batch, std::int64_t T, std::int64_t in, std::int64_t hidde
         layer.zero_grad();
         mg::sum(layer(x).output * dy).backward();
     };
-    for (int i = 0; i < 2; ++i) call();
-    B::synchronize(0);
-    const auto before = mg::counters();
-    std::vector<double> us;
-    for (int i = 0; i < steps; ++i) {
-        const auto start = std::chrono::steady_clock::now();
-        call();
-        B::synchronize(0);
-        us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count());
-    }
-    const auto after = mg::counters();
-    std::sort(us.begin(), us.end());
+    const auto [us, before, after] = time_calls<B>(call, steps);
     fmt::print("minigrad lstm {} N={} T={} {}->{} ({} thread{}): median {:.1f} us/call, min {:.1f}; storage allocations per call after the first 2: "
                "{}; launches per call: {}\n",
                B::name, batch, T, in, hidden, threads, threads == 1 ? "" : "s", us[us.size() / 2], us.front(),

@@ -81,3 +81,22 @@ struct Goldens {
         CHECK(bad == 0);
     }
 };
+
+// Copies each of module's parameters from "<name>.<its name>" (a PyTorch module's weights, stored
+// under PyTorch's names), checks that the names are case c's "params" (PyTorch's, in its order), and
+// returns the parameters, whose gradients the test then checks.
+template <class T, class M>
+auto load_module_goldens(const Goldens<T>& g, const nlohmann::json& c, M& module) {
+    const std::string name = c.at("name");
+    auto named = module.named_parameters();
+    std::vector<std::string> names;
+    {
+        mg::NoGradGuard no_grad;
+        for (auto& [pname, p] : named) {
+            names.push_back(pname);
+            p.copy_(g.get(name + "." + pname));
+        }
+    }
+    CHECK(names == c.at("params").template get<std::vector<std::string>>());
+    return named;
+}

@@ -94,16 +94,7 @@ void mha_goldens() {
         ++seen;
         const bool batch_first = c.at("batch_first"), bias = c.at("bias"), self_attention = c.at("self_attention");
         mg::nn::MultiheadAttention<mg::Cpu, T> mha(8, 2, {.batch_first = batch_first, .dropout = 0.0, .bias = bias});
-        auto named = mha.named_parameters();
-        std::vector<std::string> names;
-        {
-            mg::NoGradGuard no_grad;
-            for (auto& [pname, p] : named) {
-                names.push_back(pname);
-                p.copy_(g.get(name + "." + pname));
-            }
-        }
-        CHECK(names == c.at("params").template get<std::vector<std::string>>());  // PyTorch's names, in its order
+        auto named = load_module_goldens(g, c, mha);
         auto query = g.get(name + ".query", true);
         mg::Tensor<mg::Cpu, T> key, value, y;
         if (self_attention) {

@@ -16,16 +16,7 @@ namespace test_recurrent {
 template <class T, class Rnn>
 void check_case(const Goldens<T>& g, const nlohmann::json& c, Rnn& rnn) {
     const std::string name = c.at("name");
-    auto named = rnn.named_parameters();
-    std::vector<std::string> names;
-    {
-        mg::NoGradGuard no_grad;
-        for (auto& [pname, p] : named) {
-            names.push_back(pname);
-            p.copy_(g.get(name + "." + pname));
-        }
-    }
-    CHECK(names == c.at("params").template get<std::vector<std::string>>());  // PyTorch's names, in its order
+    auto named = load_module_goldens(g, c, rnn);
     auto x = g.get(name + ".x", true);
     mg::Tensor<mg::Cpu, T> h0, c0;
     if (c.at("with_state")) {
