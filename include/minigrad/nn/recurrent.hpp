@@ -107,6 +107,24 @@ class Recurrent : public Module<B, T> {
         return bias_hh[k].defined() ? linear(h, weight_hh[k], bias_hh[k]) : linear(h, weight_hh[k]);
     }
     Tensor<B, T> batch_layout(const Tensor<B, T>& output) const { return options_.batch_first ? transpose(output, 0, 1) : output; }
+    // Layer k of a time-major (L, N, in) input x, from state h (N, hidden): one product projects every
+    // step, then step(projected row block, h) runs the cell and returns the next h. The layer's output
+    // (L, N, hidden); h ends as its last state.
+    template <class Step>
+    Tensor<B, T> run_layer(const Tensor<B, T>& x, std::size_t k, Tensor<B, T>& h, Step&& step) const {
+        const std::int64_t steps = x.size(0), batch = x.size(1);
+        const auto projected = project(x, k);
+        std::vector<Tensor<B, T>> outputs;
+        for (std::int64_t t = 0; t < steps; ++t) {
+            h = step(narrow(projected, 0, t * batch, batch), h);
+            outputs.push_back(h);
+        }
+        return cat(outputs, 0).reshape({steps, batch, hidden_size_});
+    }
+    // layer k's slice (N, hidden) of a state (num_layers, N, hidden)
+    Tensor<B, T> layer_state(const Tensor<B, T>& state, std::size_t k) const {
+        return narrow(state, 0, static_cast<std::int64_t>(k), 1).reshape({state.size(1), hidden_size_});
+    }
 
     const char* name_;
     std::int64_t input_size_, hidden_size_;
@@ -126,23 +144,18 @@ class LSTM : public detail::Recurrent<B, T> {
     // h0 and c0 (num_layers, N, hidden) are zeros where undefined
     RecurrentOutput<B, T> forward(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}, const Tensor<B, T>& c0 = {}) const {
         auto x = this->time_major(input);
-        const std::int64_t steps = x.size(0), batch = x.size(1), hid = this->hidden_size_;
+        const std::int64_t batch = x.size(1), hid = this->hidden_size_;
         const auto h_init = this->initial(h0, "h0", batch, input.device()), c_init = this->initial(c0, "c0", batch, input.device());
         std::vector<Tensor<B, T>> h_last, c_last;
         for (std::size_t k = 0; k < this->weight_ih.size(); ++k) {
-            const auto projected = this->project(x, k);
-            auto h = narrow(h_init, 0, static_cast<std::int64_t>(k), 1).reshape({batch, hid});
-            auto c = narrow(c_init, 0, static_cast<std::int64_t>(k), 1).reshape({batch, hid});
-            std::vector<Tensor<B, T>> outputs;
-            for (std::int64_t t = 0; t < steps; ++t) {
-                const auto gates = narrow(projected, 0, t * batch, batch) + this->hidden_product(h, k);  // (N, 4 hidden): i, f, g, o
+            auto h = this->layer_state(h_init, k), c = this->layer_state(c_init, k);
+            x = this->run_layer(x, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {
+                const auto gates = xi + this->hidden_product(h_prev, k);  // (N, 4 hidden): i, f, g, o
                 const auto i = sigmoid(narrow(gates, 1, 0, hid)), f = sigmoid(narrow(gates, 1, hid, hid));
                 const auto g = tanh(narrow(gates, 1, 2 * hid, hid)), o = sigmoid(narrow(gates, 1, 3 * hid, hid));
                 c = f * c + i * g;
-                h = o * tanh(c);
-                outputs.push_back(h);
-            }
-            x = cat(outputs, 0).reshape({steps, batch, hid});
+                return o * tanh(c);
+            });
             h_last.push_back(h.reshape({1, batch, hid}));
             c_last.push_back(c.reshape({1, batch, hid}));
         }
@@ -169,23 +182,18 @@ class GRU : public detail::Recurrent<B, T> {
     // h0 (num_layers, N, hidden) is zeros where undefined; the result's c_n is undefined
     RecurrentOutput<B, T> forward(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}) const {
         auto x = this->time_major(input);
-        const std::int64_t steps = x.size(0), batch = x.size(1), hid = this->hidden_size_;
+        const std::int64_t batch = x.size(1), hid = this->hidden_size_;
         const auto h_init = this->initial(h0, "h0", batch, input.device());
         std::vector<Tensor<B, T>> h_last;
         for (std::size_t k = 0; k < this->weight_ih.size(); ++k) {
-            const auto projected = this->project(x, k);
-            auto h = narrow(h_init, 0, static_cast<std::int64_t>(k), 1).reshape({batch, hid});
-            std::vector<Tensor<B, T>> outputs;
-            for (std::int64_t t = 0; t < steps; ++t) {
-                const auto xi = narrow(projected, 0, t * batch, batch);  // (N, 3 hidden): r, z, n of the input
-                const auto hh = this->hidden_product(h, k);             // the same of h, its bias included
+            auto h = this->layer_state(h_init, k);
+            x = this->run_layer(x, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {  // xi: r, z, n of the input
+                const auto hh = this->hidden_product(h_prev, k);                                     // the same of h, its bias included
                 const auto r = sigmoid(narrow(xi, 1, 0, hid) + narrow(hh, 1, 0, hid));
                 const auto z = sigmoid(narrow(xi, 1, hid, hid) + narrow(hh, 1, hid, hid));
                 const auto n = tanh(narrow(xi, 1, 2 * hid, hid) + r * narrow(hh, 1, 2 * hid, hid));
-                h = n + z * (h - n);  // (1 - z) n + z h
-                outputs.push_back(h);
-            }
-            x = cat(outputs, 0).reshape({steps, batch, hid});
+                return n + z * (h_prev - n);  // (1 - z) n + z h
+            });
             h_last.push_back(h.reshape({1, batch, hid}));
         }
         return {this->batch_layout(x), cat(h_last, 0), Tensor<B, T>()};
