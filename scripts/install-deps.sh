@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages minigrad's build needs, skipping those already there.
 # Usage: scripts/install-deps.sh [extra package...]
 set -euo pipefail
-packages=(cmake g++ make pkgconf libfmt-dev nlohmann-json3-dev doctest-dev libcli11-dev libopenblas-dev libopenmpi-dev openmpi-bin valgrind "$@")
+packages=(cmake g++ make pkgconf libfmt-dev nlohmann-json3-dev doctest-dev libcli11-dev libopenblas-dev libopenmpi-dev openmpi-bin valgrind wamerican "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

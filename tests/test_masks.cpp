@@ -3,6 +3,7 @@
 // cross_entropy over (N, C, d...) and with class weights): PyTorch's values and
 // gradients (tests/data/seq_goldens.safetensors, from tools/make_seq_goldens.py) in double and
 // float, gradients against central differences, bool tensors, and every error message.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -228,6 +229,49 @@ TEST_CASE("masks and indexing: every error names the op, the argument and both s
           "embedding: padding_idx=-4 is out of range for 3 embeddings (expected -3 <= padding_idx < 3)");
     CHECK(error_message([&] { mg::var(T2::empty(mg::Shape{2, 0}), 1); }) ==
           "var: argument #1 'input' has shape [2, 0], which holds no elements to take the variance of");
+}
+
+TEST_CASE("multinomial: frequencies follow the weights, never a zero weight, distinct draws without replacement, seeded") {
+    using F = mg::Tensor<mg::Cpu, float>;
+    mg::Generator gen(7);
+    const auto probs = F::from({0.1f, 0.0f, 0.2f, 0.7f});  // weights need not sum to 1: scaled below
+    const auto draws = mg::multinomial(probs * 3.0f, 20000, true, gen).to_vector();
+    REQUIRE(draws.size() == 20000);
+    std::vector<double> seen(4);
+    for (auto d : draws) seen[static_cast<std::size_t>(d)] += 1.0 / 20000;
+    CHECK(seen[1] == 0);
+    CHECK(std::abs(seen[0] - 0.1) < 0.01);
+    CHECK(std::abs(seen[2] - 0.2) < 0.01);
+    CHECK(std::abs(seen[3] - 0.7) < 0.01);
+
+    // without replacement, as many draws as non-zero weights: each of them once
+    const auto rows = F::from({0.5f, 0.25f, 0.0f, 0.25f, 1.0f, 1.0f, 1.0f, 0.0f}, {2, 4});
+    const auto picked = mg::multinomial(rows, 3, false, gen);
+    CHECK(picked.shape() == mg::Shape{2, 3});
+    auto values = picked.to_vector();
+    std::sort(values.begin(), values.begin() + 3);
+    std::sort(values.begin() + 3, values.end());
+    CHECK(values == std::vector<std::int64_t>{0, 1, 3, 0, 1, 2});
+
+    // the same seed draws the same indices; another seed others
+    mg::Generator a(3), b(3), c(4);
+    const auto uniform = F::ones({50});
+    const auto first = mg::multinomial(uniform, 20, true, a).to_vector();
+    CHECK(first == mg::multinomial(uniform, 20, true, b).to_vector());
+    CHECK(first != mg::multinomial(uniform, 20, true, c).to_vector());
+
+    CHECK(error_message([&] { mg::multinomial(F::from({0.5f, -0.1f}), 1); }) ==
+          "multinomial: probs[0][1] is -0.10000000149011612; every weight must be finite and non-negative");
+    CHECK(error_message([&] { mg::multinomial(F::from({0.5f, std::nanf("")}), 1); }) ==
+          "multinomial: probs[0][1] is nan; every weight must be finite and non-negative");
+    CHECK(error_message([&] { mg::multinomial(F::zeros({2, 3}), 1); }) == "multinomial: row 0 of probs sums to 0: nothing to draw");
+    CHECK(error_message([&] { mg::multinomial(F::from({1.0f, 0.0f, 1.0f}), 3); }) ==
+          "multinomial: row 0 has 2 non-zero weights, fewer than num_samples=3 drawn without replacement");
+    CHECK(error_message([&] { mg::multinomial(F::ones({3}), 4); }) ==
+          "multinomial: cannot draw num_samples=4 distinct categories from 3 without replacement");
+    CHECK(error_message([&] { mg::multinomial(F::ones({3}), 0); }) == "multinomial: argument #2 'num_samples' is 0; expected a positive number");
+    CHECK(error_message([&] { mg::multinomial(F::ones({2, 2, 2}), 1); }) ==
+          "multinomial: argument #1 'probs' has shape [2, 2, 2]; expected 1 or 2 dims, (C) or (N, C)");
 }
 
 }  // namespace test_masks

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "helpers.hpp"
+#include "temp_dir.hpp"
 
 using CpuD = mg::Tensor<mg::Cpu, double>;
 
@@ -322,4 +323,43 @@ TEST_CASE("MINIGRAD_MODULE: eval() reaches listed Dropout and nested Sequential;
     CHECK(!copy.is_training());
     CHECK(!copy.inner.layer<0>().is_training());
     CHECK(copy.parameter_values() == block.parameter_values());
+}
+
+// A std::vector member is a torch.nn.ModuleList: its elements are named "<member>.<i>", and
+// train()/eval(), save()/load() and to<B2>() reach them.
+template <class B>
+struct Stack : mg::nn::Module<B, double> {
+    std::vector<mg::nn::Linear<B, double>> layers;
+    std::vector<mg::nn::Dropout> drops;
+    MINIGRAD_MODULE(layers, drops)
+    Stack() {
+        for (int i = 0; i < 3; ++i) layers.emplace_back(4, 4);
+        drops.emplace_back(0.5);
+    }
+    mg::Tensor<B, double> forward(const mg::Tensor<B, double>& x) {
+        auto h = x;
+        for (auto& l : layers) h = mg::tanh(l(h));
+        return drops[0](h);
+    }
+};
+
+TEST_CASE("A std::vector of layers is a ModuleList: numbered names, modes, save and load, another backend") {
+    Stack<mg::Cpu> stack;
+    std::vector<std::string> names;
+    for (auto& [name, p] : stack.named_parameters()) names.push_back(name);
+    CHECK(names == std::vector<std::string>{"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight",
+                                            "layers.2.bias"});
+    stack.eval();
+    CHECK(!stack.drops[0].is_training());
+    const auto x = random_tensor({2, 4}, 5, -1, 1);
+    const auto y = stack(x).to_vector();
+    const TempDir dir;
+    stack.save(dir.path / "stack.safetensors");
+    auto loaded = mg::nn::skip_init<Stack<mg::Cpu>>();
+    loaded.load(dir.path / "stack.safetensors");
+    loaded.eval();
+    CHECK(loaded(x).to_vector() == y);
+    const auto copy = stack.template to<mg::Cpu>();
+    CHECK(!copy.drops[0].is_training());
+    CHECK(copy.parameter_values() == stack.parameter_values());
 }

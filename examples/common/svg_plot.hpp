@@ -1,4 +1,5 @@
-// A line chart as a standalone SVG file: title, axes with "nice" ticks, axis labels and one series.
+// A line chart as a standalone SVG file: title, axes with "nice" ticks, axis labels, one series and
+// optionally more (each in its own colour, named in a legend).
 // What matplotlib's default figure of a loss curve shows, with no plotting dependency.
 #pragma once
 
@@ -13,12 +14,20 @@
 
 namespace examples {
 
+struct Series {
+    std::string name;
+    std::vector<double> x;
+    std::vector<double> y;
+};
+
 struct LineChart {
     std::string title;
     std::string x_label;
     std::string y_label;
     std::vector<double> x;
     std::vector<double> y;
+    std::string name{};          // the first series' legend entry (a legend is drawn when `more` is not empty)
+    std::vector<Series> more{};  // further series, drawn over the first
 };
 
 namespace detail {
@@ -48,11 +57,20 @@ inline std::string escape(const std::string& s) {
 inline void write_svg(const std::string& path, const LineChart& chart) {
     const double width = 640, height = 480, left = 80, right = 24, top = 48, bottom = 64;
     const double plot_w = width - left - right, plot_h = height - top - bottom;
-    double x_lo = chart.x.empty() ? 0 : std::min(0.0, *std::min_element(chart.x.begin(), chart.x.end()));
-    double x_hi = chart.x.empty() ? 1 : *std::max_element(chart.x.begin(), chart.x.end());
-    double y_lo = 0;  // a loss curve reads best against zero
-    double y_hi = chart.y.empty() ? 1 : *std::max_element(chart.y.begin(), chart.y.end());
-    if (!chart.y.empty()) y_lo = std::min(0.0, *std::min_element(chart.y.begin(), chart.y.end()));
+    std::vector<Series> series{{chart.name, chart.x, chart.y}};
+    series.insert(series.end(), chart.more.begin(), chart.more.end());
+    double x_lo = 0, x_hi = 1, y_lo = 0, y_hi = 1;  // a loss curve reads best against zero
+    bool any = false;
+    for (const auto& s : series) {
+        const auto n = std::min(s.x.size(), s.y.size());
+        for (std::size_t i = 0; i < n; ++i) {
+            x_lo = std::min(x_lo, s.x[i]);
+            y_lo = std::min(y_lo, s.y[i]);
+            x_hi = any ? std::max(x_hi, s.x[i]) : s.x[i];
+            y_hi = any ? std::max(y_hi, s.y[i]) : s.y[i];
+            any = true;
+        }
+    }
     const auto x_ticks = detail::nice_ticks(x_lo, x_hi), y_ticks = detail::nice_ticks(y_lo, y_hi * 1.05);
     x_lo = std::min(x_lo, x_ticks.front());
     x_hi = std::max(x_hi, x_ticks.back());
@@ -78,9 +96,20 @@ inline void write_svg(const std::string& path, const LineChart& chart) {
         svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{:g}</text>\n", left - 8, py(t) + 4, t);
     }
     svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"black\"/>\n", left, top, plot_w, plot_h);
-    std::string points;
-    for (std::size_t i = 0; i < chart.x.size() && i < chart.y.size(); ++i) points += fmt::format("{:.2f},{:.2f} ", px(chart.x[i]), py(chart.y[i]));
-    svg += fmt::format("<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.8\" points=\"{}\"/>\n", points);
+    static constexpr const char* colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"};
+    for (std::size_t k = 0; k < series.size(); ++k) {
+        const auto& s = series[k];
+        const char* colour = colours[k % std::size(colours)];
+        std::string points;
+        for (std::size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) points += fmt::format("{:.2f},{:.2f} ", px(s.x[i]), py(s.y[i]));
+        svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" points=\"{}\"/>\n", colour, points);
+        if (series.size() > 1) {  // the legend, top right inside the plot
+            const double ly = top + 18 + 18 * static_cast<double>(k), lx = left + plot_w - 150;
+            svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2.5\"/>\n", lx, ly - 4, lx + 24,
+                               ly - 4, colour);
+            svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\">{}</text>\n", lx + 30, ly, detail::escape(s.name));
+        }
+    }
     svg += fmt::format("<text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n", left + plot_w / 2, height - 18,
                        detail::escape(chart.x_label));
     svg += fmt::format("<text transform=\"translate(22 {:.1f}) rotate(-90)\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",

@@ -44,6 +44,7 @@
 #include "ops/cross_entropy.hpp"
 #include "ops/loss.hpp"
 #include "ops/mask.hpp"
+#include "ops/multinomial.hpp"
 #include "ops/matmul.hpp"
 #include "ops/pool.hpp"
 #include "ops/reduce.hpp"

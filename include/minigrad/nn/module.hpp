@@ -337,13 +337,22 @@ class Module {
 };
 
 namespace detail {
-// A member is a parameter (a Tensor), a child module (recursed into), or stateless (ReLU): skipped.
+template <class X>
+struct is_std_vector : std::false_type {};
+template <class X, class A>
+struct is_std_vector<std::vector<X, A>> : std::true_type {};
+
+// A member is a parameter (a Tensor), a child module (recursed into), a std::vector of either (as
+// torch.nn.ModuleList / ParameterList: element i is named "<member>.<i>"), or stateless (ReLU):
+// skipped.
 template <class X>
 void visit_member(ParameterVisitor& v, const std::string& name, X& member) {
     if constexpr (minigrad::detail::is_tensor<X>::value) {
         if (member.defined()) v.parameter(name, &member, typeid(X));
     } else if constexpr (requires { member.visit_parameters(v, name); }) {
         member.visit_parameters(v, name + ".");
+    } else if constexpr (is_std_vector<X>::value) {
+        for (std::size_t i = 0; i < member.size(); ++i) visit_member(v, name + "." + std::to_string(i), member[i]);
     }
 }
 
@@ -356,7 +365,11 @@ void visit_buffer(ParameterVisitor& v, const std::string& name, X& tensor) {
 // A member with a mode (a Module, Dropout) reports it and its children's; others are skipped.
 template <class X>
 void visit_member(ModuleVisitor& v, const std::string& name, X& member) {
-    if constexpr (requires { member.visit_modules(v, name); }) member.visit_modules(v, name);
+    if constexpr (requires { member.visit_modules(v, name); }) {
+        member.visit_modules(v, name);
+    } else if constexpr (is_std_vector<X>::value) {
+        for (std::size_t i = 0; i < member.size(); ++i) visit_member(v, name + "." + std::to_string(i), member[i]);
+    }
 }
 
 // names is the stringised member list "fc1, fc2"; members are those members in order. Visitor is
