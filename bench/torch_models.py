@@ -35,7 +35,7 @@ class Block(torch.nn.Module):
 
     def forward(self, x):
         t = x.shape[1]
-        hide = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)  # true: may not attend (the keys after the query)
+        hide = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)  # true: may not attend (the keys after the query)
         h = self.ln_1(x)
         x = x + self.attn(h, h, h, attn_mask=hide, need_weights=False)[0]
         return x + self.proj(torch.nn.functional.gelu(self.fc(self.ln_2(x))))
@@ -54,7 +54,7 @@ class Gpt(torch.nn.Module):
         self.lm_head = torch.nn.Linear(n_embd, vocab_size, bias=False)
 
     def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks:
             x = block(x)
         return self.lm_head(self.ln_f(x))

@@ -3,6 +3,8 @@
 minigrad's): causal scaled dot-product attention forward and backward on (batch, heads, T, D)
 inputs (--what sdpa), or one LSTM layer over N=32, T=64, 128 -> 256 forward and backward (--what lstm). torch.nn.functional.scaled_dot_product_attention where this PyTorch has it (2.0 on), else
 its math form (softmax(q k^T / sqrt(D) masked) v), which is what torch 1.13's attention layers run.
+Or one training step of examples/charlm's GPT at batch 64 (--what gpt: bench/torch_models.py's Gpt,
+forward, backward, gradient clipping, AdamW with its parameter groups) on a fixed random batch.
 Prints the median us/call and the process's peak resident memory.
 
     /usr/bin/python3 bench/torch_seq.py --T 256 --threads 1
@@ -15,6 +17,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+from torch_models import Gpt
 
 
 def attention(q, k, v):
@@ -40,6 +44,23 @@ def lstm(args, device, sync):
     return call
 
 
+def gpt(args, device, sync):
+    torch.manual_seed(7)
+    model = Gpt().to(device)
+    opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-3, weight_decay=0.1)
+    x = torch.randint(0, 27, (64, 16), device=device)
+    y = torch.randint(0, 27, (64, 16), device=device)
+
+    def call():
+        loss = model.loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+    return call
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=8)
@@ -49,7 +70,7 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--what", choices=["sdpa", "lstm"], default="sdpa")
+    parser.add_argument("--what", choices=["sdpa", "lstm", "gpt"], default="sdpa")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -65,6 +86,8 @@ def main():
 
     if args.what == "lstm":
         call = lstm(args, device, sync)
+    if args.what == "gpt":
+        call = gpt(args, device, sync)
     for _ in range(2):
         call()
     sync()
@@ -75,6 +98,10 @@ def main():
         sync()
         us.append((time.perf_counter() - start) * 1e6)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.what == "gpt":
+        print(f"torch {torch.__version__} gpt step {args.device} batch 64 T=16 ({args.threads} thread{'s' if args.threads != 1 else ''}): "
+              f"median {statistics.median(us):.1f} us/call, min {min(us):.1f}; peak rss {peak:.1f} MB")
+        return
     if args.what == "lstm":
         print(f"torch {torch.__version__} lstm {args.device} N=32 T=64 128->256 ({args.threads} thread{'s' if args.threads != 1 else ''}): "
               f"median {statistics.median(us):.1f} us/call, min {min(us):.1f}; peak rss {peak:.1f} MB")

@@ -185,3 +185,85 @@ TEST_CASE("threads: a large sum is the same for any thread count and close to th
         CHECK(std::abs(double(out) - exact) <= 1e-2);  // float sums of 65536 values, then of 16 partials
     }
 }
+
+// The host loops some functors carry (range(begin, end): Permute's odometer, SumRows's row-wise
+// column sums, GradNormChunks's four chunks at a time) against their per-index operator(), over
+// ranges that start and end anywhere, as the threads' ranges do.
+TEST_CASE("functors' host loops give operator()'s values over any range") {
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> value(-2, 2);
+    auto filled = [&](std::size_t n) {
+        std::vector<float> v(n);
+        for (auto& x : v) x = value(rng);
+        return v;
+    };
+    auto ranges = [&](mg::kernels::index_t n) {
+        std::vector<std::pair<mg::kernels::index_t, mg::kernels::index_t>> out{{0, n}, {0, 1}, {n - 1, n}};
+        std::uniform_int_distribution<mg::kernels::index_t> at(0, n);
+        for (int i = 0; i < 20; ++i) {
+            auto a = at(rng), b = at(rng);
+            out.emplace_back(std::min(a, b), std::max(a, b));
+        }
+        return out;
+    };
+    SUBCASE("Permute, the last dim kept and moved, written and added") {
+        for (auto order : {std::vector<int>{0, 2, 1, 3}, std::vector<int>{3, 1, 0, 2}, std::vector<int>{0, 1, 2, 3}}) {
+            const std::int64_t in_dims[4] = {3, 5, 2, 7};
+            std::int64_t strides[4], dims[4], read[4], stride = 1;
+            for (int d = 3; d >= 0; --d) {
+                strides[d] = stride;
+                stride *= in_dims[d];
+            }
+            for (int d = 0; d < 4; ++d) {
+                dims[d] = in_dims[order[static_cast<std::size_t>(d)]];
+                read[d] = strides[order[static_cast<std::size_t>(d)]];
+            }
+            const auto x = filled(210);
+            for (bool overwrite : {true, false}) {
+                for (auto [b, e] : ranges(210)) {
+                    auto want = filled(210), got = want;
+                    const mg::kernels::Permute<float> per{x.data(), want.data(), mg::kernels::strided_index(dims, read, 4), overwrite};
+                    for (auto i = b; i < e; ++i) per(i);
+                    mg::kernels::Permute<float>{x.data(), got.data(), per.at, overwrite}.range(b, e);
+                    CHECK(got == want);
+                }
+            }
+        }
+    }
+    SUBCASE("SumRows over 150 columns of 10 and 3 rows") {
+        for (mg::kernels::index_t rows : {10, 3}) {
+            const auto dy = filled(static_cast<std::size_t>(rows * 150));
+            for (bool overwrite : {true, false}) {
+                for (auto [b, e] : ranges(150)) {
+                    auto want = filled(150), got = want;
+                    const mg::kernels::SumRows<float> sum{dy.data(), want.data(), rows, 150, overwrite};
+                    for (auto j = b; j < e; ++j) sum(j);
+                    mg::kernels::SumRows<float>{dy.data(), got.data(), rows, 150, overwrite}.range(b, e);
+                    CHECK(got == want);
+                }
+            }
+        }
+    }
+    SUBCASE("GradNormChunks over three gradients") {
+        auto a = filled(200), b = filled(7), c = filled(333);
+        mg::kernels::GradTable<float> table{};
+        table.grad[0] = a.data();
+        table.grad[1] = b.data();
+        table.grad[2] = c.data();
+        table.offset[0] = 0;
+        table.offset[1] = 200;
+        table.offset[2] = 207;
+        table.offset[3] = 540;
+        table.count = 3;
+        const mg::kernels::index_t chunks = (540 + 15) / 16;
+        for (auto kind : {mg::kernels::NormKind::Square, mg::kernels::NormKind::Abs}) {
+            for (auto [lo, hi] : ranges(chunks)) {
+                std::vector<double> want(static_cast<std::size_t>(chunks), -1), got = want;
+                const mg::kernels::GradNormChunks<float> norm{table, want.data(), 2.0, kind};
+                for (auto i = lo; i < hi; ++i) norm(i);
+                mg::kernels::GradNormChunks<float>{table, got.data(), 2.0, kind}.range(lo, hi);
+                CHECK(got == want);
+            }
+        }
+    }
+}

@@ -29,6 +29,48 @@ struct Permute {
     StridedIndex at;
     bool overwrite;
     MINIGRAD_HD void operator()(index_t i) const { y[i] = write(y[i], x[at.offset(i)], overwrite); }
+    // The host's loop: the divisions of offset() once for `begin`, then x's position moves as an
+    // odometer over y's dims, and each run along y's last dim is one loop (a copy where that dim
+    // is also x's last: head splits and merges, which keep the last dim). The same values as
+    // operator(), element for element.
+    MINIGRAD_HD_INLINE void range(index_t begin, index_t end) const {
+        if (begin >= end) return;
+        if (at.nd == 0) {  // one element
+            for (index_t i = begin; i < end; ++i) y[i] = write(y[i], x[0], overwrite);
+            return;
+        }
+        index_t digit[StridedIndex::max_dims]{}, rest = begin, off = 0;
+        for (int d = at.nd - 1; d >= 0; --d) {
+            digit[d] = rest % at.dims[d];
+            rest /= at.dims[d];
+            off += digit[d] * at.strides[d];
+        }
+        const int last = at.nd - 1;
+        const index_t inner = at.dims[last], step = at.strides[last];
+        for (index_t i = begin; i < end;) {
+            const index_t run = inner - digit[last] < end - i ? inner - digit[last] : end - i;
+            const T* src = x + off;
+            T* dst = y + i;
+            if (step == 1) {
+                if (overwrite) {
+                    for (index_t j = 0; j < run; ++j) dst[j] = src[j];
+                } else {
+                    for (index_t j = 0; j < run; ++j) dst[j] += src[j];
+                }
+            } else {
+                for (index_t j = 0; j < run; ++j) dst[j] = write(dst[j], src[j * step], overwrite);
+            }
+            i += run;
+            off += run * step;
+            digit[last] += run;
+            for (int d = last; d > 0 && digit[d] == at.dims[d]; --d) {  // carry into the dims outside
+                off -= at.dims[d] * at.strides[d];
+                digit[d] = 0;
+                ++digit[d - 1];
+                off += at.strides[d - 1];
+            }
+        }
+    }
 };
 
 // src is (outer, n_src, inner), dst is (outer, n_dst, inner) with n_dst <= n_src: dst = src's

@@ -64,6 +64,35 @@ struct GradNormChunks {
         }
         partial[c] = acc;
     }
+    // The host's loop over chunks [cb, ce): a sum of squares takes four chunks of one gradient at
+    // a time, each chunk's terms added in operator()'s order (the same bits), the four chains
+    // overlapping instead of one waiting on the last add; the rest as operator().
+    MINIGRAD_HD_INLINE void range(index_t cb, index_t ce) const {
+        int t = 0;
+        for (index_t c = cb; c < ce;) {
+            const index_t begin = c * chunk;
+            while (t + 1 < table.count && begin >= table.offset[t + 1]) ++t;
+            index_t whole = (table.offset[t + 1] - begin) / chunk;  // chunks from c wholly inside gradient t
+            if (whole > ce - c) whole = ce - c;
+            if (kind != NormKind::Square || whole < 4) {
+                (*this)(c);
+                ++c;
+                continue;
+            }
+            const T* g = table.grad[t] + (begin - table.offset[t]);
+            index_t k = 0;
+            for (; k + 4 <= whole; k += 4) {
+                double acc[4] = {0, 0, 0, 0};
+                for (index_t i = 0; i < chunk; ++i)
+                    for (int u = 0; u < 4; ++u) {
+                        const double v = static_cast<double>(g[(k + u) * chunk + i]);
+                        acc[u] += v * v;
+                    }
+                for (int u = 0; u < 4; ++u) partial[c + k + u] = acc[u];
+            }
+            c += k;
+        }
+    }
 };
 
 // x is (2 half) or (2 half - 1): x[i] = max(x[i], x[i + half]) for i < n - half, so that the
