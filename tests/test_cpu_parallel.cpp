@@ -267,3 +267,33 @@ TEST_CASE("functors' host loops give operator()'s values over any range") {
         }
     }
 }
+
+#if defined(MINIGRAD_ROWS8)
+// gelu's eight-lane loops (range8, what Cpu::run_avx2 runs) against its per-element rule, both
+// forms, forward and backward, with ranges that end inside a vector.
+TEST_CASE("gelu's AVX2 loops agree with its rule element by element") {
+    if (!mg::Cpu::has_avx2_fma()) return;
+    std::vector<float> x(203), dy(203);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        x[i] = -7.0f + 14.0f * static_cast<float>(i) / 202.0f;
+        dy[i] = 0.5f + 0.01f * static_cast<float>(i);
+    }
+    for (bool tanh_form : {false, true}) {
+        const mg::kernels::Gelu<float> rule{tanh_form};
+        std::vector<float> y(x.size()), y8(x.size(), 9.0f), dx(x.size()), dx8(x.size(), 1.0f);
+        for (std::size_t i = 0; i < x.size(); ++i) y[i] = rule.forward(x[i]);
+        mg::kernels::UnaryForward<float, mg::kernels::Gelu<float>>{x.data(), y8.data(), rule}.range8(3, 203);
+        for (std::size_t i = 0; i < x.size(); ++i) dx[i] = 1.0f + rule.backward(x[i], y[i], dy[i]);
+        mg::kernels::UnaryBackward<float, mg::kernels::Gelu<float>>{x.data(), y.data(), dy.data(), dx8.data(), rule, false}.range8(3, 203);
+        for (std::size_t i = 0; i < 3; ++i) {  // outside the range: untouched
+            CHECK(y8[i] == 9.0f);
+            CHECK(dx8[i] == 1.0f);
+        }
+        for (std::size_t i = 3; i < x.size(); ++i) {
+            CAPTURE(x[i]);
+            CHECK(std::abs(y8[i] - y[i]) <= 1e-6f * (1.0f + std::abs(y[i])));
+            CHECK(std::abs(dx8[i] - dx[i]) <= 1e-6f * (1.0f + std::abs(dx[i])));
+        }
+    }
+}
+#endif

@@ -274,4 +274,25 @@ TEST_CASE("multinomial: frequencies follow the weights, never a zero weight, dis
           "multinomial: argument #1 'probs' has shape [2, 2, 2]; expected 1 or 2 dims, (C) or (N, C)");
 }
 
+TEST_CASE("erf_float and exp_float, the host's vectorising forms in the float GELU, against the C library") {
+    double erf_worst = 0, exp_worst = 0;
+    for (int i = -200000; i <= 200000; ++i) {
+        const float z = static_cast<float>(i) * 3e-5f;  // [-6, 6]
+        erf_worst = std::max(erf_worst, std::abs(static_cast<double>(mg::kernels::erf_float(z)) - std::erf(static_cast<double>(z))));
+    }
+    for (int i = -870000; i <= 880000; ++i) {
+        const float x = static_cast<float>(i) * 1e-4f;  // [-87, 88]
+        const double want = std::exp(static_cast<double>(x));
+        exp_worst = std::max(exp_worst, std::abs(static_cast<double>(mg::kernels::exp_float(x)) - want) / want);
+    }
+    CHECK(erf_worst < 4e-7);
+    CHECK(exp_worst < 2.5e-7);  // exp_float is backend/kernels.hpp's, also the softmaxes'
+    CHECK(mg::kernels::erf_float(0.0f) == 0.0f);
+    CHECK(mg::kernels::erf_float(10.0f) == 1.0f);
+    CHECK(mg::kernels::erf_float(-10.0f) == -1.0f);
+    CHECK(mg::kernels::exp_float(0.0f) == 1.0f);
+    CHECK(mg::kernels::exp_float(-1000.0f) > 0.0f);  // clamped at -87: tiny, not a denormal's garbage
+    MESSAGE("erf_float: largest error ", erf_worst, "; exp_float: largest relative error ", exp_worst);
+}
+
 }  // namespace test_masks
