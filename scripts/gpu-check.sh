@@ -295,11 +295,12 @@ conv_all() {  # conv_all COMMAND...: runs it for every model, fails if any run f
 export -f conv_all
 run_with conv_minigrad 60 "$bin/bench/conv_bench" bash -c 'conv_all "$@"' _ "$bin/bench/conv_bench" --device cuda
 step conv_torch 60 bash -c 'conv_all "$@"' _ python3 bench/torch_conv.py --device cuda
-# Causal attention forward and backward (B=8 H=4 T=256 D=32) and one LSTM layer (N=32 T=64
-# 128->256), bench/seq_bench.cpp beside bench/torch_seq.py (PyTorch 2's fused attention there)
+# Causal attention forward and backward (B=8 H=4 T=256 D=32), one LSTM layer (N=32 T=64
+# 128->256) and one training step of examples/charlm's GPT (batch 64), eager,
+# bench/seq_bench.cpp beside bench/torch_seq.py (PyTorch 2's fused attention there)
 seq_all() {  # seq_all COMMAND...: both rows, fails if either run fails
   local rc=0 what
-  for what in sdpa lstm; do "$@" --what "$what" --steps 20 || rc=$?; done
+  for what in sdpa lstm gpt; do "$@" --what "$what" --steps 20 || rc=$?; done
   return $rc
 }
 export -f seq_all
