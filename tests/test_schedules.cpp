@@ -57,7 +57,7 @@ TEST_CASE("parameter groups: AdamW and SGD with a learning rate and weight decay
     CHECK(seen == 2);
 }
 
-TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR and ReduceLROnPlateau give each group PyTorch's rate at every step") {
+TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR, OneCycleLR and ReduceLROnPlateau give each group PyTorch's rate at every step") {
     int seen = 0;
     for (const auto& c : golden_cases(g().file)) {
         if (c.at("op") != "schedule") continue;
@@ -99,6 +99,15 @@ TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR and ReduceL
         } else if (kind == "cosine") {
             s::CosineAnnealingLR sched(opt, c.at("T_max"), c.at("eta_min"));
             walk(sched, plain);
+        } else if (kind == "onecycle") {
+            const std::vector<double> max_lrs = c.at("max_lr");
+            s::OneCycleLROptions o{.pct_start = c.at("pct_start"), .anneal_strategy = c.at("anneal_strategy"), .three_phase = c.at("three_phase"),
+                                   .cycle_momentum = false};
+            if (c.contains("div_factor")) o.div_factor = c.at("div_factor");
+            if (c.contains("final_div_factor")) o.final_div_factor = c.at("final_div_factor");
+            s::OneCycleLR sched(opt, max_lrs, c.at("total_steps"), o);
+            walk(sched, plain);
+            CHECK(error_message([&] { sched.step(); }) == "OneCycleLR: tried to step 14 times; the schedule has total_steps=13 (steps 0 to 12)");
         } else {
             const auto metrics = g().file.find(name + ".metrics")->values<double>();
             s::ReduceLROnPlateau sched(opt, {.factor = c.at("factor"), .patience = c.at("patience"), .threshold = c.at("threshold"),
@@ -106,7 +115,24 @@ TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR and ReduceL
             walk(sched, [&](auto& sch) { sch.step(metrics[static_cast<std::size_t>(step - 1)]); });
         }
     }
-    CHECK(seen == 5);
+    CHECK(seen == 7);
+}
+
+TEST_CASE("OneCycleLR: its settings are checked, and PyTorch's default cycle_momentum is refused, not ignored") {
+    auto p = T2::zeros({1});
+    p.requires_grad_();
+    mg::optim::SGD<mg::Cpu, double> opt({p}, {.lr = 0.1});
+    namespace s = mg::optim::lr_scheduler;
+    CHECK(error_message([&] { s::OneCycleLR(opt, 0.5, 10); }) ==
+          "OneCycleLR: cycle_momentum=true (PyTorch's default) moves the optimizer's momentum or beta1 with the rate, which minigrad's "
+          "optimizers cannot change yet; pass {.cycle_momentum = false}");
+    CHECK(error_message([&] { s::OneCycleLR(opt, 0.5, 0, {.cycle_momentum = false}); }) == "OneCycleLR: total_steps=0 must be >= 1");
+    CHECK(error_message([&] { s::OneCycleLR(opt, std::vector<double>{0.5, 0.1}, 10, {.cycle_momentum = false}); }) ==
+          "OneCycleLR: 2 max_lr values for 1 parameter groups; give one, or one per group");
+    CHECK(error_message([&] { s::OneCycleLR(opt, 0.5, 10, {.anneal_strategy = "exp", .cycle_momentum = false}); }) ==
+          "OneCycleLR: anneal_strategy='exp' must be 'cos' or 'linear'");
+    s::OneCycleLR sched(opt, 0.5, 10, {.cycle_momentum = false});
+    CHECK(opt.group_lr(0) == doctest::Approx(0.02));  // max_lr / div_factor, replacing the optimizer's lr
 }
 
 TEST_CASE("parameter groups: a state file keeps each group's lr and weight_decay, and refuses other groups; errors name the group") {

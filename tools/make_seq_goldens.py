@@ -26,7 +26,8 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
   h_n, c_n and every gradient;
 - parameter groups (AdamW, SGD with momentum), each with its own lr and weight_decay: the
   parameters after each of 5 steps; LinearLR, LambdaLR (warmup then cosine), StepLR,
-  CosineAnnealingLR and ReduceLROnPlateau over two groups: each group's rate after each step.
+  CosineAnnealingLR, OneCycleLR (two and three phases) and ReduceLROnPlateau over two groups:
+  each group's rate after each step.
 
 The case list is the metadata "cases" (JSON). Writes tests/data/seq_goldens.safetensors. Run with
 Debian's python3-torch: /usr/bin/python3 tools/make_seq_goldens.py
@@ -324,6 +325,15 @@ def main():
              total=total)
     schedule("sched_step", lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5), kind="step", step_size=3, gamma=0.5)
     schedule("sched_cosine", lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 5, 0.001), kind="cosine", T_max=5, eta_min=0.001)
+    schedule("sched_onecycle_cos", lambda o: torch.optim.lr_scheduler.OneCycleLR(o, [0.5, 0.1], total_steps=13, pct_start=0.3,
+                                                                                  cycle_momentum=False),
+             kind="onecycle", max_lr=[0.5, 0.1], total_steps=13, pct_start=0.3, anneal_strategy="cos", three_phase=False)
+    schedule("sched_onecycle_linear3", lambda o: torch.optim.lr_scheduler.OneCycleLR(o, 0.4, total_steps=13, pct_start=0.25,
+                                                                                      anneal_strategy="linear", three_phase=True,
+                                                                                      cycle_momentum=False, div_factor=10,
+                                                                                      final_div_factor=100),
+             kind="onecycle", max_lr=[0.4, 0.4], total_steps=13, pct_start=0.25, anneal_strategy="linear", three_phase=True, div_factor=10,
+             final_div_factor=100)
     plateau_metrics = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.91, 0.95, 0.96, 0.97, 0.5, 0.6]
     schedule("sched_plateau", lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, "min", 0.5, 2, 0.05, "rel", 1, 0.004), metrics=plateau_metrics,
              kind="plateau", factor=0.5, patience=2, threshold=0.05, cooldown=1, min_lr=0.004)

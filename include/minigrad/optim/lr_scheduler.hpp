@@ -1,5 +1,5 @@
 // Learning-rate schedules as torch.optim.lr_scheduler (torch 1.13): StepLR, CosineAnnealingLR,
-// LambdaLR, LinearLR and ReduceLROnPlateau, driving any optimizer's parameter groups through its
+// LambdaLR, LinearLR, OneCycleLR and ReduceLROnPlateau, driving any optimizer's parameter groups through its
 // group_lr/set_group_lr. Each step() is host arithmetic plus one tiny upload (set_lr), so call it
 // between StepGraph replays: the captured step reads the rate from backend memory and follows.
 // As in PyTorch, the rate is computed from the optimizer's current one (the "chainable" form), so
@@ -140,6 +140,104 @@ class LinearLR : public detail::SchedulerBase {
   private:
     double start_, end_;
     std::int64_t total_;
+};
+
+struct OneCycleLROptions {
+    double pct_start = 0.3;                // the share of the steps spent rising to max_lr
+    std::string anneal_strategy = "cos";   // "cos" or "linear"
+    double div_factor = 25;                // the first rate is max_lr / div_factor
+    double final_div_factor = 1e4;         // the last is that / final_div_factor
+    bool three_phase = false;              // rise, fall back to the first rate, then anneal to the last
+    // PyTorch's default moves the optimizer's momentum (or Adam's beta1) against the rate; minigrad's
+    // optimizers cannot change it after construction yet, so true is refused rather than ignored.
+    bool cycle_momentum = true;
+};
+
+// The 1cycle policy, as torch.optim.lr_scheduler.OneCycleLR: each group's rate rises from
+// max_lr / div_factor to max_lr over the first pct_start of total_steps, then anneals to
+// max_lr / (div_factor * final_div_factor) by the last (three_phase: back down to the first rate,
+// then to the last). The constructor sets the first rate (it replaces each group's lr); step() may
+// be called total_steps - 1 times. max_lrs: one rate for every group, or one per group.
+class OneCycleLR : public detail::SchedulerBase {
+  public:
+    OneCycleLR(Optimizer& optimizer, double max_lr, std::int64_t total_steps, OneCycleLROptions options = {})
+        : OneCycleLR(optimizer, std::vector<double>(optimizer.param_groups(), max_lr), total_steps, std::move(options)) {}
+    OneCycleLR(Optimizer& optimizer, std::vector<double> max_lrs, std::int64_t total_steps, OneCycleLROptions options = {})
+        : SchedulerBase(optimizer), o_(std::move(options)), total_(total_steps) {
+        constexpr const char* who = "OneCycleLR";
+        if (total_steps < 1) minigrad::detail::fail<ValueError>("{}: total_steps={} must be >= 1", who, total_steps);
+        if (max_lrs.size() != optimizer.param_groups()) {
+            minigrad::detail::fail<ValueError>("{}: {} max_lr values for {} parameter groups; give one, or one per group", who, max_lrs.size(),
+                                               optimizer.param_groups());
+        }
+        if (!(o_.pct_start >= 0 && o_.pct_start <= 1)) minigrad::detail::fail<ValueError>("{}: pct_start={} must be in [0, 1]", who, o_.pct_start);
+        if (o_.anneal_strategy != "cos" && o_.anneal_strategy != "linear") {
+            minigrad::detail::fail<ValueError>("{}: anneal_strategy='{}' must be 'cos' or 'linear'", who, o_.anneal_strategy);
+        }
+        minigrad::detail::check_positive<double>(who, "div_factor", o_.div_factor);
+        minigrad::detail::check_positive<double>(who, "final_div_factor", o_.final_div_factor);
+        if (o_.cycle_momentum) {
+            minigrad::detail::fail<ValueError>("{}: cycle_momentum=true (PyTorch's default) moves the optimizer's momentum or beta1 with the "
+                                               "rate, which minigrad's optimizers cannot change yet; pass {{.cycle_momentum = false}}",
+                                               who);
+        }
+        for (std::size_t g = 0; g < max_lrs.size(); ++g) {
+            minigrad::detail::check_positive<double>(who, "max_lr", max_lrs[g]);
+            const double initial = max_lrs[g] / o_.div_factor;
+            groups_.push_back({initial, max_lrs[g], initial / o_.final_div_factor});
+        }
+        const double t = static_cast<double>(total_steps);
+        if (o_.three_phase) {
+            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max},
+                       {2 * o_.pct_start * t - 2, Rate::max, Rate::initial},
+                       {t - 1, Rate::initial, Rate::min}};
+        } else {
+            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max}, {t - 1, Rate::max, Rate::min}};
+        }
+        apply();
+    }
+    void step() {
+        if (last_epoch_ + 1 >= total_) {
+            minigrad::detail::fail<ValueError>("OneCycleLR: tried to step {} times; the schedule has total_steps={} (steps 0 to {})", last_epoch_ + 2,
+                                               total_, total_ - 1);
+        }
+        ++last_epoch_;
+        apply();
+    }
+
+  private:
+    enum class Rate { initial, max, min };
+    struct Group {
+        double initial, max, min;
+        double of(Rate r) const { return r == Rate::initial ? initial : r == Rate::max ? max : min; }
+    };
+    struct Phase {
+        double end_step;
+        Rate start, end;
+    };
+    double anneal(double start, double end, double pct) const {
+        if (o_.anneal_strategy == "cos") return end + (start - end) / 2.0 * (std::cos(std::numbers::pi * pct) + 1);
+        return (end - start) * pct + start;
+    }
+    void apply() {
+        const double step = static_cast<double>(last_epoch_);
+        set_each([&](std::size_t g, double) {
+            double start_step = 0;
+            for (std::size_t i = 0; i < phases_.size(); ++i) {
+                const auto& phase = phases_[i];
+                if (step <= phase.end_step || i + 1 == phases_.size()) {
+                    const double pct = (step - start_step) / (phase.end_step - start_step);
+                    return anneal(groups_[g].of(phase.start), groups_[g].of(phase.end), pct);
+                }
+                start_step = phase.end_step;
+            }
+            return groups_[g].min;  // not reached: the last phase takes every step
+        });
+    }
+    OneCycleLROptions o_;
+    std::int64_t total_;
+    std::vector<Group> groups_;
+    std::vector<Phase> phases_;
 };
 
 struct ReduceLROnPlateauOptions {
