@@ -131,6 +131,25 @@ struct Relu {
     MINIGRAD_HD T backward(T, T y, T dy) const { return y > T(0) ? dy : T(0); }
 };
 
+// erf's rational part, c P(c^2) / Q(c^2) for c in [0, 4], for a float or (rows8::erf) eight: the
+// one copy of the fit's coefficients. The result goes to `out` by reference: a 32-byte vector
+// passed or returned by value outside AVX2 code would change the call ABI (GCC warns).
+template <class V>
+MINIGRAD_HD_INLINE void erf_rational(const V& c, V& out) {
+    const V t = c * c;
+    V p = t * -1.3858302810865197e-08f + 4.8182486576675565e-06f;
+    p = p * t + 0.0003841561963538417f;
+    p = p * t + 0.0038444002767241154f;
+    p = p * t + 0.05436675284992477f;
+    p = p * t + 0.18471938420478476f;
+    p = p * t + 1.1283791792379758f;
+    V q = t * 6.437150660269265e-05f + 0.0013125799768408197f;
+    q = q * t + 0.015468011572401161f;
+    q = q * t + 0.1138592729929386f;
+    q = q * t + 0.49703681985589887f;
+    q = q * t + 1.0f;
+    out = c * p / q;
+}
 // erf for float, inline and branch-free, so that a loop over elements vectorises (the C library's
 // erff is a call per element; in the exact GELU of a small GPT it and expf took a fifth of a
 // training step): x P(x^2) / Q(x^2) on |x| <= 4, a rational fit (degrees 6 and 5 in x^2, least
@@ -140,21 +159,8 @@ struct Relu {
 MINIGRAD_HD inline float erf_float(float z) {
     const float a = std::fabs(z);
     const float c = a < 4.0f ? a : 4.0f;
-    const float t = c * c;
-    float p = -1.3858302810865197e-08f;
-    p = p * t + 4.8182486576675565e-06f;
-    p = p * t + 0.0003841561963538417f;
-    p = p * t + 0.0038444002767241154f;
-    p = p * t + 0.05436675284992477f;
-    p = p * t + 0.18471938420478476f;
-    p = p * t + 1.1283791792379758f;
-    float q = 6.437150660269265e-05f;
-    q = q * t + 0.0013125799768408197f;
-    q = q * t + 0.015468011572401161f;
-    q = q * t + 0.1138592729929386f;
-    q = q * t + 0.49703681985589887f;
-    q = q * t + 1.0f;
-    const float r = c * p / q;
+    float r;
+    erf_rational(c, r);
     const float y = a < 4.0f && r < 1.0f ? r : 1.0f;
     return std::copysign(y, z);
 }
@@ -167,21 +173,8 @@ namespace rows8 {
     const f32x8 a = bits_as<f32x8>(bits_as<i32x8>(z) & 0x7fffffff);
     const f32x8 four = f32x8{} + 4.0f, one = f32x8{} + 1.0f;
     const f32x8 c = a < four ? a : four;
-    const f32x8 t = c * c;
-    f32x8 p = f32x8{} - 1.3858302810865197e-08f;
-    p = p * t + 4.8182486576675565e-06f;
-    p = p * t + 0.0003841561963538417f;
-    p = p * t + 0.0038444002767241154f;
-    p = p * t + 0.05436675284992477f;
-    p = p * t + 0.18471938420478476f;
-    p = p * t + 1.1283791792379758f;
-    f32x8 q = f32x8{} + 6.437150660269265e-05f;
-    q = q * t + 0.0013125799768408197f;
-    q = q * t + 0.015468011572401161f;
-    q = q * t + 0.1138592729929386f;
-    q = q * t + 0.49703681985589887f;
-    q = q * t + 1.0f;
-    const f32x8 r = c * p / q;
+    f32x8 r;
+    erf_rational(c, r);
     const f32x8 y = (a < four) & (r < one) ? r : one;
     return bits_as<f32x8>(bits_as<i32x8>(y) | sign);
 }
