@@ -175,7 +175,7 @@ namespace rows8 {
     const f32x8 c = a < four ? a : four;
     f32x8 r;
     erf_rational(c, r);
-    const f32x8 y = (a < four) & (r < one) ? r : one;
+    const f32x8 y = ((a < four) & (r < one)) ? r : one;
     return bits_as<f32x8>(bits_as<i32x8>(y) | sign);
 }
 }  // namespace rows8
