@@ -386,3 +386,25 @@ TEST_CASE("the label check in every label width: the rows a mean keeps, and what
     CHECK(mg::cross_entropy(many, mg::Tensor<mg::Cpu, std::uint8_t>::from(std::vector<std::uint8_t>{0, 255})).item() ==
           doctest::Approx(std::log(300.0)));
 }
+
+TEST_CASE("messages: detail::format and fail write what fmt::format writes, from any argument types") {
+    using mg::detail::format;
+    const std::string s = "text";
+    const std::string_view sv = "view";
+    const char* null_text = nullptr;
+    CHECK(format("{} {} {} {}", -7, 7u, std::int8_t{-3}, std::uint8_t{200}) == fmt::format("{} {} {} {}", -7, 7u, std::int8_t{-3}, std::uint8_t{200}));
+    CHECK(format("{} {}", std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::size_t>::max()) ==
+          fmt::format("{} {}", std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::size_t>::max()));
+    CHECK(format("{} {} {}", 0.1f, 0.1, 1e300) == "0.1 0.1 1e+300");  // a float prints as the float it is
+    CHECK(format("{} {} {}", std::nan(""), -std::numeric_limits<float>::infinity(), 2.5L) == "nan -inf 2.5");
+    CHECK(format("{:.2f} {:.4g} {:x} {:08x} {:02x}", 3.14159, 0.000123456f, 255, 0xbeefu, std::uint8_t{7}) == "3.14 0.0001235 ff 0000beef 07");
+    CHECK(format("{} {} {} {}|{}", true, 'c', s, sv, "literal") == "true c text view|literal");
+    CHECK(format("{:>6}|{:<3}|", s, 'x') == fmt::format("{:>6}|{:<3}|", s, 'x'));
+    CHECK(format("{} {}", mg::Shape{2, 3}, mg::Shape{}) == "[2, 3] []");
+    CHECK(format("{{literal}} {} }}", 1) == "{literal} 1 }");
+    CHECK(format("{}", null_text) == "(null)");
+    CHECK(format("no arguments") == "no arguments");
+    CHECK(error_message([] { mg::detail::fail<mg::ValueError>("op: x has shape {}, {} of {:.1f}", mg::Shape{4}, "two", 2.34); }) ==
+          "op: x has shape [4], two of 2.3");
+    CHECK_THROWS_AS(mg::detail::fail<mg::ShapeError>("{}", 1), mg::ShapeError);
+}

@@ -91,6 +91,13 @@ namespace detail {
 inline Shape make_shape(const std::int64_t* dims, int ndim) { return Shape(std::span<const std::int64_t>(dims, static_cast<std::size_t>(ndim))); }
 }  // namespace detail
 
+// A shape in a message (detail::fail, detail::format): [120, 4], as PyTorch writes it.
+inline std::string message_text(const Shape& s) {
+    std::string text(1, '[');  // appended, not "[" + join(s): GCC 12 warns falsely (-Wrestrict) on that
+    text += detail::join(s);
+    text += ']';
+    return text;
+}
 }  // namespace minigrad
 
 // Prints as PyTorch does in its messages: [120, 4]. The text is made by detail::join and copied
@@ -100,9 +107,7 @@ struct fmt::formatter<minigrad::Shape> {
     constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
     template <class Ctx>
     auto format(const minigrad::Shape& s, Ctx& ctx) const {
-        std::string text(1, '[');  // appended, not "[" + join(s): GCC 12 warns falsely (-Wrestrict) on that
-        text += minigrad::detail::join(s);
-        text += ']';
+        const std::string text = minigrad::message_text(s);
         return std::copy(text.begin(), text.end(), ctx.out());
     }
 };

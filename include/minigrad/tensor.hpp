@@ -426,11 +426,11 @@ struct fmt::formatter<minigrad::Tensor<B, T>> {
     constexpr auto parse(fmt::format_parse_context& ctx) { return ctx.begin(); }
     static std::string element_text(T value) {
         if constexpr (std::is_floating_point_v<T>)
-            return fmt::format("{:.4g}", value);
+            return minigrad::detail::format("{:.4g}", value);
         else if constexpr (std::is_same_v<T, bool>)
             return value ? "True" : "False";
         else
-            return fmt::format("{}", +value);  // + prints an int8 as a number, not a character
+            return minigrad::detail::format("{}", +value);  // + prints an int8 as a number, not a character
     }
     static std::string text(const minigrad::Tensor<B, T>& t) {
         if (!t.defined()) return "tensor(undefined)";
@@ -454,7 +454,7 @@ struct fmt::formatter<minigrad::Tensor<B, T>> {
             }
             if (matrix) out += ']';
         }
-        return out + fmt::format(", backend={}, shape={}{})", B::name, shape, t.requires_grad() ? ", requires_grad" : "");
+        return out + minigrad::detail::format(", backend={}, shape={}{})", B::name, shape, t.requires_grad() ? ", requires_grad" : "");
     }
     template <class Ctx>
     auto format(const minigrad::Tensor<B, T>& t, Ctx& ctx) const {

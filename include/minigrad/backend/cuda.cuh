@@ -328,7 +328,7 @@ struct Cuda {
         cublasHandle_t handle = blas(s, device);
         if (!handle) return false;
         if (detail::recording_tape()) {
-            detail::record_refuse(fmt::format("it has a {}x{}x{} matrix product, which goes to cuBLAS (set_cublas_crossover() "
+            detail::record_refuse(minigrad::detail::format("it has a {}x{}x{} matrix product, which goes to cuBLAS (set_cublas_crossover() "
                                               "moves the size from which products do)",
                                               g.m, g.n, g.k));
         }

@@ -64,7 +64,7 @@ inline std::string unavailable_reason() {
     const cudaError_t err = cudaGetDeviceCount(&n);
     if (err != cudaSuccess) {
         (void)cudaGetLastError();
-        return fmt::format("{} ({})", cudaGetErrorString(err), cudaGetErrorName(err));
+        return minigrad::detail::format("{} ({})", cudaGetErrorString(err), cudaGetErrorName(err));
     }
     return n == 0 ? "no CUDA device was found" : "";
 }
@@ -122,7 +122,7 @@ inline std::pair<int, int> compute_capability(int index) {
     return {prop.major, prop.minor};
 }
 // Versions as "major.minor" (12040 -> "12.4"); the driver's is the newest CUDA it supports.
-inline std::string version_string(int v) { return fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
+inline std::string version_string(int v) { return minigrad::detail::format("{}.{}", v / 1000, (v % 1000) / 10); }
 inline std::string runtime_version() {
     int v = 0;
     MINIGRAD_CUDA_CHECK(cudaRuntimeGetVersion(&v));

@@ -253,7 +253,7 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
             offset = RecordTape::append(out.arena, tape.arena.data() + r.args_offset, static_cast<std::size_t>(r.args_size));
         const int tag = compiled_tag(*r.info, CompiledFunctors{});
         if (tag < 0) {
-            out.refused = fmt::format("it launches {}, which is not among the functors a compiled step can run "
+            out.refused = minigrad::detail::format("it launches {}, which is not among the functors a compiled step can run "
                                       "(the functor lists CompiledFunctors joins, capture/compiled.hpp: float steps only)",
                                       type_name(*r.info));
         }

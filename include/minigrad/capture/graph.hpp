@@ -175,7 +175,7 @@ class StepGraph {
         if (B::launch_grid(program, grid_size_, device_)) return;
         // the device holds fewer blocks now than when the program was made: the graph from now on
         // (the hooks did for these k steps what k graph replays need)
-        refuse_program(fmt::format("the device would not launch its cooperative grid of {} blocks", grid_size_));
+        refuse_program(minigrad::detail::format("the device would not launch its cooperative grid of {} blocks", grid_size_));
         release_program();
         for (std::int64_t s = 0; s < k; ++s) B::launch_graph(graph_, device_);
     }
@@ -227,7 +227,7 @@ class StepGraph {
                 throw;
             }
             if (grid < 1) {
-                program.refused = fmt::format("it has a record of {} steps of work, more than one block takes on "
+                program.refused = minigrad::detail::format("it has a record of {} steps of work, more than one block takes on "
                                               "(compiled_block_max_work() = {}), and no cooperative grid of the program fits this device",
                                               program.max_work, compiled_block_max_work());
             }

@@ -60,8 +60,8 @@ struct LabelError {
 // "cross_entropy: argument #2 'target' has class 3 at index 1, expected a class in [0, 3)".
 inline std::string label_error_message(const LabelError& e) {
     const char* noun = e.site.is_index ? "index" : "class";
-    const auto value = e.site.unsigned_values ? fmt::format("{}", static_cast<unsigned long long>(e.value)) : fmt::format("{}", e.value);
-    return fmt::format("{}: {} has {} {} at {} {}, expected {} {} in [0, {})", e.site.op, e.site.arg, noun, value,
+    const auto value = e.site.unsigned_values ? minigrad::detail::format("{}", static_cast<unsigned long long>(e.value)) : minigrad::detail::format("{}", e.value);
+    return minigrad::detail::format("{}: {} has {} {} at {} {}, expected {} {} in [0, {})", e.site.op, e.site.arg, noun, value,
                        e.site.is_index ? "position" : "index", e.index, e.site.is_index ? "an" : "a", noun, e.classes);
 }
 
@@ -200,7 +200,7 @@ struct RecordTape {
     template <class F>
     void add(std::int64_t n, std::int64_t work, const F& f) {
         if constexpr (!std::is_trivially_copyable_v<F> || alignof(F) > arg_align) {
-            refuse(fmt::format("it launches {}, which is not a plain struct that can be copied to the device",
+            refuse(minigrad::detail::format("it launches {}, which is not a plain struct that can be copied to the device",
                                type_name(typeid(F))));
         } else {
             TapeRecord r;

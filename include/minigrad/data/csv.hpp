@@ -62,12 +62,12 @@ inline std::string excerpt(std::string_view text) {
     for (const char c : text.substr(0, cut)) {
         const auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u == 0x7F)
-            out += fmt::format("\\x{:02x}", u);
+            out += minigrad::detail::format("\\x{:02x}", u);
         else
             out += c;
     }
     out += '\'';
-    if (cut < text.size()) out += fmt::format("... ({} bytes)", text.size());
+    if (cut < text.size()) out += minigrad::detail::format("... ({} bytes)", text.size());
     return out;
 }
 
@@ -324,7 +324,7 @@ MINIGRAD_FORMATS_INLINE Dataset read_csv(std::istream& in, const CsvOptions& opt
         std::string names;
         constexpr std::size_t listed = 20;
         for (std::size_t i = 0; i < header.size() && i < listed; ++i) names += (i == 0 ? "" : ", ") + detail::listed_name(header[i], options.delimiter);
-        if (header.size() > listed) names += fmt::format(", ... ({} columns)", header.size());
+        if (header.size() > listed) names += minigrad::detail::format(", ... ({} columns)", header.size());
         fail<ValueError>("read_csv: '{}' has no label column {}; its columns are: {}", source, excerpt(options.label), names);
     }
     const std::size_t label_col = label_it->second;

@@ -22,7 +22,7 @@ class ColumnScaler {
   public:
     Matrix transform(const Matrix& x) const {
         if (!fitted_) minigrad::detail::fail<Error>("{}::transform: call fit() first", name_);
-        x.check(fmt::format("{}::transform", name_));
+        x.check(minigrad::detail::format("{}::transform", name_));
         if (x.cols != static_cast<std::int64_t>(offset_.size())) {
             minigrad::detail::fail<ShapeError>("{}::transform: the matrix has {} columns, the scaler was fit on {}", name_, x.cols,
                                                offset_.size());
@@ -46,7 +46,7 @@ class ColumnScaler {
 
     // Checks the matrix for a fit: consistent, at least one row, every value finite.
     void check_fit(const Matrix& x) const {
-        const auto who = fmt::format("{}::fit", name_);
+        const auto who = minigrad::detail::format("{}::fit", name_);
         x.check(who);
         if (x.rows == 0) minigrad::detail::fail<ValueError>("{}: the matrix has no rows", who);
         for (std::int64_t r = 0; r < x.rows; ++r)

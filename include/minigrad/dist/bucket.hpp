@@ -39,7 +39,7 @@ namespace detail {
 // One parameter as ranks compare it: "'fc1.weight' [16, 8] float on Cpu".
 template <class B, class T>
 std::string describe(const std::string& name, const Tensor<B, T>& p) {
-    return fmt::format("'{}' {} {} on {}{}", name, p.shape(), std::is_same_v<T, float> ? "float" : "double", B::name,
+    return minigrad::detail::format("'{}' {} {} on {}{}", name, p.shape(), std::is_same_v<T, float> ? "float" : "double", B::name,
                        p.requires_grad() ? "" : " (frozen)");
 }
 
@@ -113,7 +113,7 @@ Bucket<B, T>& bucket(int device) {
 template <class B, class T>
 std::vector<std::string> descriptions(std::span<const Tensor<B, T>> params, const std::vector<std::string>* names) {
     std::vector<std::string> out;
-    for (std::size_t i = 0; i < params.size(); ++i) out.push_back(describe(names ? (*names)[i] : fmt::format("#{}", i), params[i]));
+    for (std::size_t i = 0; i < params.size(); ++i) out.push_back(describe(names ? (*names)[i] : minigrad::detail::format("#{}", i), params[i]));
     return out;
 }
 

@@ -185,8 +185,8 @@ inline std::size_t utf8_prefix(std::string_view s, std::size_t max_bytes) {
 
 // `s` quoted for a message, cut (at a UTF-8 boundary) when long: a 10 MB name is not echoed whole.
 inline std::string quote(std::string_view s, std::size_t max_bytes = max_quoted) {
-    if (s.size() <= max_bytes) return fmt::format("'{}'", s);
-    return fmt::format("'{}...' ({} bytes)", s.substr(0, utf8_prefix(s, max_bytes)), s.size());
+    if (s.size() <= max_bytes) return minigrad::detail::format("'{}'", s);
+    return minigrad::detail::format("'{}...' ({} bytes)", s.substr(0, utf8_prefix(s, max_bytes)), s.size());
 }
 // A path for a message: paths reach 4096 bytes, of which the first 200 say enough.
 inline std::string quote_path(const std::filesystem::path& path) { return quote(path.string(), max_quoted_path); }
@@ -287,8 +287,8 @@ class SafetensorsReader {
 
   private:
     template <class... Args>
-    [[noreturn]] void fail(fmt::format_string<Args...> format, Args&&... args) const {
-        minigrad::detail::fail<IoError>("load_safetensors: {} {}", detail::quote_path(path_), fmt::format(format, std::forward<Args>(args)...));
+    [[noreturn]] void fail(minigrad::detail::FailFormat<Args...> format, Args&&... args) const {
+        minigrad::detail::fail<IoError>("load_safetensors: {} {}", detail::quote_path(path_), minigrad::detail::format(format, std::forward<Args>(args)...));
     }
 
     void read_at(void* dst, std::size_t n, std::uint64_t offset, const std::string& what) const {

@@ -28,7 +28,7 @@ inline std::filesystem::path temp_name(const std::filesystem::path& path) {
     static std::atomic<std::uint64_t> counter{0};
     static const std::uint64_t salt = std::random_device{}();
     const std::string name = path.filename().string();
-    return path.parent_path() / fmt::format(".{}.{}.{}.{:x}.tmp", name.substr(0, utf8_prefix(name, 32)), ::getpid(), counter++, salt);
+    return path.parent_path() / minigrad::detail::format(".{}.{}.{}.{:x}.tmp", name.substr(0, utf8_prefix(name, 32)), ::getpid(), counter++, salt);
 }
 
 // The file a save to `path` replaces: `path` itself, or, where `path` is a symbolic link, the file
@@ -39,7 +39,7 @@ inline std::filesystem::path temp_name(const std::filesystem::path& path) {
 // a target swapped in between is not detected.)
 inline std::filesystem::path save_target(const std::filesystem::path& path) {
     auto refuse = [&](const std::filesystem::path& target, std::string_view why) {
-        const auto via = target == path ? std::string() : fmt::format(" (a symbolic link to {})", quote_path(target));
+        const auto via = target == path ? std::string() : minigrad::detail::format(" (a symbolic link to {})", quote_path(target));
         minigrad::detail::fail<IoError>("save_safetensors: cannot save to {}{}: {}", quote_path(path), via, why);
     };
     std::filesystem::path target = path;
@@ -51,7 +51,7 @@ inline std::filesystem::path save_target(const std::filesystem::path& path) {
             refuse(target, std::strerror(errno));
         }
         if (S_ISREG(st.st_mode)) return target;
-        if (!S_ISLNK(st.st_mode)) refuse(target, fmt::format("it is {}, not a regular file", file_kind(st.st_mode)));
+        if (!S_ISLNK(st.st_mode)) refuse(target, minigrad::detail::format("it is {}, not a regular file", file_kind(st.st_mode)));
         if (links == 40) refuse(target, std::strerror(ELOOP));  // as the kernel's limit on a chain of links
         std::error_code ec;
         const auto next = std::filesystem::read_symlink(target, ec);
@@ -104,7 +104,7 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
         entry += minigrad::detail::join(t.shape, ",");
         entry += "]}";
         header[t.name] = std::move(entry);
-        all_metadata[std::string(checksum_prefix) + t.name] = fmt::format("{:08x}", crc32(t.bytes.data(), t.bytes.size()));
+        all_metadata[std::string(checksum_prefix) + t.name] = minigrad::detail::format("{:08x}", crc32(t.bytes.data(), t.bytes.size()));
         offset += expected;
     }
     if (!all_metadata.empty()) {
@@ -167,7 +167,7 @@ MINIGRAD_FORMATS_INLINE void save_safetensors(const std::filesystem::path& path,
     if (const int err = detail::write_all(file.fd, bytes)) give_up("write", err);
     if (::fsync(file.fd) != 0) give_up("fsync", errno);
     if (!named) {
-        const std::string proc = fmt::format("/proc/self/fd/{}", file.fd);
+        const std::string proc = minigrad::detail::format("/proc/self/fd/{}", file.fd);
         if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, temp.c_str(), AT_SYMLINK_FOLLOW) != 0) give_up("link a temporary file for", errno);
         named = true;
     }

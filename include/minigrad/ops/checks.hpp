@@ -77,7 +77,7 @@ template <class BA, class TA, class BB, class TB>
 concept Mixed = !std::is_same_v<BA, BB> || !std::is_same_v<TA, TB>;
 
 inline std::string device_label(std::string_view backend, int device) {
-    return backend == "Cpu" ? std::string("cpu") : fmt::format("cuda:{}", device);
+    return backend == "Cpu" ? std::string("cpu") : minigrad::detail::format("cuda:{}", device);
 }
 
 // Tensors of one backend may still sit on different GPUs.

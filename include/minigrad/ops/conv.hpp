@@ -283,8 +283,8 @@ kernels::ConvGeometry conv_geometry(const char* op, int spatial, const Tensor<B,
     check_ndim(op, x, 1, "input", rank, layout);
     check_ndim(op, weight, 2, "weight", rank, kernel_layout);
     if (groups < 1) fail<ValueError>("{}: groups={} must be >= 1", op, groups);
-    if (stride.h < 1 || stride.w < 1) fail<ValueError>("{}: every stride must be >= 1 (got {})", op, spatial == 2 ? fmt::format("[{}, {}]", stride.h, stride.w) : fmt::format("{}", stride.w));
-    if (dilation.h < 1 || dilation.w < 1) fail<ValueError>("{}: every dilation must be >= 1 (got {})", op, spatial == 2 ? fmt::format("[{}, {}]", dilation.h, dilation.w) : fmt::format("{}", dilation.w));
+    if (stride.h < 1 || stride.w < 1) fail<ValueError>("{}: every stride must be >= 1 (got {})", op, spatial == 2 ? minigrad::detail::format("[{}, {}]", stride.h, stride.w) : minigrad::detail::format("{}", stride.w));
+    if (dilation.h < 1 || dilation.w < 1) fail<ValueError>("{}: every dilation must be >= 1 (got {})", op, spatial == 2 ? minigrad::detail::format("[{}, {}]", dilation.h, dilation.w) : minigrad::detail::format("{}", dilation.w));
     if (padding.size.h < 0 || padding.size.w < 0) fail<ValueError>("{}: padding must be >= 0", op);
     kernels::ConvGeometry g{};
     g.n = x.size(0), g.c = x.size(1), g.o = weight.size(0), g.groups = groups;
@@ -316,8 +316,8 @@ kernels::ConvGeometry conv_geometry(const char* op, int spatial, const Tensor<B,
     if (g.h + total_h < reach_h || g.w + total_w < reach_w) {
         fail<ShapeError>("{}: the kernel reaches {} (dilated), more than the padded input's {}: argument #1 'input' has shape {}, argument #2 "
                          "'weight' {}",
-                         op, spatial == 2 ? fmt::format("[{}, {}]", reach_h, reach_w) : fmt::format("{}", reach_w),
-                         spatial == 2 ? fmt::format("[{}, {}]", g.h + total_h, g.w + total_w) : fmt::format("{}", g.w + total_w), x.shape(),
+                         op, spatial == 2 ? minigrad::detail::format("[{}, {}]", reach_h, reach_w) : minigrad::detail::format("{}", reach_w),
+                         spatial == 2 ? minigrad::detail::format("[{}, {}]", g.h + total_h, g.w + total_w) : minigrad::detail::format("{}", g.w + total_w), x.shape(),
                          weight.shape());
     }
     g.oh = (g.h + total_h - reach_h) / g.stride_h + 1;

@@ -123,11 +123,11 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
     // "eps", "weight_decay" in the metadata.
     void save_state(const std::filesystem::path& path) const {
         const auto& o = options_;
-        this->save(path, {{"lr", fmt::format("{}", o.lr)},
-                          {"beta1", fmt::format("{}", o.betas[0])},
-                          {"beta2", fmt::format("{}", o.betas[1])},
-                          {"eps", fmt::format("{}", o.eps)},
-                          {"weight_decay", fmt::format("{}", o.weight_decay)}});
+        this->save(path, {{"lr", minigrad::detail::format("{}", o.lr)},
+                          {"beta1", minigrad::detail::format("{}", o.betas[0])},
+                          {"beta2", minigrad::detail::format("{}", o.betas[1])},
+                          {"eps", minigrad::detail::format("{}", o.eps)},
+                          {"weight_decay", minigrad::detail::format("{}", o.weight_decay)}});
     }
     // Restores what save_state wrote, hyper-parameters included (as PyTorch's load_state_dict);
     // checks the whole file first and changes nothing if it is refused.

@@ -20,7 +20,7 @@
 #include <type_traits>
 #include <vector>
 
-#include <fmt/ranges.h>
+#include <fmt/format.h>
 
 #include "../io/safetensors.hpp"
 #include "../tensor.hpp"
@@ -127,7 +127,7 @@ class MultiTensorOptimizer : public Optimizer {
     double group_lr(std::size_t group) const override { return groups_.at(checked_group(group)).lr; }
     void set_group_lr(std::size_t group, double lr) override {
         auto& g = groups_[checked_group(group)];
-        check_at_least<T>(name_, fmt::format("param group #{}'s lr", group), lr, 0.0);
+        check_at_least<T>(name_, minigrad::detail::format("param group #{}'s lr", group), lr, 0.0);
         g.lr = lr;
         for (auto& rate : g.lr_on_device) B::upload(rate.data(), &lr, sizeof(double), rate.device());
     }
@@ -162,8 +162,8 @@ class MultiTensorOptimizer : public Optimizer {
             Group group;
             group.lr = given.lr.value_or(lr);
             group.weight_decay = given.weight_decay.value_or(weight_decay);
-            check_at_least<T>(name_, fmt::format("param group #{}'s lr", g), group.lr, 0.0);
-            check_at_least<T>(name_, fmt::format("param group #{}'s weight_decay", g), group.weight_decay, 0.0);
+            check_at_least<T>(name_, minigrad::detail::format("param group #{}'s lr", g), group.lr, 0.0);
+            check_at_least<T>(name_, minigrad::detail::format("param group #{}'s weight_decay", g), group.weight_decay, 0.0);
             for (auto& p : given.params) {
                 group.members.push_back(params_.size());
                 params_.push_back(std::move(p));
@@ -224,20 +224,20 @@ class MultiTensorOptimizer : public Optimizer {
             const std::vector<std::int64_t> shape(params_[i].shape().begin(), params_[i].shape().end());
             for (std::size_t k = 0; k < buffer_names_.size(); ++k) {
                 const auto values = buffers_[i][k].to_vector();
-                tensors.push_back(io::TensorData::from<T>(fmt::format("state.{}.{}", i, buffer_names_[k]), shape, values));
+                tensors.push_back(io::TensorData::from<T>(minigrad::detail::format("state.{}.{}", i, buffer_names_[k]), shape, values));
             }
             if (!steps_in_state_) continue;
             const auto lanes = steps_[i].to_vector();
             MINIGRAD_ASSERT(std::all_of(lanes.begin(), lanes.end(), [&](std::int64_t s) { return s == lanes.front(); }));
-            tensors.push_back(io::TensorData::from<std::int64_t>(fmt::format("state.{}.step", i), {}, std::span(lanes.data(), 1)));
+            tensors.push_back(io::TensorData::from<std::int64_t>(minigrad::detail::format("state.{}.step", i), {}, std::span(lanes.data(), 1)));
         }
         hyper["optimizer"] = name_;
         hyper["param_shapes"] = shapes_json();
-        hyper["param_groups"] = fmt::format("{}", groups_.size());
+        hyper["param_groups"] = minigrad::detail::format("{}", groups_.size());
         for (std::size_t g = 0; g < groups_.size(); ++g) {
-            hyper[fmt::format("param_group.{}.params", g)] = group_members_text(g);
-            hyper[fmt::format("param_group.{}.lr", g)] = fmt::format("{}", groups_[g].lr);
-            hyper[fmt::format("param_group.{}.weight_decay", g)] = fmt::format("{}", groups_[g].weight_decay);
+            hyper[minigrad::detail::format("param_group.{}.params", g)] = group_members_text(g);
+            hyper[minigrad::detail::format("param_group.{}.lr", g)] = minigrad::detail::format("{}", groups_[g].lr);
+            hyper[minigrad::detail::format("param_group.{}.weight_decay", g)] = minigrad::detail::format("{}", groups_[g].weight_decay);
         }
         io::save_safetensors(path, tensors, hyper);
     }
@@ -253,18 +253,18 @@ class MultiTensorOptimizer : public Optimizer {
         state.check_param_shapes(params_);
         std::vector<std::pair<double, double>> settings(groups_.size(), {lr, weight_decay});
         if (state.file.metadata.count("param_groups")) {
-            if (state.meta("param_groups") != fmt::format("{}", groups_.size())) {
-                state.fail(fmt::format("has {} param groups, this optimizer {}", io::detail::quote(state.meta("param_groups")), groups_.size()));
+            if (state.meta("param_groups") != minigrad::detail::format("{}", groups_.size())) {
+                state.fail(minigrad::detail::format("has {} param groups, this optimizer {}", io::detail::quote(state.meta("param_groups")), groups_.size()));
             }
             for (std::size_t g = 0; g < groups_.size(); ++g) {
-                const auto& members = state.meta(fmt::format("param_group.{}.params", g));
+                const auto& members = state.meta(minigrad::detail::format("param_group.{}.params", g));
                 if (members != group_members_text(g)) {
-                    state.fail(fmt::format("has param group #{} of parameters {}, this optimizer's holds {}", g, io::detail::quote(members),
+                    state.fail(minigrad::detail::format("has param group #{} of parameters {}, this optimizer's holds {}", g, io::detail::quote(members),
                                            group_members_text(g)));
                 }
-                settings[g] = {state.number(fmt::format("param_group.{}.lr", g)), state.number(fmt::format("param_group.{}.weight_decay", g))};
-                check_at_least<T>(state.who, fmt::format("param group #{}'s lr", g), settings[g].first, 0.0);
-                check_at_least<T>(state.who, fmt::format("param group #{}'s weight_decay", g), settings[g].second, 0.0);
+                settings[g] = {state.number(minigrad::detail::format("param_group.{}.lr", g)), state.number(minigrad::detail::format("param_group.{}.weight_decay", g))};
+                check_at_least<T>(state.who, minigrad::detail::format("param group #{}'s lr", g), settings[g].first, 0.0);
+                check_at_least<T>(state.who, minigrad::detail::format("param group #{}'s weight_decay", g), settings[g].second, 0.0);
             }
         }
         const std::size_t per_param = buffer_names.size() + (steps_in_state_ ? 1 : 0);
@@ -275,21 +275,21 @@ class MultiTensorOptimizer : public Optimizer {
         for (const auto& t : state.file.tensors) {
             auto [i, k] = locate(t.name, buffer_names);
             if (i == params_.size()) {
-                state.fail(fmt::format("stores {}, which is no state of this optimizer's {} parameters (kept per parameter: {})",
+                state.fail(minigrad::detail::format("stores {}, which is no state of this optimizer's {} parameters (kept per parameter: {})",
                                        io::detail::quote(t.name), params_.size(), kept));
             }
             ++found[i];
             if (k == buffer_names.size()) {
                 if (t.dtype != io::Dtype::I64 || !t.shape.empty()) {
-                    state.fail(fmt::format("stores '{}' as {} of shape {}, expected an I64 scalar", t.name, io::dtype_name(t.dtype),
+                    state.fail(minigrad::detail::format("stores '{}' as {} of shape {}, expected an I64 scalar", t.name, io::dtype_name(t.dtype),
                                            io::detail::shape_text(t.shape)));
                 }
                 steps[i] = t.values<std::int64_t>().front();
-                if (steps[i] < 1) state.fail(fmt::format("stores '{}' = {}, expected a step count >= 1", t.name, steps[i]));
+                if (steps[i] < 1) state.fail(minigrad::detail::format("stores '{}' = {}, expected a step count >= 1", t.name, steps[i]));
                 continue;
             }
             if (!std::equal(t.shape.begin(), t.shape.end(), params_[i].shape().begin(), params_[i].shape().end())) {
-                state.fail(fmt::format("stores '{}' with shape {}, parameter #{} has {}", t.name, io::detail::shape_text(t.shape), i,
+                state.fail(minigrad::detail::format("stores '{}' with shape {}, parameter #{} has {}", t.name, io::detail::shape_text(t.shape), i,
                                        params_[i].shape()));
             }
             values[i].resize(buffer_names.size());
@@ -297,7 +297,7 @@ class MultiTensorOptimizer : public Optimizer {
         }
         for (std::size_t i = 0; i < params_.size(); ++i) {
             if (found[i] != 0 && found[i] != per_param) {
-                state.fail(fmt::format("has {} of the {} state tensors of parameter #{} ({})", found[i], per_param, i, kept));
+                state.fail(minigrad::detail::format("has {} of the {} state tensors of parameter #{} ({})", found[i], per_param, i, kept));
             }
         }
 
@@ -332,7 +332,7 @@ class MultiTensorOptimizer : public Optimizer {
     // (params_.size(), 0) when it is no such name.
     std::pair<std::size_t, std::size_t> locate(const std::string& tensor, const std::vector<std::string>& buffer_names) const {
         for (std::size_t i = 0; i < params_.size(); ++i) {
-            const std::string prefix = fmt::format("state.{}.", i);
+            const std::string prefix = minigrad::detail::format("state.{}.", i);
             if (tensor.rfind(prefix, 0) != 0) continue;
             const std::string rest = tensor.substr(prefix.size());
             if (rest == "step" && steps_in_state_) return {i, buffer_names.size()};
@@ -368,7 +368,12 @@ class MultiTensorOptimizer : public Optimizer {
     }
 
     // "[0, 1, 2]": the positions of group g's parameters
-    std::string group_members_text(std::size_t g) const { return fmt::format("[{}]", fmt::join(groups_[g].members, ", ")); }
+    std::string group_members_text(std::size_t g) const {
+        std::string text(1, '[');  // appended, not "[" + join(...): GCC 12 warns falsely (-Wrestrict) on that
+        text += minigrad::detail::join(groups_[g].members);
+        text += ']';
+        return text;
+    }
 
     std::string name_;
     std::vector<Tensor<B, T>> params_;  // every group's, in group order

@@ -108,11 +108,11 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
     // metadata.
     void save_state(const std::filesystem::path& path) const {
         const auto& o = options_;
-        this->save(path, {{"lr", fmt::format("{}", o.lr)},
-                          {"alpha", fmt::format("{}", o.alpha)},
-                          {"eps", fmt::format("{}", o.eps)},
-                          {"weight_decay", fmt::format("{}", o.weight_decay)},
-                          {"momentum", fmt::format("{}", o.momentum)},
+        this->save(path, {{"lr", minigrad::detail::format("{}", o.lr)},
+                          {"alpha", minigrad::detail::format("{}", o.alpha)},
+                          {"eps", minigrad::detail::format("{}", o.eps)},
+                          {"weight_decay", minigrad::detail::format("{}", o.weight_decay)},
+                          {"momentum", minigrad::detail::format("{}", o.momentum)},
                           {"centered", o.centered ? "true" : "false"}});
     }
     // Restores what save_state wrote, hyper-parameters included; checks the whole file first and

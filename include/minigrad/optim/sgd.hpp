@@ -105,10 +105,10 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
     // every save (host reads).
     void save_state(const std::filesystem::path& path) const {
         const auto& o = options_;
-        this->save(path, {{"lr", fmt::format("{}", o.lr)},
-                          {"momentum", fmt::format("{}", o.momentum)},
-                          {"dampening", fmt::format("{}", o.dampening)},
-                          {"weight_decay", fmt::format("{}", o.weight_decay)},
+        this->save(path, {{"lr", minigrad::detail::format("{}", o.lr)},
+                          {"momentum", minigrad::detail::format("{}", o.momentum)},
+                          {"dampening", minigrad::detail::format("{}", o.dampening)},
+                          {"weight_decay", minigrad::detail::format("{}", o.weight_decay)},
                           {"nesterov", o.nesterov ? "true" : "false"}});
     }
 

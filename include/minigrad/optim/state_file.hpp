@@ -38,15 +38,15 @@ struct StateFile {
         : file(io::load_safetensors(file_path)),
           path(file_path),
           optimizer(std::move(optimizer_name)),
-          who(fmt::format("{}::load_state: {}", optimizer, io::detail::quote_path(path))) {
+          who(minigrad::detail::format("{}::load_state: {}", optimizer, io::detail::quote_path(path))) {
         if (meta("optimizer") != optimizer) {
-            fail(fmt::format("holds the state of optimizer {}, not {}", io::detail::quote(meta("optimizer")), optimizer));
+            fail(minigrad::detail::format("holds the state of optimizer {}, not {}", io::detail::quote(meta("optimizer")), optimizer));
         }
     }
     [[noreturn]] void fail(const std::string& why) const { minigrad::detail::fail<IoError>("{} {}", who, why); }
     const std::string& meta(const std::string& key) const {
         auto it = file.metadata.find(key);
-        if (it == file.metadata.end()) fail(fmt::format("has no metadata '{}': it is not an {} state file", key, optimizer));
+        if (it == file.metadata.end()) fail(minigrad::detail::format("has no metadata '{}': it is not an {} state file", key, optimizer));
         return it->second;
     }
     // A number as save_state printed it; the optimizer checks its range after.
@@ -55,13 +55,13 @@ struct StateFile {
         double value = 0;
         const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
         if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(value)) {
-            fail(fmt::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
+            fail(minigrad::detail::format("has {} = {}, expected a finite number", key, io::detail::quote(text)));
         }
         return value;
     }
     bool flag(const std::string& key) const {
         const auto& text = meta(key);
-        if (text != "true" && text != "false") fail(fmt::format("has {} = {}, expected true or false", key, io::detail::quote(text)));
+        if (text != "true" && text != "false") fail(minigrad::detail::format("has {} = {}, expected true or false", key, io::detail::quote(text)));
         return text == "true";
     }
     // The file must be for parameters of these shapes, in this order.
@@ -69,7 +69,7 @@ struct StateFile {
     void check_param_shapes(const std::vector<Tensor<B, T>>& params) const {
         const auto expected = param_shapes_json(params);
         if (meta("param_shapes") != expected) {
-            fail(fmt::format("is for parameters of shapes {}, this optimizer's are {}",
+            fail(minigrad::detail::format("is for parameters of shapes {}, this optimizer's are {}",
                              io::detail::quote(meta("param_shapes"), io::detail::max_quoted_path),
                              io::detail::quote(expected, io::detail::max_quoted_path)));
         }
