@@ -16,6 +16,7 @@
 #include <fstream>
 #include <thread>
 
+#include <minigrad/io/safetensors_read.hpp>  // SafetensorsReader and the JSON reader, which a prebuilt build does not parse
 #include <nlohmann/json.hpp>
 
 #include "helpers.hpp"

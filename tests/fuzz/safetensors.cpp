@@ -15,6 +15,7 @@
 #include <string>
 
 #include <minigrad/minigrad.hpp>
+#include <minigrad/io/safetensors_read.hpp>  // the JSON reader itself
 #include <nlohmann/json.hpp>
 
 #include "../../examples/common/iris.hpp"

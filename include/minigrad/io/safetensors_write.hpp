@@ -5,6 +5,7 @@
 // is the one called).
 #pragma once
 
+#include "json.hpp"
 #include "safetensors.hpp"
 
 namespace minigrad::io {
