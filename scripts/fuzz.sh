@@ -20,18 +20,33 @@ for name in "${harnesses[@]}"; do targets+=(--target "fuzz_${name}"); done
 cmake --build "$build" -j"${FUZZ_JOBS:-$(nproc)}" "${targets[@]}"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-failed=()
-for name in "${harnesses[@]}"; do
-  corpus="$build/corpus/$name" findings="$build/findings/$name"
+# Each harness is one process on one core: as many run at once as there are cores (FUZZ_JOBS), each
+# for the whole time asked, so a 2-core machine fuzzes three harnesses in two rounds, not three.
+fuzz_one() {
+  local name=$1 corpus="$build/corpus/$1" findings="$build/findings/$1"
   rm -rf "$findings" && mkdir -p "$corpus" "$findings"
-  echo "=== fuzz_${name}: ${seconds} s"
   if ! "$build/tests/fuzz/fuzz_${name}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 \
       -print_final_stats=1 -artifact_prefix="$findings/" "$corpus" "tests/fuzz/corpus/$name" 2>"$build/fuzz_${name}.log" ||
     grep -qE 'runtime error|ERROR: (Address|Leak|Undefined)Sanitizer' "$build/fuzz_${name}.log"; then
+    return 1
+  fi
+}
+parallel=${FUZZ_JOBS:-$(nproc)}
+for name in "${harnesses[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  echo "=== fuzz_${name}: ${seconds} s"
+  (if fuzz_one "$name"; then echo ok; else echo failed; fi >"$build/fuzz_${name}.status") &
+done
+wait
+failed=()
+for name in "${harnesses[@]}"; do
+  if [ "$(cat "$build/fuzz_${name}.status" 2>/dev/null)" = ok ]; then
+    echo "--- fuzz_${name}:"
+    grep -E '^stat::number_of_executed_units|^Done' "$build/fuzz_${name}.log" || true
+  else
+    echo "--- fuzz_${name} found a problem:"
     tail -n 60 "$build/fuzz_${name}.log"
     failed+=("$name")
-  else
-    grep -E '^stat::number_of_executed_units|^Done' "$build/fuzz_${name}.log" || true
   fi
 done
 if [ ${#failed[@]} -ne 0 ]; then
