@@ -27,20 +27,21 @@
 #define MINIGRAD_HD_INLINE [[gnu::always_inline]] inline
 #endif
 
-// The file-format entry points (read_csv, load_safetensors, save_safetensors) are defined in their
-// headers, inline, for a header-only build. A file built with MINIGRAD_PREBUILT (it links
+// Functions that are not templates but cost every file that includes them (the file-format entry
+// points read_csv, load_safetensors and save_safetensors; the message formatter; the compiled
+// step's compile_tape) are defined in their headers, inline, for a header-only build. A file built with MINIGRAD_PREBUILT (it links
 // minigrad::prebuilt) sees their declarations only and calls the library's copy, compiled once in
 // src/prebuilt.cpp, which defines MINIGRAD_PREBUILT_SOURCE: each definition stands in
-// `#if MINIGRAD_DEFINE_FORMATS` and is declared MINIGRAD_FORMATS_INLINE.
+// `#if MINIGRAD_DEFINE_PREBUILT` and is declared MINIGRAD_PREBUILT_INLINE.
 #if defined(MINIGRAD_PREBUILT) && !defined(MINIGRAD_PREBUILT_SOURCE)
-#define MINIGRAD_DEFINE_FORMATS 0
+#define MINIGRAD_DEFINE_PREBUILT 0
 #else
-#define MINIGRAD_DEFINE_FORMATS 1
+#define MINIGRAD_DEFINE_PREBUILT 1
 #endif
 #if defined(MINIGRAD_PREBUILT) || defined(MINIGRAD_PREBUILT_SOURCE)
-#define MINIGRAD_FORMATS_INLINE  // one definition, in the library
+#define MINIGRAD_PREBUILT_INLINE  // one definition, in the library
 #else
-#define MINIGRAD_FORMATS_INLINE inline
+#define MINIGRAD_PREBUILT_INLINE inline
 #endif
 
 namespace minigrad::detail {

@@ -127,7 +127,7 @@ class MessageArg {
 // `format` with each "{}" or "{:spec}" replaced by the next argument ("{{" and "}}" by braces),
 // as fmt::format writes it. A placeholder with no argument left stays as written: a message is
 // never lost to a mistake in its own format (this project's tests check every one at compile time).
-MINIGRAD_FORMATS_INLINE std::string format_message(std::string_view format, const MessageArg* args, std::size_t count);
+MINIGRAD_PREBUILT_INLINE std::string format_message(std::string_view format, const MessageArg* args, std::size_t count);
 
 template <class E = Error, class... Args>
 [[noreturn, gnu::cold, gnu::noinline]] void fail(FailFormat<Args...> format, Args&&... args) {
@@ -144,8 +144,8 @@ std::string format(FailFormat<Args...> format, Args&&... args) {
     return format_message({text.data(), text.size()}, list, sizeof...(Args));
 }
 
-#if MINIGRAD_DEFINE_FORMATS  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
-MINIGRAD_FORMATS_INLINE void MessageArg::append_to(std::string& out, std::string_view spec) const {
+#if MINIGRAD_DEFINE_PREBUILT  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
+MINIGRAD_PREBUILT_INLINE void MessageArg::append_to(std::string& out, std::string_view spec) const {
     std::string braced = "{:";
     braced += spec;
     braced += '}';
@@ -170,7 +170,7 @@ MINIGRAD_FORMATS_INLINE void MessageArg::append_to(std::string& out, std::string
     }
 }
 
-MINIGRAD_FORMATS_INLINE std::string format_message(std::string_view format, const MessageArg* args, std::size_t count) {
+MINIGRAD_PREBUILT_INLINE std::string format_message(std::string_view format, const MessageArg* args, std::size_t count) {
     std::string out;
     out.reserve(format.size() + 16 * count);
     std::size_t next = 0;
@@ -193,7 +193,7 @@ MINIGRAD_FORMATS_INLINE std::string format_message(std::string_view format, cons
     }
     return out;
 }
-#endif  // MINIGRAD_DEFINE_FORMATS
+#endif  // MINIGRAD_DEFINE_PREBUILT
 
 // "a, b, c": each element as {} prints it, for messages. fmt::join (and a formatter that calls
 // fmt::format_to) instantiates fmt's whole writer in every file that uses it, about 1.5 s of

@@ -61,6 +61,8 @@
 #include "shape.hpp"
 #include "tensor.hpp"
 #include "version.hpp"
+// last: the Cpu float ops that a file linking minigrad::prebuilt takes from the library
+#include "prebuilt.hpp"
 
 #if defined(__CUDACC__)
 #include "backend/cuda.cuh"

@@ -238,7 +238,11 @@ inline std::int64_t fuse_epilogue(const RecordTape& tape, const TapeRecord& a, c
     }(static_cast<kernels::EpilogueRules<float>*>(nullptr));
 }
 
-inline CompiledProgram compile_tape(const RecordTape& tape) {
+// The tape as a program of CompiledFunctors. Not a template, but it names every functor: compiled
+// once by minigrad::prebuilt for the files that link it (config.hpp).
+MINIGRAD_PREBUILT_INLINE CompiledProgram compile_tape(const RecordTape& tape);
+#if MINIGRAD_DEFINE_PREBUILT
+MINIGRAD_PREBUILT_INLINE CompiledProgram compile_tape(const RecordTape& tape) {
     CompiledProgram out;
     out.refused = tape.refused;
     if (tape.records.empty() && out.refused.empty()) out.refused = "it launched nothing";
@@ -266,6 +270,7 @@ inline CompiledProgram compile_tape(const RecordTape& tape) {
     }
     return out;
 }
+#endif  // MINIGRAD_DEFINE_PREBUILT
 
 }  // namespace detail
 }  // namespace minigrad

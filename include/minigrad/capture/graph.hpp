@@ -55,6 +55,23 @@ using deduced_step_backend = StepBackendNotDeduced;
 #else
 using deduced_step_backend = Cpu;
 #endif
+
+// The compiled program's launches, as functions of their own: each instantiates the program over
+// every functor of CompiledFunctors (a fifth of a file's code), so minigrad::prebuilt compiles
+// the Cpu ones once for the files that link it (prebuilt.hpp).
+using StepProgram = kernels::TapeProgram<CompiledFunctors>;
+template <class B>
+void launch_program_block(const StepProgram& program, int device) {
+    B::launch_block(program, device);
+}
+template <class B>
+bool launch_program_grid(const StepProgram& program, int grid, int device) {
+    return B::launch_grid(program, grid, device);
+}
+template <class B>
+int program_grid_size(int device) {
+    return B::template grid_size<StepProgram>(device);
+}
 }  // namespace detail
 
 template <class B>
@@ -123,7 +140,7 @@ class StepGraph {
     std::int64_t replays() const { return replays_; }
 
   private:
-    using Program = kernels::TapeProgram<CompiledFunctors>;
+    using Program = detail::StepProgram;
 
     static void check_steps(const char* what, std::int64_t k) {
         if (k < 1) detail::fail<ValueError>("StepGraph::{}: k={} steps asked, expected at least 1", what, k);
@@ -171,8 +188,8 @@ class StepGraph {
 
     void launch_program(std::int64_t k) {
         const Program program{program_ops_, program_arena_, program_count_, k};
-        if (grid_size_ == 0) return B::launch_block(program, device_);
-        if (B::launch_grid(program, grid_size_, device_)) return;
+        if (grid_size_ == 0) return detail::launch_program_block<B>(program, device_);
+        if (detail::launch_program_grid<B>(program, grid_size_, device_)) return;
         // the device holds fewer blocks now than when the program was made: the graph from now on
         // (the hooks did for these k steps what k graph replays need)
         refuse_program(minigrad::detail::format("the device would not launch its cooperative grid of {} blocks", grid_size_));
@@ -221,7 +238,7 @@ class StepGraph {
         int grid = 0;
         if (program.refused.empty() && program.max_work > compiled_block_max_work()) {
             try {
-                grid = B::template grid_size<Program>(device_);
+                grid = detail::program_grid_size<B>(device_);
             } catch (const std::exception& e) {  // the graph stays usable; the reason says what happened
                 refuse_program(std::string("finding the size of its cooperative grid failed: ") + e.what());
                 throw;

@@ -270,15 +270,15 @@ inline std::string listed_name(std::string_view name, char delimiter) {
 }  // namespace detail
 
 // Reads CSV text from `in`; `source` names it in messages (a path, or e.g. "<string>").
-MINIGRAD_FORMATS_INLINE Dataset read_csv(std::istream& in, const CsvOptions& options, std::string_view source = "<stream>");
+MINIGRAD_PREBUILT_INLINE Dataset read_csv(std::istream& in, const CsvOptions& options, std::string_view source = "<stream>");
 // `path` may be a regular file or a pipe (a FIFO, or `<(command)` in a shell): a pipe is read as a
 // stream, as `cat` reads it, so opening a FIFO waits for its writer and reading waits for its data,
 // for as long as they take. A directory, a device (/dev/zero, a terminal) and a socket are refused
 // before anything is opened.
-MINIGRAD_FORMATS_INLINE Dataset read_csv(const std::string& path, const CsvOptions& options = {});
+MINIGRAD_PREBUILT_INLINE Dataset read_csv(const std::string& path, const CsvOptions& options = {});
 
-#if MINIGRAD_DEFINE_FORMATS  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
-MINIGRAD_FORMATS_INLINE Dataset read_csv(std::istream& in, const CsvOptions& options, std::string_view source) {
+#if MINIGRAD_DEFINE_PREBUILT  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
+MINIGRAD_PREBUILT_INLINE Dataset read_csv(std::istream& in, const CsvOptions& options, std::string_view source) {
     using detail::fail;
     using detail::excerpt;
     if (options.delimiter == '"' || options.delimiter == '\n' || options.delimiter == '\r' || options.delimiter == '\0') {
@@ -360,7 +360,7 @@ MINIGRAD_FORMATS_INLINE Dataset read_csv(std::istream& in, const CsvOptions& opt
     return ds;
 }
 
-MINIGRAD_FORMATS_INLINE Dataset read_csv(const std::string& path, const CsvOptions& options) {
+MINIGRAD_PREBUILT_INLINE Dataset read_csv(const std::string& path, const CsvOptions& options) {
     using detail::fail;
     namespace fs = std::filesystem;
     std::error_code ec;
@@ -376,6 +376,6 @@ MINIGRAD_FORMATS_INLINE Dataset read_csv(const std::string& path, const CsvOptio
     return read_csv(in, options, path);
 }
 
-#endif  // MINIGRAD_DEFINE_FORMATS
+#endif  // MINIGRAD_DEFINE_PREBUILT
 
 }  // namespace minigrad::data

@@ -284,16 +284,16 @@ inline std::vector<std::int64_t> to_integers(const TensorData& t, std::string_vi
 }
 
 // Reads and checks a whole safetensors file.
-MINIGRAD_FORMATS_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path);
+MINIGRAD_PREBUILT_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path);
 // Writes the tensors and metadata atomically (io/safetensors_write.hpp says how).
-MINIGRAD_FORMATS_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
+MINIGRAD_PREBUILT_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors,
                                               const Metadata& metadata = {});
 
 }  // namespace minigrad::io
 
 // The definitions, with the JSON reader and writer they need, only where they are compiled: a file
 // that links minigrad::prebuilt does not parse them (config.hpp).
-#if MINIGRAD_DEFINE_FORMATS
+#if MINIGRAD_DEFINE_PREBUILT
 #include "safetensors_read.hpp"   // load_safetensors's definition: SafetensorsReader
 #include "safetensors_write.hpp"  // save_safetensors's definition: the atomic write
 #endif

@@ -236,8 +236,8 @@ class SafetensorsReader {
     Metadata metadata_;
 };
 
-#if MINIGRAD_DEFINE_FORMATS  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
-MINIGRAD_FORMATS_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path) { return SafetensorsReader(path).read_all(); }
+#if MINIGRAD_DEFINE_PREBUILT  // (config.hpp: with minigrad::prebuilt, the library's copy is called)
+MINIGRAD_PREBUILT_INLINE SafetensorsFile load_safetensors(const std::filesystem::path& path) { return SafetensorsReader(path).read_all(); }
 #endif
 
 }  // namespace minigrad::io

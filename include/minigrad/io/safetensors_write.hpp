@@ -1,7 +1,7 @@
 // Writing a safetensors file (io/safetensors.hpp says what the format is), atomically: an
 // anonymous (O_TMPFILE) or uniquely named file in the target folder, written, fsynced, renamed over
 // the target, then the folder fsynced; every failure removes what it created. Included by
-// safetensors.hpp, inside its MINIGRAD_DEFINE_FORMATS (with minigrad::prebuilt, the library's copy
+// safetensors.hpp, inside its MINIGRAD_DEFINE_PREBUILT (with minigrad::prebuilt, the library's copy
 // is the one called).
 #pragma once
 
@@ -141,7 +141,7 @@ inline std::string encode(const std::vector<TensorData>& tensors, const Metadata
 // it was or holds the whole new file, even if the process is killed. `path` must be a regular
 // file, a new name in an existing folder, or a symbolic link to either (the link's final target
 // is replaced, the link kept); a directory, device, FIFO or socket is refused.
-MINIGRAD_FORMATS_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata) {
+MINIGRAD_PREBUILT_INLINE void save_safetensors(const std::filesystem::path& path, const std::vector<TensorData>& tensors, const Metadata& metadata) {
     const std::string quoted = detail::quote_path(path);
     const std::string bytes = detail::encode(tensors, metadata, quoted);
     const std::filesystem::path target_path = detail::save_target(path);

@@ -335,13 +335,6 @@ std::pair<Tensor<B, T>, Tensor<B, L>> class_dim_rows(std::string_view op, const 
 template <class B, class T, class L>
 Tensor<B, T> cross_entropy_over_dims(const Tensor<B, T>& logits, const Tensor<B, L>& target, const CrossEntropyOptions& options);
 
-#if defined(MINIGRAD_PREBUILT) && !defined(MINIGRAD_PREBUILT_SOURCE)
-// compiled once, in the prebuilt library (src/prebuilt.cpp), for float on the CPU: every
-// cross_entropy call carries this path, and it instantiates permute and reshape (0.8 s of the
-// README example's 5.7 s)
-extern template Tensor<Cpu, float> cross_entropy_over_dims(const Tensor<Cpu, float>&, const Tensor<Cpu, std::int64_t>&, const CrossEntropyOptions&);
-extern template Tensor<Cpu, float> cross_entropy_over_dims(const Tensor<Cpu, float>&, const Tensor<Cpu, std::int32_t>&, const CrossEntropyOptions&);
-#endif
 
 // input is (rows, classes), target is (rows) of class indices
 template <class B, class T, class L>
