@@ -4,8 +4,8 @@
 #   - the umbrella header alone, and the README's "Using it" example (its first C++ block), both
 #     header-only at -O2, as a plain `g++ -O2` user builds them;
 #   - the same example as a file of a CMake project that links minigrad::prebuilt
-#     (-DMINIGRAD_PREBUILT: the product kernels come from the library), and the library's own file,
-#     which such a project compiles once;
+#     (-DMINIGRAD_PREBUILT: the product kernels and common ops come from the library), and the
+#     library's own two files, which such a project compiles once;
 #   - the largest unit-test file, alone, with the release tests' flags (-O3, prebuilt);
 #   - for scale: fmt with <vector>, and nlohmann/json.
 # Usage: bench/compile_time.sh [runs]. Needs g++ and the Debian packages of scripts/install-deps.sh.
@@ -55,7 +55,8 @@ echo "| --- | --- | --- |"
 row 'empty `main` + `#include <minigrad/minigrad.hpp>`, header-only, `g++ -O2`' -std=c++20 -O2 -Iinclude "$tmp/include.cpp"
 row "the README's \"Using it\" example, header-only, \`g++ -O2\`" -std=c++20 -O2 -Iinclude "$tmp/readme.cpp"
 row 'the same example in a CMake project linking `minigrad::prebuilt` (-O2)' -std=c++20 -O2 -DMINIGRAD_PREBUILT -Iinclude "$tmp/readme.cpp"
-row '`src/prebuilt.cpp`, compiled once per such project (-O2)' -std=c++20 -O2 -DMINIGRAD_PREBUILT -Iinclude src/prebuilt.cpp
+row '`src/prebuilt.cpp`, the prebuilt library'"'"'s first file, compiled once per such project (-O2)' -std=c++20 -O2 -DMINIGRAD_PREBUILT -Iinclude src/prebuilt.cpp
+row '`src/prebuilt_2.cpp`, its second, compiled beside the first (-O2)' -std=c++20 -O2 -DMINIGRAD_PREBUILT -Iinclude src/prebuilt_2.cpp
 # shellcheck disable=SC2086
 row "the largest unit-test file, \`$biggest\`, as the release tests build it (-O3, prebuilt)" $test_flags "$biggest"
 row 'for scale: `<fmt/format.h>` + `<vector>`' -std=c++20 -O2 "$tmp/fmt.cpp"

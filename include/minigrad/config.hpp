@@ -29,11 +29,19 @@
 
 // Functions that are not templates but cost every file that includes them (the file-format entry
 // points read_csv, load_safetensors and save_safetensors; the message formatter; the compiled
-// step's compile_tape) are defined in their headers, inline, for a header-only build. A file built with MINIGRAD_PREBUILT (it links
-// minigrad::prebuilt) sees their declarations only and calls the library's copy, compiled once in
-// src/prebuilt.cpp, which defines MINIGRAD_PREBUILT_SOURCE: each definition stands in
-// `#if MINIGRAD_DEFINE_PREBUILT` and is declared MINIGRAD_PREBUILT_INLINE.
-#if defined(MINIGRAD_PREBUILT) && !defined(MINIGRAD_PREBUILT_SOURCE)
+// step's compile_tape) are defined in their headers, inline, for a header-only build. A file built
+// with MINIGRAD_PREBUILT (it links minigrad::prebuilt) sees their declarations only and calls the
+// library's copy, compiled once in src/prebuilt.cpp, which defines MINIGRAD_PREBUILT_SOURCE: each
+// definition stands in `#if MINIGRAD_DEFINE_PREBUILT` and is declared MINIGRAD_PREBUILT_INLINE. The
+// library has two files, built side by side (src/prebuilt.cpp and src/prebuilt_2.cpp, which define
+// MINIGRAD_PREBUILT_SOURCE 1 and 2): these definitions are the first one's.
+#if defined(MINIGRAD_PREBUILT_SOURCE)
+#if MINIGRAD_PREBUILT_SOURCE == 1
+#define MINIGRAD_DEFINE_PREBUILT 1
+#else
+#define MINIGRAD_DEFINE_PREBUILT 0
+#endif
+#elif defined(MINIGRAD_PREBUILT)
 #define MINIGRAD_DEFINE_PREBUILT 0
 #else
 #define MINIGRAD_DEFINE_PREBUILT 1
