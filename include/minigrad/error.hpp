@@ -210,6 +210,16 @@ std::string join(const Range& items, std::string_view separator = ", ") {
     return text;
 }
 
+// "[a, b, c]": join in brackets, as PyTorch writes a shape or a list in its messages. (Appended,
+// not "[" + join(...): GCC 12 warns falsely, -Wrestrict, on that.)
+template <class Range>
+std::string bracketed(const Range& items, std::string_view separator = ", ") {
+    std::string text(1, '[');
+    text += join(items, separator);
+    text += ']';
+    return text;
+}
+
 }  // namespace detail
 
 }  // namespace minigrad

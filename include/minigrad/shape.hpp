@@ -92,12 +92,7 @@ inline Shape make_shape(const std::int64_t* dims, int ndim) { return Shape(std::
 }  // namespace detail
 
 // A shape in a message (detail::fail, detail::format): [120, 4], as PyTorch writes it.
-inline std::string message_text(const Shape& s) {
-    std::string text(1, '[');  // appended, not "[" + join(s): GCC 12 warns falsely (-Wrestrict) on that
-    text += detail::join(s);
-    text += ']';
-    return text;
-}
+inline std::string message_text(const Shape& s) { return detail::bracketed(s); }
 }  // namespace minigrad
 
 // Prints as PyTorch does in its messages: [120, 4]. The text is made by detail::join and copied

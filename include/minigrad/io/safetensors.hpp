@@ -201,11 +201,7 @@ inline std::string_view file_kind(mode_t mode) {
     return "not a regular file";
 }
 
-inline std::string shape_text(const std::vector<std::int64_t>& shape) {
-    std::string text(1, '[');
-    text += minigrad::detail::join(shape);
-    return text += ']';
-}
+inline std::string shape_text(const std::vector<std::int64_t>& shape) { return minigrad::detail::bracketed(shape); }
 
 // Closes a descriptor on every path out of a scope.
 struct Fd {

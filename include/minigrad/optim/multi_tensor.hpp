@@ -368,12 +368,7 @@ class MultiTensorOptimizer : public Optimizer {
     }
 
     // "[0, 1, 2]": the positions of group g's parameters
-    std::string group_members_text(std::size_t g) const {
-        std::string text(1, '[');  // appended, not "[" + join(...): GCC 12 warns falsely (-Wrestrict) on that
-        text += minigrad::detail::join(groups_[g].members);
-        text += ']';
-        return text;
-    }
+    std::string group_members_text(std::size_t g) const { return minigrad::detail::bracketed(groups_[g].members); }
 
     std::string name_;
     std::vector<Tensor<B, T>> params_;  // every group's, in group order

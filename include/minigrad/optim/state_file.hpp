@@ -21,9 +21,7 @@ std::string param_shapes_json(const std::vector<Tensor<B, T>>& params) {
     std::string text(1, '[');
     for (std::size_t i = 0; i < params.size(); ++i) {
         if (i) text += ',';
-        text += '[';
-        text += minigrad::detail::join(params[i].shape(), ",");
-        text += ']';
+        text += minigrad::detail::bracketed(params[i].shape(), ",");
     }
     return text += ']';
 }
