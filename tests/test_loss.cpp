@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "goldens.hpp"
 #include "helpers.hpp"
 
 namespace {
@@ -31,11 +32,9 @@ T2 scalar(const T2& loss, std::uint64_t seed = 77) {
 Labels labels(std::vector<std::int64_t> values) { return Labels::from(values); }
 
 // The goldens hold scalars, vectors and matrices.
-mg::Shape shape_of(const std::vector<std::int64_t>& dims) {
+mg::Shape loss_golden_shape(const std::vector<std::int64_t>& dims) {
     REQUIRE(dims.size() <= 2);
-    if (dims.empty()) return {};
-    if (dims.size() == 1) return {dims[0]};
-    return {dims[0], dims[1]};
+    return shape_of(dims);
 }
 
 }  // namespace
@@ -166,13 +165,13 @@ TEST_CASE("values and gradients match PyTorch's (tests/data/loss_goldens.safeten
     };
     const auto floats = [&](const std::string& name) {
         const auto* t = get(name);
-        auto out = T2::from(t->values<double>(), shape_of(t->shape));
+        auto out = T2::from(t->values<double>(), loss_golden_shape(t->shape));
         out.requires_grad_();
         return out;
     };
     const auto ints = [&](const std::string& name) {
         const auto* t = get(name);
-        return Labels::from(t->values<std::int64_t>(), shape_of(t->shape));
+        return Labels::from(t->values<std::int64_t>(), loss_golden_shape(t->shape));
     };
     const auto close = [](const std::vector<double>& got, const std::vector<double>& expected) {
         REQUIRE(got.size() == expected.size());
@@ -213,7 +212,7 @@ TEST_CASE("values and gradients match PyTorch's (tests/data/loss_goldens.safeten
             }
         }
         close(loss.to_vector(), get(name + ".value")->values<double>());
-        CHECK(loss.shape() == shape_of(get(name + ".value")->shape));
+        CHECK(loss.shape() == loss_golden_shape(get(name + ".value")->shape));
         if (reduction == Reduction::None)
             mg::mse_loss(loss, floats(loss.ndim() == 1 ? "anchor_rows" : "anchor_x").detach(), Reduction::Sum).backward();
         else
