@@ -61,12 +61,12 @@
 #include "shape.hpp"
 #include "tensor.hpp"
 #include "version.hpp"
-// last: the Cpu float ops that a file linking minigrad::prebuilt takes from the library
-#include "prebuilt.hpp"
-
 #if defined(__CUDACC__)
 #include "backend/cuda.cuh"
 #ifndef MINIGRAD_HAS_CUDA
 #define MINIGRAD_HAS_CUDA 1
 #endif
 #endif
+
+// last: what a file linking minigrad::prebuilt (and minigrad::cuda_prebuilt) takes from the library
+#include "prebuilt.hpp"

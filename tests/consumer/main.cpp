@@ -3,6 +3,25 @@
 
 namespace mg = minigrad;
 
+#if defined(__CUDACC__)
+// Compiled and linked, never called (no GPU needed): a compiled training step on the GPU, whose
+// program a file linking minigrad::cuda_prebuilt takes from that library.
+void gpu_compiled_step() {
+    mg::nn::Linear<mg::Cuda> layer(2, 2);
+    auto x = mg::Tensor<mg::Cuda>::zeros({4, 2});
+    auto y = mg::Tensor<mg::Cuda, std::int32_t>::zeros({4});
+    mg::optim::SGD opt(layer.parameters(), {.lr = 0.5});
+    mg::StepGraph<mg::Cuda> step(
+        [&] {
+            opt.zero_grad();
+            mg::cross_entropy(layer(x), y).backward();
+            opt.step();
+        },
+        mg::StepMode::compiled);
+    step.replay(10);
+}
+#endif
+
 int main() {
     mg::manual_seed(1);
     mg::nn::Linear<mg::Cpu> layer(2, 2);
