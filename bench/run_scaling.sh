@@ -43,7 +43,10 @@ for round in $(seq 1 "$rounds"); do
         [ "$setting" = graph ] && mine=(--graph)
       fi
       "build/$preset/bench/scaling" --device "$device" --shape "$shape" "${mine[@]}" | tee -a "$results"
-      "$python" bench/torch_scaling.py --device "$device" --shape "$shape" "${theirs[@]}" | tee -a "$results"
+      # PyTorch's products run in Debian's OpenBLAS, whose own threads torch.set_num_threads does
+      # not hold: without the variable its "1 thread" run took 161% of a core (2026-12-07).
+      blas_threads=$([ "$device" = cpu ] && echo "$setting" || nproc)
+      OPENBLAS_NUM_THREADS=$blas_threads "$python" bench/torch_scaling.py --device "$device" --shape "$shape" "${theirs[@]}" | tee -a "$results"
     done
   done
 done
