@@ -50,9 +50,11 @@ t=$SECONDS
 mkdir -p build
 tsan_stage >build/tsan-stage.log 2>&1 & tsan_pid=$!
 no_mpi_stage >build/no-mpi-stage.log 2>&1 & no_mpi_pid=$!
+trap 'kill "$tsan_pid" "$no_mpi_pid" 2>/dev/null' EXIT  # an interrupted run leaves neither running
 side_failed=()
 wait "$tsan_pid" || side_failed+=(tsan)
 wait "$no_mpi_pid" || side_failed+=("without MPI")
+trap - EXIT
 echo "--- tsan:" && cat build/tsan-stage.log
 echo "--- without MPI:" && cat build/no-mpi-stage.log
 if [ ${#side_failed[@]} -ne 0 ]; then

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 #include "autograd.hpp"
 #include "backend/cpu.hpp"
@@ -69,17 +70,40 @@ MINIGRAD_PREBUILT_INSTANCE(2, int detail::program_grid_size<Cpu>(int))
 // where nvcc is found), for files nvcc compiles: the same ops on Cuda tensors of float, with their
 // kernels, the backward pass, and a compiled step's program on the GPU (the kernel over every
 // functor of CompiledFunctors: about 7 s of cicc and 12 s of ptxas in each file that uses
-// StepGraph<Cuda>). For the GPU architectures that library was built for (CMAKE_CUDA_ARCHITECTURES,
-// 90 by default). Its files define MINIGRAD_PREBUILT_CUDA_SOURCE (1 or 2); a file built with
-// MINIGRAD_PREBUILT_CUDA declares the same entries extern.
+// StepGraph<Cuda>). It holds code for the GPU architectures of the build that made it
+// (CMAKE_CUDA_ARCHITECTURES, 90 unless set there), which it passes on as
+// MINIGRAD_PREBUILT_CUDA_ARCHS: a file built for others fails the static_assert below. Its files
+// define MINIGRAD_PREBUILT_CUDA_SOURCE (1 or 2); a file built with MINIGRAD_PREBUILT_CUDA declares
+// the same entries extern.
 #if defined(__CUDACC__)
+#include "backend/cuda.cuh"
+#if defined(MINIGRAD_PREBUILT_CUDA) && !defined(MINIGRAD_PREBUILT_CUDA_SOURCE) && defined(MINIGRAD_PREBUILT_CUDA_ARCHS) && \
+    defined(__CUDA_ARCH_LIST__)
+namespace minigrad::detail {
+// The same set of architectures (nvcc's __CUDA_ARCH_LIST__, 900 for sm_90), in any order.
+constexpr bool same_cuda_archs(std::initializer_list<int> a, std::initializer_list<int> b) {
+    const auto within = [](std::initializer_list<int> x, std::initializer_list<int> y) {
+        for (int v : x) {
+            bool found = false;
+            for (int w : y) found = found || v == w;
+            if (!found) return false;
+        }
+        return true;
+    };
+    return within(a, b) && within(b, a);
+}
+static_assert(same_cuda_archs({MINIGRAD_PREBUILT_CUDA_ARCHS}, {__CUDA_ARCH_LIST__}),
+              "minigrad: this file is compiled for other GPU architectures than minigrad::cuda_prebuilt holds code for: build it "
+              "with the CMAKE_CUDA_ARCHITECTURES minigrad was built with, or link minigrad::prebuilt alone");
+}  // namespace minigrad::detail
+#endif
 #if defined(MINIGRAD_PREBUILT_CUDA_SOURCE) && MINIGRAD_PREBUILT_CUDA_SOURCE == 1
 #define MINIGRAD_PREBUILT_CUDA_IN_1(...) template __VA_ARGS__;
 #define MINIGRAD_PREBUILT_CUDA_IN_2(...) extern template __VA_ARGS__;
 #elif defined(MINIGRAD_PREBUILT_CUDA_SOURCE)
 #define MINIGRAD_PREBUILT_CUDA_IN_1(...) extern template __VA_ARGS__;
 #define MINIGRAD_PREBUILT_CUDA_IN_2(...) template __VA_ARGS__;
-#elif defined(MINIGRAD_PREBUILT_CUDA)
+#elif defined(MINIGRAD_PREBUILT_CUDA) && !defined(MINIGRAD_NO_CPU_DISPATCH) && !defined(__AVX2__)
 #define MINIGRAD_PREBUILT_CUDA_IN_1(...) extern template __VA_ARGS__;
 #define MINIGRAD_PREBUILT_CUDA_IN_2(...) extern template __VA_ARGS__;
 #else

@@ -4,6 +4,9 @@
 // instantiation in the library file the entry names (1 or 2), an `extern template` declaration in
 // a file that links the library, nothing in a header-only build. No include guard: it is read
 // once per backend.
+#if !defined(MINIGRAD_PB) || !defined(MINIGRAD_PREBUILT_OP)
+#error "prebuilt_list.hpp is read by prebuilt.hpp only"
+#endif
 #define MINIGRAD_PB_F Tensor<MINIGRAD_PB, float>
 #define MINIGRAD_PB_I32 Tensor<MINIGRAD_PB, std::int32_t>
 #define MINIGRAD_PB_I64 Tensor<MINIGRAD_PB, std::int64_t>
