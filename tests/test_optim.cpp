@@ -333,6 +333,25 @@ TEST_CASE("Adam's first step moves every weight by lr against its gradient's sig
     CHECK(b.to_vector()[0] == doctest::Approx(3.5));
 }
 
+TEST_CASE("a CPU optimizer update counts subnormal numbers as zero (their arithmetic is slow on x86), and leaves the caller's mode as it was") {
+    // Adam's first step moves a weight by lr * m_hat / (sqrt(v_hat) + eps), m = 0.1 * g. A gradient
+    // of 1e-30 makes m normal and moves the weight; one of 1e-37 makes m subnormal (1e-38 is below
+    // float's smallest normal, 1.18e-38), flushed to zero on x86-64 hosts, and the weight stays.
+    auto step_from_zero = [](float gradient) {
+        auto w = tensor<float>({0}, {1}, true);
+        optim::Adam opt({w}, {.lr = 1e-3});
+        mg::detail::scaled_sum(w, gradient).backward();
+        opt.step();
+        return w.to_vector()[0];
+    };
+    CHECK(step_from_zero(1e-30f) == doctest::Approx(-1e-25f).epsilon(1e-3));
+#if defined(__x86_64__) && defined(__GNUC__)
+    CHECK(step_from_zero(1e-37f) == 0.0f);  // PyTorch: -1e-32
+#endif
+    volatile float smallest_normal = std::numeric_limits<float>::min();
+    CHECK(smallest_normal * 0.5f != 0.0f);  // this thread's own arithmetic still keeps subnormals
+}
+
 TEST_CASE("save_state/load_state: N steps + save + load into fresh objects + N steps == 2N steps, bit for bit") {
     TempDir dir;
     const IrisData<mg::Cpu> data;
