@@ -33,6 +33,26 @@ struct LabelCheck {
     template <class Team>
     MINIGRAD_HD void block(const Team& team) const {
         long long counted = 0;
+        if (team.threads() == 1 && n <= 0x7FFFFFFF && classes <= 0x7FFFFFFF) {
+            // One thread (the host's case): a loop with no branch, which vectorises, in which every
+            // value is compared as an unsigned word (a negative one wraps past any class count);
+            // the loop below runs only to report a bad value.
+            using U = std::conditional_t<sizeof(L) <= 4, std::uint32_t, std::uint64_t>;
+            const U bound = static_cast<U>(classes);
+            const U skip_value = can_ignore ? static_cast<U>(static_cast<L>(ignore_index)) : U(0);
+            const U may_skip = can_ignore ? U(1) : U(0);
+            U bad = 0, skipped = 0;
+            for (index_t i = 0; i < n; ++i) {
+                const U u = static_cast<U>(target[i]);
+                const U skip = may_skip & static_cast<U>(u == skip_value);
+                skipped += skip;
+                bad |= static_cast<U>(u >= bound) & (skip ^ U(1));
+            }
+            if (!bad) {
+                if (inv_count) *inv_count = T(1) / static_cast<T>(n - static_cast<index_t>(skipped));
+                return;
+            }
+        }
         for (index_t i = team.thread(); i < n; i += team.threads()) {
             const long long t = static_cast<long long>(target[i]);  // an unsigned value past LLONG_MAX turns negative: refused
             if (can_ignore && t == ignore_index) continue;
