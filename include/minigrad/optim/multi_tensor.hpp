@@ -60,30 +60,35 @@ struct LaneUpdate {
     }
     // Inlined: on an AVX2 host the backend's AVX2 loop then holds it (Cpu::run_avx2).
     MINIGRAD_HD_INLINE void operator()(index_t i) const {
+        const Rule r = rule;  // in registers: the loops' stores to p cannot change it, so its flags are tested once
         int t = 0;
         while (i >= table.lane_offset[t + 1]) ++t;
         const index_t lane = i - table.lane_offset[t];
         const index_t lanes = table.lane_offset[t + 1] - table.lane_offset[t];
         const std::int64_t step = table.step[t][lane] + 1;
         table.step[t][lane] = step;
-        const auto factors = rule.factors(step);
+        const auto factors = r.factors(step);
         T* buf[LaneTable<T>::max_buffers] = {table.buffer[0][t], table.buffer[1][t], table.buffer[2][t]};
         T* p = table.param[t];
         const T* g = table.grad[t];
         const index_t n = table.numel[t];
         if (lanes == 1) {  // the host's case: the whole parameter, four floats at a time on x86-64
-            index_t j = 0;
 #if defined(MINIGRAD_LANES4)
             // Subnormal moments and products count as zero here: each would cost the host ~100
             // cycles (kernels::SubnormalsAsZero), where a GPU keeps them at full speed. Results
             // differ from PyTorch's (and the GPU's) only below the smallest normal number.
             const SubnormalsAsZero flush;
-            if constexpr (std::is_same_v<T, float>)
-                for (; j + Lanes4::width <= n; j += Lanes4::width) rule.template update<Lanes4>(factors, j, p, g, buf);
+            if constexpr (std::is_same_v<T, float>) {
+                index_t j = 0;
+                for (; j + Lanes4::width <= n; j += Lanes4::width) r.template update<Lanes4>(factors, j, p, g, buf);
+                const index_t tail = (n - j) & (Lanes4::width - 1);  // at most three: no loop for the vectoriser to make
+                for (index_t k = 0; k < tail; ++k) r.template update<Scalar<T>>(factors, j + k, p, g, buf);
+                return;
+            }
 #endif
-            for (; j < n; ++j) rule.template update<Scalar<T>>(factors, j, p, g, buf);
+            for (index_t j = 0; j < n; ++j) r.template update<Scalar<T>>(factors, j, p, g, buf);
         } else {
-            for (index_t j = lane; j < n; j += lanes) rule.template update<Scalar<T>>(factors, j, p, g, buf);
+            for (index_t j = lane; j < n; j += lanes) r.template update<Scalar<T>>(factors, j, p, g, buf);
         }
     }
 };
