@@ -54,10 +54,25 @@ void conv_and_pool_goldens() {
                                       .groups = c.at("groups"), .dilation = pair("dilation")});
         } else if (op == "adaptive_avg_pool2d") {
             y = mg::adaptive_avg_pool2d(x, {c.at("output_size")[0], c.at("output_size")[1]});
-        } else {
+        } else if (!c.contains("ceil_mode")) {  // the positional forms
             const mg::Size2 kernel{c.at("kernel")[0], c.at("kernel")[1]}, stride{c.at("stride")[0], c.at("stride")[1]},
                 padding{c.at("padding")[0], c.at("padding")[1]};
             y = op == "max_pool2d" ? mg::max_pool2d(x, kernel, stride, padding) : mg::avg_pool2d(x, kernel, stride, padding);
+        } else if (op == "max_pool2d") {
+            const auto pair = [&](const char* key) { return mg::Size2(c.at(key)[0].get<std::int64_t>(), c.at(key)[1].get<std::int64_t>()); };
+            auto [values, indices] = mg::max_pool2d_with_indices(
+                x, pair("kernel"), {.stride = pair("stride"), .padding = pair("padding"), .dilation = pair("dilation"), .ceil_mode = c.at("ceil_mode")});
+            y = values;
+            CHECK(indices.to_vector() == goldens().find(name + ".indices")->values<std::int64_t>());
+            CHECK(mg::nn::MaxPool2d(pair("kernel"), {.stride = pair("stride"), .padding = pair("padding"), .dilation = pair("dilation"),
+                                                     .ceil_mode = c.at("ceil_mode")})(x.detach())
+                      .to_vector() == y.detach().to_vector());
+        } else {
+            const auto pair = [&](const char* key) { return mg::Size2(c.at(key)[0].get<std::int64_t>(), c.at(key)[1].get<std::int64_t>()); };
+            const mg::AvgPool2dOptions options{.stride = pair("stride"), .padding = pair("padding"), .ceil_mode = c.at("ceil_mode"),
+                                               .count_include_pad = c.at("count_include_pad"), .divisor_override = c.at("divisor_override")};
+            y = mg::avg_pool2d(x, pair("kernel"), options);
+            CHECK(mg::nn::AvgPool2d(pair("kernel"), options)(x.detach()).to_vector() == y.detach().to_vector());
         }
         g.check(y, name + ".y");
         mg::sum(y * g.get(name + ".dy")).backward();
@@ -65,7 +80,7 @@ void conv_and_pool_goldens() {
         if (w.defined()) g.check(w.grad(), name + ".grad.w");
         if (b.defined()) g.check(b.grad(), name + ".grad.b");
     }
-    CHECK(seen == 19);
+    CHECK(seen == 25);
 }
 
 TEST_CASE("conv2d, conv_transpose2d, max_pool2d (ties), avg_pool2d and adaptive_avg_pool2d: values and gradients as PyTorch's, in double and float") {

@@ -2,6 +2,7 @@
 // option (stride, padding and "same", dilation, groups, bias), gradients against central
 // differences, conv1d against conv2d, the layers' parameters, and every error message.
 #include <cmath>
+#include <limits>
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -241,6 +242,30 @@ TEST_CASE("max_pool2d, avg_pool2d and adaptive_avg_pool2d equal direct pooling; 
           "avg_pool2d: kernel_size [8, 8] is larger than argument #1 'input' of shape [2, 3, 7, 6] padded by [0, 0]");
     CHECK(error_message([&] { mg::adaptive_avg_pool2d(T2::zeros({3, 4, 4}), 2); }) ==
           "adaptive_avg_pool2d: argument #1 'input' has shape [3, 4, 4], expected [N, C, H, W]");
+}
+
+// PyTorch's values for dilation, ceil_mode, count_include_pad and divisor_override are in
+// test_batch_norm.cpp's goldens; here what they refuse, gradients by differences, and a window
+// whose taps all fall in the padding.
+TEST_CASE("max_pool2d and avg_pool2d options: gradients by central differences, a window of padding alone, errors") {
+    auto x = random_tensor(mg::Shape{1, 2, 6, 7}, 43);
+    check_gradients([&] { return weighted(mg::max_pool2d(x, 3, {.stride = 2, .padding = 1, .dilation = {2, 1}, .ceil_mode = true})); }, {x});
+    check_gradients([&] { return weighted(mg::avg_pool2d(x, 3, {.stride = 2, .padding = 1, .ceil_mode = true, .count_include_pad = false})); }, {x});
+    // ceil_mode adds a window only where it starts inside the input or its left padding
+    CHECK(mg::max_pool2d(x, 2, {.ceil_mode = true}).shape() == mg::Shape{1, 2, 3, 4});
+    CHECK(mg::max_pool2d(x, 3, {.stride = 2, .padding = 1, .ceil_mode = true}).shape() == mg::Shape{1, 2, 4, 4});
+    // 2 wide, kernel 2 with dilation 3 and padding 1: the one window's taps are columns -1 and 2, both padding
+    auto narrow = tensor({1, 2, 3, 4}, {1, 1, 2, 2}, true);
+    auto [values, indices] = mg::max_pool2d_with_indices(narrow, 2, {.stride = 1, .padding = 1, .dilation = 3});
+    REQUIRE(values.shape() == mg::Shape{1, 1, 1, 1});
+    CHECK(values.item() == -std::numeric_limits<double>::infinity());
+    CHECK(indices.item() == -1);  // PyTorch 1.13 gives 6, outside the plane
+    mg::sum(values).backward();
+    CHECK(narrow.grad().to_vector() == std::vector<double>{0, 0, 0, 0});
+    CHECK(error_message([&] { mg::max_pool2d(x, 2, {.dilation = {1, 0}}); }) == "max_pool2d: dilation [1, 0] must be positive");
+    CHECK(error_message([&] { mg::max_pool2d(x, 3, {.dilation = 4}); }) ==
+          "max_pool2d: kernel_size [3, 3] with dilation [4, 4] spans [9, 9], more than argument #1 'input' of shape [1, 2, 6, 7] padded by [0, 0]");
+    CHECK(error_message([&] { mg::avg_pool2d(x, 2, {.divisor_override = -1}); }) == "avg_pool2d: divisor_override -1 must be positive (0: none)");
 }
 
 }  // namespace test_conv

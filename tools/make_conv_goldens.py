@@ -10,7 +10,9 @@ sum(y * dy)) and the gradient of each input ("<name>.grad.x", ...).
 - conv2d: a grid over stride, padding (numbers, "same"), dilation, groups and bias; conv_transpose2d
   over stride, padding, output_padding, groups, dilation and bias.
 - max_pool2d, avg_pool2d, adaptive_avg_pool2d: inputs with ties (values rounded to a coarse grid),
-  so that max_pool2d's gradient must go to the first maximum as PyTorch's does.
+  so that max_pool2d's gradient must go to the first maximum as PyTorch's does; then max_pool2d
+  with dilation and ceil_mode (its indices too, "<name>.indices") and avg_pool2d with ceil_mode,
+  count_include_pad and divisor_override (drawn last, so that the earlier cases' inputs stay).
 - batch_norm: torch.nn.BatchNorm2d and BatchNorm1d run for three training steps and then one eval
   step, each step on new inputs. "<name>.step<k>.*" holds that step's x, y, dy, grad.x,
   grad.weight, grad.bias, and the running_mean, running_var and num_batches_tracked after it.
@@ -143,9 +145,37 @@ def batch_norm_cases(out):
     return listed
 
 
+def pool_option_cases(out):
+    listed = []
+    ties = lambda *shape: torch.round(uniform(*shape) * 2) / 2
+    # shape, kernel, stride, padding, dilation, ceil_mode
+    for i, (shape, kernel, stride, padding, dilation, ceil) in enumerate([
+            ((2, 2, 7, 6), (3, 2), (2, 2), (1, 1), (2, 1), False),
+            ((1, 3, 6, 7), (3, 3), (2, 2), (1, 1), (1, 1), True),
+            ((2, 1, 8, 5), (2, 3), (3, 2), (1, 0), (1, 2), True)]):
+        name = f"max_pool2d_options.{i}"
+        x = ties(*shape)
+        fn = lambda x: F.max_pool2d(x, kernel, stride, padding, dilation, ceil)
+        with_grads(name, out, fn, {"x": x})
+        out[f"{name}.indices"] = F.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)[1]
+        listed.append({"name": name, "op": "max_pool2d", "kernel": list(kernel), "stride": list(stride), "padding": list(padding),
+                       "dilation": list(dilation), "ceil_mode": ceil})
+    # shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+    for i, (shape, kernel, stride, padding, ceil, count_pad, divisor) in enumerate([
+            ((1, 2, 7, 6), (3, 3), (2, 2), (1, 1), True, True, None),
+            ((2, 2, 6, 5), (3, 2), (2, 2), (1, 1), False, False, None),
+            ((1, 2, 5, 7), (2, 2), (2, 3), (1, 0), True, False, 3)]):
+        name = f"avg_pool2d_options.{i}"
+        fn = lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil, count_pad, divisor)
+        with_grads(name, out, fn, {"x": uniform(*shape)})
+        listed.append({"name": name, "op": "avg_pool2d", "kernel": list(kernel), "stride": list(stride), "padding": list(padding),
+                       "ceil_mode": ceil, "count_include_pad": count_pad, "divisor_override": divisor or 0})
+    return listed
+
+
 def main():
     out = {}
-    listed = conv_cases(out) + pool_cases(out) + batch_norm_cases(out) + conv_transpose_cases(out)
+    listed = conv_cases(out) + pool_cases(out) + batch_norm_cases(out) + conv_transpose_cases(out) + pool_option_cases(out)
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {OUT} ({len(listed)} cases, {len(out)} tensors, {OUT.stat().st_size} bytes)")
 

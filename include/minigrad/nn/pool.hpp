@@ -6,25 +6,36 @@
 
 namespace minigrad::nn {
 
-// MaxPool2d (Max) and AvgPool2d: a window of kernel_size, stride (0: the kernel size) and padding.
-template <bool Max>
-struct Pool2d {
-    Size2 kernel_size, stride = 0, padding = 0;
-    explicit Pool2d(Size2 kernel, Size2 stride_ = 0, Size2 padding_ = 0) : kernel_size(kernel), stride(stride_), padding(padding_) {}
+// MaxPool2d and AvgPool2d: a window of kernel_size, stride (0: the kernel size) and padding, or
+// the options of ops/pool.hpp (MaxPool2d(3, {.stride = 2, .ceil_mode = true})).
+struct MaxPool2d {
+    Size2 kernel_size;
+    MaxPool2dOptions options;
+    explicit MaxPool2d(Size2 kernel, Size2 stride = 0, Size2 padding = 0) : kernel_size(kernel), options{.stride = stride, .padding = padding} {}
+    MaxPool2d(Size2 kernel, const MaxPool2dOptions& o) : kernel_size(kernel), options(o) {}
     template <class B, class T>
     Tensor<B, T> forward(const Tensor<B, T>& x) const {
-        if constexpr (Max)
-            return max_pool2d(x, kernel_size, stride, padding);
-        else
-            return avg_pool2d(x, kernel_size, stride, padding);
+        return max_pool2d(x, kernel_size, options);
     }
     template <class B, class T>
     Tensor<B, T> operator()(const Tensor<B, T>& x) const {
         return forward(x);
     }
 };
-using MaxPool2d = Pool2d<true>;
-using AvgPool2d = Pool2d<false>;
+struct AvgPool2d {
+    Size2 kernel_size;
+    AvgPool2dOptions options;
+    explicit AvgPool2d(Size2 kernel, Size2 stride = 0, Size2 padding = 0) : kernel_size(kernel), options{.stride = stride, .padding = padding} {}
+    AvgPool2d(Size2 kernel, const AvgPool2dOptions& o) : kernel_size(kernel), options(o) {}
+    template <class B, class T>
+    Tensor<B, T> forward(const Tensor<B, T>& x) const {
+        return avg_pool2d(x, kernel_size, options);
+    }
+    template <class B, class T>
+    Tensor<B, T> operator()(const Tensor<B, T>& x) const {
+        return forward(x);
+    }
+};
 
 struct AdaptiveAvgPool2d {
     Size2 output_size;

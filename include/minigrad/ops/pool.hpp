@@ -1,13 +1,16 @@
 // Pooling over (N, C, H, W) as torch.nn.functional's: max_pool2d (kernel, stride = kernel,
-// padding; its gradient goes to each window's arg-max, the first maximum, a NaN counting as one),
-// avg_pool2d (the padding counted in the divisor, as PyTorch's count_include_pad default) and
-// adaptive_avg_pool2d (windows from floor(p H / OH) to ceil((p + 1) H / OH)). Forward is a row
-// of outputs per thread (or warp); backward a row of input elements, each summing the windows that
-// read it in a fixed order (no atomics). Not yet: dilation, ceil_mode, return_indices.
+// padding, dilation, ceil_mode; its gradient goes to each window's arg-max, the first maximum, a
+// NaN counting as one; max_pool2d_with_indices also returns those arg-maxes), avg_pool2d (padding,
+// ceil_mode, count_include_pad, divisor_override) and adaptive_avg_pool2d (windows from
+// floor(p H / OH) to ceil((p + 1) H / OH)). Forward is a row of outputs per thread (or warp);
+// backward a row of input elements, each summing the windows that read it in a fixed order (no
+// atomics).
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <utility>
 
 #include "checks.hpp"
 #include "conv.hpp"
@@ -16,15 +19,31 @@ namespace minigrad {
 
 namespace kernels {
 
-// An input of (n*c planes, h, w) pooled to (oh, ow): window (p, q) covers rows p*stride_h - pad_h
-// .. + kh and columns likewise (adaptive: its own bounds, below).
+// An input of (n*c planes, h, w) pooled to (oh, ow): window (p, q) spans rows p*stride_h - pad_h
+// .. + dil_h * (kh - 1) + 1, reading every dil_h-th of them (max pooling; 1 for the others), and
+// columns likewise (adaptive: its own bounds, below). An average's divisor: divisor_override where
+// not 0, else the window's size within the padded input (count_pad) or within the input.
 struct PoolGeometry {
     index_t planes, h, w, oh, ow, kh, kw, stride_h, stride_w, pad_h, pad_w;
     bool adaptive;
+    index_t dil_h = 1, dil_w = 1;
+    bool count_pad = true;
+    index_t divisor_override = 0;
+    MINIGRAD_HD index_t span_h() const { return dil_h * (kh - 1) + 1; }
+    MINIGRAD_HD index_t span_w() const { return dil_w * (kw - 1) + 1; }
     MINIGRAD_HD index_t row_begin(index_t p) const { return adaptive ? p * h / oh : p * stride_h - pad_h; }
-    MINIGRAD_HD index_t row_end(index_t p) const { return adaptive ? ((p + 1) * h + oh - 1) / oh : p * stride_h - pad_h + kh; }
+    MINIGRAD_HD index_t row_end(index_t p) const { return adaptive ? ((p + 1) * h + oh - 1) / oh : p * stride_h - pad_h + span_h(); }
     MINIGRAD_HD index_t col_begin(index_t q) const { return adaptive ? q * w / ow : q * stride_w - pad_w; }
-    MINIGRAD_HD index_t col_end(index_t q) const { return adaptive ? ((q + 1) * w + ow - 1) / ow : q * stride_w - pad_w + kw; }
+    MINIGRAD_HD index_t col_end(index_t q) const { return adaptive ? ((q + 1) * w + ow - 1) / ow : q * stride_w - pad_w + span_w(); }
+    // The first row (column) window p (q) reads inside the input: its first tap at or after 0
+    MINIGRAD_HD index_t first_tap_row(index_t p) const {
+        const index_t b = row_begin(p);
+        return b >= 0 ? b : b + (-b + dil_h - 1) / dil_h * dil_h;
+    }
+    MINIGRAD_HD index_t first_tap_col(index_t q) const {
+        const index_t b = col_begin(q);
+        return b >= 0 ? b : b + (-b + dil_w - 1) / dil_w * dil_w;
+    }
     // The same bounds clipped to the input (the padding is not read)
     MINIGRAD_HD index_t input_row_begin(index_t p) const { return row_begin(p) < 0 ? 0 : row_begin(p); }
     MINIGRAD_HD index_t input_row_end(index_t p) const { return row_end(p) < h ? row_end(p) : h; }
@@ -33,7 +52,7 @@ struct PoolGeometry {
     // The windows whose rows hold row y: p in [first, last)
     MINIGRAD_HD index_t first_window_row(index_t y) const {
         if (adaptive) return y * oh / h;  // the first p with row_end(p) > y
-        const index_t top = y + pad_h - kh + 1;  // p * stride_h >= top
+        const index_t top = y + pad_h - span_h() + 1;  // p * stride_h >= top
         return top <= 0 ? 0 : (top + stride_h - 1) / stride_h;
     }
     MINIGRAD_HD index_t last_window_row(index_t y) const {
@@ -43,7 +62,7 @@ struct PoolGeometry {
     }
     MINIGRAD_HD index_t first_window_col(index_t x) const {
         if (adaptive) return x * ow / w;
-        const index_t left = x + pad_w - kw + 1;
+        const index_t left = x + pad_w - span_w() + 1;
         return left <= 0 ? 0 : (left + stride_w - 1) / stride_w;
     }
     MINIGRAD_HD index_t last_window_col(index_t x) const {
@@ -59,7 +78,8 @@ struct PoolGeometry {
 // division (they move right monotonically); a GPU warp's lanes take neighbouring columns.
 
 // y (planes, oh, ow) = each window's maximum, where (its row * w + column in the plane) the first
-// one; rows and columns in the padding are not read.
+// one; rows and columns in the padding are not read. A window whose taps all fall in the padding
+// (a dilation wider than the input allows it) is -inf, with where -1.
 template <class T>
 struct MaxPoolForward {
     const T* x;
@@ -71,13 +91,18 @@ struct MaxPoolForward {
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const index_t p = r % g.oh, plane = r / g.oh;
         const T* in = x + plane * g.h * g.w;
-        const index_t r0 = g.input_row_begin(p), r1 = g.input_row_end(p);
+        const index_t r0 = g.first_tap_row(p), r1 = g.input_row_end(p);
         for (index_t q = lane; q < g.ow; q += Lanes) {
-            const index_t c0 = g.input_col_begin(q), c1 = g.input_col_end(q);
+            const index_t c0 = g.first_tap_col(q), c1 = g.input_col_end(q);
+            if (r0 >= r1 || c0 >= c1) {  // every tap in the padding (a wide dilation): -inf, as PyTorch; no gradient
+                y[r * g.ow + q] = -std::numeric_limits<T>::infinity();
+                where[r * g.ow + q] = -1;
+                continue;
+            }
             index_t best = r0 * g.w + c0;
             T b = in[best];
-            for (index_t rr = r0; rr < r1; ++rr)
-                for (index_t c = c0; c < c1; ++c) {
+            for (index_t rr = r0; rr < r1; rr += g.dil_h)
+                for (index_t c = c0; c < c1; c += g.dil_w) {
                     const T v = in[rr * g.w + c];
                     if (!(v <= b) && !(b != b)) best = rr * g.w + c, b = v;  // greater, or a NaN; the first NaN stays
                 }
@@ -144,14 +169,21 @@ struct MaxPoolBackward {
 };
 
 // y (planes, oh, ow) = each window's mean: its sum over the rows and columns in the input, divided
-// by kh * kw (the padding counted, PyTorch's count_include_pad) or, adaptive, by the window's size.
+// by divisor_override, or by the window's size within the padded input (count_include_pad, PyTorch's
+// default: kh * kw except where ceil_mode's last window runs past the padding) or within the input
+// alone; adaptive, by the window's size.
 template <class T>
 struct AvgPoolForward {
     const T* x;
     T* y;
     PoolGeometry g;
     MINIGRAD_HD T divisor(index_t p, index_t q) const {
-        return g.adaptive ? static_cast<T>((g.row_end(p) - g.row_begin(p)) * (g.col_end(q) - g.col_begin(q))) : static_cast<T>(g.kh * g.kw);
+        if (g.adaptive) return static_cast<T>((g.row_end(p) - g.row_begin(p)) * (g.col_end(q) - g.col_begin(q)));
+        if (g.divisor_override != 0) return static_cast<T>(g.divisor_override);
+        if (!g.count_pad) return static_cast<T>((g.input_row_end(p) - g.input_row_begin(p)) * (g.input_col_end(q) - g.input_col_begin(q)));
+        const index_t rows = (g.row_end(p) < g.h + g.pad_h ? g.row_end(p) : g.h + g.pad_h) - g.row_begin(p);
+        const index_t cols = (g.col_end(q) < g.w + g.pad_w ? g.col_end(q) : g.w + g.pad_w) - g.col_begin(q);
+        return static_cast<T>(rows * cols);
     }
     MINIGRAD_HD index_t work_per_index() const { return g.ow * g.kh * g.kw; }
     template <int Lanes, class Team>
@@ -238,27 +270,40 @@ struct AvgPoolNode : Node<B, T> {
     }
 };
 
-// The checks of a fixed-window pooling, then its geometry.
+// The checks of a fixed-window pooling, then its geometry: PyTorch's output size, with ceil_mode
+// rounding up but dropping a last window that would start past the input and its left padding.
 template <class B, class T>
-kernels::PoolGeometry pool_geometry(const char* op, const Tensor<B, T>& x, Size2 kernel, Size2 stride, Size2 padding) {
+kernels::PoolGeometry pool_geometry(const char* op, const Tensor<B, T>& x, Size2 kernel, Size2 stride, Size2 padding, Size2 dilation = 1,
+                                    bool ceil_mode = false) {
     require_floating<T>();
     check_defined(op, x, 1, "input");
     check_ndim(op, x, 1, "input", 4, "[N, C, H, W]");
     if (kernel.h < 1 || kernel.w < 1) fail<ValueError>("{}: kernel_size [{}, {}] must be positive", op, kernel.h, kernel.w);
     if (stride.h == 0 && stride.w == 0) stride = kernel;  // PyTorch's default: stride = kernel_size
     if (stride.h < 1 || stride.w < 1) fail<ValueError>("{}: stride [{}, {}] must be positive", op, stride.h, stride.w);
+    if (dilation.h < 1 || dilation.w < 1) fail<ValueError>("{}: dilation [{}, {}] must be positive", op, dilation.h, dilation.w);
     if (padding.h < 0 || padding.w < 0 || 2 * padding.h > kernel.h || 2 * padding.w > kernel.w) {
         fail<ValueError>("{}: padding [{}, {}] must be >= 0 and at most half the kernel_size [{}, {}]", op, padding.h, padding.w, kernel.h, kernel.w);
     }
     kernels::PoolGeometry g{};
     g.planes = x.size(0) * x.size(1), g.h = x.size(2), g.w = x.size(3), g.kh = kernel.h, g.kw = kernel.w;
     g.stride_h = stride.h, g.stride_w = stride.w, g.pad_h = padding.h, g.pad_w = padding.w, g.adaptive = false;
-    if (g.h + 2 * g.pad_h < g.kh || g.w + 2 * g.pad_w < g.kw) {
-        fail<ShapeError>("{}: kernel_size [{}, {}] is larger than argument #1 'input' of shape {} padded by [{}, {}]", op, g.kh, g.kw, x.shape(),
-                         g.pad_h, g.pad_w);
+    g.dil_h = dilation.h, g.dil_w = dilation.w;
+    if (g.h + 2 * g.pad_h < g.span_h() || g.w + 2 * g.pad_w < g.span_w()) {
+        if (dilation.h == 1 && dilation.w == 1) {
+            fail<ShapeError>("{}: kernel_size [{}, {}] is larger than argument #1 'input' of shape {} padded by [{}, {}]", op, g.kh, g.kw, x.shape(),
+                             g.pad_h, g.pad_w);
+        }
+        fail<ShapeError>("{}: kernel_size [{}, {}] with dilation [{}, {}] spans [{}, {}], more than argument #1 'input' of shape {} padded by [{}, {}]",
+                         op, g.kh, g.kw, g.dil_h, g.dil_w, g.span_h(), g.span_w(), x.shape(), g.pad_h, g.pad_w);
     }
-    g.oh = (g.h + 2 * g.pad_h - g.kh) / g.stride_h + 1;
-    g.ow = (g.w + 2 * g.pad_w - g.kw) / g.stride_w + 1;
+    const auto out_size = [&](std::int64_t in, std::int64_t pad, std::int64_t span, std::int64_t step) {
+        std::int64_t n = (in + 2 * pad - span + (ceil_mode ? step - 1 : 0)) / step + 1;
+        if (ceil_mode && (n - 1) * step >= in + pad) --n;
+        return n;
+    };
+    g.oh = out_size(g.h, g.pad_h, g.span_h(), g.stride_h);
+    g.ow = out_size(g.w, g.pad_w, g.span_w(), g.stride_w);
     return g;
 }
 
@@ -278,11 +323,24 @@ Tensor<B, T> avg_pool(const char* op, const Tensor<B, T>& x, const kernels::Pool
 
 }  // namespace detail
 
-// x is (N, C, H, W); the result (N, C, OH, OW), OH = (H + 2 padding - kernel) / stride + 1; stride
-// 0 (the default) is the kernel size, as in PyTorch.
+// PyTorch's keyword arguments of max_pool2d and avg_pool2d. stride 0 (the default) is the kernel
+// size; divisor_override 0 is none.
+struct MaxPool2dOptions {
+    Size2 stride = 0, padding = 0, dilation = 1;
+    bool ceil_mode = false;
+};
+struct AvgPool2dOptions {
+    Size2 stride = 0, padding = 0;
+    bool ceil_mode = false, count_include_pad = true;
+    std::int64_t divisor_override = 0;
+};
+
+// x is (N, C, H, W); the result (N, C, OH, OW) and, for each output, where its maximum is in its
+// input plane (row * W + column, as PyTorch's return_indices), OH = (H + 2 padding - dilation
+// (kernel - 1) - 1) / stride + 1, rounded up with ceil_mode. The gradient flows through the values.
 template <class B, class T>
-Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0) {
-    const auto g = detail::pool_geometry("max_pool2d", x, kernel_size, stride, padding);
+std::pair<Tensor<B, T>, Tensor<B, std::int64_t>> max_pool2d_with_indices(const Tensor<B, T>& x, Size2 kernel_size, const MaxPool2dOptions& o = {}) {
+    const auto g = detail::pool_geometry("max_pool2d", x, kernel_size, o.stride, o.padding, o.dilation, o.ceil_mode);
     auto y = Tensor<B, T>::empty(Shape{x.size(0), x.size(1), g.oh, g.ow}, x.device());
     auto where = Tensor<B, std::int64_t>::empty(y.shape(), x.device());
     if (y.numel() > 0) B::launch_rows(g.planes * g.oh, g.ow, kernels::MaxPoolForward<T>{x.data(), y.data(), where.data(), g}, x.device());
@@ -290,14 +348,31 @@ Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride =
         auto node = std::make_shared<detail::MaxPoolNode<B, T>>();
         node->inputs = {x.impl_ptr(), nullptr, nullptr};
         node->g = g;
-        node->where = std::move(where);
+        node->where = where;
         detail::attach(y.impl(), std::move(node));
     }
-    return y;
+    return {std::move(y), std::move(where)};
+}
+template <class B, class T>
+Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, const MaxPool2dOptions& options) {
+    return max_pool2d_with_indices(x, kernel_size, options).first;
+}
+// The positional form, as F.max_pool2d(x, kernel, stride, padding).
+template <class B, class T>
+Tensor<B, T> max_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0) {
+    return max_pool2d(x, kernel_size, MaxPool2dOptions{.stride = stride, .padding = padding});
+}
+template <class B, class T>
+Tensor<B, T> avg_pool2d(const Tensor<B, T>& x, Size2 kernel_size, const AvgPool2dOptions& o) {
+    if (o.divisor_override < 0) detail::fail<ValueError>("avg_pool2d: divisor_override {} must be positive (0: none)", o.divisor_override);
+    auto g = detail::pool_geometry("avg_pool2d", x, kernel_size, o.stride, o.padding, 1, o.ceil_mode);
+    g.count_pad = o.count_include_pad;
+    g.divisor_override = o.divisor_override;
+    return detail::avg_pool("avg_pool2d", x, g);
 }
 template <class B, class T>
 Tensor<B, T> avg_pool2d(const Tensor<B, T>& x, Size2 kernel_size, Size2 stride = 0, Size2 padding = 0) {
-    return detail::avg_pool("avg_pool2d", x, detail::pool_geometry("avg_pool2d", x, kernel_size, stride, padding));
+    return avg_pool2d(x, kernel_size, AvgPool2dOptions{.stride = stride, .padding = padding});
 }
 // x is (N, C, H, W); the result (N, C, output_size), each output the mean of its window.
 template <class B, class T>
