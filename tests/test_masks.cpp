@@ -112,11 +112,18 @@ void seq_goldens() {
             y = op == "var_dim" ? mg::var(leaf("x"), dim, unbiased, keepdim) : mg::std(leaf("x"), dim, unbiased, keepdim);
         } else if (op == "cross_entropy") {
             const std::string reduction = c.at("reduction");
-            const mg::CrossEntropyOptions options{.reduction = reduction == "mean" ? mg::Reduction::Mean
-                                                              : reduction == "sum" ? mg::Reduction::Sum
-                                                                                   : mg::Reduction::None};
+            const mg::CrossEntropyOptions options{.label_smoothing = c.value("label_smoothing", 0.0),
+                                                  .reduction = reduction == "mean" ? mg::Reduction::Mean
+                                                               : reduction == "sum" ? mg::Reduction::Sum
+                                                                                    : mg::Reduction::None};
             const auto target = g.template get_as<std::int64_t>(name + ".target");
             y = c.at("weighted") ? mg::cross_entropy(leaf("x"), target, g.get(name + ".weight"), options) : mg::cross_entropy(leaf("x"), target, options);
+        } else if (op == "nll_loss") {
+            const std::string reduction = c.at("reduction");
+            const mg::NllLossOptions options{.reduction = reduction == "mean"  ? mg::Reduction::Mean
+                                                          : reduction == "sum" ? mg::Reduction::Sum
+                                                                               : mg::Reduction::None};
+            y = mg::nll_loss(leaf("x"), g.template get_as<std::int64_t>(name + ".target"), g.get(name + ".weight"), options);
         } else if (op == "embedding") {
             mg::manual_seed(1);
             mg::nn::Embedding<mg::Cpu, T> table(5, 3, {.padding_idx = c.at("padding_idx").template get<std::int64_t>()});
@@ -133,7 +140,7 @@ void seq_goldens() {
         mg::sum(y * g.get(name + ".dy")).backward();
         for (auto& [key, t] : leaves) g.check(t.grad(), name + ".grad." + key);
     }
-    CHECK(seen == 63);
+    CHECK(seen == 70);
 }
 
 TEST_CASE("masks, indexing and reductions equal PyTorch's values and gradients, in double and float") {
@@ -221,8 +228,15 @@ TEST_CASE("masks and indexing: every error names the op, the argument and both s
           "cross_entropy: argument #2 'target' has shape [2, 3], expected [2, 4] (argument #1 'input' of shape [2, 3, 4] without its class dim 1)");
     CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 4}), T2::ones({4})); }) ==
           "cross_entropy: argument #3 'weight' has shape [4], expected [3] (one weight per class of argument #1 'input', shape [2, 3, 4])");
-    CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 4}), weight, {.label_smoothing = 0.1}); }) ==
-          "cross_entropy: label_smoothing=0.1 with a class weight is not supported yet");
+    CHECK(error_message([&] { mg::cross_entropy(logits, Index::zeros({2, 4}), weight, {.label_smoothing = 1.5}); }) ==
+          "cross_entropy: label_smoothing=1.5 must be in [0, 1]");
+    // uint8 labels cannot hold ignore_index -100: none is ignored (156, what -100 wraps to, is a class)
+    const auto wide = T2::zeros({2, 200});
+    CHECK(mg::cross_entropy(wide, mg::Tensor<mg::Cpu, std::uint8_t>::from(std::vector<std::uint8_t>{156, 0}), T2::ones({200}),
+                            {.reduction = mg::Reduction::Sum})
+              .item() == doctest::Approx(2 * std::log(200.0)));
+    CHECK(error_message([&] { mg::nll_loss(T2::zeros({2, 3}), Index::zeros({2}), T2::ones({2})); }) ==
+          "nll_loss: argument #3 'weight' has shape [2], expected [3] (one weight per class of argument #1 'input', shape [2, 3])");
     CHECK(error_message([] { mg::nn::Embedding<mg::Cpu>(4, 2, {.padding_idx = 4}); }) ==
           "Embedding: padding_idx=4 is out of range for 4 embeddings (expected -4 <= padding_idx < 4)");
     CHECK(error_message([&] { mg::embedding(Index::zeros({2}), T2::zeros({3, 2}), -4); }) ==

@@ -20,7 +20,8 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
   queries), a bool mask broadcast over the batch, a float bias, a given scale, 3-D input;
 - nn.MultiheadAttention: cross-attention in both layouts (with and without bias), and causal
   self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>";
-- cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none);
+- cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none), and with
+  class weights and label_smoothing; nll_loss with class weights;
   embedding with padding_idx;
 - nn.LSTM and nn.GRU: two layers batch_first with initial states, one layer without bias; output,
   h_n, c_n and every gradient;
@@ -337,6 +338,24 @@ def main():
     plateau_metrics = [1.0, 0.9, 0.95, 0.93, 0.92, 0.91, 0.91, 0.95, 0.96, 0.97, 0.5, 0.6]
     schedule("sched_plateau", lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, "min", 0.5, 2, 0.05, "rel", 1, 0.004), metrics=plateau_metrics,
              kind="plateau", factor=0.5, patience=2, threshold=0.05, cooldown=1, min_lr=0.004)
+
+    # class weights with label_smoothing (cross_entropy) and on nll_loss, drawn last so that the
+    # cases above keep their inputs: (N, C, d) and (rows, C) input, an ignored target, a class of
+    # weight 0 among the targets
+    ce_target = torch.randint(0, 4, (2, 3, 2), generator=GEN)
+    ce_target[1, 0, 1] = -100
+    class_weight = uniform(4, lo=0.5, hi=2.0)
+    class_weight[2] = 0.0
+    for label, shape, reduction in [("smooth_mean", (2, 4, 3, 2), "mean"), ("smooth_sum", (2, 4, 3, 2), "sum"), ("smooth_none", (2, 4, 3, 2), "none"),
+                                    ("smooth_rows", (12, 4), "mean")]:
+        name = case(f"ce_weighted_{label}", "cross_entropy", weighted=True, reduction=reduction, label_smoothing=0.2)
+        target = ce_target if len(shape) == 4 else ce_target.reshape(12)
+        with_grads(out, name, lambda x, target, weight: F.cross_entropy(x, target, weight=weight, reduction=reduction, label_smoothing=0.2),
+                   {"x": uniform(*shape), "target": target, "weight": class_weight}, ["x"])
+    for reduction in ["mean", "sum", "none"]:
+        name = case(f"nll_weighted_{reduction}", "nll_loss", weighted=True, reduction=reduction)
+        with_grads(out, name, lambda x, target, weight: F.nll_loss(x, target, weight=weight, reduction=reduction),
+                   {"x": uniform(12, 4), "target": ce_target.reshape(12), "weight": class_weight}, ["x"])
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")

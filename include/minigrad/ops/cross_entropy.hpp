@@ -24,6 +24,7 @@
 #include "mask.hpp"
 #include "reduce.hpp"
 #include "shape.hpp"
+#include "softmax.hpp"
 
 namespace minigrad::kernels {
 
@@ -468,38 +469,65 @@ Tensor<B, T> cross_entropy_over_dims(const Tensor<B, T>& logits, const Tensor<B,
 }
 }  // namespace detail
 
+namespace detail {
+// Whether each row is kept (its target is not ignore_index; every row, where L cannot hold it).
+template <class B, class L>
+Tensor<B, bool> kept_rows(const Tensor<B, L>& target, std::int64_t ignore_index) {
+    if (!can_hold<L>(ignore_index)) return full_like(target, L(1)) != L(0);
+    return target != static_cast<L>(ignore_index);
+}
+// A class weight's checks, and each row's weight: weight[target_r], 0 where the row is ignored.
+template <class B, class T, class L>
+Tensor<B, T> class_row_weights(const char* op, const Tensor<B, T>& input, const Tensor<B, L>& target, const Tensor<B, T>& weight,
+                               std::int64_t ignore_index) {
+    check_defined(op, input, 1, "input");
+    check_defined(op, target, 2, "target");
+    check_same_device(op, input, "input", weight, 3, "weight");
+    const std::int64_t classes = input.ndim() >= 2 ? input.size(1) : 0;
+    if (weight.shape() != Shape{classes}) {
+        fail<ShapeError>("{}: argument #3 'weight' has shape {}, expected [{}] (one weight per class of argument #1 'input', shape {})", op,
+                         weight.shape(), classes, input.shape());
+    }
+    if (input.ndim() > 2) return {};  // the caller moves the classes last first
+    const auto kept = kept_rows(target, ignore_index);
+    const auto safe = where(kept, target, Tensor<B, L>::zeros(Shape{}, target.device()));  // ignored rows read class 0, then weigh 0
+    return masked_fill(index_select(weight, 0, safe), logical_not(kept), T(0));
+}
+// row_loss (rows) reduced as a weighted loss is: the mean divides by the sum of the rows' weights.
+template <class B, class T>
+Tensor<B, T> reduce_weighted(const Tensor<B, T>& row_loss, const Tensor<B, T>& row_weight, Reduction reduction) {
+    if (reduction == Reduction::None) return row_loss;
+    if (reduction == Reduction::Sum) return sum(row_loss);
+    return sum(row_loss) / sum(row_weight);
+}
+}  // namespace detail
+
 // With a weight per class, as torch.nn.functional.cross_entropy(input, target, weight): row r's
 // loss is scaled by weight[target_r], and the mean divides by the sum of those weights over the
-// rows not ignored. Written with the ops above (so its gradient is theirs); an undefined weight is
-// the plain form. label_smoothing with a weight is refused for now.
+// rows not ignored. With label_smoothing e, as PyTorch 1.13: (1 - e) times that plus e / classes
+// times each row's -sum_c weight[c] log_softmax(input)[r, c] (0 where ignored), the mean over the
+// same sum of weights. Written with the ops above (so its gradient is theirs); an undefined weight
+// is the plain form.
 template <class B, class T, std::integral L>
 Tensor<B, T> cross_entropy(const Tensor<B, T>& logits, const Tensor<B, L>& target, const Tensor<B, T>& weight,
                            const CrossEntropyOptions& options = {}) {
     if (!weight.defined()) return cross_entropy(logits, target, options);
-    detail::check_defined("cross_entropy", logits, 1, "input");
-    detail::check_defined("cross_entropy", target, 2, "target");
-    detail::check_same_device("cross_entropy", logits, "input", weight, 3, "weight");
-    const std::int64_t classes = logits.ndim() >= 2 ? logits.size(1) : 0;
-    if (weight.shape() != Shape{classes}) {
-        detail::fail<ShapeError>("cross_entropy: argument #3 'weight' has shape {}, expected [{}] (one weight per class of argument #1 'input', shape {})",
-                                 weight.shape(), classes, logits.shape());
-    }
-    if (options.label_smoothing != 0.0) {
-        detail::fail<ValueError>("cross_entropy: label_smoothing={} with a class weight is not supported yet", options.label_smoothing);
-    }
+    const auto row_weight = detail::class_row_weights("cross_entropy", logits, target, weight, options.ignore_index);
+    detail::check_unit_interval<T>("cross_entropy", "label_smoothing", options.label_smoothing);
     if (logits.ndim() > 2) {
         const auto [rows, target_rows] = detail::class_dim_rows("cross_entropy", logits, target);
         auto loss = cross_entropy(rows, target_rows, weight, options);
         return options.reduction == Reduction::None ? reshape(loss, std::span<const std::int64_t>(target.shape().begin(), target.shape().end())) : loss;
     }
     auto per_row = cross_entropy(logits, target, {.ignore_index = options.ignore_index, .reduction = Reduction::None});  // 0 where ignored
-    const auto kept = target != static_cast<L>(options.ignore_index);
-    const auto safe = where(kept, target, Tensor<B, L>::zeros(Shape{}, target.device()));  // ignored rows read class 0, then weigh 0
-    const auto row_weight = masked_fill(index_select(weight, 0, safe), logical_not(kept), T(0));
-    const auto weighted = per_row * row_weight;
-    if (options.reduction == Reduction::None) return weighted;
-    if (options.reduction == Reduction::Sum) return sum(weighted);
-    return sum(weighted) / sum(row_weight);
+    auto weighted = per_row * row_weight;
+    if (options.label_smoothing != 0.0) {
+        const T e = static_cast<T>(options.label_smoothing);
+        const auto smooth = neg(sum(log_softmax(logits, 1) * weight, 1));
+        const auto ignored = logical_not(detail::kept_rows(target, options.ignore_index));
+        weighted = weighted * (T(1) - e) + masked_fill(smooth, ignored, T(0)) * (e / static_cast<T>(logits.size(1)));
+    }
+    return detail::reduce_weighted(weighted, row_weight, options.reduction);
 }
 
 // As torch.nn.functional.nll_loss: input is (rows, classes) log-probabilities (log_softmax's
@@ -533,6 +561,17 @@ template <class BA, class TA, class BB, class L>
 Tensor<BA, TA> nll_loss(const Tensor<BA, TA>&, const Tensor<BB, L>&, const NllLossOptions& = {}) {
     detail::reject_mix<BA, TA, BB, TA, 2>();
     return {};
+}
+// With a weight per class, as torch.nn.functional.nll_loss(input, target, weight): row r's loss is
+// -weight[target_r] input[r, target_r], and the mean divides by the sum of those weights over the
+// rows not ignored. Written with the ops above; an undefined weight is the plain form.
+template <class B, class T, std::integral L>
+Tensor<B, T> nll_loss(const Tensor<B, T>& input, const Tensor<B, L>& target, const Tensor<B, T>& weight, const NllLossOptions& options = {}) {
+    if (!weight.defined()) return nll_loss(input, target, options);
+    const auto row_weight = detail::class_row_weights("nll_loss", input, target, weight, options.ignore_index);
+    if (input.ndim() != 2) detail::check_class_target("nll_loss", input, target);  // its message for other ranks
+    auto per_row = nll_loss(input, target, {.ignore_index = options.ignore_index, .reduction = Reduction::None});  // 0 where ignored
+    return detail::reduce_weighted(per_row * row_weight, row_weight, options.reduction);
 }
 
 }  // namespace minigrad
