@@ -493,10 +493,9 @@ struct LaneFixture {
 
 TEST_CASE("LaneUpdate with Adam/AdamW/RMSprop rules: many lanes per tensor (the GPU) equal one lane (the host) bit for bit, and a reference") {
     const double lr = 0.01;
-    auto adam = [&](bool decoupled) {
-        return k::AdamRule<float>{&lr, 0.9, 0.999, 0.1, 0.9f, 0.999f, 0.1f, 0.001f, 1e-8f, decoupled ? 0.0f : 0.1f, decoupled};
-    };
-    const auto rms = k::RmspropRule<float>{&lr, 0.9f, 0.1f, 1e-8f, 0.01f, 0.5f, true};
+    const double adam_hyper[2] = {lr, 0.9}, rms_hyper[2] = {lr, 0.5};  // {lr, beta1 or momentum}
+    auto adam = [&](bool decoupled) { return k::AdamRule<float>{adam_hyper, 0.999, 0.1, 0.999f, 0.001f, 1e-8f, decoupled ? 0.0f : 0.1f, decoupled}; };
+    const auto rms = k::RmspropRule<float>{rms_hyper, 0.9f, 0.1f, 1e-8f, 0.01f, true, true};
     for (int rule = 0; rule < 3; ++rule) {
         CAPTURE(rule);
         LaneFixture gpu(1000, 7, 333, 7), host(1000, 7, 1, 1);
@@ -559,7 +558,8 @@ TEST_CASE("LaneUpdate with the SGD rule: many lanes per tensor equal one lane bi
                              Setting{0.8f, 0, 0.01f, true}}) {
         CAPTURE(o.momentum);
         CAPTURE(o.nesterov);
-        const k::SgdRule<float> rule{&lr, o.momentum, o.dampening, o.weight_decay, o.nesterov, o.momentum != 0};
+        const double hyper[2] = {lr, o.momentum};
+        const k::SgdRule<float> rule{hyper, o.dampening, o.weight_decay, o.nesterov, o.momentum != 0};
         LaneFixture gpu(1000, 7, 333, 7), host(1000, 7, 1, 1);
         auto reference = host;
         for (int s = 1; s <= 3; ++s) {

@@ -118,14 +118,59 @@ TEST_CASE("schedulers: LinearLR, LambdaLR, StepLR, CosineAnnealingLR, OneCycleLR
     CHECK(seen == 7);
 }
 
-TEST_CASE("OneCycleLR: its settings are checked, and PyTorch's default cycle_momentum is refused, not ignored") {
+TEST_CASE("OneCycleLR with cycle_momentum (PyTorch's default) moves Adam's beta1 and SGD's and RMSprop's momentum as PyTorch's, step by step") {
+    namespace s = mg::optim::lr_scheduler;
+    int seen = 0;
+    for (const auto& c : golden_cases(g().file)) {
+        if (c.at("op") != "onecycle_momentum") continue;
+        const std::string name = c.at("name"), kind = c.at("optimizer");
+        CAPTURE(name);
+        ++seen;
+        auto p = g().get(name + ".p0", true), q = g().get(name + ".q0", true);
+        const auto tp = g().get(name + ".tp"), tq = g().get(name + ".tq");
+        const auto ps = g().file.find(name + ".p")->values<double>(), qs = g().file.find(name + ".q")->values<double>();
+        const auto moms = g().file.find(name + ".momentum")->values<double>();
+        const auto run = [&](auto& opt) {
+            s::OneCycleLR sched(opt, std::vector<double>{0.3, 0.1}, 11,
+                                {.pct_start = 0.4, .three_phase = c.at("three_phase"), .base_momentum = 0.8, .max_momentum = 0.9});
+            CHECK(opt.group_momentum(0) == 0.9);  // max_momentum at step 0
+            for (std::size_t step = 0; step < 10; ++step) {
+                CAPTURE(step);
+                opt.zero_grad();
+                (mg::sum((p - tp) * (p - tp)) + mg::sum((q - tq) * (q - tq)) * 3.0).backward();
+                opt.step();
+                sched.step();
+                const auto pv = p.to_vector(), qv = q.to_vector();
+                for (std::size_t i = 0; i < 3; ++i) CHECK(pv[i] == doctest::Approx(ps[step * 3 + i]).epsilon(1e-12));
+                for (std::size_t i = 0; i < 2; ++i) CHECK(qv[i] == doctest::Approx(qs[step * 2 + i]).epsilon(1e-12));
+                CHECK(opt.group_momentum(0) == doctest::Approx(moms[step * 2]).epsilon(1e-14));
+                CHECK(opt.group_momentum(1) == doctest::Approx(moms[step * 2 + 1]).epsilon(1e-14));
+            }
+        };
+        if (kind == "adam") {
+            mg::optim::Adam<mg::Cpu, double> opt({{.params = {p}}, {.params = {q}, .lr = 0.05}}, {.lr = 0.1});
+            run(opt);
+            CHECK(opt.options().betas[0] == opt.group_momentum(0));
+        } else if (kind == "sgd") {
+            mg::optim::SGD<mg::Cpu, double> opt({{.params = {p}}, {.params = {q}, .lr = 0.05}}, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
+            run(opt);
+        } else {
+            mg::optim::RMSprop<mg::Cpu, double> opt({{.params = {p}}, {.params = {q}, .lr = 0.05}}, {.lr = 0.01, .momentum = 0.5});
+            run(opt);
+        }
+    }
+    CHECK(seen == 3);
+}
+
+TEST_CASE("OneCycleLR: its settings are checked; cycling needs momentum buffers in SGD and RMSprop; a captured step follows the momentum") {
     auto p = T2::zeros({1});
     p.requires_grad_();
     mg::optim::SGD<mg::Cpu, double> opt({p}, {.lr = 0.1});
     namespace s = mg::optim::lr_scheduler;
     CHECK(error_message([&] { s::OneCycleLR(opt, 0.5, 10); }) ==
-          "OneCycleLR: cycle_momentum=true (PyTorch's default) moves the optimizer's momentum or beta1 with the rate, which minigrad's "
-          "optimizers cannot change yet; pass {.cycle_momentum = false}");
+          "SGD: param group #0's momentum can change only where momentum was > 0 when the optimizer was made (its buffers are made then); "
+          "got 0.95");
+    CHECK(opt.group_lr(0) == 0.1);  // the refused schedule changed nothing
     CHECK(error_message([&] { s::OneCycleLR(opt, 0.5, 0, {.cycle_momentum = false}); }) == "OneCycleLR: total_steps=0 must be >= 1");
     CHECK(error_message([&] { s::OneCycleLR(opt, std::vector<double>{0.5, 0.1}, 10, {.cycle_momentum = false}); }) ==
           "OneCycleLR: 2 max_lr values for 1 parameter groups; give one, or one per group");
@@ -133,6 +178,25 @@ TEST_CASE("OneCycleLR: its settings are checked, and PyTorch's default cycle_mom
           "OneCycleLR: anneal_strategy='exp' must be 'cos' or 'linear'");
     s::OneCycleLR sched(opt, 0.5, 10, {.cycle_momentum = false});
     CHECK(opt.group_lr(0) == doctest::Approx(0.02));  // max_lr / div_factor, replacing the optimizer's lr
+    mg::optim::Adam<mg::Cpu, double> adam({p});
+    CHECK(error_message([&] { adam.set_group_momentum(0, 1.0); }).starts_with("Adam: param group #0's beta1=1 "));
+    // beta1 lives in backend memory: a step captured before a change follows it on replay
+    auto a = T2::zeros({1}), b = T2::zeros({1});
+    a.requires_grad_(), b.requires_grad_();
+    mg::optim::Adam<mg::Cpu, double> captured({a}, {.lr = 0.1}), eager({b}, {.lr = 0.1});
+    const auto step = [](auto& opt, auto& w) {
+        opt.zero_grad();
+        mg::sum((w - 1.0) * (w - 1.0)).backward();
+        opt.step();
+    };
+    mg::StepGraph<mg::Cpu> graph([&] { step(captured, a); }, mg::StepMode::graph);
+    graph.replay();
+    step(eager, b);
+    captured.set_group_momentum(0, 0.5);
+    eager.set_group_momentum(0, 0.5);
+    graph.replay();
+    step(eager, b);
+    CHECK(a.to_vector() == b.to_vector());
 }
 
 TEST_CASE("parameter groups: a state file keeps each group's lr and weight_decay, and refuses other groups; errors name the group") {

@@ -22,6 +22,7 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
   self-attention with a padded key; its parameters are stored as "<name>.<PyTorch's name>";
 - cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none), and with
   class weights and label_smoothing; nll_loss with class weights;
+- OneCycleLR cycling the momentum (Adam's beta1, SGD's and RMSprop's momentum) over a short training;
   embedding with padding_idx;
 - nn.LSTM and nn.GRU: two layers batch_first with initial states, one layer without bias; output,
   h_n, c_n and every gradient;
@@ -356,6 +357,34 @@ def main():
         name = case(f"nll_weighted_{reduction}", "nll_loss", weighted=True, reduction=reduction)
         with_grads(out, name, lambda x, target, weight: F.nll_loss(x, target, weight=weight, reduction=reduction),
                    {"x": uniform(12, 4), "target": ce_target.reshape(12), "weight": class_weight}, ["x"])
+
+    # OneCycleLR with cycle_momentum (PyTorch's default) on Adam (beta1), SGD with nesterov momentum
+    # and RMSprop with momentum, two groups: the parameters after each step and each group's
+    # momentum or beta1 after each scheduler step
+    for label, kind, three_phase in [("adam", "adam", False), ("sgd", "sgd", True), ("rmsprop", "rmsprop", False)]:
+        name = case(f"onecycle_momentum_{label}", "onecycle_momentum", optimizer=kind, three_phase=three_phase)
+        p0, q0, tp, tq = uniform(3), uniform(2), uniform(3), uniform(2)
+        p, q = p0.clone().requires_grad_(True), q0.clone().requires_grad_(True)
+        groups = [{"params": [p]}, {"params": [q], "lr": 0.05}]
+        if kind == "adam":
+            opt = torch.optim.Adam(groups, lr=0.1)
+        elif kind == "sgd":
+            opt = torch.optim.SGD(groups, lr=0.1, momentum=0.9, nesterov=True)
+        else:
+            opt = torch.optim.RMSprop(groups, lr=0.01, momentum=0.5)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, [0.3, 0.1], total_steps=11, pct_start=0.4, three_phase=three_phase,
+                                                    base_momentum=0.8, max_momentum=0.9)
+        ps, qs, moms = [], [], []
+        for _ in range(10):
+            opt.zero_grad()
+            (((p - tp) ** 2).sum() + ((q - tq) ** 2).sum() * 3).backward()
+            opt.step()
+            sched.step()
+            ps.append(p.detach().clone())
+            qs.append(q.detach().clone())
+            moms.append([g["betas"][0] if kind == "adam" else g["momentum"] for g in opt.param_groups])
+        out.update({f"{name}.p0": p0, f"{name}.q0": q0, f"{name}.tp": tp, f"{name}.tq": tq, f"{name}.p": torch.stack(ps),
+                    f"{name}.q": torch.stack(qs), f"{name}.momentum": torch.tensor(moms, dtype=torch.float64)})
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")

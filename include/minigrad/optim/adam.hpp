@@ -19,22 +19,23 @@ namespace minigrad::kernels {
 // The per-element rule of Adam/AdamW for kernels::LaneUpdate; p, g, exp_avg (buf[0]) and
 // exp_avg_sq (buf[1]) are (n), j over n. The factors are torch's Python-side doubles:
 // step_size = lr / (1 - beta1^t), bias_correction2_sqrt = sqrt(1 - beta2^t), and AdamW's
-// decay = 1 - lr * weight_decay.
+// decay = 1 - lr * weight_decay. beta1 is read with the rate, as PyTorch reads the group's betas
+// at every step (OneCycleLR cycles it).
 template <class T>
 struct AdamRule {
-    const double* lr;  // (1), read when the update runs
-    double beta1, beta2, weight_decay;
-    T beta1_t, beta2_t, one_minus_beta1, one_minus_beta2, eps, l2;  // l2: Adam's weight decay, 0 for AdamW
+    const double* hyper;  // (2) {lr, beta1}, read when the update runs
+    double beta2, weight_decay;
+    T beta2_t, one_minus_beta2, eps, l2;  // l2: Adam's weight decay, 0 for AdamW
     bool decoupled;
     struct Factors {
-        T neg_step_size, bias_correction2_sqrt, decay;
+        T neg_step_size, bias_correction2_sqrt, decay, beta1, one_minus_beta1;
     };
     MINIGRAD_HD Factors factors(std::int64_t step) const {
-        const double t = static_cast<double>(step);
+        const double t = static_cast<double>(step), lr = hyper[0], beta1 = hyper[1];
         const double bias_correction1 = 1 - std::pow(beta1, t);
         const double bias_correction2 = 1 - std::pow(beta2, t);
-        return {static_cast<T>(-(lr[0] / bias_correction1)), static_cast<T>(std::sqrt(bias_correction2)),
-                static_cast<T>(decoupled ? 1 - lr[0] * weight_decay : 1.0)};
+        return {static_cast<T>(-(lr / bias_correction1)), static_cast<T>(std::sqrt(bias_correction2)),
+                static_cast<T>(decoupled ? 1 - lr * weight_decay : 1.0), static_cast<T>(beta1), static_cast<T>(1 - beta1)};
     }
     // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
     template <class V>
@@ -47,7 +48,7 @@ struct AdamRule {
         } else {
             g = g + l2 * param;
         }
-        const v m = V::load(buf[0] + j) * beta1_t + one_minus_beta1 * g;
+        const v m = V::load(buf[0] + j) * f.beta1 + f.one_minus_beta1 * g;
         const v var = V::load(buf[1] + j) * beta2_t + one_minus_beta2 * g * g;
         V::store(buf[0] + j, m);
         V::store(buf[1] + j, var);
@@ -91,7 +92,7 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
 
     AdamFamily(std::vector<ParamGroup<B, T>> groups, Options options)
         : Base((check_options(options, optimizer_name), optimizer_name), std::move(groups), options.lr, options.weight_decay,
-               {"exp_avg", "exp_avg_sq"}),
+               {"exp_avg", "exp_avg_sq"}, true, options.betas[0]),
           options_(options) {}
 
     const Options& options() const { return options_; }
@@ -100,17 +101,20 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
         Base::set_group_lr(group, lr);
         if (group == 0) options_.lr = lr;
     }
+    // betas[0], which OneCycleLR cycles; options().betas[0] follows the first group's
+    const char* momentum_name() const override { return "beta1"; }
+    void set_group_momentum(std::size_t group, double beta1) override {
+        Base::set_group_momentum(group, beta1);
+        if (group == 0) options_.betas[0] = beta1;
+    }
 
     void step() {
-        this->apply([&](const double* lr, double weight_decay) {
+        this->apply([&](const double* hyper, double weight_decay) {
             const auto& o = options_;
-            return kernels::AdamRule<T>{lr,
-                                        o.betas[0],
+            return kernels::AdamRule<T>{hyper,
                                         o.betas[1],
                                         weight_decay,
-                                        static_cast<T>(o.betas[0]),
                                         static_cast<T>(o.betas[1]),
-                                        static_cast<T>(1 - o.betas[0]),
                                         static_cast<T>(1 - o.betas[1]),
                                         static_cast<T>(o.eps),
                                         static_cast<T>(Decoupled ? 0.0 : weight_decay),
@@ -140,8 +144,12 @@ class AdamFamily : public MultiTensorOptimizer<B, T> {
         options.weight_decay = file.number("weight_decay");
         check_options(options, file.who);
         this->restore(file, {"exp_avg", "exp_avg_sq"}, options.lr, options.weight_decay);
+        this->put_momentum_everywhere(options.betas[0]);
         options_ = options;
     }
+
+  protected:
+    void check_momentum(const std::string& what, double beta1) const override { check_fraction<T>(optimizer_name, what, beta1); }
 
   private:
     static void check_options(const Options& options, const std::string& who) {

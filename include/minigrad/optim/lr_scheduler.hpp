@@ -13,6 +13,7 @@
 #include <limits>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../error.hpp"
@@ -148,16 +149,20 @@ struct OneCycleLROptions {
     double div_factor = 25;                // the first rate is max_lr / div_factor
     double final_div_factor = 1e4;         // the last is that / final_div_factor
     bool three_phase = false;              // rise, fall back to the first rate, then anneal to the last
-    // PyTorch's default moves the optimizer's momentum (or Adam's beta1) against the rate; minigrad's
-    // optimizers cannot change it after construction yet, so true is refused rather than ignored.
+    // Moves the optimizer's momentum (Adam's beta1) against the rate, from max_momentum down to
+    // base_momentum while the rate rises, and back (three_phase: then stays at max_momentum).
     bool cycle_momentum = true;
+    double base_momentum = 0.85;
+    double max_momentum = 0.95;
 };
 
 // The 1cycle policy, as torch.optim.lr_scheduler.OneCycleLR: each group's rate rises from
 // max_lr / div_factor to max_lr over the first pct_start of total_steps, then anneals to
 // max_lr / (div_factor * final_div_factor) by the last (three_phase: back down to the first rate,
 // then to the last). The constructor sets the first rate (it replaces each group's lr); step() may
-// be called total_steps - 1 times. max_lrs: one rate for every group, or one per group.
+// be called total_steps - 1 times. max_lrs: one rate for every group, or one per group. With
+// cycle_momentum (PyTorch's default) each group's momentum or beta1 (Optimizer::momentum_name) moves
+// the other way; SGD and RMSprop must then have been made with momentum > 0.
 class OneCycleLR : public detail::SchedulerBase {
   public:
     OneCycleLR(Optimizer& optimizer, double max_lr, std::int64_t total_steps, OneCycleLROptions options = {})
@@ -176,9 +181,9 @@ class OneCycleLR : public detail::SchedulerBase {
         }
         minigrad::detail::check_positive<double>(who, "div_factor", o_.div_factor);
         minigrad::detail::check_positive<double>(who, "final_div_factor", o_.final_div_factor);
-        if (o_.cycle_momentum) {
-            minigrad::detail::fail<ValueError>("{}: cycle_momentum=true (PyTorch's default) moves the optimizer's momentum or beta1 with the "
-                                               "rate, which minigrad's optimizers cannot change yet; pass {{.cycle_momentum = false}}",
+        if (o_.cycle_momentum && !optimizer.momentum_name()) {
+            minigrad::detail::fail<ValueError>("{}: cycle_momentum=true (PyTorch's default) needs an optimizer with a momentum or betas; "
+                                               "pass {{.cycle_momentum = false}}",
                                                who);
         }
         for (std::size_t g = 0; g < max_lrs.size(); ++g) {
@@ -187,12 +192,13 @@ class OneCycleLR : public detail::SchedulerBase {
             groups_.push_back({initial, max_lrs[g], initial / o_.final_div_factor});
         }
         const double t = static_cast<double>(total_steps);
+        const double top = o_.max_momentum, bottom = o_.base_momentum;
         if (o_.three_phase) {
-            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max},
-                       {2 * o_.pct_start * t - 2, Rate::max, Rate::initial},
-                       {t - 1, Rate::initial, Rate::min}};
+            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max, top, bottom},
+                       {2 * o_.pct_start * t - 2, Rate::max, Rate::initial, bottom, top},
+                       {t - 1, Rate::initial, Rate::min, top, top}};
         } else {
-            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max}, {t - 1, Rate::max, Rate::min}};
+            phases_ = {{o_.pct_start * t - 1, Rate::initial, Rate::max, top, bottom}, {t - 1, Rate::max, Rate::min, bottom, top}};
         }
         apply();
     }
@@ -214,25 +220,30 @@ class OneCycleLR : public detail::SchedulerBase {
     struct Phase {
         double end_step;
         Rate start, end;
+        double start_momentum, end_momentum;
     };
     double anneal(double start, double end, double pct) const {
         if (o_.anneal_strategy == "cos") return end + (start - end) / 2.0 * (std::cos(std::numbers::pi * pct) + 1);
         return (end - start) * pct + start;
     }
-    void apply() {
+    // The phase of this step and how far into it, as PyTorch's get_lr walks them.
+    std::pair<const Phase*, double> where() const {
         const double step = static_cast<double>(last_epoch_);
-        set_each([&](std::size_t g, double) {
-            double start_step = 0;
-            for (std::size_t i = 0; i < phases_.size(); ++i) {
-                const auto& phase = phases_[i];
-                if (step <= phase.end_step || i + 1 == phases_.size()) {
-                    const double pct = (step - start_step) / (phase.end_step - start_step);
-                    return anneal(groups_[g].of(phase.start), groups_[g].of(phase.end), pct);
-                }
-                start_step = phase.end_step;
-            }
-            return groups_[g].min;  // not reached: the last phase takes every step
-        });
+        double start_step = 0;
+        for (std::size_t i = 0; i < phases_.size(); ++i) {
+            const auto& phase = phases_[i];
+            if (step <= phase.end_step || i + 1 == phases_.size()) return {&phase, (step - start_step) / (phase.end_step - start_step)};
+            start_step = phase.end_step;
+        }
+        return {&phases_.back(), 1.0};  // not reached: the last phase takes every step
+    }
+    void apply() {
+        const auto [phase, pct] = where();
+        if (o_.cycle_momentum) {  // first, so that a momentum the optimizer refuses leaves the rates as they were
+            const double momentum = anneal(phase->start_momentum, phase->end_momentum, pct);
+            for (std::size_t g = 0; g < optimizer_.param_groups(); ++g) optimizer_.set_group_momentum(g, momentum);
+        }
+        set_each([&](std::size_t g, double) { return anneal(groups_[g].of(phase->start), groups_[g].of(phase->end), pct); });
     }
     OneCycleLROptions o_;
     std::int64_t total_;

@@ -140,6 +140,12 @@ class MultiTensorOptimizer : public Optimizer {
         g.lr = lr;
         for (auto& rate : g.lr_on_device) B::upload(rate.data(), &lr, sizeof(double), rate.device());
     }
+    double group_momentum(std::size_t group) const override { return groups_.at(checked_group(group)).momentum; }
+    void set_group_momentum(std::size_t group, double momentum) override {
+        auto& g = groups_[checked_group(group)];
+        check_momentum(minigrad::detail::format("param group #{}'s {}", group, this->momentum_name()), momentum);
+        put_momentum(g, momentum);
+    }
     double group_weight_decay(std::size_t group) const { return groups_.at(checked_group(group)).weight_decay; }
     // Which parameters (by position, over all groups in order) group `group` holds.
     const std::vector<std::size_t>& group_params(std::size_t group) const { return groups_.at(checked_group(group)).members; }
@@ -161,9 +167,10 @@ class MultiTensorOptimizer : public Optimizer {
     // steps_in_state: whether the state file keeps each parameter's step count ("state.<i>.step",
     // as PyTorch's Adam and RMSprop do). Without it (SGD, whose only use of the count is to know its
     // first step), a loaded parameter with buffers has had a step, and one without has not.
-    // lr and weight_decay: the options', for the groups that do not give their own.
+    // lr and weight_decay: the options', for the groups that do not give their own; momentum: every
+    // group's (the optimizer's momentum_name()), already checked.
     MultiTensorOptimizer(std::string name, std::vector<ParamGroup<B, T>> groups, double lr, double weight_decay,
-                         std::vector<std::string> buffer_names, bool steps_in_state = true)
+                         std::vector<std::string> buffer_names, bool steps_in_state, double momentum)
         : name_(std::move(name)), buffer_names_(std::move(buffer_names)), steps_in_state_(steps_in_state) {
         if (groups.empty()) minigrad::detail::fail<ValueError>("{}: no parameter groups given", name_);
         for (std::size_t g = 0; g < groups.size(); ++g) {
@@ -171,6 +178,7 @@ class MultiTensorOptimizer : public Optimizer {
             Group group;
             group.lr = given.lr.value_or(lr);
             group.weight_decay = given.weight_decay.value_or(weight_decay);
+            group.momentum = momentum;
             check_at_least<T>(name_, minigrad::detail::format("param group #{}'s lr", g), group.lr, 0.0);
             check_at_least<T>(name_, minigrad::detail::format("param group #{}'s weight_decay", g), group.weight_decay, 0.0);
             for (auto& p : given.params) {
@@ -188,10 +196,18 @@ class MultiTensorOptimizer : public Optimizer {
             for (std::size_t i : g.members) lr_on(g, params_[i].device());
     }
 
+    // A momentum the optimizer refuses (set_group_momentum): its own checks, as its constructor's.
+    virtual void check_momentum(const std::string& what, double momentum) const = 0;
+    // Every group's momentum, from a state file the optimizer has checked.
+    void put_momentum_everywhere(double momentum) {
+        for (auto& g : groups_) put_momentum(g, momentum);
+    }
+
     // One step: every parameter that requires grad and received a gradient since zero_grad() is
     // updated (PyTorch skips those whose .grad is None; is_stepped) by kernels::LaneUpdate with the
-    // rule make_rule(lr, weight_decay) gives for its group: the address of the group's learning rate
-    // on the parameter's device, and the group's weight decay. One launch per eight parameters of a
+    // rule make_rule(hyper, weight_decay) gives for its group: the address of the group's learning
+    // rate and momentum ({lr, momentum}, two doubles) on the parameter's device, and the group's
+    // weight decay. One launch per eight parameters of a
     // group on one device.
     template <class MakeRule>
     void apply(const MakeRule& make_rule) {
@@ -359,20 +375,25 @@ class MultiTensorOptimizer : public Optimizer {
 
     struct Group {
         std::vector<std::size_t> members;  // positions in params_
-        double lr = 0, weight_decay = 0;
-        std::vector<Tensor<B, double>> lr_on_device;  // one per device its parameters are on
+        double lr = 0, weight_decay = 0, momentum = 0;
+        std::vector<Tensor<B, double>> lr_on_device;  // {lr, momentum}, one per device its parameters are on
     };
+    void put_momentum(Group& g, double momentum) {
+        g.momentum = momentum;
+        for (auto& hyper : g.lr_on_device) B::upload(hyper.data() + 1, &momentum, sizeof(double), hyper.device());
+    }
 
     std::size_t checked_group(std::size_t group) const {
         if (group >= groups_.size()) minigrad::detail::fail<ValueError>("{}: param group #{} asked, the optimizer has {}", name_, group, groups_.size());
         return group;
     }
 
-    // A group's learning rate as a double scalar in backend memory on `device`, made on first use.
+    // A group's learning rate and momentum, two doubles in backend memory on `device`, made on first use.
     const double* lr_on(Group& group, int device) {
         for (auto& rate : group.lr_on_device)
             if (rate.device() == device) return rate.data();
-        group.lr_on_device.push_back(Tensor<B, double>::full(Shape{}, group.lr, device));
+        group.lr_on_device.push_back(Tensor<B, double>::full(Shape{2}, group.lr, device));
+        B::upload(group.lr_on_device.back().data() + 1, &group.momentum, sizeof(double), device);
         return group.lr_on_device.back().data();
     }
 

@@ -1,6 +1,6 @@
 // The small interface every optimizer shares, so that a learning-rate scheduler can drive any of
-// them: the learning rate, read from backend memory by the update, so a change reaches the
-// replays of a step captured earlier (StepGraph).
+// them: the learning rate (and the momentum), read from backend memory by the update, so a change
+// reaches the replays of a step captured earlier (StepGraph).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +19,13 @@ class Optimizer {
     virtual std::size_t param_groups() const { return 1; }
     virtual double group_lr(std::size_t) const { return get_lr(); }
     virtual void set_group_lr(std::size_t, double lr) { set_lr(lr); }
+    // The momentum a scheduler may cycle (OneCycleLR's cycle_momentum): "momentum" (SGD, RMSprop)
+    // or "beta1" (Adam, AdamW: betas[0]), null for an optimizer without one. Read from backend
+    // memory by the update, as the rate is; set_group_momentum checks the value as the
+    // optimizer's constructor checks its own, and changes nothing where it refuses.
+    virtual const char* momentum_name() const { return nullptr; }
+    virtual double group_momentum(std::size_t) const { return 0; }
+    virtual void set_group_momentum(std::size_t, double) {}
 };
 
 }  // namespace minigrad::optim

@@ -17,13 +17,13 @@ namespace minigrad::kernels {
 // buf[0] is square_avg, then momentum_buffer if momentum > 0, then grad_avg if centered.
 template <class T>
 struct RmspropRule {
-    const double* lr;  // (1), read when the update runs
-    T alpha, one_minus_alpha, eps, weight_decay, momentum;
-    bool centered;
+    const double* hyper;  // (2) {lr, momentum}, read when the update runs
+    T alpha, one_minus_alpha, eps, weight_decay;
+    bool with_momentum, centered;  // with_momentum: the momentum buffers exist (momentum > 0 when made)
     struct Factors {
-        T neg_lr;
+        T neg_lr, momentum;
     };
-    MINIGRAD_HD Factors factors(std::int64_t) const { return {static_cast<T>(-lr[0])}; }
+    MINIGRAD_HD Factors factors(std::int64_t) const { return {static_cast<T>(-hyper[0]), static_cast<T>(hyper[1])}; }
     // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
     template <class V>
     MINIGRAD_HD_INLINE void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
@@ -34,7 +34,7 @@ struct RmspropRule {
         V::store(buf[0] + j, square_avg);
         v avg;
         if (centered) {
-            T* grad_avg_at = buf[momentum > T(0) ? 2 : 1] + j;
+            T* grad_avg_at = buf[with_momentum ? 2 : 1] + j;
             const v grad_avg = V::load(grad_avg_at) * alpha + one_minus_alpha * g;
             V::store(grad_avg_at, grad_avg);
             avg = V::sqrt(square_avg - grad_avg * grad_avg);
@@ -42,8 +42,8 @@ struct RmspropRule {
             avg = V::sqrt(square_avg);
         }
         avg = avg + eps;
-        if (momentum > T(0)) {
-            const v momentum_buffer = V::load(buf[1] + j) * momentum + g / avg;
+        if (with_momentum) {
+            const v momentum_buffer = V::load(buf[1] + j) * f.momentum + g / avg;
             V::store(buf[1] + j, momentum_buffer);
             V::store(p + j, param + f.neg_lr * momentum_buffer);
         } else {
@@ -77,7 +77,8 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
     // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp); the
     // options give the rest, and the lr and weight_decay of groups that do not give theirs.
     RMSprop(std::vector<ParamGroup<B, T>> groups, RmspropOptions options = {})
-        : Base((check_options(options, "RMSprop"), "RMSprop"), std::move(groups), options.lr, options.weight_decay, buffer_names(options)),
+        : Base((check_options(options, "RMSprop"), "RMSprop"), std::move(groups), options.lr, options.weight_decay, buffer_names(options),
+               true, options.momentum),
           options_(options) {}
     RMSprop(std::vector<Tensor<B, T>> params, RmspropOptions options = {}) : RMSprop(detail::one_group(std::move(params)), options) {}
     RMSprop(std::initializer_list<Tensor<B, T>> params, RmspropOptions options = {})
@@ -89,16 +90,23 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
         Base::set_group_lr(group, lr);
         if (group == 0) options_.lr = lr;
     }
+    // The momentum, which OneCycleLR cycles: only where it was > 0 when the optimizer was made (or
+    // loaded), which is when its buffers are made. options().momentum follows the first group's.
+    const char* momentum_name() const override { return "momentum"; }
+    void set_group_momentum(std::size_t group, double momentum) override {
+        Base::set_group_momentum(group, momentum);
+        if (group == 0) options_.momentum = momentum;
+    }
 
     void step() {
-        this->apply([&](const double* lr, double weight_decay) {
+        this->apply([&](const double* hyper, double weight_decay) {
             const auto& o = options_;
-            return kernels::RmspropRule<T>{lr,
+            return kernels::RmspropRule<T>{hyper,
                                            static_cast<T>(o.alpha),
                                            static_cast<T>(1 - o.alpha),
                                            static_cast<T>(o.eps),
                                            static_cast<T>(weight_decay),
-                                           static_cast<T>(o.momentum),
+                                           with_momentum_,
                                            o.centered};
         });
     }
@@ -123,7 +131,19 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
                                      file.number("weight_decay"), file.number("momentum"), file.flag("centered")};
         check_options(options, file.who);
         this->restore(file, buffer_names(options), options.lr, options.weight_decay);
+        this->put_momentum_everywhere(options.momentum);
         options_ = options;
+        with_momentum_ = options.momentum > 0;
+    }
+
+  protected:
+    void check_momentum(const std::string& what, double momentum) const override {
+        detail::check_at_least<T>("RMSprop", what, momentum, 0.0);
+        if (!with_momentum_) {
+            minigrad::detail::fail<ValueError>("RMSprop: {} can change only where momentum was > 0 when the optimizer was made (its buffers "
+                                               "are made then); got {}",
+                                               what, momentum);
+        }
     }
 
   private:
@@ -142,6 +162,7 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
     }
 
     RmspropOptions options_;
+    bool with_momentum_ = options_.momentum > 0;
 };
 
 }  // namespace minigrad::optim

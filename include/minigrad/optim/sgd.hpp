@@ -23,14 +23,16 @@ namespace minigrad::kernels {
 // over n. The first step is the parameter's first update (its step count is 1).
 template <class T>
 struct SgdRule {
-    const double* lr;  // (1), read when the update runs
-    T momentum, dampening, weight_decay;
-    bool nesterov, with_momentum;
+    const double* hyper;  // (2) {lr, momentum}, read when the update runs
+    T dampening, weight_decay;
+    bool nesterov, with_momentum;  // with_momentum: the buffers exist (momentum > 0 when made)
     struct Factors {
-        T neg_rate;
+        T neg_rate, momentum;
         bool first;
     };
-    MINIGRAD_HD Factors factors(std::int64_t step) const { return {static_cast<T>(-static_cast<T>(lr[0])), step == 1}; }
+    MINIGRAD_HD Factors factors(std::int64_t step) const {
+        return {static_cast<T>(-static_cast<T>(hyper[0])), static_cast<T>(hyper[1]), step == 1};
+    }
     // Element j (V = Scalar<T>) or elements j..j+3 (V = Lanes4); see kernels::Scalar.
     template <class V>
     MINIGRAD_HD_INLINE void update(const Factors& f, index_t j, T* p, const T* grad, T* const* buf) const {
@@ -38,9 +40,9 @@ struct SgdRule {
         const v param = V::load(p + j);
         v g = V::load(grad + j) + weight_decay * param;
         if (with_momentum) {
-            const v b = f.first ? g : V::load(buf[0] + j) * momentum + (T(1) - dampening) * g;
+            const v b = f.first ? g : V::load(buf[0] + j) * f.momentum + (T(1) - dampening) * g;
             V::store(buf[0] + j, b);
-            g = nesterov ? g + momentum * b : b;
+            g = nesterov ? g + f.momentum * b : b;
         }
         V::store(p + j, param + f.neg_rate * g);
     }
@@ -72,7 +74,8 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
     // Parameter groups with their own lr and weight_decay (ParamGroup, multi_tensor.hpp); the
     // options give the rest, and the lr and weight_decay of groups that do not give theirs.
     SGD(std::vector<ParamGroup<B, T>> groups, SgdOptions options)
-        : Base((check_options(options, "SGD"), "SGD"), std::move(groups), options.lr, options.weight_decay, buffer_names(options), false),
+        : Base((check_options(options, "SGD"), "SGD"), std::move(groups), options.lr, options.weight_decay, buffer_names(options), false,
+               options.momentum),
           options_(options) {}
     SGD(std::vector<Tensor<B, T>> params, SgdOptions options) : SGD(detail::one_group(std::move(params)), options) {}
 
@@ -85,15 +88,21 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
         Base::set_group_lr(group, lr);
         if (group == 0) options_.lr = lr;
     }
+    // The momentum, which OneCycleLR cycles: only where it was > 0 when the optimizer was made (or
+    // loaded), which is when its buffers are made. options().momentum follows the first group's.
+    const char* momentum_name() const override { return "momentum"; }
+    void set_group_momentum(std::size_t group, double momentum) override {
+        Base::set_group_momentum(group, momentum);
+        if (group == 0) options_.momentum = momentum;
+    }
 
     // Updates every parameter that requires grad and received a gradient since zero_grad(), as
     // PyTorch skips those whose .grad is None (detail::is_stepped): one launch per eight
     // parameters.
     void step() {
-        this->apply([&](const double* lr, double weight_decay) {
+        this->apply([&](const double* hyper, double weight_decay) {
             const auto& o = options_;
-            return kernels::SgdRule<T>{lr,          static_cast<T>(o.momentum), static_cast<T>(o.dampening), static_cast<T>(weight_decay),
-                                       o.nesterov, o.momentum != 0};
+            return kernels::SgdRule<T>{hyper, static_cast<T>(o.dampening), static_cast<T>(weight_decay), o.nesterov, with_momentum_};
         });
     }
 
@@ -123,7 +132,19 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
         check_options(options, state.who);
         if (options.momentum == 0 && !state.file.tensors.empty()) state.fail("stores momentum buffers but its momentum is 0");
         this->restore(state, buffer_names(options), options.lr, options.weight_decay);
+        this->put_momentum_everywhere(options.momentum);
         options_ = options;
+        with_momentum_ = options.momentum != 0;
+    }
+
+  protected:
+    void check_momentum(const std::string& what, double momentum) const override {
+        detail::check_at_least<T>("SGD", what, momentum, 0.0);
+        if (!with_momentum_) {
+            minigrad::detail::fail<ValueError>("SGD: {} can change only where momentum was > 0 when the optimizer was made (its buffers are "
+                                               "made then); got {}",
+                                               what, momentum);
+        }
     }
 
   private:
@@ -143,6 +164,7 @@ class SGD : public detail::MultiTensorOptimizer<B, T> {
     }
 
     SgdOptions options_;
+    bool with_momentum_ = options_.momentum != 0;
 };
 
 }  // namespace minigrad::optim
