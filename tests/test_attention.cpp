@@ -118,6 +118,50 @@ void mha_goldens() {
     CHECK(seen == 3);
 }
 
+// With v the identity, the output is the (dropped) probabilities themselves.
+TEST_CASE("scaled_dot_product_attention with dropout_p: each probability dropped or scaled by 1 / (1 - p), the same mask in backward and in any blocking") {
+    const std::int64_t L = 6, S = 9;
+    auto q = random_tensor({2, L, 4}, 11), k = random_tensor({2, S, 4}, 12);
+    std::vector<double> identity;
+    for (int b = 0; b < 2; ++b)
+        for (std::int64_t i = 0; i < S; ++i)
+            for (std::int64_t j = 0; j < S; ++j) identity.push_back(i == j ? 1.0 : 0.0);
+    const auto eye = T2::from(identity, {2, S, S});
+    const auto probabilities = mg::scaled_dot_product_attention(q, k, eye).to_vector();
+    mg::manual_seed(3);
+    const auto dropped = mg::scaled_dot_product_attention(q, k, eye, {.dropout_p = 0.3}).to_vector();
+    int zeros = 0;
+    for (std::size_t i = 0; i < dropped.size(); ++i) {
+        if (dropped[i] == 0) {
+            ++zeros;
+        } else {
+            CHECK(dropped[i] == doctest::Approx(probabilities[i] / 0.7).epsilon(1e-12));
+        }
+    }
+    CHECK(zeros > 20);  // of 108, about 32 expected
+    CHECK(zeros < 50);
+    {
+        const SmallBlocks blocks(1);  // the mask follows the score's index, not the blocks
+        mg::manual_seed(3);
+        CHECK(mg::scaled_dot_product_attention(q, k, eye, {.dropout_p = 0.3}).to_vector() == dropped);
+    }
+    // gradients, with the same mask for every evaluation (the seed set before each), causal or not
+    auto v = random_tensor({2, S, 3}, 13), kc = random_tensor({2, L, 4}, 14), vc = random_tensor({2, L, 3}, 15);
+    const SmallBlocks blocks(2);
+    check_gradients(
+        [&] {
+            mg::manual_seed(4);
+            return weighted_sum(mg::scaled_dot_product_attention(q, k, v, {.dropout_p = 0.4}));
+        },
+        {q, k, v});
+    check_gradients(
+        [&] {
+            mg::manual_seed(5);
+            return weighted_sum(mg::scaled_dot_product_attention(q, kc, vc, {.dropout_p = 0.25, .is_causal = true}));
+        },
+        {q, kc, vc});
+}
+
 TEST_CASE("nn::MultiheadAttention with PyTorch's weights gives PyTorch's values and gradients: both layouts, without bias, causal with padding") {
     SUBCASE("double") { mha_goldens<double>(); }
     SUBCASE("float") { mha_goldens<float>(); }
@@ -143,11 +187,16 @@ TEST_CASE("nn::MultiheadAttention: PyTorch's initialisation, a move to<Cpu>(), a
           "MultiheadAttention: attn_mask has shape [4, 3], expected [4, 4] or [4, 4, 4] (L, S; or N * num_heads, L, S)");
     CHECK(error_message([&] { mha(x, {.key_padding_mask = Mask::zeros({4, 2})}); }) ==
           "MultiheadAttention: key_padding_mask has shape [4, 2], expected [2, 4] (N, S)");
-    mg::nn::MultiheadAttention<mg::Cpu> dropping(8, 2, {.dropout = 0.1});
-    CHECK(error_message([&] { dropping(x); }) ==
-          "MultiheadAttention: dropout=0.1 on the attention weights is not supported yet in training; use 0, or eval()");
+    // dropout on the attention weights in training only: eval() gives the layer without it
+    mg::manual_seed(9);
+    mg::nn::MultiheadAttention<mg::Cpu> dropping(8, 2, {.dropout = 0.5});
+    mg::manual_seed(9);
+    mg::nn::MultiheadAttention<mg::Cpu> plain(8, 2);
+    const auto xr = random_tensor<float>({4, 2, 8}, 21);
+    const auto trained = dropping(xr).to_vector(), without = plain(xr).to_vector();
+    CHECK(trained != without);
     dropping.eval();
-    CHECK(dropping(x).shape() == mg::Shape{4, 2, 8});
+    CHECK(dropping(xr).to_vector() == without);
 }
 
 TEST_CASE("scaled_dot_product_attention: every error names the op, the argument and both sides") {
@@ -169,8 +218,8 @@ TEST_CASE("scaled_dot_product_attention: every error names the op, the argument 
           "4], key [2, 6, 4])");
     CHECK(error_message([&] { mg::scaled_dot_product_attention(q, k, v, {.attn_mask = Mask::zeros({5, 6}), .is_causal = true}); }) ==
           "scaled_dot_product_attention: is_causal=true and an explicit attn_mask or attn_bias cannot be given together (as PyTorch)");
-    CHECK(error_message([&] { mg::scaled_dot_product_attention(q, k, v, {.dropout_p = 0.1}); }) ==
-          "scaled_dot_product_attention: dropout_p=0.1 is not supported yet (only 0, as in eval); apply nn::Dropout to the output instead");
+    CHECK(error_message([&] { mg::scaled_dot_product_attention(q, k, v, {.dropout_p = 1.0}); }) ==
+          "scaled_dot_product_attention: dropout_p=1 must be in [0, 1)");
     auto bias = T2::zeros({5, 6});
     bias.requires_grad_();
     CHECK(error_message([&] { mg::scaled_dot_product_attention(q, k, v, {.attn_bias = bias}); }) ==

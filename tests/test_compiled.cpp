@@ -142,6 +142,35 @@ TEST_CASE("compiled step on the CPU: dropout and Adam; each of k steps in one la
     CHECK(program.gen.reserve(1).offset == eager.gen.reserve(1).offset);
 }
 
+TEST_CASE("captured step on the CPU: MultiheadAttention with dropout draws, at every replayed step, the mask an eager step draws") {
+    const auto x = mg::Tensor<mg::Cpu>::uniform({4, 5, 8}, -1, 1);
+    struct Run {
+        mg::nn::MultiheadAttention<mg::Cpu> mha;
+        mg::optim::Adam<mg::Cpu, float> opt;
+        mg::LossLog log;
+        Run() : mha((mg::manual_seed(5), mg::nn::MultiheadAttention<mg::Cpu>(8, 2, {.batch_first = true, .dropout = 0.3}))), opt(mha.parameters()) {}
+    };
+    auto step = [&](Run& r) {
+        const auto y = r.mha(x, {.is_causal = true});
+        auto loss = mg::mean(y * y);
+        r.opt.zero_grad();
+        loss.backward();
+        r.opt.step();
+        r.log.record(loss);
+    };
+    Run eager, taped;
+    mg::StepGraph<mg::Cpu> tape([&] { step(taped); }, mg::StepMode::graph);
+    mg::manual_seed(21);
+    for (int i = 0; i < 6; ++i) step(eager);
+    mg::manual_seed(21);
+    tape.replay(2);
+    tape.replay(4);
+    CHECK(taped.log.values() == eager.log.values());
+    CHECK(taped.mha.parameter_values() == eager.mha.parameter_values());
+    const auto losses = eager.log.values();
+    CHECK(losses[0] != losses[1]);
+}
+
 // A Linear, an activation, a Linear. As a Sequential the ops launch the activation in the first
 // product's launch and its gradient in the second's (GemmThen records); written as act(fc1(x)),
 // compile_tape folds the forward pair itself; with the activation's result also read by a mean,

@@ -19,7 +19,7 @@ namespace minigrad::nn {
 
 struct MultiheadAttentionOptions {
     bool batch_first = false;  // inputs (N, L, E) when true, PyTorch's default (L, N, E) when false
-    double dropout = 0.0;      // on the attention weights in training: only 0 for now
+    double dropout = 0.0;      // on the attention weights, in training
     bool bias = true;
 };
 
@@ -64,10 +64,6 @@ class MultiheadAttention : public Module<B, T> {
     Tensor<B, T> forward(const Tensor<B, T>& query, const Tensor<B, T>& key, const Tensor<B, T>& value,
                          const MultiheadAttentionMasks<B>& masks = {}) const {
         constexpr const char* op = "MultiheadAttention";
-        if (options_.dropout != 0.0 && this->is_training()) {
-            minigrad::detail::fail<ValueError>("{}: dropout={} on the attention weights is not supported yet in training; use 0, or eval()", op,
-                                               options_.dropout);
-        }
         const auto check_input = [&](const Tensor<B, T>& t, int arg, const char* name) {
             minigrad::detail::check_defined(op, t, arg, name);
             if (t.ndim() != 3 || t.size(2) != embed_dim_) {
@@ -96,6 +92,7 @@ class MultiheadAttention : public Module<B, T> {
         };
         AttentionOptions<B, T> attention;
         attention.is_causal = masks.is_causal;
+        attention.dropout_p = this->is_training() ? options_.dropout : 0.0;  // as PyTorch's: only in training
         Tensor<B, bool> hidden;  // true where a query may not see a key, broadcast to (N, H, L, S)
         if (masks.attn_mask.defined()) {
             const auto& m = masks.attn_mask;

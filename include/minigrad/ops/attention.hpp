@@ -10,6 +10,11 @@
 // each block's probabilities from the logsumexp (nothing of size L x S is saved), then dv += p^T
 // do, dp = do v^T, AttentionScoreGrad makes ds = p (dp - rowsum(do o)) scale in place, dq = ds k,
 // dk += ds^T q. Memory: the inputs, the output, L logsumexps per entry and the fixed scratch.
+//
+// dropout_p > 0 drops each probability with that chance and scales the rest by 1 / (1 - p) before
+// o = p v, as PyTorch's; the mask is a hash of the score's flat index (ops/dropout.hpp's
+// DropoutMask), so backward recomputes it: dv += (p z)^T do, and ds = p (z dp - rowsum(do o)) scale
+// with z the mask's factor (rowsum(do o) is still the row's sum of p z dp).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +26,7 @@
 
 #include "broadcast.hpp"
 #include "checks.hpp"
+#include "dropout.hpp"
 #include "matmul.hpp"
 
 namespace minigrad {
@@ -83,9 +89,42 @@ struct AttentionSoftmax {
     }
 };
 
+// The dropout of a block's probabilities: the mask and its factor 1 / (1 - p), and where the block
+// sits (entry, first row i0, of L rows and S keys), for the scores' flat indices.
+template <class T>
+struct AttentionDropoutMask {
+    DropoutMask mask;
+    T keep_scale;
+    index_t entry, i0, L, S;
+    // fn(j, factor) for the row's keys j < cols, factor 0 or keep_scale
+    template <class F>
+    MINIGRAD_HD void row(index_t r, index_t cols, F&& fn) const {
+        const index_t flat0 = (entry * L + i0 + r) * S;
+        for (index_t j0 = 0; j0 < cols;) {
+            const DropoutMask::Run run = mask.run(flat0 + j0, flat0 + cols);
+            const index_t end = run.end - flat0;
+            for (index_t j = j0; j < end; ++j) fn(j, run.keep(flat0 + j) ? keep_scale : T(0));
+            j0 = end;
+        }
+    }
+};
+
+// p is a block's (rows, cols) probabilities: each is dropped or scaled by the mask. r over rows
+template <class T>
+struct AttentionDropout {
+    T* p;
+    AttentionDropoutMask<T> drop;
+    index_t cols;
+    MINIGRAD_HD index_t work_per_index() const { return cols; }
+    MINIGRAD_HD void operator()(index_t r) const {
+        T* row = p + r * cols;
+        drop.row(r, cols, [&](index_t j, T factor) { row[j] *= factor; });
+    }
+};
+
 // p and dp are a block's (rows, cols) probabilities and do v^T; o and d_o its (rows, ev) output and
-// output gradient. dp becomes ds = p (dp - sum_e d_o o) scale, the gradient of the raw scores.
-// r over rows
+// output gradient. dp becomes ds = p (z dp - sum_e d_o o) scale, the gradient of the raw scores,
+// with z the dropout's factor (1 without dropout). r over rows
 template <class T>
 struct AttentionScoreGrad {
     const T* p;
@@ -94,10 +133,16 @@ struct AttentionScoreGrad {
     const T* d_o;
     index_t cols, ev;
     T scale;
+    bool dropout = false;
+    AttentionDropoutMask<T> drop{};
     MINIGRAD_HD index_t work_per_index() const { return cols + ev; }
     MINIGRAD_HD void operator()(index_t r) const {
         T dot = 0;
         for (index_t e = 0; e < ev; ++e) dot += d_o[r * ev + e] * o[r * ev + e];
+        if (dropout) {
+            drop.row(r, cols, [&](index_t j, T factor) { dp[r * cols + j] = p[r * cols + j] * (factor * dp[r * cols + j] - dot) * scale; });
+            return;
+        }
         for (index_t j = 0; j < cols; ++j) dp[r * cols + j] = p[r * cols + j] * (dp[r * cols + j] - dot) * scale;
     }
 };
@@ -105,12 +150,14 @@ struct AttentionScoreGrad {
 // The functors this file's op launches besides products, for compiled steps (kernels::Functors,
 // backend/kernels.hpp).
 template <class T>
-using AttentionFunctors = Functors<AttentionSoftmax<T>, AttentionScoreGrad<T>>;
+using AttentionFunctors = Functors<AttentionSoftmax<T>, AttentionScoreGrad<T>, AttentionDropout<T>>;
 
 }  // namespace kernels
 
 // PyTorch's arguments. attn_mask is its boolean form (true takes part); attn_bias its float form
-// (added to the scores; no gradient flows to it). dropout_p must be 0 for now.
+// (added to the scores; no gradient flows to it). dropout_p > 0 draws a mask from
+// mg::default_generator() at every call, as PyTorch's applies it whenever given (a caller in eval
+// passes 0, as nn::MultiheadAttention does).
 template <class B, class T>
 struct AttentionOptions {
     Tensor<B, bool> attn_mask{};
@@ -177,6 +224,9 @@ struct AttentionNode : Node<B, T> {
     Shape scores;
     Tensor<B, T> lse;  // (batch, L)
     T scale;
+    bool dropout = false;
+    kernels::DropoutMask drop_mask{};
+    T keep_scale = 0;
     unsigned saved_inputs() const override { return 0b111; }
     const char* op_name() const override { return "scaled_dot_product_attention"; }
     void backward(TensorImpl<B, T>& out) override {
@@ -209,12 +259,18 @@ struct AttentionNode : Node<B, T> {
                 // p (rows, cols) = the block's probabilities, recomputed from q k^T and lse
                 gemm<B>(p->data, q_blk, false, kb, true, (const T*)nullptr, rows, cols, a.E, true, device);
                 B::launch(rows, kernels::AttentionSoftmax<T>{p->data, lse.data(), mask, b, i0, cols, a.L, a.S, scale, true}, device);
-                if (dv)  // dv[0:cols] (cols, Ev) += p^T do_blk
+                const kernels::AttentionDropoutMask<T> drop{drop_mask, keep_scale, b, i0, a.L, a.S};
+                if (dv && !dropout)  // dv[0:cols] (cols, Ev) += p^T do_blk
                     gemm<B>(dv->data + b * a.S * a.Ev, p->data, true, do_blk, false, (const T*)nullptr, cols, a.Ev, rows, false, device);
-                if (!dq && !dk) continue;
-                // dp (rows, cols) = do_blk v^T, then ds in its place
-                gemm<B>(dp->data, do_blk, false, vb, true, (const T*)nullptr, rows, cols, a.Ev, true, device);
-                B::launch(rows, kernels::AttentionScoreGrad<T>{p->data, dp->data, o_blk, do_blk, cols, a.Ev, scale}, device);
+                if (dq || dk) {
+                    // dp (rows, cols) = do_blk v^T, then ds in its place
+                    gemm<B>(dp->data, do_blk, false, vb, true, (const T*)nullptr, rows, cols, a.Ev, true, device);
+                    B::launch(rows, kernels::AttentionScoreGrad<T>{p->data, dp->data, o_blk, do_blk, cols, a.Ev, scale, dropout, drop}, device);
+                }
+                if (dv && dropout) {  // p becomes the dropped probabilities the forward pass used
+                    B::launch(rows, kernels::AttentionDropout<T>{p->data, drop, cols}, device);
+                    gemm<B>(dv->data + b * a.S * a.Ev, p->data, true, do_blk, false, (const T*)nullptr, cols, a.Ev, rows, false, device);
+                }
                 if (dq)  // dq_blk (rows, E) = ds k[0:cols]
                     gemm<B>(dq->data + (b * a.L + i0) * a.E, dp->data, false, kb, false, (const T*)nullptr, rows, a.E, cols, dq->overwrite, device);
                 if (dk)  // dk[0:cols] (cols, E) += ds^T q_blk
@@ -261,10 +317,7 @@ Tensor<B, T> scaled_dot_product_attention(const Tensor<B, T>& q, const Tensor<B,
         detail::fail<ShapeError>("{}: argument #3 'value' has shape {}, expected [..., {}, Ev] with the leading dims of argument #1 'query' of shape {}",
                                  op, v.shape(), k.size(nd - 2), q.shape());
     }
-    if (options.dropout_p != 0.0) {
-        detail::fail<ValueError>("{}: dropout_p={} is not supported yet (only 0, as in eval); apply nn::Dropout to the output instead", op,
-                                 options.dropout_p);
-    }
+    detail::check_fraction<double>(op, "dropout_p", options.dropout_p);
     if (options.is_causal && (options.attn_mask.defined() || options.attn_bias.defined())) {
         detail::fail<ValueError>("{}: is_causal=true and an explicit attn_mask or attn_bias cannot be given together (as PyTorch)", op);
     }
@@ -308,6 +361,10 @@ Tensor<B, T> scaled_dot_product_attention(const Tensor<B, T>& q, const Tensor<B,
     }
     auto y = Tensor<B, T>::empty(out_shape, q.device());
     auto lse = Tensor<B, T>::empty(Shape{a.batch, a.L}, q.device());
+    const bool dropout = options.dropout_p != 0.0 && y.numel() > 0 && a.S > 0;
+    kernels::DropoutMask drop_mask{};
+    const T keep_scale = static_cast<T>(1.0 / (1.0 - options.dropout_p));
+    if (dropout) drop_mask = detail::dropout_mask<B>(options.dropout_p, a.batch * a.L * a.S, default_generator(), q.device());
     if (y.numel() > 0) {
         const auto mask = detail::attention_mask(options, scores);
         auto p = std::make_shared<detail::TensorImpl<B, T>>(Shape{a.block_rows * a.S}, q.device());
@@ -317,6 +374,9 @@ Tensor<B, T> scaled_dot_product_attention(const Tensor<B, T>& q, const Tensor<B,
                 detail::gemm<B>(p->data, q.data() + (b * a.L + i0) * a.E, false, k.data() + b * a.S * a.E, true, (const T*)nullptr, rows, cols, a.E, true,
                                 q.device());
                 B::launch(rows, kernels::AttentionSoftmax<T>{p->data, lse.data(), mask, b, i0, cols, a.L, a.S, scale, false}, q.device());
+                if (dropout) {
+                    B::launch(rows, kernels::AttentionDropout<T>{p->data, {drop_mask, keep_scale, b, i0, a.L, a.S}, cols}, q.device());
+                }
                 detail::gemm<B>(y.data() + (b * a.L + i0) * a.Ev, p->data, false, v.data() + b * a.S * a.Ev, false, (const T*)nullptr, rows, a.Ev, cols,
                                 true, q.device());
             }
@@ -330,6 +390,9 @@ Tensor<B, T> scaled_dot_product_attention(const Tensor<B, T>& q, const Tensor<B,
         node->scores = scores;
         node->lse = std::move(lse);
         node->scale = scale;
+        node->dropout = dropout;
+        node->drop_mask = drop_mask;
+        node->keep_scale = keep_scale;
         detail::attach(y.impl(), std::move(node));
     }
     return y;
