@@ -50,7 +50,10 @@ void rnn_goldens() {
         if (c.at("op") != "rnn") continue;
         CAPTURE(c.at("name").template get<std::string>());
         ++seen;
-        const mg::nn::RecurrentOptions options{.num_layers = c.at("num_layers"), .bias = c.at("bias"), .batch_first = c.at("batch_first")};
+        const mg::nn::RecurrentOptions options{.num_layers = c.at("num_layers"),
+                                               .bias = c.at("bias"),
+                                               .batch_first = c.at("batch_first"),
+                                               .bidirectional = c.value("bidirectional", false)};
         if (c.at("kind") == "LSTM") {
             mg::nn::LSTM<mg::Cpu, T> rnn(3, 4, options);
             check_case(g, c, rnn);
@@ -59,7 +62,7 @@ void rnn_goldens() {
             check_case(g, c, rnn);
         }
     }
-    CHECK(seen == 4);
+    CHECK(seen == 6);
 }
 
 TEST_CASE("nn::LSTM and nn::GRU with PyTorch's weights: output, h_n, c_n and every gradient equal PyTorch's, in double and float") {
@@ -86,6 +89,30 @@ TEST_CASE("nn::LSTM and nn::GRU: initialised in +-1/sqrt(hidden_size), moved by 
     CHECK(error_message([&] { lstm(x, mg::Tensor<mg::Cpu>::zeros({1, 2, 16})); }) ==
           "LSTM: h0 has shape [1, 2, 16], expected [2, 2, 16] (num_layers, N, hidden_size)");
     CHECK(error_message([] { mg::nn::GRU<mg::Cpu>(3, 0); }) == "GRU: input_size=3, hidden_size=0 and num_layers=1 must all be positive");
+    CHECK(error_message([] { mg::nn::GRU<mg::Cpu>(3, 4, {.dropout = 1.0}); }) == "GRU: dropout=1 must be in [0, 1)");
+    mg::nn::GRU<mg::Cpu> bi(3, 4, {.num_layers = 2, .bidirectional = true});
+    CHECK(bi.named_parameters().size() == 16);  // weight_ih_l0, ..., bias_hh_l1_reverse
+    CHECK(bi.weight_ih[2].shape() == mg::Shape{12, 8});  // layer 1 reads both directions of layer 0
+    const auto both = bi(x);
+    CHECK(both.output.shape() == mg::Shape{5, 2, 8});
+    CHECK(both.h_n.shape() == mg::Shape{4, 2, 4});
+    CHECK(error_message([&] { bi(x, mg::Tensor<mg::Cpu>::zeros({2, 2, 4})); }) ==
+          "GRU: h0 has shape [2, 2, 4], expected [4, 2, 4] (2 * num_layers, N, hidden_size)");
+}
+
+TEST_CASE("nn::LSTM dropout: on each layer's output but the last, in training only") {
+    const auto x = random_tensor<float>({5, 2, 3}, 31);
+    const auto make = [](double p, std::int64_t layers) {
+        mg::manual_seed(8);
+        return mg::nn::LSTM<mg::Cpu>(3, 6, {.num_layers = layers, .dropout = p});
+    };
+    auto dropping = make(0.5, 2), plain = make(0.0, 2);
+    const auto without = plain(x).output.to_vector();
+    CHECK(dropping(x).output.to_vector() != without);
+    dropping.eval();
+    CHECK(dropping(x).output.to_vector() == without);
+    auto one = make(0.5, 1), one_plain = make(0.0, 1);  // one layer: nothing between layers to drop
+    CHECK(one(x).output.to_vector() == one_plain(x).output.to_vector());
 }
 
 }  // namespace test_recurrent

@@ -23,6 +23,7 @@ input ("<name>.grad.x", ...). Masks and indices are stored as int64.
 - cross_entropy over (N, C, d...) with ignore_index, with class weights (mean, sum, none), and with
   class weights and label_smoothing; nll_loss with class weights;
 - OneCycleLR cycling the momentum (Adam's beta1, SGD's and RMSprop's momentum) over a short training;
+- bidirectional LSTM and GRU with PyTorch's weights (the _reverse parameters too);
   embedding with padding_idx;
 - nn.LSTM and nn.GRU: two layers batch_first with initial states, one layer without bias; output,
   h_n, c_n and every gradient;
@@ -385,6 +386,41 @@ def main():
             moms.append([g["betas"][0] if kind == "adam" else g["momentum"] for g in opt.param_groups])
         out.update({f"{name}.p0": p0, f"{name}.q0": q0, f"{name}.tp": tp, f"{name}.tq": tq, f"{name}.p": torch.stack(ps),
                     f"{name}.q": torch.stack(qs), f"{name}.momentum": torch.tensor(moms, dtype=torch.float64)})
+
+    # bidirectional LSTM and GRU: two layers batch_first with initial states (4 of them: layer by
+    # layer, forward then backward), and one layer time-major without bias
+    for label, kind, layers, batch_first, bias, with_state in [("lstm_bi2", "LSTM", 2, True, True, True), ("gru_bi1", "GRU", 1, False, False, False)]:
+        torch.manual_seed(7)
+        rnn = getattr(torch.nn, kind)(3, 4, num_layers=layers, bias=bias, batch_first=batch_first, bidirectional=True).double()
+        n, steps = 2, 5
+        x = uniform(n, steps, 3) if batch_first else uniform(steps, n, 3)
+        inputs = {"x": x}
+        if with_state:
+            inputs["h0"] = uniform(2 * layers, n, 4)
+            if kind == "LSTM":
+                inputs["c0"] = uniform(2 * layers, n, 4)
+        name = case(f"rnn_{label}", "rnn", kind=kind, num_layers=layers, batch_first=batch_first, bias=bias, with_state=with_state,
+                    bidirectional=True, params=[pname for pname, _ in rnn.named_parameters()])
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.{pname}"] = p.detach().clone()
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        if kind == "LSTM":
+            state = (leaves["h0"], leaves["c0"]) if with_state else None
+            y, (h_n, c_n) = rnn(leaves["x"], state)
+        else:
+            y, h_n = rnn(leaves["x"], leaves.get("h0"))
+            c_n = None
+        dy, dh = uniform(*y.shape), uniform(*h_n.shape)
+        loss = (y * dy).sum() + (h_n * dh).sum()
+        out[f"{name}.dh"], out[f"{name}.h_n"] = dh, h_n.detach()
+        if c_n is not None:
+            dc = uniform(*c_n.shape)
+            loss = loss + (c_n * dc).sum()
+            out[f"{name}.dc"], out[f"{name}.c_n"] = dc, c_n.detach()
+        loss.backward()
+        store(out, name, inputs, y, dy, leaves)
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.grad.{pname}"] = p.grad
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")

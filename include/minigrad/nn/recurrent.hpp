@@ -1,12 +1,15 @@
 // LSTM and GRU as torch.nn.LSTM and torch.nn.GRU: one or more layers, batch_first, initial states,
-// PyTorch's parameter names (weight_ih_l<k>, weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>), gate
-// order (LSTM: input, forget, cell, output; GRU: reset, update, new) and initialisation (every
-// parameter uniform in +-1/sqrt(hidden_size)), so PyTorch weights load and outputs match.
+// bidirectional, dropout between layers (in training), PyTorch's parameter names (weight_ih_l<k>,
+// weight_hh_l<k>, bias_ih_l<k>, bias_hh_l<k>, and the same with _reverse for the backward
+// direction), gate order (LSTM: input, forget, cell, output; GRU: reset, update, new) and
+// initialisation (every parameter uniform in +-1/sqrt(hidden_size)), so PyTorch weights load and
+// outputs match.
 //
 // A layer projects its whole input sequence through weight_ih in one product (every time step a
 // row), then per step one product h weight_hh^T for all the gates at once and the gates'
 // elementwise arithmetic, written with minigrad's ops, whose gradients are backward through time.
-// Not yet: dropout between layers, bidirectional, proj_size, packed sequences.
+// A bidirectional layer runs a second cell over the reversed sequence and concatenates the two
+// outputs at each step. Not yet: proj_size, packed sequences.
 #pragma once
 
 #include <cmath>
@@ -14,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/matmul.hpp"
 #include "../ops/shape.hpp"
@@ -26,11 +30,14 @@ struct RecurrentOptions {
     std::int64_t num_layers = 1;
     bool bias = true;
     bool batch_first = false;  // input and output (N, L, H_in) when true, PyTorch's default (L, N, H_in) when false
+    double dropout = 0.0;      // on each layer's output but the last, in training
+    bool bidirectional = false;
 };
 
-// What LSTM and GRU give: output (L, N, hidden) (or (N, L, hidden) with batch_first), the last
-// layer's h at every step; h_n (num_layers, N, hidden), each layer's last h; c_n the same for the
-// LSTM's cell state (undefined for a GRU).
+// What LSTM and GRU give: output (L, N, D * hidden) (or (N, L, D * hidden) with batch_first), the
+// last layer's h at every step, D = 2 directions (forward, then backward) where bidirectional, else
+// 1; h_n (D * num_layers, N, hidden), each layer's and direction's last h (layer 0 forward, layer 0
+// backward, layer 1 ...); c_n the same for the LSTM's cell state (undefined for a GRU).
 template <class B, class T>
 struct RecurrentOutput {
     Tensor<B, T> output;
@@ -43,7 +50,9 @@ namespace detail {
 template <class B, class T>
 class Recurrent : public Module<B, T> {
   public:
-    std::vector<Tensor<B, T>> weight_ih, weight_hh, bias_ih, bias_hh;  // per layer: (gates * hidden, in), (gates * hidden, hidden), (gates * hidden) x2
+    // per layer and direction (index layer * D + direction): (gates * hidden, in), (gates * hidden,
+    // hidden), (gates * hidden) x2
+    std::vector<Tensor<B, T>> weight_ih, weight_hh, bias_ih, bias_hh;
 
     std::int64_t input_size() const { return input_size_; }
     std::int64_t hidden_size() const { return hidden_size_; }
@@ -51,7 +60,7 @@ class Recurrent : public Module<B, T> {
 
     void visit_parameters(ParameterVisitor& visitor, const std::string& prefix) override {
         for (std::size_t k = 0; k < weight_ih.size(); ++k) {
-            const std::string l = std::to_string(k);
+            const std::string l = std::to_string(k / directions()) + (k % directions() ? "_reverse" : "");
             visit_member(visitor, prefix + "weight_ih_l" + l, weight_ih[k]);
             visit_member(visitor, prefix + "weight_hh_l" + l, weight_hh[k]);
             visit_member(visitor, prefix + "bias_ih_l" + l, bias_ih[k]);
@@ -66,19 +75,23 @@ class Recurrent : public Module<B, T> {
             minigrad::detail::fail<ValueError>("{}: input_size={}, hidden_size={} and num_layers={} must all be positive", name, input_size, hidden_size,
                                                options.num_layers);
         }
+        minigrad::detail::check_fraction<double>(name, "dropout", options.dropout);
         const double bound = 1.0 / std::sqrt(static_cast<double>(hidden_size));
         const auto make = [&](Shape shape) {
             auto t = skip_init_flag() ? Tensor<B, T>::empty(shape) : Tensor<B, T>::uniform(shape, -bound, bound, gen);
             t.requires_grad_();
             return t;
         };
-        for (std::int64_t k = 0; k < options.num_layers; ++k) {  // PyTorch's order: per layer w_ih, w_hh, b_ih, b_hh
-            weight_ih.push_back(make(Shape{gates * hidden_size, k == 0 ? input_size : hidden_size}));
-            weight_hh.push_back(make(Shape{gates * hidden_size, hidden_size}));
-            bias_ih.push_back(options.bias ? make(Shape{gates * hidden_size}) : Tensor<B, T>());
-            bias_hh.push_back(options.bias ? make(Shape{gates * hidden_size}) : Tensor<B, T>());
+        for (std::int64_t k = 0; k < options.num_layers; ++k) {  // PyTorch's order: per layer and direction w_ih, w_hh, b_ih, b_hh
+            for (std::int64_t d = 0; d < directions(); ++d) {
+                weight_ih.push_back(make(Shape{gates * hidden_size, k == 0 ? input_size : directions() * hidden_size}));
+                weight_hh.push_back(make(Shape{gates * hidden_size, hidden_size}));
+                bias_ih.push_back(options.bias ? make(Shape{gates * hidden_size}) : Tensor<B, T>());
+                bias_hh.push_back(options.bias ? make(Shape{gates * hidden_size}) : Tensor<B, T>());
+            }
         }
     }
+    std::int64_t directions() const { return options_.bidirectional ? 2 : 1; }
 
     // input (L, N, in) or (N, L, in) as time-major (L, N, in), with its checks
     Tensor<B, T> time_major(const Tensor<B, T>& input) const {
@@ -89,12 +102,13 @@ class Recurrent : public Module<B, T> {
         }
         return options_.batch_first ? transpose(input, 0, 1) : input;
     }
-    // An initial state (num_layers, N, hidden), or zeros where undefined
+    // An initial state (D * num_layers, N, hidden), or zeros where undefined
     Tensor<B, T> initial(const Tensor<B, T>& given, const char* what, std::int64_t batch, int device) const {
-        const Shape expected{options_.num_layers, batch, hidden_size_};
+        const Shape expected{directions() * options_.num_layers, batch, hidden_size_};
         if (!given.defined()) return Tensor<B, T>::zeros(expected, device);
         if (given.shape() != expected) {
-            minigrad::detail::fail<ShapeError>("{}: {} has shape {}, expected {} (num_layers, N, hidden_size)", name_, what, given.shape(), expected);
+            minigrad::detail::fail<ShapeError>("{}: {} has shape {}, expected {} ({}num_layers, N, hidden_size)", name_, what, given.shape(), expected,
+                                               options_.bidirectional ? "2 * " : "");
         }
         return given;
     }
@@ -107,19 +121,38 @@ class Recurrent : public Module<B, T> {
         return bias_hh[k].defined() ? linear(h, weight_hh[k], bias_hh[k]) : linear(h, weight_hh[k]);
     }
     Tensor<B, T> batch_layout(const Tensor<B, T>& output) const { return options_.batch_first ? transpose(output, 0, 1) : output; }
-    // Layer k of a time-major (L, N, in) input x, from state h (N, hidden): one product projects every
-    // step, then step(projected row block, h) runs the cell and returns the next h. The layer's output
-    // (L, N, hidden); h ends as its last state.
+    // Layer and direction k of a time-major (L, N, in) input x, from state h (N, hidden): one product
+    // projects every step, then step(projected row block, h) runs the cell and returns the next h,
+    // from the first step to the last (from the last to the first for the backward direction). The
+    // output (L, N, hidden) in time order; h ends as the last state the cell made.
     template <class Step>
-    Tensor<B, T> run_layer(const Tensor<B, T>& x, std::size_t k, Tensor<B, T>& h, Step&& step) const {
+    Tensor<B, T> run_direction(const Tensor<B, T>& x, std::size_t k, Tensor<B, T>& h, Step&& step) const {
         const std::int64_t steps = x.size(0), batch = x.size(1);
+        const bool reverse = k % static_cast<std::size_t>(directions()) == 1;
         const auto projected = project(x, k);
-        std::vector<Tensor<B, T>> outputs;
-        for (std::int64_t t = 0; t < steps; ++t) {
+        std::vector<Tensor<B, T>> outputs(static_cast<std::size_t>(steps));
+        for (std::int64_t i = 0; i < steps; ++i) {
+            const std::int64_t t = reverse ? steps - 1 - i : i;
             h = step(narrow(projected, 0, t * batch, batch), h);
-            outputs.push_back(h);
+            outputs[static_cast<std::size_t>(t)] = h;
         }
         return cat(outputs, 0).reshape({steps, batch, hidden_size_});
+    }
+    // Every layer over x (L, N, in): run(k, x, state k's h) runs layer and direction k (run_direction)
+    // and pushes its last states; the directions' outputs are concatenated along the features, and
+    // dropout (in training) follows each layer but the last.
+    template <class Run>
+    Tensor<B, T> run_layers(Tensor<B, T> x, Run&& run) const {
+        const auto dirs = static_cast<std::size_t>(directions());
+        for (std::size_t layer = 0; layer < static_cast<std::size_t>(options_.num_layers); ++layer) {
+            std::vector<Tensor<B, T>> outputs;
+            for (std::size_t d = 0; d < dirs; ++d) outputs.push_back(run(layer * dirs + d, x));
+            x = dirs == 1 ? outputs[0] : cat(outputs, 2);
+            if (options_.dropout != 0.0 && this->is_training() && layer + 1 < static_cast<std::size_t>(options_.num_layers)) {
+                x = minigrad::dropout(x, options_.dropout, true);
+            }
+        }
+        return x;
     }
     // layer k's slice (N, hidden) of a state (num_layers, N, hidden)
     Tensor<B, T> layer_state(const Tensor<B, T>& state, std::size_t k) const {
@@ -141,15 +174,15 @@ class LSTM : public detail::Recurrent<B, T> {
     LSTM(std::int64_t input_size, std::int64_t hidden_size, RecurrentOptions options = {}, Generator& gen = default_generator())
         : Base("LSTM", 4, input_size, hidden_size, options, gen) {}
 
-    // h0 and c0 (num_layers, N, hidden) are zeros where undefined
+    // h0 and c0 (D * num_layers, N, hidden) are zeros where undefined
     RecurrentOutput<B, T> forward(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}, const Tensor<B, T>& c0 = {}) const {
         auto x = this->time_major(input);
         const std::int64_t batch = x.size(1), hid = this->hidden_size_;
         const auto h_init = this->initial(h0, "h0", batch, input.device()), c_init = this->initial(c0, "c0", batch, input.device());
         std::vector<Tensor<B, T>> h_last, c_last;
-        for (std::size_t k = 0; k < this->weight_ih.size(); ++k) {
+        x = this->run_layers(x, [&](std::size_t k, const Tensor<B, T>& in) {
             auto h = this->layer_state(h_init, k), c = this->layer_state(c_init, k);
-            x = this->run_layer(x, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {
+            auto out = this->run_direction(in, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {
                 const auto gates = xi + this->hidden_product(h_prev, k);  // (N, 4 hidden): i, f, g, o
                 const auto i = sigmoid(narrow(gates, 1, 0, hid)), f = sigmoid(narrow(gates, 1, hid, hid));
                 const auto g = tanh(narrow(gates, 1, 2 * hid, hid)), o = sigmoid(narrow(gates, 1, 3 * hid, hid));
@@ -158,7 +191,8 @@ class LSTM : public detail::Recurrent<B, T> {
             });
             h_last.push_back(h.reshape({1, batch, hid}));
             c_last.push_back(c.reshape({1, batch, hid}));
-        }
+            return out;
+        });
         return {this->batch_layout(x), cat(h_last, 0), cat(c_last, 0)};
     }
     RecurrentOutput<B, T> operator()(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}, const Tensor<B, T>& c0 = {}) const {
@@ -179,23 +213,24 @@ class GRU : public detail::Recurrent<B, T> {
     GRU(std::int64_t input_size, std::int64_t hidden_size, RecurrentOptions options = {}, Generator& gen = default_generator())
         : Base("GRU", 3, input_size, hidden_size, options, gen) {}
 
-    // h0 (num_layers, N, hidden) is zeros where undefined; the result's c_n is undefined
+    // h0 (D * num_layers, N, hidden) is zeros where undefined; the result's c_n is undefined
     RecurrentOutput<B, T> forward(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}) const {
         auto x = this->time_major(input);
         const std::int64_t batch = x.size(1), hid = this->hidden_size_;
         const auto h_init = this->initial(h0, "h0", batch, input.device());
         std::vector<Tensor<B, T>> h_last;
-        for (std::size_t k = 0; k < this->weight_ih.size(); ++k) {
+        x = this->run_layers(x, [&](std::size_t k, const Tensor<B, T>& in) {
             auto h = this->layer_state(h_init, k);
-            x = this->run_layer(x, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {  // xi: r, z, n of the input
-                const auto hh = this->hidden_product(h_prev, k);                                     // the same of h, its bias included
+            auto out = this->run_direction(in, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {  // xi: r, z, n of the input
+                const auto hh = this->hidden_product(h_prev, k);  // the same of h, its bias included
                 const auto r = sigmoid(narrow(xi, 1, 0, hid) + narrow(hh, 1, 0, hid));
                 const auto z = sigmoid(narrow(xi, 1, hid, hid) + narrow(hh, 1, hid, hid));
                 const auto n = tanh(narrow(xi, 1, 2 * hid, hid) + r * narrow(hh, 1, 2 * hid, hid));
                 return n + z * (h_prev - n);  // (1 - z) n + z h
             });
             h_last.push_back(h.reshape({1, batch, hid}));
-        }
+            return out;
+        });
         return {this->batch_layout(x), cat(h_last, 0), Tensor<B, T>()};
     }
     RecurrentOutput<B, T> operator()(const Tensor<B, T>& input, const Tensor<B, T>& h0 = {}) const { return forward(input, h0); }
