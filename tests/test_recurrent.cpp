@@ -13,6 +13,8 @@
 // a namespace per file: the unity build compiles several test files as one translation unit
 namespace test_recurrent {
 
+using T2 = mg::Tensor<mg::Cpu, double>;
+
 template <class T, class Rnn>
 void check_case(const Goldens<T>& g, const nlohmann::json& c, Rnn& rnn) {
     const std::string name = c.at("name");
@@ -98,6 +100,26 @@ TEST_CASE("nn::LSTM and nn::GRU: initialised in +-1/sqrt(hidden_size), moved by 
     CHECK(both.h_n.shape() == mg::Shape{4, 2, 4});
     CHECK(error_message([&] { bi(x, mg::Tensor<mg::Cpu>::zeros({2, 2, 4})); }) ==
           "GRU: h0 has shape [2, 2, 4], expected [4, 2, 4] (2 * num_layers, N, hidden_size)");
+}
+
+TEST_CASE("the fused LSTM cell: values as the separate ops give them, gradients against central differences, the h half of hc_prev untouched") {
+    auto gates = random_tensor({3, 8}, 41, -2, 2), hc_prev = random_tensor({3, 4}, 42);
+    const auto hc = mg::detail::lstm_cell(gates, hc_prev);
+    const auto i = mg::sigmoid(mg::narrow(gates, 1, 0, 2)), f = mg::sigmoid(mg::narrow(gates, 1, 2, 2));
+    const auto g = mg::tanh(mg::narrow(gates, 1, 4, 2)), o = mg::sigmoid(mg::narrow(gates, 1, 6, 2));
+    const auto c = f * mg::narrow(hc_prev, 1, 2, 2) + i * g;
+    const auto expected = mg::cat(std::vector<T2>{o * mg::tanh(c), c}, 1).to_vector();
+    const auto got = hc.to_vector();
+    for (std::size_t k = 0; k < got.size(); ++k) CHECK(got[k] == doctest::Approx(expected[k]).epsilon(1e-14));
+    check_gradients([&] { return weighted_sum(mg::detail::lstm_cell(gates, hc_prev)); }, {gates, hc_prev});
+    hc_prev.zero_grad();
+    mg::sum(mg::detail::lstm_cell(gates, hc_prev)).backward();
+    const auto d = hc_prev.grad().to_vector();
+    CHECK(d[0] == 0);  // row 0's h half: the cell does not read it
+    CHECK(d[1] == 0);
+    CHECK(d[2] != 0);
+    CHECK(error_message([&] { mg::detail::lstm_cell(gates, T2::zeros({3, 3})); }) ==
+          "lstm_cell: argument #1 'gates' has shape [3, 8] and argument #2 'hc_prev' shape [3, 3]; expected [N, 4 H] and [N, 2 H]");
 }
 
 TEST_CASE("nn::LSTM dropout: on each layer's output but the last, in training only") {

@@ -35,6 +35,7 @@
 #include "../ops/extrema.hpp"
 #include "../ops/index.hpp"
 #include "../ops/layer_norm.hpp"
+#include "../ops/lstm_cell.hpp"
 #include "../ops/loss.hpp"
 #include "../ops/mask.hpp"
 #include "../ops/pool.hpp"
@@ -62,7 +63,7 @@ using StepFunctors =
     kernels::Join<kernels::PrimitiveFunctors<T>, kernels::TapeFunctors<T>, kernels::LossLogFunctors<T>, kernels::DropoutFunctors<T>,
                   kernels::UnaryFunctors<T>, kernels::ElementwiseFunctors<T>, kernels::BroadcastFunctors<T>, kernels::ReduceFunctors<T>, kernels::ExtremaFunctors<T>, kernels::MaskFunctors<T>,
                   kernels::ShapeFunctors<T>, kernels::ConvFunctors<T>, kernels::PoolFunctors<T>, kernels::SoftmaxFunctors<T>, kernels::LossFunctors<T>,
-                  kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>, kernels::AttentionFunctors<T>,
+                  kernels::LayerNormFunctors<T>, kernels::BatchNormFunctors<T>, kernels::AttentionFunctors<T>, kernels::LstmCellFunctors<T>,
                   kernels::SgdFunctors<T>, kernels::AdamFunctors<T>, kernels::RmspropFunctors<T>, kernels::ClipGradFunctors<T>,
                   LabelledFunctors<T, std::int32_t>, LabelledFunctors<T, std::int64_t>>;
 

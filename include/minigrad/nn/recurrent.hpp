@@ -19,6 +19,7 @@
 
 #include "../ops/dropout.hpp"
 #include "../ops/elementwise.hpp"
+#include "../ops/lstm_cell.hpp"
 #include "../ops/matmul.hpp"
 #include "../ops/shape.hpp"
 #include "../ops/unary.hpp"
@@ -181,16 +182,14 @@ class LSTM : public detail::Recurrent<B, T> {
         const auto h_init = this->initial(h0, "h0", batch, input.device()), c_init = this->initial(c0, "c0", batch, input.device());
         std::vector<Tensor<B, T>> h_last, c_last;
         x = this->run_layers(x, [&](std::size_t k, const Tensor<B, T>& in) {
-            auto h = this->layer_state(h_init, k), c = this->layer_state(c_init, k);
+            auto h = this->layer_state(h_init, k);
+            auto hc = cat(std::vector<Tensor<B, T>>{h, this->layer_state(c_init, k)}, 1);  // (N, 2 hidden): [h | c]
             auto out = this->run_direction(in, k, h, [&](const Tensor<B, T>& xi, const Tensor<B, T>& h_prev) {
-                const auto gates = xi + this->hidden_product(h_prev, k);  // (N, 4 hidden): i, f, g, o
-                const auto i = sigmoid(narrow(gates, 1, 0, hid)), f = sigmoid(narrow(gates, 1, hid, hid));
-                const auto g = tanh(narrow(gates, 1, 2 * hid, hid)), o = sigmoid(narrow(gates, 1, 3 * hid, hid));
-                c = f * c + i * g;
-                return o * tanh(c);
+                hc = minigrad::detail::lstm_cell(xi + this->hidden_product(h_prev, k), hc);  // gates (N, 4 hidden): i, f, g, o
+                return narrow(hc, 1, 0, hid);
             });
             h_last.push_back(h.reshape({1, batch, hid}));
-            c_last.push_back(c.reshape({1, batch, hid}));
+            c_last.push_back(narrow(hc, 1, hid, hid).reshape({1, batch, hid}));
             return out;
         });
         return {this->batch_layout(x), cat(h_last, 0), cat(c_last, 0)};
