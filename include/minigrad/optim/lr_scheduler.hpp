@@ -238,7 +238,9 @@ class OneCycleLR : public detail::SchedulerBase {
         return {&phases_.back(), 1.0};  // not reached: the last phase takes every step
     }
     void apply() {
-        const auto [phase, pct] = where();
+        const auto at = where();  // not a structured binding: clang before 16 cannot capture one in the lambda below
+        const Phase* phase = at.first;
+        const double pct = at.second;
         if (o_.cycle_momentum) {  // first, so that a momentum the optimizer refuses leaves the rates as they were
             const double momentum = anneal(phase->start_momentum, phase->end_momentum, pct);
             for (std::size_t g = 0; g < optimizer_.param_groups(); ++g) optimizer_.set_group_momentum(g, momentum);
