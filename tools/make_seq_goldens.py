@@ -93,6 +93,42 @@ def main():
         listed.append({"name": name, "op": op, **params})
         return name
 
+    def rnn_case(label, kind, layers, batch_first, bias, with_state, bidirectional=False):
+        """nn.LSTM or nn.GRU with its weights; the loss weighs output, h_n (and c_n) by stored gradients."""
+        torch.manual_seed(7 if bidirectional else 6)
+        dirs = 2 if bidirectional else 1
+        rnn = getattr(torch.nn, kind)(3, 4, num_layers=layers, bias=bias, batch_first=batch_first, bidirectional=bidirectional).double()
+        n, steps = 2, 5
+        x = uniform(n, steps, 3) if batch_first else uniform(steps, n, 3)
+        inputs = {"x": x}
+        if with_state:
+            inputs["h0"] = uniform(dirs * layers, n, 4)
+            if kind == "LSTM":
+                inputs["c0"] = uniform(dirs * layers, n, 4)
+        extra = {"bidirectional": True} if bidirectional else {}
+        name = case(f"rnn_{label}", "rnn", kind=kind, num_layers=layers, batch_first=batch_first, bias=bias, with_state=with_state, **extra,
+                    params=[pname for pname, _ in rnn.named_parameters()])
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.{pname}"] = p.detach().clone()
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        if kind == "LSTM":
+            state = (leaves["h0"], leaves["c0"]) if with_state else None
+            y, (h_n, c_n) = rnn(leaves["x"], state)
+        else:
+            y, h_n = rnn(leaves["x"], leaves.get("h0"))
+            c_n = None
+        dy, dh = uniform(*y.shape), uniform(*h_n.shape)
+        loss = (y * dy).sum() + (h_n * dh).sum()
+        out[f"{name}.dh"], out[f"{name}.h_n"] = dh, h_n.detach()
+        if c_n is not None:
+            dc = uniform(*c_n.shape)
+            loss = loss + (c_n * dc).sum()
+            out[f"{name}.dc"], out[f"{name}.c_n"] = dc, c_n.detach()
+        loss.backward()
+        store(out, name, inputs, y, dy, leaves)
+        for pname, p in rnn.named_parameters():
+            out[f"{name}.grad.{pname}"] = p.grad
+
     # comparisons: x (3, 4) against other (4) and against a number, on a coarse grid so some are equal
     x, other = coarse(3, 4), coarse(4)
     for op in ["eq", "ne", "lt", "le", "gt", "ge"]:
@@ -253,39 +289,9 @@ def main():
 
     # nn.LSTM and nn.GRU with their weights: two layers batch_first with initial states, and one
     # layer time-major without bias; the loss weighs output, h_n (and c_n) by stored gradients
-    for label, kind, layers, batch_first, bias, with_state in [("lstm2", "LSTM", 2, True, True, True), ("lstm1", "LSTM", 1, False, False, False),
-                                                              ("gru2", "GRU", 2, True, True, True), ("gru1", "GRU", 1, False, False, False)]:
-        torch.manual_seed(6)
-        rnn = getattr(torch.nn, kind)(3, 4, num_layers=layers, bias=bias, batch_first=batch_first).double()
-        n, steps = 2, 5
-        x = uniform(n, steps, 3) if batch_first else uniform(steps, n, 3)
-        inputs = {"x": x}
-        if with_state:
-            inputs["h0"] = uniform(layers, n, 4)
-            if kind == "LSTM":
-                inputs["c0"] = uniform(layers, n, 4)
-        name = case(f"rnn_{label}", "rnn", kind=kind, num_layers=layers, batch_first=batch_first, bias=bias, with_state=with_state,
-                    params=[pname for pname, _ in rnn.named_parameters()])
-        for pname, p in rnn.named_parameters():
-            out[f"{name}.{pname}"] = p.detach().clone()
-        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
-        if kind == "LSTM":
-            state = (leaves["h0"], leaves["c0"]) if with_state else None
-            y, (h_n, c_n) = rnn(leaves["x"], state)
-        else:
-            y, h_n = rnn(leaves["x"], leaves.get("h0"))
-            c_n = None
-        dy, dh = uniform(*y.shape), uniform(*h_n.shape)
-        loss = (y * dy).sum() + (h_n * dh).sum()
-        out[f"{name}.dh"], out[f"{name}.h_n"] = dh, h_n.detach()
-        if c_n is not None:
-            dc = uniform(*c_n.shape)
-            loss = loss + (c_n * dc).sum()
-            out[f"{name}.dc"], out[f"{name}.c_n"] = dc, c_n.detach()
-        loss.backward()
-        store(out, name, inputs, y, dy, leaves)
-        for pname, p in rnn.named_parameters():
-            out[f"{name}.grad.{pname}"] = p.grad
+    for args in [("lstm2", "LSTM", 2, True, True, True), ("lstm1", "LSTM", 1, False, False, False), ("gru2", "GRU", 2, True, True, True),
+                 ("gru1", "GRU", 1, False, False, False)]:
+        rnn_case(*args)
 
     # parameter groups: AdamW (and SGD with momentum) over two groups with their own lr and
     # weight_decay, 5 steps of loss = mean((x w + b - y)^2); the parameters after each step
@@ -389,38 +395,8 @@ def main():
 
     # bidirectional LSTM and GRU: two layers batch_first with initial states (4 of them: layer by
     # layer, forward then backward), and one layer time-major without bias
-    for label, kind, layers, batch_first, bias, with_state in [("lstm_bi2", "LSTM", 2, True, True, True), ("gru_bi1", "GRU", 1, False, False, False)]:
-        torch.manual_seed(7)
-        rnn = getattr(torch.nn, kind)(3, 4, num_layers=layers, bias=bias, batch_first=batch_first, bidirectional=True).double()
-        n, steps = 2, 5
-        x = uniform(n, steps, 3) if batch_first else uniform(steps, n, 3)
-        inputs = {"x": x}
-        if with_state:
-            inputs["h0"] = uniform(2 * layers, n, 4)
-            if kind == "LSTM":
-                inputs["c0"] = uniform(2 * layers, n, 4)
-        name = case(f"rnn_{label}", "rnn", kind=kind, num_layers=layers, batch_first=batch_first, bias=bias, with_state=with_state,
-                    bidirectional=True, params=[pname for pname, _ in rnn.named_parameters()])
-        for pname, p in rnn.named_parameters():
-            out[f"{name}.{pname}"] = p.detach().clone()
-        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
-        if kind == "LSTM":
-            state = (leaves["h0"], leaves["c0"]) if with_state else None
-            y, (h_n, c_n) = rnn(leaves["x"], state)
-        else:
-            y, h_n = rnn(leaves["x"], leaves.get("h0"))
-            c_n = None
-        dy, dh = uniform(*y.shape), uniform(*h_n.shape)
-        loss = (y * dy).sum() + (h_n * dh).sum()
-        out[f"{name}.dh"], out[f"{name}.h_n"] = dh, h_n.detach()
-        if c_n is not None:
-            dc = uniform(*c_n.shape)
-            loss = loss + (c_n * dc).sum()
-            out[f"{name}.dc"], out[f"{name}.c_n"] = dc, c_n.detach()
-        loss.backward()
-        store(out, name, inputs, y, dy, leaves)
-        for pname, p in rnn.named_parameters():
-            out[f"{name}.grad.{pname}"] = p.grad
+    for args in [("lstm_bi2", "LSTM", 2, True, True, True), ("gru_bi1", "GRU", 1, False, False, False)]:
+        rnn_case(*args, bidirectional=True)
 
     save(out, {"cases": json.dumps(listed), "torch": torch.__version__}, OUT)
     print(f"wrote {len(listed)} cases to {OUT}")
