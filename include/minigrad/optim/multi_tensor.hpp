@@ -198,6 +198,16 @@ class MultiTensorOptimizer : public Optimizer {
 
     // A momentum the optimizer refuses (set_group_momentum): its own checks, as its constructor's.
     virtual void check_momentum(const std::string& what, double momentum) const = 0;
+    // The rule of SGD's and RMSprop's momentum: >= 0, and able to change only where the buffers exist
+    // (momentum > 0 when the optimizer was made or loaded).
+    void check_buffered_momentum(const std::string& what, double momentum, bool buffered) const {
+        check_at_least<T>(name_, what, momentum, 0.0);
+        if (!buffered) {
+            minigrad::detail::fail<ValueError>("{}: {} can change only where momentum was > 0 when the optimizer was made (its buffers are "
+                                               "made then); got {}",
+                                               name_, what, momentum);
+        }
+    }
     // Every group's momentum, from a state file the optimizer has checked.
     void put_momentum_everywhere(double momentum) {
         for (auto& g : groups_) put_momentum(g, momentum);

@@ -138,12 +138,7 @@ class RMSprop : public detail::MultiTensorOptimizer<B, T> {
 
   protected:
     void check_momentum(const std::string& what, double momentum) const override {
-        detail::check_at_least<T>("RMSprop", what, momentum, 0.0);
-        if (!with_momentum_) {
-            minigrad::detail::fail<ValueError>("RMSprop: {} can change only where momentum was > 0 when the optimizer was made (its buffers "
-                                               "are made then); got {}",
-                                               what, momentum);
-        }
+        this->check_buffered_momentum(what, momentum, with_momentum_);
     }
 
   private:
