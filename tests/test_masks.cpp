@@ -311,4 +311,41 @@ TEST_CASE("erf_float and exp_float, the host's vectorising forms in the float GE
     MESSAGE("erf_float: largest error ", erf_worst, "; exp_float: largest relative error ", exp_worst);
 }
 
+TEST_CASE("tanh_float, sigmoid_float and expm1_float, the LSTM cell's vectorising forms, against the exact values") {
+    namespace k = mg::kernels;
+    const auto rel = [](double got, double want) { return want == 0 ? std::abs(got) : std::abs(got - want) / std::abs(want); };
+    double tanh_worst = 0, sigmoid_worst = 0, expm1_worst = 0;
+    for (int i = -2000000; i <= 2000000; ++i) {
+        const float x = static_cast<float>(i) * 1e-5f;  // [-20, 20]
+        tanh_worst = std::max(tanh_worst, rel(k::tanh_float(x), std::tanh(static_cast<double>(x))));
+    }
+    for (int i = 0; i < 300; ++i) {  // +-1e-30 to +-1e0: small arguments keep their digits
+        for (const float sign : {1.0f, -1.0f}) {
+            const float x = sign * std::pow(10.0f, -30.0f + static_cast<float>(i) * 0.1f);
+            tanh_worst = std::max(tanh_worst, rel(k::tanh_float(x), std::tanh(static_cast<double>(x))));
+            expm1_worst = std::max(expm1_worst, rel(k::expm1_float(x), std::expm1(static_cast<double>(x))));
+        }
+    }
+    for (int i = -870000; i <= 870000; ++i) {
+        const float x = static_cast<float>(i) * 1e-4f;  // [-87, 87]
+        sigmoid_worst = std::max(sigmoid_worst, rel(k::sigmoid_float(x), 1.0 / (1.0 + std::exp(-static_cast<double>(x)))));
+        expm1_worst = std::max(expm1_worst, rel(k::expm1_float(x), std::expm1(static_cast<double>(x))));
+    }
+    const double three_ulp = 3.0 * std::ldexp(1.0, -24);  // measured: 2.8, 2.5 and 1.9 (x 2^-24)
+    CHECK(tanh_worst < three_ulp);
+    CHECK(sigmoid_worst < three_ulp);
+    CHECK(expm1_worst < three_ulp);
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    CHECK(k::tanh_float(inf) == 1.0f);
+    CHECK(k::tanh_float(-inf) == -1.0f);
+    CHECK(k::sigmoid_float(inf) == 1.0f);
+    CHECK(k::sigmoid_float(-inf) >= 0.0f);
+    CHECK(k::sigmoid_float(-inf) < 1e-37f);
+    CHECK(std::isnan(k::tanh_float(nan)));
+    CHECK(std::isnan(k::sigmoid_float(nan)));
+    CHECK(k::tanh_float(0.0f) == 0.0f);
+    CHECK(k::sigmoid_float(0.0f) == 0.5f);
+    MESSAGE("relative errors x 2^24: tanh ", tanh_worst * 0x1p24, ", sigmoid ", sigmoid_worst * 0x1p24, ", expm1 ", expm1_worst * 0x1p24);
+}
+
 }  // namespace test_masks

@@ -27,6 +27,19 @@
 #define MINIGRAD_HD_INLINE [[gnu::always_inline]] inline
 #endif
 
+// Before a host loop whose iterations are independent but whose pointers the compiler cannot
+// prove apart (an op's outputs and inputs): it vectorises with no run-time overlap checks, which
+// GCC gives up on past ten pointers (the LSTM cell's loops). Nothing in device code.
+#if defined(__CUDA_ARCH__)
+#define MINIGRAD_IVDEP
+#elif defined(__clang__)
+#define MINIGRAD_IVDEP _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define MINIGRAD_IVDEP _Pragma("GCC ivdep")
+#else
+#define MINIGRAD_IVDEP
+#endif
+
 // Functions that are not templates but cost every file that includes them (the file-format entry
 // points read_csv, load_safetensors and save_safetensors; the message formatter; the compiled
 // step's compile_tape) are defined in their headers, inline, for a header-only build. A file built

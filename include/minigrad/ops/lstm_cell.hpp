@@ -8,8 +8,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
+#include <type_traits>
 
 #include "checks.hpp"
 
@@ -20,9 +23,8 @@ namespace kernels {
 template <class T>
 struct LstmGates {
     T i, f, g, o;
-    MINIGRAD_HD static T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-    MINIGRAD_HD LstmGates(const T* row, index_t j, index_t hidden)
-        : i(sigmoid(row[j])), f(sigmoid(row[hidden + j])), g(std::tanh(row[2 * hidden + j])), o(sigmoid(row[3 * hidden + j])) {}
+    MINIGRAD_HD_INLINE LstmGates(const T* row, index_t j, index_t hidden)
+        : i(sigmoid(row[j])), f(sigmoid(row[hidden + j])), g(kernels::tanh(row[2 * hidden + j])), o(sigmoid(row[3 * hidden + j])) {}
 };
 
 // gates (rows, 4 hidden), hc_prev and hc (rows, 2 hidden); r over rows
@@ -33,15 +35,16 @@ struct LstmCellForward {
     T* hc;
     index_t hidden;
     MINIGRAD_HD index_t work_per_index() const { return 4 * hidden; }
-    MINIGRAD_HD void operator()(index_t r) const {
+    MINIGRAD_HD_INLINE void operator()(index_t r) const {
         const T* row = gates + r * 4 * hidden;
         const T* prev = hc_prev + r * 2 * hidden;
         T* out = hc + r * 2 * hidden;
+        MINIGRAD_IVDEP
         for (index_t j = 0; j < hidden; ++j) {
             const LstmGates<T> a(row, j, hidden);
             const T c = a.f * prev[hidden + j] + a.i * a.g;
             out[hidden + j] = c;
-            out[j] = a.o * std::tanh(c);
+            out[j] = a.o * kernels::tanh(c);
         }
     }
 };
@@ -60,27 +63,49 @@ struct LstmCellBackward {
     index_t hidden;
     bool overwrite_gates, overwrite_prev;
     MINIGRAD_HD index_t work_per_index() const { return 8 * hidden; }
-    MINIGRAD_HD void operator()(index_t r) const {
-        const T* row = gates + r * 4 * hidden;
+    MINIGRAD_HD_INLINE void operator()(index_t r) const {
+        if (dgates && dhc_prev) row<true, true>(r);
+        else if (dgates) row<true, false>(r);
+        else if (dhc_prev) row<false, true>(r);
+    }
+    // What a gradient adds to: 0 where it overwrites (old's bits and-ed with a mask of zeros: an
+    // overwritten buffer may hold anything, a NaN too). `write` (kernels.hpp) selects, and the
+    // compiler turns that select into a load on one path, which keeps the loop from vectorising.
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    MINIGRAD_HD_INLINE static T kept(T old, Bits mask) {
+        Bits b;
+        std::memcpy(&b, &old, sizeof b);
+        b &= mask;
+        std::memcpy(&old, &b, sizeof b);
+        return old;
+    }
+    // one loop per choice of outputs, with no test inside: it vectorises
+    template <bool Gates, bool Prev>
+    MINIGRAD_HD_INLINE void row(index_t r) const {
+        const T* g = gates + r * 4 * hidden;
         const T* prev = hc_prev + r * 2 * hidden;
+        const T* c = hc + r * 2 * hidden + hidden;
         const T* d = dhc + r * 2 * hidden;
+        T* dg = Gates ? dgates + r * 4 * hidden : nullptr;
+        T* dp = Prev ? dhc_prev + r * 2 * hidden : nullptr;
+        const Bits keep_gates = overwrite_gates ? Bits(0) : ~Bits(0), keep_prev = overwrite_prev ? Bits(0) : ~Bits(0);
+        MINIGRAD_IVDEP
         for (index_t j = 0; j < hidden; ++j) {
-            const LstmGates<T> a(row, j, hidden);
-            const T tc = std::tanh(hc[r * 2 * hidden + hidden + j]);
+            const LstmGates<T> a(g, j, hidden);
+            const T tc = kernels::tanh(c[j]);
             const T dh = d[j];
             const T dc = d[hidden + j] + dh * a.o * (T(1) - tc * tc);
-            if (dgates) {
-                T* dg = dgates + r * 4 * hidden;
-                dg[j] = write(dg[j], dc * a.g * a.i * (T(1) - a.i), overwrite_gates);
-                dg[hidden + j] = write(dg[hidden + j], dc * prev[hidden + j] * a.f * (T(1) - a.f), overwrite_gates);
-                dg[2 * hidden + j] = write(dg[2 * hidden + j], dc * a.i * (T(1) - a.g * a.g), overwrite_gates);
-                dg[3 * hidden + j] = write(dg[3 * hidden + j], dh * tc * a.o * (T(1) - a.o), overwrite_gates);
+            if constexpr (Gates) {
+                dg[j] = kept(dg[j], keep_gates) + dc * a.g * a.i * (T(1) - a.i);
+                dg[hidden + j] = kept(dg[hidden + j], keep_gates) + dc * prev[hidden + j] * a.f * (T(1) - a.f);
+                dg[2 * hidden + j] = kept(dg[2 * hidden + j], keep_gates) + dc * a.i * (T(1) - a.g * a.g);
+                dg[3 * hidden + j] = kept(dg[3 * hidden + j], keep_gates) + dh * tc * a.o * (T(1) - a.o);
             }
-            if (dhc_prev) {
-                T* dp = dhc_prev + r * 2 * hidden;
-                dp[hidden + j] = write(dp[hidden + j], dc * a.f, overwrite_prev);
-                if (overwrite_prev) dp[j] = T(0);
-            }
+            if constexpr (Prev) dp[hidden + j] = kept(dp[hidden + j], keep_prev) + dc * a.f;
+        }
+        if constexpr (Prev) {
+            if (overwrite_prev)
+                for (index_t j = 0; j < hidden; ++j) dp[j] = T(0);
         }
     }
 };
