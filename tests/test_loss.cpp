@@ -240,6 +240,40 @@ TEST_CASE("the nn modules hold their options and call the functional forms") {
     CHECK(mg::nn::BCEWithLogitsLoss<mg::Cpu, double>{}(x, y).item() == mg::binary_cross_entropy_with_logits(x, y).item());
 }
 
+// A loss that takes the layer as a plain type, as examples/common/digits_recipe.hpp does.
+static double loss_through_reference(const mg::nn::CrossEntropyLoss& loss_fn, const T2& logits, const Labels& target) { return loss_fn(logits, target).item(); }
+
+TEST_CASE("CrossEntropyLoss and NLLLoss take a class weight, as weight= in PyTorch, and stay plain types") {
+    auto logits = random_tensor({5, 3}, 34, -2, 2);
+    auto target = labels({0, -100, 2, 1, 2});
+    auto weight = tensor({0.5, 2.0, 1.5}, {3});
+    const mg::nn::CrossEntropyLoss weighted(weight, {.label_smoothing = 0.1});
+    CHECK(loss_through_reference(weighted, logits, target) == mg::cross_entropy(logits, target, weight, {.label_smoothing = 0.1}).item());
+    CHECK(loss_through_reference(weighted, logits, target) != mg::cross_entropy(logits, target, {.label_smoothing = 0.1}).item());
+    CHECK(loss_through_reference(mg::nn::CrossEntropyLoss{}, logits, target) == mg::cross_entropy(logits, target).item());
+    // (N, C, d) input: the weight goes along the class dim
+    auto logits3 = random_tensor({2, 3, 4}, 35, -2, 2);
+    auto target3 = Labels::from(std::vector<std::int64_t>{0, 1, 2, 0, 2, 2, 1, -100}).reshape({2, 4});
+    CHECK(weighted(logits3, target3).item() == mg::cross_entropy(logits3, target3, weight, {.label_smoothing = 0.1}).item());
+    // the gradient is the functional form's
+    auto a = logits.detach().requires_grad_(), b = logits.detach().requires_grad_();
+    weighted(a, target).backward();
+    mg::cross_entropy(b, target, weight, {.label_smoothing = 0.1}).backward();
+    CHECK(a.grad().to_vector() == b.grad().to_vector());
+    const auto log_probs = mg::log_softmax(logits, 1);
+    const mg::nn::NLLLoss nll(weight, {.reduction = Reduction::Sum});
+    CHECK(nll(log_probs, target).item() == mg::nll_loss(log_probs, target, weight, {.reduction = Reduction::Sum}).item());
+    // a weight of another element type than the input's: an error at the call, naming both
+    const mg::nn::CrossEntropyLoss float_weight(mg::Tensor<mg::Cpu, float>::from(std::vector<float>{1, 2, 3}));
+    CHECK(error_message([&] { float_weight(logits, target); }) ==
+          "CrossEntropyLoss: its class weight is a tensor on Cpu of float and the input one on Cpu of double; make the loss with the "
+          "weight on the input's backend and element type (weight.to<mg::Cpu>())");
+    CHECK_THROWS_AS(mg::nn::NLLLoss(mg::Tensor<mg::Cpu, float>::from(std::vector<float>{1, 2, 3}))(log_probs, target), mg::DeviceError);
+    // the weight's checks are the functional form's
+    const mg::nn::CrossEntropyLoss short_weight(tensor({1, 2}, {2}));
+    CHECK_THROWS_AS(short_weight(logits, target), mg::ShapeError);
+}
+
 TEST_CASE("BCEWithLogitsLoss with no pos_weight needs no backend, as PyTorch's nn.BCEWithLogitsLoss()") {
     mg::nn::BCEWithLogitsLoss loss_fn;
     mg::nn::BCEWithLogitsLoss summed({.reduction = Reduction::Sum});
