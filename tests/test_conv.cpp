@@ -268,4 +268,61 @@ TEST_CASE("max_pool2d and avg_pool2d options: gradients by central differences, 
     CHECK(error_message([&] { mg::avg_pool2d(x, 2, {.divisor_override = -1}); }) == "avg_pool2d: divisor_override -1 must be positive (0: none)");
 }
 
+// max_pool2d against a direct loop over a grid of geometries: disjoint windows (the one-thread
+// paths that go window by window or tap by tap), overlapping ones, padding, dilation, ceil_mode,
+// ties and NaNs; values, indices, and the gradient both written (one pooling) and added (two).
+TEST_CASE("max_pool2d equals a direct loop over geometries, ties and NaNs: values, indices, gradients written and added") {
+    struct Geometry {
+        mg::Size2 kernel, stride, padding, dilation;
+        bool ceil_mode;
+    };
+    const Geometry grid[] = {
+        {2, 2, 0, 1, false},           {2, 2, 1, 1, false},           {3, 3, 1, 1, true},  {{2, 3}, {2, 3}, 0, 1, true},
+        {2, 3, {1, 0}, 2, false},      {3, 2, 1, 1, false},           {3, 1, 1, 1, false}, {{3, 2}, {1, 2}, {1, 1}, {1, 2}, true},
+        {{1, 2}, {1, 2}, {0, 1}, 1, false}, {2, {2, 3}, 1, {1, 2}, true},
+    };
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    auto x = random_tensor(mg::Shape{2, 3, 9, 11}, 61);
+    auto xv = x.to_vector();
+    for (std::size_t i = 0; i < xv.size(); i += 7) xv[i] = std::round(xv[i] * 2) / 2;  // ties
+    xv[5] = nan, xv[40] = nan, xv[41] = nan, xv[300] = nan;
+    const std::int64_t planes = 6, h = 9, w = 11;
+    for (const auto& gm : grid) {
+        const std::vector<std::int64_t> geometry{gm.kernel.h, gm.kernel.w, gm.stride.h,   gm.stride.w,   gm.padding.h,
+                                                 gm.padding.w, gm.dilation.h, gm.dilation.w, gm.ceil_mode};
+        CAPTURE(geometry);
+        const mg::MaxPool2dOptions options{.stride = gm.stride, .padding = gm.padding, .dilation = gm.dilation, .ceil_mode = gm.ceil_mode};
+        auto input = T2::from(xv, mg::Shape{2, 3, 9, 11}).requires_grad_();
+        auto [y, where] = mg::max_pool2d_with_indices(input, gm.kernel, options);
+        const std::int64_t oh = y.size(2), ow = y.size(3);
+        auto dy1 = random_tensor(y.shape(), 62), dy2 = random_tensor(y.shape(), 63);
+        mg::sum(y * dy1 + mg::max_pool2d(input, gm.kernel, options) * dy2).backward();  // the second pooling's gradient adds
+        const auto yv = y.to_vector();
+        const auto wv = where.to_vector();
+        const auto d1 = dy1.to_vector(), d2 = dy2.to_vector();
+        std::vector<double> dx(xv.size(), 0.0);
+        for (std::int64_t pl = 0; pl < planes; ++pl)
+            for (std::int64_t p = 0; p < oh; ++p)
+                for (std::int64_t q = 0; q < ow; ++q) {
+                    double best = -std::numeric_limits<double>::infinity();
+                    std::int64_t at = -1;
+                    for (std::int64_t i = 0; i < gm.kernel.h; ++i)
+                        for (std::int64_t j = 0; j < gm.kernel.w; ++j) {
+                            const std::int64_t rr = p * gm.stride.h - gm.padding.h + i * gm.dilation.h;
+                            const std::int64_t cc = q * gm.stride.w - gm.padding.w + j * gm.dilation.w;
+                            if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
+                            const double v = xv[static_cast<std::size_t>((pl * h + rr) * w + cc)];
+                            if (at < 0 || (!std::isnan(best) && (v > best || std::isnan(v)))) best = v, at = rr * w + cc;
+                        }
+                    const auto o = static_cast<std::size_t>((pl * oh + p) * ow + q);
+                    REQUIRE(wv[o] == at);
+                    if (std::isnan(best)) CHECK(std::isnan(yv[o]));
+                    else CHECK(yv[o] == best);
+                    if (at >= 0) dx[static_cast<std::size_t>(pl * h * w + at)] += d1[o] + d2[o];
+                }
+        const auto gv = input.grad().to_vector();
+        for (std::size_t i = 0; i < dx.size(); ++i) CHECK(gv[i] == doctest::Approx(dx[i]).epsilon(1e-12));
+    }
+}
+
 }  // namespace test_conv
