@@ -88,6 +88,56 @@ TEST_CASE("conv2d equals a direct convolution for strides, padding and 'same', d
     }
 }
 
+// A call whose patches are more than the host's cache runs over chunks of images (ops/conv.hpp,
+// conv_chunk_images: here 8 chunks of one image), backward remaking each chunk's patches, the
+// weight's and bias's gradients summed over the chunks, added to what the leaves already hold.
+TEST_CASE("conv2d over image chunks: values, and gradients written then added, equal direct loops") {
+    const std::int64_t n = 8, c = 8, h = 24, w = 24, o = 6, groups = 2, cg = c / groups, og = o / groups;
+    const mg::Conv2dOptions options{.stride = 1, .padding = 2, .dilation = 2, .groups = groups};
+    REQUIRE(mg::detail::conv_chunk_images<mg::Cpu, double>(mg::detail::conv_geometry("conv2d", 2, T2::zeros({n, c, h, w}), T2::zeros({o, cg, 3, 3}),
+                                                                                    T2{}, options.stride, options.padding, options.dilation, groups)) == 1);
+    auto x = random_tensor(mg::Shape{n, c, h, w}, 71);
+    auto weight = random_tensor(mg::Shape{o, cg, 3, 3}, 72);
+    auto bias = random_tensor(mg::Shape{o}, 73);
+    auto dy = random_tensor(mg::Shape{n, o, h, w}, 74);  // the output is 24x24: padding 2 = dilation 2 x (3 - 1) / 2
+    const auto xv = x.to_vector(), wv = weight.to_vector(), bv = bias.to_vector(), dyv = dy.to_vector();
+    std::vector<double> y_ref(static_cast<std::size_t>(n * o * h * w)), dx_ref(xv.size()), dw_ref(wv.size()), db_ref(bv.size());
+    for (std::int64_t b = 0; b < n; ++b)
+        for (std::int64_t oc = 0; oc < o; ++oc)
+            for (std::int64_t p = 0; p < h; ++p)
+                for (std::int64_t q = 0; q < w; ++q) {
+                    const auto at = static_cast<std::size_t>(((b * o + oc) * h + p) * w + q);
+                    double acc = bv[static_cast<std::size_t>(oc)];
+                    db_ref[static_cast<std::size_t>(oc)] += dyv[at];
+                    for (std::int64_t ci = 0; ci < cg; ++ci)
+                        for (std::int64_t i = 0; i < 3; ++i)
+                            for (std::int64_t j = 0; j < 3; ++j) {
+                                const std::int64_t yy = p - 2 + 2 * i, xx = q - 2 + 2 * j;
+                                if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+                                const auto xi = static_cast<std::size_t>(((b * c + oc / og * cg + ci) * h + yy) * w + xx);
+                                const auto wi = static_cast<std::size_t>(((oc * cg + ci) * 3 + i) * 3 + j);
+                                acc += xv[xi] * wv[wi];
+                                dx_ref[xi] += dyv[at] * wv[wi];
+                                dw_ref[wi] += dyv[at] * xv[xi];
+                            }
+                    y_ref[at] = acc;
+                }
+    for (int pass = 1; pass <= 2; ++pass) {  // the second pass adds to the gradients of the first
+        CAPTURE(pass);
+        const auto y = mg::conv2d(x, weight, bias, options);
+        const auto yv = y.to_vector();
+        for (std::size_t i = 0; i < yv.size(); ++i) REQUIRE(yv[i] == doctest::Approx(y_ref[i]).epsilon(1e-12));
+        mg::sum(y * dy).backward();
+        const auto close_all = [pass](const std::vector<double>& got, const std::vector<double>& want) {
+            REQUIRE(got.size() == want.size());
+            for (std::size_t i = 0; i < got.size(); ++i) REQUIRE(got[i] == doctest::Approx(pass * want[i]).epsilon(1e-10));
+        };
+        close_all(x.grad().to_vector(), dx_ref);
+        close_all(weight.grad().to_vector(), dw_ref);
+        close_all(bias.grad().to_vector(), db_ref);
+    }
+}
+
 TEST_CASE("conv1d is conv2d over a height of 1; Conv1d and Conv2d hold PyTorch's parameters, initialised in +-1/sqrt(fan_in)") {
     auto x = random_tensor(mg::Shape{2, 4, 9}, 31);
     auto w = random_tensor(mg::Shape{6, 2, 3}, 32);
