@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -146,7 +147,8 @@ TEST_CASE("BatchNorm1d and BatchNorm2d: three training steps and an eval step as
 }
 
 TEST_CASE("batch_norm: gradients by central differences in training and eval, for (N, C), (N, C, L) and (N, C, H, W)") {
-    for (const mg::Shape& shape : {mg::Shape{5, 3}, mg::Shape{3, 2, 4}, mg::Shape{2, 3, 3, 2}}) {
+    // planes of 4, 6 and 20 elements: the host's sums go eight at a time, then the rest
+    for (const mg::Shape& shape : {mg::Shape{5, 3}, mg::Shape{3, 2, 4}, mg::Shape{2, 3, 3, 2}, mg::Shape{3, 2, 4, 5}}) {
         CAPTURE(shape);
         auto x = random_tensor(shape, 1, -1, 2);
         auto w = random_tensor(mg::Shape{shape[1]}, 2, 0.5, 1.5);
@@ -163,6 +165,29 @@ TEST_CASE("batch_norm: gradients by central differences in training and eval, fo
         }
         // training without running statistics is allowed (the batch's are used)
         check_gradients([&] { return mg::sum(mg::batch_norm(x, T2{}, T2{}, w, b, {.training = true}) * anchor); }, {x, w, b});
+    }
+}
+
+TEST_CASE("batch_norm: an input used twice gets the sum of both gradients, in training and eval") {
+    const mg::Shape shape{3, 2, 5, 4};
+    const auto values = random_tensor(shape, 5, -1, 2).detach();
+    auto w = random_tensor(mg::Shape{2}, 6, 0.5, 1.5).detach();
+    auto b = random_tensor(mg::Shape{2}, 7).detach();
+    const T2 anchors[2] = {random_tensor(shape, 8).detach(), random_tensor(shape, 9).detach()};
+    const auto rm = random_tensor(mg::Shape{2}, 10).detach(), rv = random_tensor(mg::Shape{2}, 11, 0.5, 2).detach();
+    const auto use = [&](const T2& x, int which, bool training) {
+        return mg::sum(mg::batch_norm(x, rm.clone(), rv.clone(), w, b, {.training = training}) * anchors[which]);
+    };
+    for (const auto& [first, second] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, false}}) {
+        const bool modes[2] = {first, second};
+        CAPTURE(modes[0]);
+        CAPTURE(modes[1]);
+        auto x1 = values.clone().requires_grad_(), x2 = values.clone().requires_grad_(), both = values.clone().requires_grad_();
+        use(x1, 0, modes[0]).backward();
+        use(x2, 1, modes[1]).backward();
+        (use(both, 0, modes[0]) + use(both, 1, modes[1])).backward();
+        const auto g1 = x1.grad().to_vector(), g2 = x2.grad().to_vector(), g = both.grad().to_vector();
+        for (std::size_t i = 0; i < g.size(); ++i) CHECK(g[i] == doctest::Approx(g1[i] + g2[i]).epsilon(1e-12));
     }
 }
 

@@ -42,7 +42,26 @@ struct BatchNormLayout {
             for (index_t e = lane; e < n * s; e += Lanes) fn(at(ch, e));
         }
     }
+    // One thread over channel ch's elements: full(i) for each run of eight, i to i + 7, and
+    // tail(i, width) for the rest of each plane. For sums kept in eight partial sums, which
+    // vectorise where one running sum is a chain of dependent additions (its order is fixed, so
+    // the compiler may not split it).
+    template <class Full, class Tail>
+    MINIGRAD_HD_INLINE void for_each_run8(index_t ch, Full&& full, Tail&& tail) const {
+        for (index_t k = 0; k < n; ++k) {
+            const index_t base = (k * c + ch) * s;
+            index_t j = 0;
+            for (; j + 8 <= s; j += 8) full(base + j);
+            if (j < s) tail(base + j, s - j);
+        }
+    }
 };
+
+// part[0] + ... + part[7], pairwise
+template <class T>
+MINIGRAD_HD_INLINE T sum8(const T (&part)[8]) {
+    return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+}
 
 // Per channel (a row of n s elements): mean and rstd = 1 / sqrt(biased var + eps) of the batch,
 // and, where running_mean is set, running = (1 - f) running + f batch (the variance unbiased),
@@ -61,11 +80,26 @@ struct BatchNormStats {
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t ch, int lane, const Team& team) const {
         const T count = static_cast<T>(l.count());
-        T sum = 0;
-        l.template for_each<Lanes>(ch, lane, [&](index_t i) { sum += x[i]; });
+        T sum = 0, squares = 0;  // squares around the mean, as layer_norm
+        if constexpr (Lanes == 1) {
+            T part[8] = {};
+            l.for_each_run8(
+                ch, [&](index_t i) { for (int u = 0; u < 8; ++u) part[u] += x[i + u]; },
+                [&](index_t i, index_t width) { for (index_t u = 0; u < width; ++u) part[u] += x[i + u]; });
+            sum = sum8(part);
+        } else {
+            l.template for_each<Lanes>(ch, lane, [&](index_t i) { sum += x[i]; });
+        }
         const T m = team.sum(sum) / count;
-        T squares = 0;  // around the mean, as layer_norm
-        l.template for_each<Lanes>(ch, lane, [&](index_t i) { squares += (x[i] - m) * (x[i] - m); });
+        if constexpr (Lanes == 1) {
+            T part[8] = {};
+            l.for_each_run8(
+                ch, [&](index_t i) { for (int u = 0; u < 8; ++u) part[u] += (x[i + u] - m) * (x[i + u] - m); },
+                [&](index_t i, index_t width) { for (index_t u = 0; u < width; ++u) part[u] += (x[i + u] - m) * (x[i + u] - m); });
+            squares = sum8(part);
+        } else {
+            l.template for_each<Lanes>(ch, lane, [&](index_t i) { squares += (x[i] - m) * (x[i] - m); });
+        }
         const T var = team.sum(squares) / count;
         if (lane != 0) return;
         mean[ch] = m;
@@ -117,6 +151,12 @@ struct BatchNormApply {
     MINIGRAD_HD index_t work_per_index() const { return cols; }
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
+        if (l.s != 1) {  // one channel per row: its numbers read once, and a loop that vectorises
+            const index_t ch = r % l.c;
+            const T m = mean[ch], scale = rstd[ch] * (weight ? weight[ch] : T(1)), shift = bias ? bias[ch] : T(0);
+            for (index_t j = lane; j < cols; j += Lanes) y[r * cols + j] = (x[r * cols + j] - m) * scale + shift;
+            return;
+        }
         for (index_t j = lane; j < cols; j += Lanes) {
             const index_t ch = batch_norm_channel(l, r, j), i = r * cols + j;
             const T scale = rstd[ch] * (weight ? weight[ch] : T(1));
@@ -144,10 +184,23 @@ struct BatchNormGradSums {
     MINIGRAD_HD void row(index_t ch, int lane, const Team& team) const {
         const T m = mean[ch];
         T dy_sum = 0, dy_xc_sum = 0;
-        l.template for_each<Lanes>(ch, lane, [&](index_t i) {
-            dy_sum += dy[i];
-            dy_xc_sum += dy[i] * (x[i] - m);
-        });
+        if constexpr (Lanes == 1) {
+            T part[8] = {}, part_xc[8] = {};
+            const auto add = [&](index_t i, index_t u) {
+                part[u] += dy[i + u];
+                part_xc[u] += dy[i + u] * (x[i + u] - m);
+            };
+            l.for_each_run8(
+                ch, [&](index_t i) { for (int u = 0; u < 8; ++u) add(i, u); },
+                [&](index_t i, index_t width) { for (index_t u = 0; u < width; ++u) add(i, u); });
+            dy_sum = sum8(part);
+            dy_xc_sum = sum8(part_xc);
+        } else {
+            l.template for_each<Lanes>(ch, lane, [&](index_t i) {
+                dy_sum += dy[i];
+                dy_xc_sum += dy[i] * (x[i] - m);
+            });
+        }
         dy_sum = team.sum(dy_sum);
         const T dy_xhat_sum = team.sum(dy_xc_sum) * rstd[ch];
         if (lane != 0) return;
@@ -177,6 +230,24 @@ struct BatchNormBackward {
     template <int Lanes, class Team>
     MINIGRAD_HD void row(index_t r, int lane, const Team&) const {
         const T inv_count = T(1) / static_cast<T>(l.count());
+        if (l.s != 1) {  // one channel per row: its numbers read once, one loop per case, each vectorises
+            const index_t ch = r % l.c;
+            const T s = rstd[ch], g = s * (weight ? weight[ch] : T(1)), m = mean[ch];
+            const T shift = batch_stats ? sums[ch] * inv_count : T(0), slope = batch_stats ? s * sums[l.c + ch] * inv_count : T(0);
+            const T* dyr = dy + r * cols;
+            const T* xr = x + r * cols;
+            T* dxr = dx + r * cols;
+            if (batch_stats && overwrite) {
+                for (index_t j = lane; j < cols; j += Lanes) dxr[j] = g * (dyr[j] - (shift + (xr[j] - m) * slope));
+            } else if (batch_stats) {
+                for (index_t j = lane; j < cols; j += Lanes) dxr[j] += g * (dyr[j] - (shift + (xr[j] - m) * slope));
+            } else if (overwrite) {
+                for (index_t j = lane; j < cols; j += Lanes) dxr[j] = g * dyr[j];
+            } else {
+                for (index_t j = lane; j < cols; j += Lanes) dxr[j] += g * dyr[j];
+            }
+            return;
+        }
         for (index_t j = lane; j < cols; j += Lanes) {
             const index_t ch = batch_norm_channel(l, r, j), i = r * cols + j;
             const T s = rstd[ch], g = s * (weight ? weight[ch] : T(1));
