@@ -5,6 +5,7 @@
 //   mg::nn::CrossEntropyLoss weighted(class_weights, {.label_smoothing = 0.1});  // weight=, as torch's
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string_view>
 #include <type_traits>
@@ -23,11 +24,15 @@ struct LossOptions {
 
 namespace detail {
 
-// A class-weight tensor of any backend and element type. CrossEntropyLoss and NLLLoss hold one and
-// stay plain types, as PyTorch's are (a `nn::CrossEntropyLoss&` parameter, a member with no
-// template arguments), where a tensor member would make them templates. The price: a weight on
-// another backend or of another element type than the input is an error when the loss is called
-// (DeviceError), not when it is compiled.
+// A class-weight tensor of any backend and element type, and the weighted form of a loss for it.
+// CrossEntropyLoss and NLLLoss hold one and stay plain types, as PyTorch's are (a
+// `nn::CrossEntropyLoss&` parameter, a member with no template arguments), where a tensor member
+// would make them templates. The price: a weight on another backend or of another element type than
+// the input is an error when the loss is called (DeviceError), not when it is compiled.
+// The weighted form (a dozen ops) is compiled where a weight is given, for int64 and int32 labels
+// (function pointers taken by the constructor); a call compiles it only for other label types, so
+// that a loss with no weight costs its users no compile time.
+template <class Weighted, class Options>
 class ClassWeight {
   public:
     ClassWeight() = default;
@@ -36,15 +41,19 @@ class ClassWeight {
         if (weight.defined()) held_ = std::make_shared<const Held<B, T>>(weight);
     }
     bool defined() const { return held_ != nullptr; }
-    // the weight as the input's type (an undefined tensor when there is none)
-    template <class B, class T>
-    Tensor<B, T> as(std::string_view op) const {
-        if (!held_) return {};
-        if (const auto* held = dynamic_cast<const Held<B, T>*>(held_.get())) return held->weight;
-        minigrad::detail::fail<DeviceError>(
-            "{}: its class weight is a tensor on {} of {} and the input one on {} of {}; make the loss with the weight on the "
-            "input's backend and element type (weight.to<mg::{}>())",
-            op, held_->backend(), held_->dtype(), B::name, minigrad::detail::scalar_type_name<T>(), B::name);
+    // the weighted loss of x (the input) and target
+    template <class B, class T, class L>
+    Tensor<B, T> apply(std::string_view op, const Tensor<B, T>& x, const Tensor<B, L>& target, const Options& options) const {
+        const auto* held = dynamic_cast<const Held<B, T>*>(held_.get());
+        if (!held) {
+            minigrad::detail::fail<DeviceError>(
+                "{}: its class weight is a tensor on {} of {} and the input one on {} of {}; make the loss with the weight on the "
+                "input's backend and element type (weight.to<mg::{}>())",
+                op, held_->backend(), held_->dtype(), B::name, minigrad::detail::scalar_type_name<T>(), B::name);
+        }
+        if constexpr (std::is_same_v<L, std::int64_t>) return held->with_int64(x, target, held->weight, options);
+        else if constexpr (std::is_same_v<L, std::int32_t>) return held->with_int32(x, target, held->weight, options);
+        else return Weighted::call(x, target, held->weight, options);
     }
 
   private:
@@ -53,14 +62,31 @@ class ClassWeight {
         virtual std::string_view backend() const = 0;
         virtual std::string_view dtype() const = 0;
     };
+    template <class B, class T, class L>
+    using Form = Tensor<B, T> (*)(const Tensor<B, T>&, const Tensor<B, L>&, const Tensor<B, T>&, const Options&);
     template <class B, class T>
     struct Held final : Base {
         Tensor<B, T> weight;
+        Form<B, T, std::int64_t> with_int64 = &Weighted::template call<B, T, std::int64_t>;
+        Form<B, T, std::int32_t> with_int32 = &Weighted::template call<B, T, std::int32_t>;
         explicit Held(const Tensor<B, T>& w) : weight(w) {}
         std::string_view backend() const override { return B::name; }
         std::string_view dtype() const override { return minigrad::detail::scalar_type_name<T>(); }
     };
     std::shared_ptr<const Base> held_;
+};
+
+struct WeightedCrossEntropy {
+    template <class B, class T, class L>
+    static Tensor<B, T> call(const Tensor<B, T>& x, const Tensor<B, L>& target, const Tensor<B, T>& weight, const CrossEntropyOptions& options) {
+        return cross_entropy(x, target, weight, options);
+    }
+};
+struct WeightedNllLoss {
+    template <class B, class T, class L>
+    static Tensor<B, T> call(const Tensor<B, T>& x, const Tensor<B, L>& target, const Tensor<B, T>& weight, const NllLossOptions& options) {
+        return nll_loss(x, target, weight, options);
+    }
 };
 
 }  // namespace detail
@@ -69,7 +95,7 @@ class ClassWeight {
 // must be on the input's backend with its element type (checked at the call).
 struct CrossEntropyLoss {
     CrossEntropyOptions options;
-    detail::ClassWeight weight;
+    detail::ClassWeight<detail::WeightedCrossEntropy, CrossEntropyOptions> weight;
     CrossEntropyLoss() = default;
     CrossEntropyLoss(const CrossEntropyOptions& o) : options(o) {}
     template <class B, class T>
@@ -79,7 +105,7 @@ struct CrossEntropyLoss {
     template <class BA, class T, class BB, class L>
     auto operator()(const Tensor<BA, T>& logits, const Tensor<BB, L>& target) const {
         if constexpr (std::is_same_v<BA, BB>) {
-            if (weight.defined()) return cross_entropy(logits, target, weight.as<BA, T>("CrossEntropyLoss"), options);
+            if (weight.defined()) return weight.apply("CrossEntropyLoss", logits, target, options);
         }
         return cross_entropy(logits, target, options);
     }
@@ -88,7 +114,7 @@ struct CrossEntropyLoss {
 // weight (classes), as torch.nn.NLLLoss(weight=...), held as CrossEntropyLoss holds it
 struct NLLLoss {
     NllLossOptions options;
-    detail::ClassWeight weight;
+    detail::ClassWeight<detail::WeightedNllLoss, NllLossOptions> weight;
     NLLLoss() = default;
     NLLLoss(const NllLossOptions& o) : options(o) {}
     template <class B, class T>
@@ -97,7 +123,7 @@ struct NLLLoss {
     template <class BA, class T, class BB, class L>
     auto operator()(const Tensor<BA, T>& input, const Tensor<BB, L>& target) const {
         if constexpr (std::is_same_v<BA, BB>) {
-            if (weight.defined()) return nll_loss(input, target, weight.as<BA, T>("NLLLoss"), options);
+            if (weight.defined()) return weight.apply("NLLLoss", input, target, options);
         }
         return nll_loss(input, target, options);
     }
