@@ -526,6 +526,48 @@ TEST_CASE("compiled step on the CPU: a CNN with BatchNorm and dropout compiles; 
     CHECK(eager.log.values().back() < 0.5f * eager.log.values().front());  // it trained
 }
 
+// A convolution large enough to run over image chunks (ops/conv.hpp, conv_chunk_images: 9 chunks
+// of one image here), with BatchNorm and SGD with momentum.
+struct ChunkedConv {
+    mg::nn::Conv2d<mg::Cpu> conv;
+    mg::nn::BatchNorm2d<mg::Cpu> bn{8};
+    mg::optim::SGD<mg::Cpu, float> opt;
+    mg::LossLog log;
+    ChunkedConv()
+        : conv((mg::manual_seed(11), mg::nn::Conv2d<mg::Cpu>(16, 8, 3, {.padding = 1}))),
+          opt({conv.weight, conv.bias, bn.weight, bn.bias}, {.lr = 0.05, .momentum = 0.9}) {}
+    void step(const mg::Tensor<mg::Cpu>& x, const mg::Tensor<mg::Cpu>& target) {
+        auto loss = mg::mse_loss(bn(conv(x)), target);
+        opt.zero_grad();
+        loss.backward();
+        opt.step();
+        log.record(loss);
+    }
+};
+
+TEST_CASE("captured and compiled steps on the CPU: a convolution over image chunks replays as eager runs it, bit for bit; no allocation") {
+    mg::Generator data(23);
+    const auto x = mg::Tensor<mg::Cpu>::uniform({9, 16, 24, 24}, -1, 1, data);
+    const auto target = mg::Tensor<mg::Cpu>::uniform({9, 8, 24, 24}, -1, 1, data);
+    const auto g = mg::detail::conv_geometry("conv2d", 2, x, mg::Tensor<mg::Cpu>::zeros({8, 16, 3, 3}), mg::Tensor<mg::Cpu>{}, 1, 1, 1, 1);
+    REQUIRE(mg::detail::conv_chunk_images<mg::Cpu, float>(g) == 1);
+    ChunkedConv eager, taped, compiled;
+    for (int i = 0; i < 5; ++i) eager.step(x, target);
+    for (const auto mode : {mg::StepMode::graph, mg::StepMode::compiled}) {
+        ChunkedConv& run = mode == mg::StepMode::graph ? taped : compiled;
+        mg::StepGraph<mg::Cpu> graph([&] { run.step(x, target); }, mode);
+        graph.replay(2);
+        const auto before = mg::counters();
+        graph.replay(3);
+        const auto after = mg::counters();
+        CHECK(after.storage_allocs == before.storage_allocs);
+        CHECK(run.log.values() == eager.log.values());
+        CHECK(run.conv.weight.to_vector() == eager.conv.weight.to_vector());
+        CHECK(run.bn.running_var.to_vector() == eager.bn.running_var.to_vector());
+    }
+    CHECK(eager.log.values().back() < eager.log.values().front());  // it trained
+}
+
 // examples/charlm's GPT, smaller (2 blocks, 2 heads, n_embd 32, context 8): embeddings, LayerNorm,
 // causal MultiheadAttention (its head split and merge, scaled_dot_product_attention), the GELU MLP,
 // cross-entropy over (N T, vocab), clipping and AdamW with two parameter groups.
