@@ -31,6 +31,21 @@ MINIGRAD_HD inline T write(T old, T value, bool overwrite) {
     return overwrite ? value : old + value;
 }
 
+// take ? a : b in bit operations, which no compiler turns back into a branch: for a choice the data
+// makes (a pooling's maximum, mispredicted as a branch about every other time), and for a select
+// whose sides the vectoriser must not see as a load on one path (a gradient written or added)
+template <class T>
+MINIGRAD_HD_INLINE T select_bits(bool take, T a, T b) {
+    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    Bits x, y;
+    std::memcpy(&x, &a, sizeof x);
+    std::memcpy(&y, &b, sizeof y);
+    const Bits mask = Bits(0) - static_cast<Bits>(take);
+    x = (x & mask) | (y & ~mask);
+    std::memcpy(&a, &x, sizeof a);
+    return a;
+}
+
 // e^x for float, inline and branch-free (no libm call): x = n ln2 + r with ln2 split in two
 // (Cody-Waite) so r is exact, e^r from its degree-6 Taylor-like minimax polynomial on |r| <= ln2/2,
 // then 2^n put straight into the exponent bits. Within 2 ulp of std::exp on [-87, 88] (tested);

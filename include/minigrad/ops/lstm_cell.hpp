@@ -68,17 +68,9 @@ struct LstmCellBackward {
         else if (dgates) row<true, false>(r);
         else if (dhc_prev) row<false, true>(r);
     }
-    // What a gradient adds to: 0 where it overwrites (old's bits and-ed with a mask of zeros: an
-    // overwritten buffer may hold anything, a NaN too). `write` (kernels.hpp) selects, and the
-    // compiler turns that select into a load on one path, which keeps the loop from vectorising.
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    MINIGRAD_HD_INLINE static T kept(T old, Bits mask) {
-        Bits b;
-        std::memcpy(&b, &old, sizeof b);
-        b &= mask;
-        std::memcpy(&old, &b, sizeof b);
-        return old;
-    }
+    // What a gradient adds to: 0 where it overwrites (select_bits: an overwritten buffer may hold
+    // anything, a NaN too; `write` selects, and the compiler turns that select into a load on one
+    // path, which keeps the loop from vectorising).
     // one loop per choice of outputs, with no test inside: it vectorises
     template <bool Gates, bool Prev>
     MINIGRAD_HD_INLINE void row(index_t r) const {
@@ -88,7 +80,7 @@ struct LstmCellBackward {
         const T* d = dhc + r * 2 * hidden;
         T* dg = Gates ? dgates + r * 4 * hidden : nullptr;
         T* dp = Prev ? dhc_prev + r * 2 * hidden : nullptr;
-        const Bits keep_gates = overwrite_gates ? Bits(0) : ~Bits(0), keep_prev = overwrite_prev ? Bits(0) : ~Bits(0);
+        const bool keep_gates = !overwrite_gates, keep_prev = !overwrite_prev;
         MINIGRAD_IVDEP
         for (index_t j = 0; j < hidden; ++j) {
             const LstmGates<T> a(g, j, hidden);
@@ -96,12 +88,12 @@ struct LstmCellBackward {
             const T dh = d[j];
             const T dc = d[hidden + j] + dh * a.o * (T(1) - tc * tc);
             if constexpr (Gates) {
-                dg[j] = kept(dg[j], keep_gates) + dc * a.g * a.i * (T(1) - a.i);
-                dg[hidden + j] = kept(dg[hidden + j], keep_gates) + dc * prev[hidden + j] * a.f * (T(1) - a.f);
-                dg[2 * hidden + j] = kept(dg[2 * hidden + j], keep_gates) + dc * a.i * (T(1) - a.g * a.g);
-                dg[3 * hidden + j] = kept(dg[3 * hidden + j], keep_gates) + dh * tc * a.o * (T(1) - a.o);
+                dg[j] = select_bits(keep_gates, dg[j], T(0)) + dc * a.g * a.i * (T(1) - a.i);
+                dg[hidden + j] = select_bits(keep_gates, dg[hidden + j], T(0)) + dc * prev[hidden + j] * a.f * (T(1) - a.f);
+                dg[2 * hidden + j] = select_bits(keep_gates, dg[2 * hidden + j], T(0)) + dc * a.i * (T(1) - a.g * a.g);
+                dg[3 * hidden + j] = select_bits(keep_gates, dg[3 * hidden + j], T(0)) + dh * tc * a.o * (T(1) - a.o);
             }
-            if constexpr (Prev) dp[hidden + j] = kept(dp[hidden + j], keep_prev) + dc * a.f;
+            if constexpr (Prev) dp[hidden + j] = select_bits(keep_prev, dp[hidden + j], T(0)) + dc * a.f;
         }
         if constexpr (Prev) {
             if (overwrite_prev)

@@ -74,20 +74,9 @@ struct PoolGeometry {
     }
 };
 
-// take ? a : b, and take ? i : j, in bit operations: a pooling's choice of maximum follows the data,
-// and as a branch (which the compiler makes of a plain select) it is mispredicted about every other
-// time, a quarter of a small CNN's step.
-template <class T>
-MINIGRAD_HD_INLINE T select_bits(bool take, T a, T b) {
-    using Bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-    Bits x, y;
-    std::memcpy(&x, &a, sizeof x);
-    std::memcpy(&y, &b, sizeof y);
-    const Bits mask = Bits(0) - static_cast<Bits>(take);
-    x = (x & mask) | (y & ~mask);
-    std::memcpy(&a, &x, sizeof a);
-    return a;
-}
+// take ? i : j in bit operations (select_bits, backend/kernels.hpp, for values): a pooling's choice
+// of maximum follows the data, and as a branch (which the compiler makes of a plain select) it is
+// mispredicted about every other time, a quarter of a small CNN's step.
 MINIGRAD_HD_INLINE index_t select_index(bool take, index_t i, index_t j) { return j ^ ((j ^ i) & -static_cast<index_t>(take)); }
 
 // The pooling functors are row functors (launch_rows): the forwards' row r is one output row
